@@ -1,0 +1,87 @@
+//! Engine settings. The server fills them from `initializationOptions` / `workspace/configuration`.
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+pub const DEFAULT_MODEL_FILE: &str = "gemma-3-270m-q4_k_m.gguf";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct EngineConfig {
+    /// GGUF file to load; `None` means the embedded default fetched by `scripts/fetch-model.sh`.
+    pub model_path: Option<PathBuf>,
+    /// Documents that keep their KV cells resident at once (llama.cpp sequences).
+    pub sequences: u32,
+    /// KV cells each sequence may use; the context holds `sequences * ctx_per_sequence` cells.
+    pub ctx_per_sequence: u32,
+    pub prefix_tokens: usize,
+    pub suffix_tokens: usize,
+    pub max_tokens: usize,
+    pub max_lines: usize,
+    /// CPU threads for llama.cpp; `None` uses every core.
+    pub threads: Option<i32>,
+    /// Layers to offload to a GPU; `None` offloads all when a GPU backend is compiled in. Clamped to the
+    /// model's real layer count.
+    pub gpu_layers: Option<u32>,
+    /// Turn the per-document prefix cache off (for benchmarks that compare against it).
+    pub cache_enabled: bool,
+    /// Host memory for KV snapshots of documents that lost their sequence.
+    pub host_cache_mb: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            model_path: None,
+            sequences: 8,
+            ctx_per_sequence: 2048,
+            prefix_tokens: 1024,
+            suffix_tokens: 128,
+            max_tokens: 64,
+            max_lines: 8,
+            threads: None,
+            gpu_layers: None,
+            cache_enabled: true,
+            host_cache_mb: 512,
+        }
+    }
+}
+
+impl EngineConfig {
+    pub fn resolved_model_path(&self) -> PathBuf {
+        if let Some(p) = &self.model_path {
+            return p.clone();
+        }
+        if let Some(p) = std::env::var_os("LOKAL_MODEL") {
+            return PathBuf::from(p);
+        }
+        default_model_dir().join(DEFAULT_MODEL_FILE)
+    }
+
+    /// Settings that cannot work together, reported before anything is loaded.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.sequences == 0 || self.sequences > 64 {
+            return Err(format!("sequences must be 1..=64, got {}", self.sequences));
+        }
+        let need = self.prefix_tokens + self.suffix_tokens + self.max_tokens + 8;
+        if (self.ctx_per_sequence as usize) < need {
+            return Err(format!(
+                "ctxPerSequence ({}) must hold prefixTokens + suffixTokens + maxTokens + 8 = {need}",
+                self.ctx_per_sequence
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `$LOKAL_MODEL_DIR`, else `$XDG_CACHE_HOME/lokal/models`, else `~/.cache/lokal/models` (the same rule as
+/// scripts/fetch-model.sh).
+pub fn default_model_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("LOKAL_MODEL_DIR") {
+        return PathBuf::from(d);
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".cache"));
+    cache.join("lokal").join("models")
+}

@@ -1,0 +1,212 @@
+//! The handle the server holds: sends jobs to the model thread and keeps the state that must answer without
+//! waiting for it (the last suggestion per document, which requests are in flight).
+use crate::cancel::CancelToken;
+use crate::config::EngineConfig;
+use crate::error::{EngineError, Result};
+use crate::stats::EngineStats;
+use crate::worker::{self, Completion, CompletionRequest, EngineEvent, EngineState, GenerateRequest, Generation, Job, Timings};
+use std::collections::HashMap;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+use tokio::sync::oneshot;
+
+/// What was last suggested for a document, to serve "typed the beginning of the suggestion" for free.
+#[derive(Debug, Clone)]
+struct LastSuggestion {
+    before: String,
+    first_line: u32,
+    after_head: String,
+    text: String,
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    tx: Sender<Job>,
+    state: Arc<RwLock<EngineState>>,
+    inflight: Arc<Mutex<HashMap<String, CancelToken>>>,
+    last: Arc<Mutex<HashMap<String, LastSuggestion>>>,
+    from_suggestion: Arc<Mutex<HashMap<String, u64>>>,
+}
+
+const AFTER_HEAD: usize = 2048;
+
+fn after_head(after: &str) -> String {
+    let mut end = after.len().min(AFTER_HEAD);
+    while !after.is_char_boundary(end) {
+        end -= 1;
+    }
+    after[..end].to_string()
+}
+
+impl Engine {
+    /// Starts the model thread; loading happens there, reported through `events`.
+    pub fn start(cfg: EngineConfig, events: impl Fn(EngineEvent) + Send + Sync + 'static) -> Engine {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let state = Arc::new(RwLock::new(EngineState::Loading));
+        let st = state.clone();
+        let events: Arc<dyn Fn(EngineEvent) + Send + Sync> = Arc::new(events);
+        std::thread::Builder::new()
+            .name("lokal-model".into())
+            .spawn(move || worker::run(rx, cfg, st, events))
+            .expect("spawn model thread");
+        Engine {
+            tx,
+            state,
+            inflight: Default::default(),
+            last: Default::default(),
+            from_suggestion: Default::default(),
+        }
+    }
+
+    pub fn state(&self) -> EngineState {
+        self.state.read().unwrap().clone()
+    }
+
+    fn send(&self, job: Job) -> Result<()> {
+        self.tx.send(job).map_err(|_| EngineError::ShutDown)
+    }
+
+    /// Complete at the cursor. A newer request for the same document cancels this one.
+    pub async fn complete(&self, req: CompletionRequest, cancel: CancelToken) -> Result<Completion> {
+        let queued = Instant::now();
+        if let Some(c) = self.from_last_suggestion(&req, queued) {
+            return Ok(c);
+        }
+        if let EngineState::Failed(why) = self.state() {
+            return Err(EngineError::ModelUnavailable(why));
+        }
+        let doc = req.doc.clone();
+        if let Some(old) = self.inflight.lock().unwrap().insert(doc.clone(), cancel.clone()) {
+            old.cancel();
+        }
+        let (reply, rx) = oneshot::channel();
+        let req2 = req.clone();
+        self.send(Job::Complete { req, cancel: cancel.clone(), queued, reply })?;
+        let r = rx.await.map_err(|_| EngineError::ShutDown)?;
+        {
+            let mut inflight = self.inflight.lock().unwrap();
+            if inflight.get(&doc).is_some_and(|c| std::ptr::eq(c.flag_ptr(), cancel.flag_ptr())) {
+                inflight.remove(&doc);
+            }
+        }
+        if let Ok(c) = &r {
+            let mut last = self.last.lock().unwrap();
+            match &c.text {
+                Some(t) => {
+                    last.insert(
+                        doc,
+                        LastSuggestion { before: req2.before, first_line: req2.first_line, after_head: after_head(&req2.after), text: t.clone() },
+                    );
+                }
+                None => {
+                    last.remove(&doc);
+                }
+            }
+        }
+        r
+    }
+
+    /// Blocking variant for the CLI.
+    pub fn complete_blocking(&self, req: CompletionRequest) -> Result<Completion> {
+        let rt = tokio::runtime::Builder::new_current_thread().build().map_err(|e| EngineError::Llama(e.to_string()))?;
+        rt.block_on(self.complete(req, CancelToken::new()))
+    }
+
+    fn from_last_suggestion(&self, req: &CompletionRequest, queued: Instant) -> Option<Completion> {
+        let mut last = self.last.lock().unwrap();
+        let prev = last.get(&req.doc)?.clone();
+        if prev.first_line != req.first_line || !req.before.starts_with(&prev.before) || after_head(&req.after) != prev.after_head {
+            return None;
+        }
+        let typed = &req.before[prev.before.len()..];
+        if typed.is_empty() || !prev.text.starts_with(typed) || prev.text.len() == typed.len() {
+            return None;
+        }
+        let rest = prev.text[typed.len()..].to_string();
+        last.insert(
+            req.doc.clone(),
+            LastSuggestion { before: req.before.clone(), first_line: req.first_line, after_head: prev.after_head.clone(), text: rest.clone() },
+        );
+        *self.from_suggestion.lock().unwrap().entry(req.doc.clone()).or_default() += 1;
+        let ms = queued.elapsed().as_secs_f64() * 1e3;
+        Some(Completion {
+            text: Some(rest),
+            timings: Timings { ttft_ms: ms, total_ms: ms, from_suggestion: true, ..Default::default() },
+        })
+    }
+
+    pub async fn generate(&self, req: GenerateRequest, cancel: CancelToken) -> Result<Generation> {
+        if let EngineState::Failed(why) = self.state() {
+            return Err(EngineError::ModelUnavailable(why));
+        }
+        let (reply, rx) = oneshot::channel();
+        self.send(Job::Generate { req, cancel, queued: Instant::now(), reply })?;
+        rx.await.map_err(|_| EngineError::ShutDown)?
+    }
+
+    pub async fn count_tokens(&self, text: String) -> Result<usize> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Job::Tokenize { text, reply })?;
+        rx.await.map_err(|_| EngineError::ShutDown)?
+    }
+
+    /// The document was closed: free its sequence, snapshot and remembered suggestion.
+    pub fn close(&self, doc: &str) {
+        self.last.lock().unwrap().remove(doc);
+        if let Some(c) = self.inflight.lock().unwrap().remove(doc) {
+            c.cancel();
+        }
+        let _ = self.send(Job::Close { doc: doc.to_string() });
+    }
+
+    /// The document changed somewhere other than by typing at the end of the last prompt; the remembered
+    /// suggestion no longer applies. (Typing ahead is detected from the request itself.)
+    pub fn forget_suggestion(&self, doc: &str) {
+        self.last.lock().unwrap().remove(doc);
+    }
+
+    pub async fn stats(&self) -> EngineStats {
+        let (reply, rx) = oneshot::channel();
+        let mut s = if self.send(Job::Stats { reply }).is_ok() {
+            rx.await.unwrap_or_default()
+        } else {
+            EngineStats { state: "shut down".into(), ..Default::default() }
+        };
+        if let EngineState::Loading = self.state() {
+            s.state = "loading".into();
+        }
+        for (doc, n) in self.from_suggestion.lock().unwrap().iter() {
+            let d = s.documents.entry(doc.clone()).or_default();
+            d.served_from_suggestion = *n;
+            d.requests += *n;
+        }
+        s
+    }
+
+    pub fn set_cache_enabled(&self, on: bool) {
+        let _ = self.send(Job::SetCacheEnabled(on));
+    }
+
+    /// Load another model or apply new settings; requests queue behind the reload.
+    pub fn reload(&self, cfg: EngineConfig) {
+        *self.state.write().unwrap() = EngineState::Loading;
+        self.last.lock().unwrap().clear();
+        let _ = self.send(Job::Reload(Box::new(cfg)));
+    }
+
+    /// Wait until the model is loaded (or failed to load).
+    pub async fn wait_ready(&self) -> Result<Box<crate::model_info::ModelInfo>> {
+        loop {
+            match self.state() {
+                EngineState::Ready(i) => return Ok(i),
+                EngineState::Failed(e) => return Err(EngineError::ModelUnavailable(e)),
+                EngineState::Loading => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            }
+        }
+    }
+
+    pub fn shutdown(&self) {
+        let _ = self.send(Job::Shutdown);
+    }
+}

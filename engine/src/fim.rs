@@ -1,0 +1,187 @@
+//! Prompt layouts for code completion: fill-in-the-middle templates of the main code-model families, chosen
+//! from the model's own FIM tokens, and plain prefix continuation for models without them.
+//!
+//! The layout decides what a keystroke invalidates in the KV cache (see ARCHITECTURE.md): everything after
+//! the first changed token must be re-decoded, so the part that changes while typing (the end of the prefix)
+//! should sit as late in the prompt as the model's training allows.
+use crate::model_info::{ModelInfo, Token};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FimFamily {
+    QwenCoder,
+    CodeGemma,
+    StarCoder,
+    DeepSeekCoder,
+    CodeLlama,
+    Codestral,
+    /// FIM tokens we do not recognise by name: assume the common PSM order.
+    Generic,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Order {
+    /// prefix, suffix, then middle: a keystroke re-decodes the typed tokens plus the suffix window.
+    PrefixSuffixMiddle,
+    /// suffix first, prefix last: a keystroke re-decodes only the typed tokens.
+    SuffixPrefixMiddle,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Tok(Token),
+    Prefix,
+    Suffix,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FimTemplate {
+    pub family: FimFamily,
+    pub order: Order,
+    parts: Vec<Part>,
+    pub stop_ids: Vec<Token>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PromptFormat {
+    Fim(FimTemplate),
+    /// Base models without FIM tokens: the prompt is the prefix, and the suffix only guides trimming.
+    Continuation,
+}
+
+impl PromptFormat {
+    pub fn detect(info: &ModelInfo) -> PromptFormat {
+        let fim = &info.fim;
+        let (Some(pre), Some(suf), Some(mid)) = (&fim.pre, &fim.suf, &fim.mid) else {
+            return PromptFormat::Continuation;
+        };
+        let text = pre.text.trim_start_matches('▁').trim();
+        let arch = info.architecture.as_str();
+        let family = match text {
+            "<|fim_prefix|>" if arch.starts_with("gemma") => FimFamily::CodeGemma,
+            "<|fim_prefix|>" => FimFamily::QwenCoder,
+            "<fim_prefix>" | "<fim-prefix>" => FimFamily::StarCoder,
+            "<｜fim▁begin｜>" | "<|fim▁begin|>" => FimFamily::DeepSeekCoder,
+            "<PRE>" => FimFamily::CodeLlama,
+            "[PREFIX]" => FimFamily::Codestral,
+            _ => FimFamily::Generic,
+        };
+        use Part::*;
+        let (order, parts) = match family {
+            // Codestral's native layout is [SUFFIX]…[PREFIX]…, and CodeLlama was trained on an SPM variant
+            // (<PRE> <SUF>suffix <MID> prefix): both let the typed text sit at the very end.
+            FimFamily::Codestral => {
+                (Order::SuffixPrefixMiddle, vec![Tok(suf.id), Suffix, Tok(pre.id), Prefix])
+            }
+            FimFamily::CodeLlama => (
+                Order::SuffixPrefixMiddle,
+                vec![Tok(pre.id), Tok(suf.id), Suffix, Tok(mid.id), Prefix],
+            ),
+            _ => (
+                Order::PrefixSuffixMiddle,
+                vec![Tok(pre.id), Prefix, Tok(suf.id), Suffix, Tok(mid.id)],
+            ),
+        };
+        PromptFormat::Fim(FimTemplate { family, order, parts, stop_ids: fim.stop_ids() })
+    }
+
+    pub fn family(&self) -> Option<FimFamily> {
+        match self {
+            PromptFormat::Fim(t) => Some(t.family),
+            PromptFormat::Continuation => None,
+        }
+    }
+
+    pub fn uses_suffix(&self) -> bool {
+        matches!(self, PromptFormat::Fim(_))
+    }
+
+    /// Assemble the token prompt. `bos` is prepended when the model wants one.
+    pub fn assemble(&self, bos: Option<Token>, prefix: &[Token], suffix: &[Token]) -> Vec<Token> {
+        let mut out = Vec::with_capacity(prefix.len() + suffix.len() + 5);
+        out.extend(bos);
+        match self {
+            PromptFormat::Continuation => out.extend_from_slice(prefix),
+            PromptFormat::Fim(t) => {
+                for p in &t.parts {
+                    match p {
+                        Part::Tok(id) => out.push(*id),
+                        Part::Prefix => out.extend_from_slice(prefix),
+                        Part::Suffix => out.extend_from_slice(suffix),
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    pub fn stop_ids(&self) -> &[Token] {
+        match self {
+            PromptFormat::Fim(t) => &t.stop_ids,
+            PromptFormat::Continuation => &[],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model_info::{FimTokens, SpecialToken};
+
+    fn info(arch: &str, pre: &str, suf: &str, mid: &str) -> ModelInfo {
+        let t = |id, s: &str| Some(SpecialToken { id, text: s.to_string() });
+        ModelInfo {
+            path: String::new(),
+            name: None,
+            architecture: arch.into(),
+            n_layer: 1,
+            n_ctx_train: 4096,
+            n_params: 0,
+            size_bytes: 0,
+            n_vocab: 100,
+            bos: None,
+            add_bos: false,
+            fim: FimTokens { pre: t(1, pre), suf: t(2, suf), mid: t(3, mid), ..Default::default() },
+            chat_template: None,
+            sliding_window: None,
+            gpu_layers: 0,
+        }
+    }
+
+    #[test]
+    fn families_by_token_text_and_arch() {
+        let cases = [
+            ("qwen2", "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", FimFamily::QwenCoder),
+            ("gemma", "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", FimFamily::CodeGemma),
+            ("starcoder2", "<fim_prefix>", "<fim_suffix>", "<fim_middle>", FimFamily::StarCoder),
+            ("llama", "<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>", FimFamily::DeepSeekCoder),
+            ("llama", "▁<PRE>", "▁<SUF>", "▁<MID>", FimFamily::CodeLlama),
+            ("llama", "[PREFIX]", "[SUFFIX]", "[MIDDLE]", FimFamily::Codestral),
+            ("llama", "<pre>", "<suf>", "<mid>", FimFamily::Generic),
+        ];
+        for (arch, p, s, m, fam) in cases {
+            assert_eq!(PromptFormat::detect(&info(arch, p, s, m)).family(), Some(fam), "{arch} {p}");
+        }
+    }
+
+    #[test]
+    fn no_fim_tokens_means_continuation() {
+        let mut i = info("gemma3", "", "", "");
+        i.fim = FimTokens::default();
+        assert_eq!(PromptFormat::detect(&i), PromptFormat::Continuation);
+        assert_eq!(PromptFormat::Continuation.assemble(Some(9), &[5, 6], &[7]), vec![9, 5, 6]);
+    }
+
+    #[test]
+    fn psm_and_spm_layouts() {
+        let psm = PromptFormat::detect(&info("qwen2", "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"));
+        assert_eq!(psm.assemble(None, &[10, 11], &[20]), vec![1, 10, 11, 2, 20, 3]);
+        let spm = PromptFormat::detect(&info("llama", "[PREFIX]", "[SUFFIX]", "[MIDDLE]"));
+        assert_eq!(spm.assemble(Some(0), &[10, 11], &[20]), vec![0, 2, 20, 1, 10, 11]);
+        // In SPM the prefix ends the prompt, so appending a typed token keeps everything before it.
+        let a = spm.assemble(None, &[10, 11], &[20]);
+        let b = spm.assemble(None, &[10, 11, 12], &[20]);
+        assert!(b.starts_with(&a));
+    }
+}

@@ -1,0 +1,124 @@
+//! Stop rules and trimming of a generated completion. Pure text functions.
+
+/// Decides, after each generated piece, whether generation should stop.
+#[derive(Debug, Clone)]
+pub struct StopRules {
+    pub max_lines: usize,
+    /// The first non-empty line after the cursor's line: when the model writes it, it is repeating the
+    /// text that is already there.
+    next_line: Option<String>,
+    single_line: bool,
+}
+
+impl StopRules {
+    pub fn new(suffix: &str, max_lines: usize, single_line: bool) -> Self {
+        let next_line = suffix
+            .split('\n')
+            .skip(1)
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .map(str::to_string);
+        Self { max_lines: max_lines.max(1), next_line, single_line }
+    }
+
+    /// `text` is everything generated so far.
+    pub fn should_stop(&self, text: &str) -> bool {
+        let newlines = text.matches('\n').count();
+        if self.single_line && newlines >= 1 && !text.trim().is_empty() {
+            return true;
+        }
+        if newlines >= self.max_lines {
+            return true;
+        }
+        if let Some(next) = &self.next_line {
+            // Only whole lines are compared: a partial line may still diverge.
+            if let Some(done) = text.rsplit_once('\n').map(|(d, _)| d) {
+                if done.split('\n').skip(1).any(|l| l.trim() == next.as_str()) {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+}
+
+/// Whether the cursor sits before real text on its line, where only a single-line suggestion makes sense.
+pub fn is_mid_line(suffix: &str) -> bool {
+    suffix.split('\n').next().is_some_and(|rest| !rest.trim().is_empty())
+}
+
+/// Cut the raw generation down to the suggestion shown to the user, or `None` when nothing useful is left.
+pub fn finalize(raw: &str, suffix: &str, rules: &StopRules) -> Option<String> {
+    let mut lines: Vec<&str> = raw.split('\n').collect();
+    if rules.single_line {
+        lines.truncate(1);
+    }
+    lines.truncate(rules.max_lines);
+    // Drop lines from the one that repeats the text after the cursor.
+    if let Some(next) = &rules.next_line {
+        if let Some(i) = lines.iter().skip(1).position(|l| l.trim() == next.as_str()) {
+            lines.truncate(i + 1);
+        }
+    }
+    let mut text = lines.join("\n");
+    // Trailing blank lines and spaces add nothing the user wants to accept.
+    let trimmed_len = text.trim_end().len();
+    text.truncate(trimmed_len);
+    // If the suggestion ends with what already follows the cursor on its line (a closing bracket, say),
+    // drop that overlap so accepting it does not duplicate text.
+    let rest = suffix.split('\n').next().unwrap_or("").trim_end();
+    if !rest.is_empty() {
+        for k in (1..=rest.len()).rev() {
+            if rest.is_char_boundary(k) && text.ends_with(&rest[..k]) {
+                text.truncate(text.len() - k);
+                break;
+            }
+        }
+    }
+    if text.trim().is_empty() {
+        None
+    } else {
+        Some(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stops_on_line_budget() {
+        let r = StopRules::new("", 2, false);
+        assert!(!r.should_stop("a\nb"));
+        assert!(r.should_stop("a\nb\n"));
+        assert_eq!(finalize("a\nb\nc\n", "", &r).as_deref(), Some("a\nb"));
+    }
+
+    #[test]
+    fn single_line_when_text_follows_cursor() {
+        assert!(is_mid_line("foo)\nbar"));
+        assert!(!is_mid_line("   \nbar"));
+        let r = StopRules::new("b)\n", 8, true);
+        assert!(r.should_stop("a, b)\n"));
+        assert_eq!(finalize("a, b)\nmore", "b)\n", &r).as_deref(), Some("a, "));
+    }
+
+    #[test]
+    fn stops_when_repeating_the_next_line() {
+        let suffix = "\n    return x\n}\n";
+        let r = StopRules::new(suffix, 8, false);
+        assert!(!r.should_stop("let y = 1;\n    return x"));
+        assert!(r.should_stop("let y = 1;\n    return x\n"));
+        assert_eq!(finalize("let y = 1;\n    return x\n}", suffix, &r).as_deref(), Some("let y = 1;"));
+    }
+
+    #[test]
+    fn empty_or_whitespace_is_no_suggestion() {
+        let r = StopRules::new("", 4, false);
+        assert_eq!(finalize("   \n\n", "", &r), None);
+        assert_eq!(finalize("", "", &r), None);
+        // A suggestion that only re-types the closing bracket after the cursor is empty too.
+        let r = StopRules::new(")", 4, true);
+        assert_eq!(finalize(")", ")", &r), None);
+    }
+}

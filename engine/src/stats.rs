@@ -1,0 +1,44 @@
+//! Counters that `lokal/stats` and the benchmark read.
+use crate::model_info::ModelInfo;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DocStats {
+    pub requests: u64,
+    /// Served from the previous suggestion because the user typed its beginning (no model work).
+    pub served_from_suggestion: u64,
+    /// Requests that kept part of the KV cache / that had to start from nothing.
+    pub hits: u64,
+    pub misses: u64,
+    /// Times the document's KV cells came back from host memory.
+    pub restores: u64,
+    /// KV cells the document's sequence holds now.
+    pub tokens_held: usize,
+    pub last_prompt_tokens: usize,
+    pub last_reused_tokens: usize,
+    /// Tokens decoded to process the last prompt (prompt minus what was reused).
+    pub last_redecoded_tokens: usize,
+    pub last_generated_tokens: usize,
+    pub last_restored: bool,
+    pub last_ttft_ms: f64,
+    pub last_total_ms: f64,
+    pub last_prompt_ms: f64,
+    pub last_gen_tokens_per_s: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EngineStats {
+    pub state: String,
+    pub error: Option<String>,
+    pub model: Option<ModelInfo>,
+    pub cache_enabled: bool,
+    pub sequences: u32,
+    pub host_snapshot_bytes: usize,
+    /// Model passes (prompt or generation decodes) since start: code that must not touch the model can be
+    /// checked against this.
+    pub decode_calls: u64,
+    pub documents: BTreeMap<String, DocStats>,
+}

@@ -1,0 +1,119 @@
+//! Choosing the text windows around the cursor that go into the prompt.
+//!
+//! The prefix window starts at an *anchor line* that stays put while the user types, so consecutive prompts
+//! share their beginning and the KV cache can keep it. A window that slid with every keystroke would change
+//! the first token of the prompt and invalidate everything. The anchor only moves when the prefix outgrows
+//! the budget, and then it jumps far enough (to 3/4 of the budget) that it stays put for a while again.
+
+/// Byte offset in `before` where the prefix window starts, and that line's absolute number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrefixWindow {
+    pub start_byte: usize,
+    pub anchor_line: u32,
+}
+
+/// `before`: document text from line `first_line` up to the cursor. `prev_anchor`: the anchor this document
+/// used last time. `count`: token count of a piece of text.
+pub fn choose_prefix(
+    before: &str,
+    first_line: u32,
+    prev_anchor: Option<u32>,
+    budget: usize,
+    count: &dyn Fn(&str) -> usize,
+) -> PrefixWindow {
+    let line_starts = line_starts(before);
+    let last_line = first_line + line_starts.len() as u32 - 1;
+    if let Some(a) = prev_anchor {
+        if a >= first_line && a <= last_line {
+            let start = line_starts[(a - first_line) as usize];
+            if count(&before[start..]) <= budget {
+                return PrefixWindow { start_byte: start, anchor_line: a };
+            }
+        }
+    }
+    // Walk back line by line until 3/4 of the budget is used; per-line counts slightly overestimate the
+    // joined text, which errs on the safe side.
+    let target = budget * 3 / 4;
+    let mut used = 0usize;
+    let mut chosen = line_starts.len() - 1;
+    for i in (0..line_starts.len()).rev() {
+        let end = line_starts.get(i + 1).copied().unwrap_or(before.len());
+        let n = count(&before[line_starts[i]..end]);
+        if used + n > target && i != line_starts.len() - 1 {
+            break;
+        }
+        used += n;
+        chosen = i;
+    }
+    PrefixWindow { start_byte: line_starts[chosen], anchor_line: first_line + chosen as u32 }
+}
+
+/// The suffix window: the rest of the cursor's line always, then whole lines while they fit the budget.
+/// Ending on a line boundary keeps it identical while the user types on the cursor line.
+pub fn choose_suffix(after: &str, budget: usize, count: &dyn Fn(&str) -> usize) -> usize {
+    let mut end = after.find('\n').map(|i| i + 1).unwrap_or(after.len());
+    let mut used = count(&after[..end]);
+    while end < after.len() {
+        let next = after[end..].find('\n').map(|i| end + i + 1).unwrap_or(after.len());
+        let n = count(&after[end..next]);
+        if used + n > budget {
+            break;
+        }
+        used += n;
+        end = next;
+    }
+    end
+}
+
+fn line_starts(s: &str) -> Vec<usize> {
+    std::iter::once(0).chain(s.match_indices('\n').map(|(i, _)| i + 1)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // One token per whitespace-separated word, a stand-in for a tokenizer.
+    fn words(s: &str) -> usize {
+        s.split_whitespace().count()
+    }
+
+    fn doc(lines: usize) -> String {
+        (0..lines).map(|i| format!("a{i} b c d\n")).collect()
+    }
+
+    #[test]
+    fn anchor_is_stable_while_typing() {
+        let text = doc(100);
+        let w1 = choose_prefix(&text, 0, None, 100, &words);
+        // 3/4 of 100 tokens at 4 tokens a line -> 18 lines kept (the last, empty line counts 0).
+        assert_eq!(w1.anchor_line, 100 - 18);
+        let typed = format!("{text}x y");
+        let w2 = choose_prefix(&typed, 0, Some(w1.anchor_line), 100, &words);
+        assert_eq!(w2, w1, "typing must not move the anchor");
+    }
+
+    #[test]
+    fn anchor_jumps_when_budget_exceeded() {
+        let text = doc(100);
+        let w = choose_prefix(&text, 0, Some(10), 100, &words);
+        assert!(w.anchor_line > 10);
+        assert!(words(&text[w.start_byte..]) <= 100);
+    }
+
+    #[test]
+    fn anchor_outside_window_is_ignored() {
+        let text = doc(10);
+        let w = choose_prefix(&text, 50, Some(3), 1000, &words);
+        assert_eq!(w.anchor_line, 50);
+        assert_eq!(w.start_byte, 0);
+    }
+
+    #[test]
+    fn suffix_keeps_rest_of_line_and_whole_lines() {
+        let after = "x y)\nl1 a\nl2 b\nl3 c\n";
+        assert_eq!(&after[..choose_suffix(after, 5, &words)], "x y)\nl1 a\n");
+        assert_eq!(&after[..choose_suffix(after, 0, &words)], "x y)\n");
+        assert_eq!(choose_suffix("", 10, &words), 0);
+    }
+}

@@ -1,0 +1,7 @@
+//! The `lokal` language server: a thin LSP layer over `lokal-engine`, plus the CLI around it.
+pub mod bench;
+pub mod client;
+pub mod demo;
+pub mod documents;
+pub mod lsp;
+pub mod trace;

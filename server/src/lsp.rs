@@ -1,0 +1,338 @@
+//! The LSP layer: converts protocol types to engine calls and back. No model logic lives here.
+use crate::documents::{Document, Encoding};
+use dashmap::DashMap;
+use lokal_engine::{CancelOnDrop, CancelToken, CompletionRequest, Engine, EngineConfig, EngineError, EngineEvent, EngineState};
+use serde::Deserialize;
+use serde_json::Value;
+use std::sync::{Mutex, OnceLock};
+use tokio::sync::mpsc;
+use tower_lsp_server::jsonrpc::{Error, ErrorCode, Result};
+use tower_lsp_server::ls_types::*;
+use tower_lsp_server::{Client, LanguageServer, LspService};
+
+/// Lines of text before the cursor handed to the engine. The window's first line is rounded down so it
+/// stays put while the user types; the engine picks its own stable anchor inside it.
+const LINES_BEFORE: u32 = 600;
+const LINES_BEFORE_STEP: u32 = 200;
+const LINES_AFTER: usize = 120;
+
+pub struct Backend {
+    client: Client,
+    engine: OnceLock<Engine>,
+    docs: DashMap<Uri, Document>,
+    encoding: OnceLock<Encoding>,
+    config: Mutex<EngineConfig>,
+    events: Mutex<Option<mpsc::UnboundedReceiver<EngineEvent>>>,
+    progress_supported: OnceLock<bool>,
+}
+
+pub fn service() -> (LspService<Backend>, tower_lsp_server::ClientSocket) {
+    LspService::build(|client| Backend {
+        client,
+        engine: OnceLock::new(),
+        docs: DashMap::new(),
+        encoding: OnceLock::new(),
+        config: Mutex::new(EngineConfig::default()),
+        events: Mutex::new(None),
+        progress_supported: OnceLock::new(),
+    })
+    .custom_method("textDocument/inlineCompletion", Backend::inline_completion)
+    .custom_method("lokal/stats", Backend::stats)
+    .finish()
+}
+
+pub(crate) fn request_failed(msg: impl Into<String>) -> Error {
+    // -32803 is LSP's RequestFailed: the request was valid but could not be carried out.
+    Error { code: ErrorCode::ServerError(-32803), message: msg.into().into(), data: None }
+}
+
+pub(crate) fn invalid_params(msg: impl Into<String>) -> Error {
+    Error { code: ErrorCode::InvalidParams, message: msg.into().into(), data: None }
+}
+
+fn engine_error(e: EngineError) -> Error {
+    match e {
+        EngineError::Cancelled | EngineError::Superseded => Error::request_cancelled(),
+        other => request_failed(format!("lokal: {other}")),
+    }
+}
+
+/// `initializationOptions` may carry the settings at the top level or under "lokal".
+fn settings_from(value: &Value, base: &EngineConfig) -> std::result::Result<EngineConfig, String> {
+    let v = value.get("lokal").unwrap_or(value);
+    if !v.is_object() {
+        return Ok(base.clone());
+    }
+    let mut merged = serde_json::to_value(base).map_err(|e| e.to_string())?;
+    for (k, val) in v.as_object().unwrap() {
+        if !val.is_null() {
+            merged[k] = val.clone();
+        }
+    }
+    serde_json::from_value(merged).map_err(|e| format!("invalid lokal settings: {e}"))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct StatsParams {}
+
+impl Backend {
+    fn engine(&self) -> Result<&Engine> {
+        self.engine.get().ok_or_else(|| invalid_params("server not initialized"))
+    }
+
+    fn enc(&self) -> Encoding {
+        *self.encoding.get().unwrap_or(&Encoding::Utf16)
+    }
+
+    /// Build the engine request for a cursor; all reads of the document happen here, before any await.
+    fn completion_request(&self, uri: &Uri, pos: Position) -> Result<(CompletionRequest, String)> {
+        let doc = self.docs.get(uri).ok_or_else(|| invalid_params(format!("document not open: {}", uri.as_str())))?;
+        if let Some(why) = &doc.unusable {
+            return Err(request_failed(format!("lokal: cannot complete in {}: {why}", uri.as_str())));
+        }
+        let cursor = doc.char_at(pos, self.enc()).map_err(|e| invalid_params(e.0))?;
+        let rope = &doc.rope;
+        let line = pos.line;
+        let first_line = line.saturating_sub(LINES_BEFORE) / LINES_BEFORE_STEP * LINES_BEFORE_STEP;
+        let before = rope.slice(rope.line_to_char(first_line as usize)..cursor).to_string();
+        let end_line = (line as usize + LINES_AFTER).min(rope.len_lines());
+        let end = if end_line >= rope.len_lines() { rope.len_chars() } else { rope.line_to_char(end_line) };
+        let after = rope.slice(cursor..end.max(cursor)).to_string();
+        // The word being typed, so list-completion clients (Helix) can filter the item against it.
+        let word: String = before.chars().rev().take_while(|c| c.is_alphanumeric() || *c == '_').collect::<Vec<_>>().into_iter().rev().collect();
+        Ok((CompletionRequest { doc: uri.as_str().to_string(), before, first_line, after, max_tokens: None, max_lines: None }, word))
+    }
+
+    async fn suggest(&self, uri: &Uri, pos: Position) -> Result<Option<(String, String)>> {
+        let (req, word) = self.completion_request(uri, pos)?;
+        let engine = self.engine()?.clone();
+        let cancel = CancelToken::new();
+        // The framework drops this future on $/cancelRequest; the guard turns the drop into a stop of the
+        // model work.
+        let _guard = CancelOnDrop(cancel.clone());
+        let c = engine.complete(req, cancel).await.map_err(engine_error)?;
+        tracing::debug!(?c.timings, "completion");
+        Ok(c.text.map(|t| (t, word)))
+    }
+
+    async fn inline_completion(&self, params: InlineCompletionParams) -> Result<Option<InlineCompletionResponse>> {
+        let tdp = params.text_document_position;
+        let Some((text, _)) = self.suggest(&tdp.text_document.uri, tdp.position).await? else {
+            return Ok(Some(InlineCompletionResponse::Array(vec![])));
+        };
+        Ok(Some(InlineCompletionResponse::Array(vec![InlineCompletionItem {
+            insert_text: text,
+            filter_text: None,
+            range: Some(Range::new(tdp.position, tdp.position)),
+            command: None,
+            insert_text_format: None,
+        }])))
+    }
+
+    async fn stats(&self, _params: StatsParams) -> Result<Value> {
+        let s = self.engine()?.stats().await;
+        serde_json::to_value(s).map_err(|e| request_failed(e.to_string()))
+    }
+
+    async fn forward_events(&self) {
+        let Some(mut rx) = self.events.lock().unwrap().take() else { return };
+        let token = NumberOrString::String("lokal/model-load".into());
+        let can_progress = *self.progress_supported.get().unwrap_or(&false)
+            && self.client.create_work_done_progress(token.clone()).await.is_ok();
+        let mut progress = None;
+        let mut last_pct = u32::MAX;
+        while let Some(ev) = rx.recv().await {
+            match ev {
+                EngineEvent::Loading { path } => {
+                    if can_progress && progress.is_none() {
+                        progress = Some(
+                            self.client.progress(token.clone(), "lokal: loading model").with_message(path).with_percentage(0).begin().await,
+                        );
+                    }
+                }
+                EngineEvent::Progress(p) => {
+                    let pct = (p * 100.0) as u32;
+                    if let Some(pr) = &progress {
+                        if pct != last_pct {
+                            last_pct = pct;
+                            pr.report(pct).await;
+                        }
+                    }
+                }
+                EngineEvent::Ready(info) => {
+                    if let Some(pr) = progress.take() {
+                        pr.finish_with_message(format!("{} ready", info.name.as_deref().unwrap_or(&info.architecture))).await;
+                    }
+                    self.client.log_message(MessageType::INFO, format!("lokal: model ready: {}", info.path)).await;
+                }
+                EngineEvent::Failed(why) => {
+                    if let Some(pr) = progress.take() {
+                        pr.finish_with_message("failed").await;
+                    }
+                    self.client.show_message(MessageType::ERROR, format!("lokal: the model could not be loaded: {why}")).await;
+                }
+            }
+        }
+    }
+
+    async fn pull_configuration(&self) {
+        let items = vec![ConfigurationItem { scope_uri: None, section: Some("lokal".into()) }];
+        let Ok(values) = self.client.configuration(items).await else { return };
+        let Some(v) = values.into_iter().next() else { return };
+        let (old, new) = {
+            let cur = self.config.lock().unwrap().clone();
+            match settings_from(&v, &cur) {
+                Ok(n) => (cur, n),
+                Err(e) => {
+                    self.client.show_message(MessageType::ERROR, format!("lokal: {e}")).await;
+                    return;
+                }
+            }
+        };
+        if old != new {
+            *self.config.lock().unwrap() = new.clone();
+            if let Ok(e) = self.engine() {
+                tracing::info!("settings changed; reloading the engine");
+                e.reload(new);
+            }
+        }
+    }
+}
+
+impl LanguageServer for Backend {
+    async fn initialize(&self, params: InitializeParams) -> Result<InitializeResult> {
+        let utf8 = params
+            .capabilities
+            .general
+            .as_ref()
+            .and_then(|g| g.position_encodings.as_ref())
+            .is_some_and(|v| v.contains(&PositionEncodingKind::UTF8));
+        let _ = self.encoding.set(if utf8 { Encoding::Utf8 } else { Encoding::Utf16 });
+        let progress = params.capabilities.window.as_ref().and_then(|w| w.work_done_progress).unwrap_or(false);
+        let _ = self.progress_supported.set(progress);
+        let cfg = match params.initialization_options.as_ref().map(|v| settings_from(v, &EngineConfig::default())) {
+            Some(Ok(c)) => c,
+            Some(Err(e)) => {
+                // Bad settings must not take the server down: use the defaults and say why.
+                self.client.show_message(MessageType::ERROR, format!("lokal: {e}; using defaults")).await;
+                EngineConfig::default()
+            }
+            None => EngineConfig::default(),
+        };
+        *self.config.lock().unwrap() = cfg.clone();
+        let (tx, rx) = mpsc::unbounded_channel();
+        *self.events.lock().unwrap() = Some(rx);
+        let _ = self.engine.set(Engine::start(cfg, move |ev| {
+            let _ = tx.send(ev);
+        }));
+        Ok(InitializeResult {
+            server_info: Some(ServerInfo { name: "lokal".into(), version: Some(env!("CARGO_PKG_VERSION").into()) }),
+            capabilities: ServerCapabilities {
+                position_encoding: Some(if utf8 { PositionEncodingKind::UTF8 } else { PositionEncodingKind::UTF16 }),
+                text_document_sync: Some(TextDocumentSyncCapability::Kind(TextDocumentSyncKind::INCREMENTAL)),
+                completion_provider: Some(CompletionOptions { resolve_provider: Some(false), ..Default::default() }),
+                inline_completion_provider: Some(OneOf::Left(true)),
+                ..Default::default()
+            },
+            offset_encoding: None,
+        })
+    }
+
+    async fn initialized(&self, _: InitializedParams) {
+        // Runs for the whole session: the framework keeps serving other messages meanwhile.
+        self.forward_events().await;
+    }
+
+    async fn shutdown(&self) -> Result<()> {
+        if let Some(e) = self.engine.get() {
+            e.shutdown();
+        }
+        Ok(())
+    }
+
+    async fn did_open(&self, params: DidOpenTextDocumentParams) {
+        let d = params.text_document;
+        let doc = Document::new(&d.text, d.version, d.language_id);
+        if let Some(why) = &doc.unusable {
+            tracing::warn!(uri = d.uri.as_str(), "{why}");
+        }
+        self.docs.insert(d.uri, doc);
+    }
+
+    async fn did_change(&self, params: DidChangeTextDocumentParams) {
+        // No await before the edit is applied: handlers run concurrently, and edits must land in order.
+        let enc = self.enc();
+        let uri = params.text_document.uri;
+        let Some(mut doc) = self.docs.get_mut(&uri) else {
+            tracing::warn!(uri = uri.as_str(), "change for a document that is not open");
+            return;
+        };
+        for ch in &params.content_changes {
+            doc.apply_change(ch, enc);
+        }
+        doc.version = params.text_document.version;
+    }
+
+    async fn did_close(&self, params: DidCloseTextDocumentParams) {
+        let uri = params.text_document.uri;
+        self.docs.remove(&uri);
+        if let Some(e) = self.engine.get() {
+            e.close(uri.as_str());
+        }
+    }
+
+    async fn did_change_configuration(&self, params: DidChangeConfigurationParams) {
+        // Clients either push the settings or just signal a change; pull in both cases for one code path,
+        // but accept pushed values when the client cannot answer workspace/configuration.
+        if !params.settings.is_null() {
+            let cur = self.config.lock().unwrap().clone();
+            if let Ok(n) = settings_from(&params.settings, &cur) {
+                if n != cur {
+                    *self.config.lock().unwrap() = n.clone();
+                    if let Ok(e) = self.engine() {
+                        e.reload(n);
+                    }
+                }
+                return;
+            }
+        }
+        self.pull_configuration().await;
+    }
+
+    async fn completion(&self, params: CompletionParams) -> Result<Option<CompletionResponse>> {
+        let tdp = params.text_document_position;
+        let Some((text, word)) = self.suggest(&tdp.text_document.uri, tdp.position).await? else {
+            return Ok(Some(CompletionResponse::Array(vec![])));
+        };
+        // Replace the word being typed with word + suggestion, so clients that filter by the current word
+        // (Helix, Emacs) keep the item.
+        let start = Position::new(tdp.position.line, tdp.position.character - word_units(&word, self.enc()));
+        let new_text = format!("{word}{text}");
+        let label = new_text.lines().next().unwrap_or("").trim().to_string();
+        Ok(Some(CompletionResponse::Array(vec![CompletionItem {
+            label: if label.is_empty() { new_text.trim().to_string() } else { label },
+            kind: Some(CompletionItemKind::TEXT),
+            detail: Some("lokal (local model)".into()),
+            filter_text: Some(new_text.clone()),
+            text_edit: Some(CompletionTextEdit::Edit(TextEdit { range: Range::new(start, tdp.position), new_text })),
+            sort_text: Some("0".into()),
+            ..Default::default()
+        }])))
+    }
+}
+
+fn word_units(word: &str, enc: Encoding) -> u32 {
+    match enc {
+        Encoding::Utf8 => word.len() as u32,
+        Encoding::Utf16 => word.encode_utf16().count() as u32,
+    }
+}
+
+pub fn engine_state_name(s: &EngineState) -> &'static str {
+    match s {
+        EngineState::Loading => "loading",
+        EngineState::Ready(_) => "ready",
+        EngineState::Failed(_) => "failed",
+    }
+}

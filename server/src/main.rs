@@ -1,0 +1,152 @@
+use clap::{Parser, Subcommand};
+use lokal_engine::{CompletionRequest, Engine, EngineConfig};
+use std::path::PathBuf;
+
+/// lokal: AI code completion from a resident local model, over LSP.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+    /// Serve LSP over stdio (the default when no command is given).
+    #[arg(long, global = true)]
+    stdio: bool,
+    /// Write logs to this file instead of stderr.
+    #[arg(long, global = true)]
+    log_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve LSP over stdio.
+    Serve,
+    /// Print one suggestion at FILE:LINE:COL (1-based) and its timings.
+    Complete {
+        location: String,
+        #[arg(long)]
+        model: Option<PathBuf>,
+        #[arg(long, default_value_t = 64)]
+        max_tokens: usize,
+    },
+    /// Replay an edit trace over LSP with the prefix cache on and off; print latency figures.
+    Bench {
+        #[arg(long, default_value = "fixtures/traces/billing.json")]
+        trace: PathBuf,
+        /// Write the JSON report here (otherwise it follows the table on stdout).
+        #[arg(long)]
+        json: Option<PathBuf>,
+        #[arg(long)]
+        model: Option<PathBuf>,
+        #[arg(long, default_value_t = 32)]
+        max_tokens: usize,
+        #[arg(long)]
+        threads: Option<i32>,
+        /// Only the run with the cache on.
+        #[arg(long)]
+        only_on: bool,
+    },
+    /// Type through a fixture workspace and show each suggestion with its latency.
+    Demo {
+        #[arg(long, default_value = "fixtures/traces/demo.json")]
+        trace: PathBuf,
+        #[arg(long)]
+        model: Option<PathBuf>,
+    },
+}
+
+fn init_logging(file: Option<&PathBuf>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("LOKAL_LOG").unwrap_or_else(|_| EnvFilter::new("warn,lokal_engine=info,lokal_server=info"));
+    // Never stdout: it is the LSP channel.
+    match file.and_then(|f| std::fs::OpenOptions::new().create(true).append(true).open(f).ok()) {
+        Some(f) => tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(std::sync::Mutex::new(f)).init(),
+        None => tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init(),
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    init_logging(cli.log_file.as_ref());
+    let code = match cli.command {
+        None | Some(Cmd::Serve) => {
+            serve();
+            0
+        }
+        Some(Cmd::Complete { location, model, max_tokens }) => report(complete(&location, model, max_tokens)),
+        Some(Cmd::Bench { trace, json, model, max_tokens, threads, only_on }) => {
+            report(lokal_server::bench::run(lokal_server::bench::BenchArgs { trace, json, model, max_tokens, threads, only_on }))
+        }
+        Some(Cmd::Demo { trace, model }) => report(lokal_server::demo::run(&trace, model.as_deref())),
+    };
+    std::process::exit(code);
+}
+
+fn report(r: Result<(), String>) -> i32 {
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("lokal: {e}");
+            1
+        }
+    }
+}
+
+fn serve() {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    rt.block_on(async {
+        let (service, socket) = lokal_server::lsp::service();
+        tower_lsp_server::Server::new(tokio::io::stdin(), tokio::io::stdout(), socket).serve(service).await;
+    });
+}
+
+fn complete(location: &str, model: Option<PathBuf>, max_tokens: usize) -> Result<(), String> {
+    let mut parts = location.rsplitn(3, ':');
+    let (col, line, file) = (parts.next(), parts.next(), parts.next());
+    let (Some(file), Some(line), Some(col)) = (file, line.and_then(|l| l.parse::<usize>().ok()), col.and_then(|c| c.parse::<usize>().ok())) else {
+        return Err(format!("expected FILE:LINE:COL (1-based), got {location:?}"));
+    };
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    if line == 0 || line > lines.len().max(1) {
+        return Err(format!("{file} has {} lines; line {line} is out of range", lines.len()));
+    }
+    let line_start: usize = lines[..line - 1].iter().map(|l| l.len()).sum();
+    let line_text = lines.get(line - 1).copied().unwrap_or("").trim_end_matches('\n');
+    let col_byte = line_text.char_indices().nth(col - 1).map(|(i, _)| i).unwrap_or(line_text.len());
+    if col == 0 || col - 1 > line_text.chars().count() {
+        return Err(format!("line {line} has {} characters; column {col} is out of range", line_text.chars().count()));
+    }
+    let cursor = line_start + col_byte;
+    let cfg = EngineConfig { model_path: model, max_tokens, ..Default::default() };
+    let t0 = std::time::Instant::now();
+    let engine = Engine::start(cfg, |_| {});
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let info = rt.block_on(engine.wait_ready()).map_err(|e| e.to_string())?;
+    let load_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let req = CompletionRequest {
+        doc: file.to_string(),
+        before: text[..cursor].to_string(),
+        first_line: 0,
+        after: text[cursor..].to_string(),
+        max_tokens: None,
+        max_lines: None,
+    };
+    let c = engine.complete_blocking(req).map_err(|e| e.to_string())?;
+    match &c.text {
+        Some(t) => println!("{t}"),
+        None => println!("(no suggestion)"),
+    }
+    let t = &c.timings;
+    eprintln!(
+        "model {} loaded in {load_ms:.0} ms; prompt {} tokens in {:.0} ms; first token after {:.0} ms; {} tokens at {:.1} tokens/s; total {:.0} ms",
+        info.name.as_deref().unwrap_or(&info.architecture),
+        t.prompt_tokens,
+        t.prompt_ms,
+        t.ttft_ms,
+        t.generated_tokens,
+        t.gen_tokens_per_s,
+        t.total_ms
+    );
+    engine.shutdown();
+    Ok(())
+}

@@ -1,0 +1,256 @@
+//! Edit traces: a person's session in a fixture workspace (open files, move the cursor, type, accept
+//! suggestions), replayed over the real LSP path by `lokal bench` and `lokal demo`.
+use crate::client::{LspClient, RpcError};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Trace {
+    pub description: String,
+    /// Workspace folder, relative to the trace file.
+    pub workspace: String,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Step {
+    /// didOpen a file of the workspace.
+    Open(String),
+    /// Move the cursor: to the end of the first occurrence of `after` in `file` (optionally on a new line
+    /// typed there), then ask for a completion (a "cold" request, or a "switch" when the file was the
+    /// active one earlier).
+    Goto { file: String, after: String },
+    /// Type text one character at a time, asking for a completion after each `every` characters.
+    Type {
+        text: String,
+        #[serde(default = "one")]
+        every: usize,
+        /// Milliseconds between characters, for the demo's human pace (the benchmark ignores it).
+        #[serde(default)]
+        pace_ms: u64,
+    },
+    /// Accept the first line of the last suggestion (as Tab on ghost text), then ask again.
+    Accept,
+}
+
+fn one() -> usize {
+    1
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    Cold,
+    Keystroke,
+    Switch,
+    Accept,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Cold => "cold open",
+            Kind::Keystroke => "keystroke",
+            Kind::Switch => "switch back",
+            Kind::Accept => "accept+continue",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Sample {
+    pub kind: Kind,
+    pub file: String,
+    pub suggestion: Option<String>,
+    /// Wall time from sending the request to its response, at the client.
+    pub latency_ms: f64,
+    /// Server-side time to first token (queue + prompt processing + first sample).
+    pub ttft_ms: f64,
+    pub prompt_tokens: usize,
+    pub redecoded_tokens: usize,
+    pub generated_tokens: usize,
+    pub gen_tokens_per_s: f64,
+    pub from_suggestion: bool,
+    pub restored: bool,
+}
+
+pub struct Replayer {
+    pub client: LspClient,
+    root: PathBuf,
+    texts: HashMap<String, String>,
+    versions: HashMap<String, i32>,
+    active: Option<String>,
+    visited: Vec<String>,
+    cursor: usize,
+    last_suggestion: Option<String>,
+    pub samples: Vec<Sample>,
+}
+
+pub fn load(path: &Path) -> Result<(Trace, PathBuf), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let trace: Trace = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let root = path.parent().unwrap_or(Path::new(".")).join(&trace.workspace);
+    let root = root.canonicalize().map_err(|e| format!("{}: {e}", root.display()))?;
+    Ok((trace, root))
+}
+
+pub fn uri_of(root: &Path, file: &str) -> String {
+    format!("file://{}", root.join(file).display())
+}
+
+fn utf16_position(text: &str, byte: usize) -> (u32, u32) {
+    let before = &text[..byte];
+    let line = before.matches('\n').count() as u32;
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    (line, before[line_start..].encode_utf16().count() as u32)
+}
+
+impl Replayer {
+    pub fn new(client: LspClient, root: PathBuf) -> Self {
+        Self {
+            client,
+            root,
+            texts: HashMap::new(),
+            versions: HashMap::new(),
+            active: None,
+            visited: Vec::new(),
+            cursor: 0,
+            last_suggestion: None,
+            samples: Vec::new(),
+        }
+    }
+
+    pub fn uri(&self, file: &str) -> String {
+        uri_of(&self.root, file)
+    }
+
+    pub fn text(&self, file: &str) -> Option<&str> {
+        self.texts.get(file).map(String::as_str)
+    }
+
+    pub fn open(&mut self, file: &str) -> Result<(), String> {
+        let path = self.root.join(file);
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let lang = match path.extension().and_then(|e| e.to_str()) {
+            Some("rs") => "rust",
+            Some("py") => "python",
+            Some("ts") => "typescript",
+            Some("go") => "go",
+            Some("md") => "markdown",
+            _ => "plaintext",
+        };
+        let uri = self.uri(file);
+        self.client.open(&uri, lang, &text);
+        self.texts.insert(file.to_string(), text);
+        self.versions.insert(file.to_string(), 1);
+        Ok(())
+    }
+
+    fn insert(&mut self, s: &str) {
+        let file = self.active.clone().expect("a file is active");
+        let text = self.texts.get_mut(&file).unwrap();
+        let (line, col) = utf16_position(text, self.cursor);
+        text.insert_str(self.cursor, s);
+        self.cursor += s.len();
+        let v = self.versions.get_mut(&file).unwrap();
+        *v += 1;
+        let version = *v;
+        let uri = self.uri(&file);
+        self.client.notify(
+            "textDocument/didChange",
+            json!({
+                "textDocument": {"uri": uri, "version": version},
+                "contentChanges": [{"range": {"start": {"line": line, "character": col}, "end": {"line": line, "character": col}}, "text": s}]
+            }),
+        );
+    }
+
+    /// Ask for an inline completion at the cursor and record it.
+    pub fn request(&mut self, kind: Kind) -> Result<Sample, RpcError> {
+        let file = self.active.clone().expect("a file is active");
+        let (line, col) = utf16_position(&self.texts[&file], self.cursor);
+        let uri = self.uri(&file);
+        let started = Instant::now();
+        let r = self.client.request(
+            "textDocument/inlineCompletion",
+            json!({"textDocument": {"uri": uri}, "position": {"line": line, "character": col}, "context": {"triggerKind": 2}}),
+        )?;
+        let latency_ms = started.elapsed().as_secs_f64() * 1e3;
+        let suggestion = r.as_array().and_then(|a| a.first()).and_then(|i| i["insertText"].as_str()).map(str::to_string);
+        let stats = self.client.request("lokal/stats", json!({}))?;
+        let d = &stats["documents"][&uri];
+        let seen = self.samples.iter().filter(|s| s.file == file && s.from_suggestion).count() as u64;
+        let from_suggestion = d["servedFromSuggestion"].as_u64().unwrap_or(0) > seen;
+        let f = |k: &str| d[k].as_f64().unwrap_or(0.0);
+        let sample = Sample {
+            kind,
+            file: file.clone(),
+            suggestion: suggestion.clone(),
+            latency_ms,
+            ttft_ms: if from_suggestion { latency_ms } else { f("lastTtftMs") },
+            prompt_tokens: if from_suggestion { 0 } else { f("lastPromptTokens") as usize },
+            redecoded_tokens: if from_suggestion { 0 } else { f("lastRedecodedTokens") as usize },
+            generated_tokens: if from_suggestion { 0 } else { f("lastGeneratedTokens") as usize },
+            gen_tokens_per_s: if from_suggestion { 0.0 } else { f("lastGenTokensPerS") },
+            from_suggestion,
+            restored: !from_suggestion && d["lastRestored"].as_bool().unwrap_or(false),
+        };
+        self.last_suggestion = suggestion;
+        self.samples.push(sample.clone());
+        Ok(sample)
+    }
+
+    /// Run one step; `on_sample` sees each completion as it arrives (the demo prints them).
+    pub fn step(&mut self, step: &Step, pace: bool, on_sample: &mut dyn FnMut(&Replayer, &Sample)) -> Result<(), String> {
+        let err = |e: RpcError| e.to_string();
+        match step {
+            Step::Open(f) => self.open(f)?,
+            Step::Goto { file, after } => {
+                let text = self.texts.get(file).ok_or_else(|| format!("goto {file}: not opened in the trace"))?;
+                let pos = text.find(after.as_str()).ok_or_else(|| format!("goto {file}: {after:?} not found"))? + after.len();
+                let kind = if self.visited.contains(file) && self.active.as_deref() != Some(file) { Kind::Switch } else { Kind::Cold };
+                self.active = Some(file.clone());
+                self.cursor = pos;
+                if !self.visited.contains(file) {
+                    self.visited.push(file.clone());
+                }
+                let s = self.request(kind).map_err(err)?;
+                on_sample(self, &s);
+            }
+            Step::Type { text, every, pace_ms } => {
+                let every = (*every).max(1);
+                for (i, ch) in text.chars().enumerate() {
+                    if pace && *pace_ms > 0 {
+                        std::thread::sleep(Duration::from_millis(*pace_ms));
+                    }
+                    self.insert(&ch.to_string());
+                    if (i + 1) % every == 0 || i + 1 == text.chars().count() {
+                        let s = self.request(Kind::Keystroke).map_err(err)?;
+                        on_sample(self, &s);
+                    }
+                }
+            }
+            Step::Accept => {
+                // Tab on ghost text accepts up to the end of the line (or the next line, if the suggestion
+                // starts with a line break); the rest of the suggestion is then asked for again.
+                let accepted = self.last_suggestion.as_deref().map(|s| match s.strip_prefix('\n') {
+                    Some(rest) => format!("\n{}", rest.split('\n').next().unwrap_or("")),
+                    None => s.split('\n').next().unwrap_or("").to_string(),
+                });
+                if let Some(a) = accepted.filter(|a| !a.is_empty()) {
+                    for ch in a.chars() {
+                        self.insert(&ch.to_string());
+                    }
+                }
+                let s = self.request(Kind::Accept).map_err(err)?;
+                on_sample(self, &s);
+            }
+        }
+        Ok(())
+    }
+}
