@@ -119,8 +119,10 @@ impl Engine {
         if prev.first_line != req.first_line || !req.before.starts_with(&prev.before) || after_head(&req.after) != prev.after_head {
             return None;
         }
+        // The same context as last time (a client re-asking after a cursor round trip) gets the same answer;
+        // typing the suggestion's beginning gets its rest.
         let typed = &req.before[prev.before.len()..];
-        if typed.is_empty() || !prev.text.starts_with(typed) || prev.text.len() == typed.len() {
+        if !prev.text.starts_with(typed) || prev.text.len() == typed.len() {
             return None;
         }
         let rest = prev.text[typed.len()..].to_string();

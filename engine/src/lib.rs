@@ -17,4 +17,4 @@ pub use cancel::{CancelOnDrop, CancelToken};
 pub use config::EngineConfig;
 pub use engine::Engine;
 pub use error::EngineError;
-pub use worker::{Completion, CompletionRequest, EngineEvent, EngineState, GenerateRequest, Generation, Timings};
+pub use worker::{inspect, Completion, CompletionRequest, EngineEvent, EngineState, GenerateRequest, Generation, Timings};

@@ -225,6 +225,20 @@ fn gguf_layer_count(path: &Path) -> Option<u32> {
     (idx >= 0).then(|| g.val_u32(idx))
 }
 
+/// Read a GGUF's metadata and vocabulary (no weights) and report what the engine would make of it: the
+/// model catalog and the template tests use this.
+pub fn inspect(path: &Path) -> std::result::Result<(ModelInfo, PromptFormat), String> {
+    check_gguf(path)?;
+    let backend = backend()?;
+    let params = LlamaModelParams::default().with_vocab_only(true);
+    let model = LlamaModel::load_from_file(backend, path, &params)
+        .map_err(|e| format!("llama.cpp could not read {}: {e}", path.display()))?;
+    let cfg = EngineConfig { model_path: Some(path.to_path_buf()), ..Default::default() };
+    let info = model_info(&model, &cfg);
+    let format = PromptFormat::detect(&info);
+    Ok((info, format))
+}
+
 fn special(model: &LlamaModel, t: LlamaToken) -> Option<SpecialToken> {
     if t.0 < 0 {
         return None;

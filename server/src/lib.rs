@@ -3,5 +3,6 @@ pub mod bench;
 pub mod client;
 pub mod demo;
 pub mod documents;
+pub mod framing;
 pub mod lsp;
 pub mod trace;

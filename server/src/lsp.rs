@@ -38,6 +38,7 @@ pub fn service() -> (LspService<Backend>, tower_lsp_server::ClientSocket) {
     })
     .custom_method("textDocument/inlineCompletion", Backend::inline_completion)
     .custom_method("lokal/stats", Backend::stats)
+    .custom_method(crate::framing::MALFORMED_METHOD, Backend::malformed)
     .finish()
 }
 
@@ -128,6 +129,11 @@ impl Backend {
             command: None,
             insert_text_format: None,
         }])))
+    }
+
+    async fn malformed(&self, params: Value) {
+        let why = params["error"].as_str().unwrap_or("malformed message").to_string();
+        self.client.log_message(MessageType::ERROR, format!("lokal: ignored a malformed message: {why}")).await;
     }
 
     async fn stats(&self, _params: StatsParams) -> Result<Value> {

@@ -95,8 +95,16 @@ fn serve() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     rt.block_on(async {
         let (service, socket) = lokal_server::lsp::service();
-        tower_lsp_server::Server::new(tokio::io::stdin(), tokio::io::stdout(), socket).serve(service).await;
+        let (guarded, input) = tokio::io::duplex(1 << 20);
+        tokio::spawn(async move {
+            if let Err(e) = lokal_server::framing::sanitize(tokio::io::stdin(), guarded).await {
+                tracing::error!("reading LSP input: {e}");
+            }
+        });
+        tower_lsp_server::Server::new(input, tokio::io::stdout(), socket).serve(service).await;
     });
+    // The stdin reader sits in a blocking read that would hold a normal runtime shutdown open forever.
+    rt.shutdown_background();
 }
 
 fn complete(location: &str, model: Option<PathBuf>, max_tokens: usize) -> Result<(), String> {

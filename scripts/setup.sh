@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# System packages the build needs on a fresh Debian/Ubuntu machine: llama-cpp-sys-2 builds llama.cpp with
+# CMake and generates its bindings with bindgen (libclang). Idempotent: installs only what is missing.
+set -euo pipefail
+
+need=()
+command -v cmake >/dev/null || need+=(cmake)
+command -v clang >/dev/null || need+=(clang)
+ldconfig -p 2>/dev/null | grep -q 'libclang[-.0-9]*\.so' || need+=(libclang-dev)
+command -v python3 >/dev/null || need+=(python3 python3-pip)
+
+if ((${#need[@]})); then
+  echo "setup: installing ${need[*]}" >&2
+  SUDO=""
+  [[ $(id -u) -eq 0 ]] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >&2
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "setup: a Rust toolchain (cargo) is needed: see https://rustup.rs" >&2
+  exit 1
+fi

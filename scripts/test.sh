@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The test command: system packages, the test model, then every test of the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+LOKAL_MODEL="$(scripts/fetch-model.sh)"
+export LOKAL_MODEL
+# One profile for tests, demo and bench, so llama.cpp is compiled once.
+cargo test --release --workspace "$@"
