@@ -178,7 +178,9 @@ fn load(cfg: &EngineConfig, events: &Arc<dyn Fn(EngineEvent) + Send + Sync>) -> 
     check_gguf(&path)?;
     let n_layer = gguf_layer_count(&path);
     let backend = backend()?;
-    let gpu = cfg!(any(feature = "cuda", feature = "metal", feature = "vulkan"));
+    // Asked at run time, not from our cargo features: with the `dynamic-link` build the GPU backend comes
+    // from the llama.cpp libraries found at run time.
+    let gpu = backend.supports_gpu_offload();
     // llama.cpp counts the output layer as one more offloadable layer; never ask for more than exist.
     let max_layers = n_layer.map(|n| n + 1).unwrap_or(0);
     let layers = if gpu { cfg.gpu_layers.unwrap_or(max_layers).min(max_layers) } else { 0 };
@@ -250,7 +252,7 @@ fn special(model: &LlamaModel, t: LlamaToken) -> Option<SpecialToken> {
 fn model_info(model: &LlamaModel, cfg: &EngineConfig) -> ModelInfo {
     let v = model.vocab();
     let arch = model.meta_val_str("general.architecture").unwrap_or_default();
-    let gpu = cfg!(any(feature = "cuda", feature = "metal", feature = "vulkan"));
+    let gpu = backend().map(|b| b.supports_gpu_offload()).unwrap_or(false);
     let n_layer = model.n_layer();
     ModelInfo {
         path: cfg.resolved_model_path().display().to_string(),
