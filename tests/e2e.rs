@@ -52,7 +52,7 @@ impl Session {
         if options.get("modelPath").is_none() {
             options["modelPath"] = json!(model_path());
         }
-        let mut c = LspClient::spawn(&exe(), &["--stdio"], &[("LOKAL_LOG", "warn")], Stdio::null()).unwrap();
+        let mut c = LspClient::spawn(&exe(), &["--stdio"], &[("LOKAL_LOG", "warn"), ("LOKAL_NO_DAEMON", "1")], Stdio::null()).unwrap();
         c.initialize(Some(&format!("file://{}", fixture_root().display())), options, false).unwrap();
         let mut s = Session { c };
         if wait_ready {
@@ -292,7 +292,7 @@ fn bad_positions_unopened_documents_and_malformed_messages_get_errors_not_crashe
 
 #[test]
 fn model_loading_reports_progress_and_utf8_positions_are_negotiated() {
-    let mut c = LspClient::spawn(&exe(), &["--stdio"], &[("LOKAL_LOG", "warn")], Stdio::null()).unwrap();
+    let mut c = LspClient::spawn(&exe(), &["--stdio"], &[("LOKAL_LOG", "warn"), ("LOKAL_NO_DAEMON", "1")], Stdio::null()).unwrap();
     let caps = c.initialize(None, json!({"modelPath": model_path()}), true).unwrap();
     assert_eq!(caps["capabilities"]["positionEncoding"], "utf-8");
     assert_eq!(caps["capabilities"]["inlineCompletionProvider"], true);

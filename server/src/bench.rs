@@ -63,7 +63,7 @@ fn peak_rss_mb(pid: u32) -> f64 {
 
 pub fn run_trace(exe: &Path, trace_path: &Path, options: serde_json::Value, verbose: bool) -> Result<RunFigures, String> {
     let (tr, root) = trace::load(trace_path)?;
-    let client = LspClient::spawn(exe, &["--stdio"], &[], Stdio::null()).map_err(|e| e.to_string())?;
+    let client = LspClient::spawn(exe, &["--stdio"], &[("LOKAL_NO_DAEMON", "1")], Stdio::null()).map_err(|e| e.to_string())?;
     let mut r = Replayer::new(client, root.clone());
     let cache = options["cacheEnabled"].as_bool().unwrap_or(true);
     let t0 = std::time::Instant::now();

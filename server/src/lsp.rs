@@ -4,7 +4,7 @@ use dashmap::DashMap;
 use lokal_engine::{CancelOnDrop, CancelToken, CompletionRequest, Engine, EngineConfig, EngineError, EngineEvent, EngineState};
 use serde::Deserialize;
 use serde_json::Value;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::mpsc;
 use tower_lsp_server::jsonrpc::{Error, ErrorCode, Result};
 use tower_lsp_server::ls_types::*;
@@ -18,19 +18,55 @@ const LINES_AFTER: usize = 120;
 
 pub struct Backend {
     client: Client,
-    engine: OnceLock<Engine>,
-    docs: DashMap<Uri, Document>,
+    engine: Arc<OnceLock<Engine>>,
+    /// The daemon's engine when this session is one of many; `None` runs an engine of our own.
+    shared: Option<Engine>,
+    /// Prefix of this session's cache keys: sessions sharing a daemon never see each other's documents.
+    session: String,
+    docs: Arc<DashMap<Uri, Document>>,
     encoding: OnceLock<Encoding>,
     config: Mutex<EngineConfig>,
     events: Mutex<Option<mpsc::UnboundedReceiver<EngineEvent>>>,
     progress_supported: OnceLock<bool>,
 }
 
+/// What outlives a session's service: enough to free its documents when the connection ends.
+#[derive(Clone)]
+pub struct SessionHandle {
+    engine: Arc<OnceLock<Engine>>,
+    docs: Arc<DashMap<Uri, Document>>,
+    session: String,
+}
+
+impl SessionHandle {
+    /// The client went away (with or without `shutdown`): free its sequences and snapshots.
+    pub fn close_all(&self) {
+        if let Some(e) = self.engine.get() {
+            for d in self.docs.iter() {
+                e.close(&format!("{}{}", self.session, d.key().as_str()));
+            }
+        }
+        self.docs.clear();
+    }
+}
+
+/// An in-process session with its own engine.
 pub fn service() -> (LspService<Backend>, tower_lsp_server::ClientSocket) {
-    LspService::build(|client| Backend {
+    let (s, c, _) = session(None, String::new());
+    (s, c)
+}
+
+/// A session; with `shared`, one of the daemon's many, on the daemon's engine.
+pub fn session(shared: Option<Engine>, session: String) -> (LspService<Backend>, tower_lsp_server::ClientSocket, SessionHandle) {
+    let engine: Arc<OnceLock<Engine>> = Arc::new(OnceLock::new());
+    let docs: Arc<DashMap<Uri, Document>> = Arc::new(DashMap::new());
+    let handle = SessionHandle { engine: engine.clone(), docs: docs.clone(), session: session.clone() };
+    let (svc, sock) = LspService::build(move |client| Backend {
         client,
-        engine: OnceLock::new(),
-        docs: DashMap::new(),
+        engine,
+        shared,
+        session,
+        docs,
         encoding: OnceLock::new(),
         config: Mutex::new(EngineConfig::default()),
         events: Mutex::new(None),
@@ -39,7 +75,8 @@ pub fn service() -> (LspService<Backend>, tower_lsp_server::ClientSocket) {
     .custom_method("textDocument/inlineCompletion", Backend::inline_completion)
     .custom_method("lokal/stats", Backend::stats)
     .custom_method(crate::framing::MALFORMED_METHOD, Backend::malformed)
-    .finish()
+    .finish();
+    (svc, sock, handle)
 }
 
 pub(crate) fn request_failed(msg: impl Into<String>) -> Error {
@@ -82,6 +119,10 @@ impl Backend {
         self.engine.get().ok_or_else(|| invalid_params("server not initialized"))
     }
 
+    fn key(&self, uri: &Uri) -> String {
+        format!("{}{}", self.session, uri.as_str())
+    }
+
     fn enc(&self) -> Encoding {
         *self.encoding.get().unwrap_or(&Encoding::Utf16)
     }
@@ -102,7 +143,17 @@ impl Backend {
         let after = rope.slice(cursor..end.max(cursor)).to_string();
         // The word being typed, so list-completion clients (Helix) can filter the item against it.
         let word: String = before.chars().rev().take_while(|c| c.is_alphanumeric() || *c == '_').collect::<Vec<_>>().into_iter().rev().collect();
-        Ok((CompletionRequest { doc: uri.as_str().to_string(), before, first_line, after, max_tokens: None, max_lines: None }, word))
+        let cfg = self.config.lock().unwrap();
+        let req = CompletionRequest {
+            doc: self.key(uri),
+            before,
+            first_line,
+            after,
+            // Per request, so sessions sharing a daemon keep their own budgets.
+            max_tokens: Some(cfg.max_tokens),
+            max_lines: Some(cfg.max_lines),
+        };
+        Ok((req, word))
     }
 
     async fn suggest(&self, uri: &Uri, pos: Position) -> Result<Option<(String, String)>> {
@@ -137,7 +188,12 @@ impl Backend {
     }
 
     async fn stats(&self, _params: StatsParams) -> Result<Value> {
-        let s = self.engine()?.stats().await;
+        let mut s = self.engine()?.stats().await;
+        // Only this session's documents, under the URIs the client knows.
+        s.documents = std::mem::take(&mut s.documents)
+            .into_iter()
+            .filter_map(|(k, v)| k.strip_prefix(&self.session).map(|u| (u.to_string(), v)))
+            .collect();
         serde_json::to_value(s).map_err(|e| request_failed(e.to_string()))
     }
 
@@ -197,11 +253,29 @@ impl Backend {
             }
         };
         if old != new {
-            *self.config.lock().unwrap() = new.clone();
-            if let Ok(e) = self.engine() {
+            self.apply_settings(new).await;
+        }
+    }
+
+    /// Session-level settings (token and line budgets) apply at once; model-level ones reload our own
+    /// engine, but never a daemon's, which other editor windows are using.
+    async fn apply_settings(&self, new: EngineConfig) {
+        let old = std::mem::replace(&mut *self.config.lock().unwrap(), new.clone());
+        let model_level = EngineConfig { max_tokens: old.max_tokens, max_lines: old.max_lines, ..new.clone() } != old;
+        if !model_level {
+            return;
+        }
+        match (&self.shared, self.engine()) {
+            (None, Ok(e)) => {
                 tracing::info!("settings changed; reloading the engine");
                 e.reload(new);
             }
+            (Some(_), _) => {
+                self.client
+                    .show_message(MessageType::WARNING, "lokal: model settings belong to the shared daemon; restart `lokal daemon` to change them")
+                    .await;
+            }
+            _ => {}
         }
     }
 }
@@ -227,11 +301,18 @@ impl LanguageServer for Backend {
             None => EngineConfig::default(),
         };
         *self.config.lock().unwrap() = cfg.clone();
-        let (tx, rx) = mpsc::unbounded_channel();
-        *self.events.lock().unwrap() = Some(rx);
-        let _ = self.engine.set(Engine::start(cfg, move |ev| {
-            let _ = tx.send(ev);
-        }));
+        match &self.shared {
+            Some(e) => {
+                let _ = self.engine.set(e.clone());
+            }
+            None => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                *self.events.lock().unwrap() = Some(rx);
+                let _ = self.engine.set(Engine::start(cfg, move |ev| {
+                    let _ = tx.send(ev);
+                }));
+            }
+        }
         Ok(InitializeResult {
             server_info: Some(ServerInfo { name: "lokal".into(), version: Some(env!("CARGO_PKG_VERSION").into()) }),
             capabilities: ServerCapabilities {
@@ -251,8 +332,14 @@ impl LanguageServer for Backend {
     }
 
     async fn shutdown(&self) -> Result<()> {
-        if let Some(e) = self.engine.get() {
-            e.shutdown();
+        match (&self.shared, self.engine.get()) {
+            (None, Some(e)) => e.shutdown(),
+            (Some(e), _) => {
+                for d in self.docs.iter() {
+                    e.close(&self.key(d.key()));
+                }
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -284,7 +371,7 @@ impl LanguageServer for Backend {
         let uri = params.text_document.uri;
         self.docs.remove(&uri);
         if let Some(e) = self.engine.get() {
-            e.close(uri.as_str());
+            e.close(&self.key(&uri));
         }
     }
 
@@ -295,10 +382,7 @@ impl LanguageServer for Backend {
             let cur = self.config.lock().unwrap().clone();
             if let Ok(n) = settings_from(&params.settings, &cur) {
                 if n != cur {
-                    *self.config.lock().unwrap() = n.clone();
-                    if let Ok(e) = self.engine() {
-                        e.reload(n);
-                    }
+                    self.apply_settings(n).await;
                 }
                 return;
             }

@@ -20,6 +20,14 @@ struct Cli {
 enum Cmd {
     /// Serve LSP over stdio.
     Serve,
+    /// Keep the model loaded and serve every editor window over a Unix socket (owner-only).
+    Daemon {
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Documents kept resident across all sessions.
+        #[arg(long, default_value_t = 16)]
+        sequences: u32,
+    },
     /// Print one suggestion at FILE:LINE:COL (1-based) and its timings.
     Complete {
         location: String,
@@ -72,6 +80,9 @@ fn main() {
             serve();
             0
         }
+        Some(Cmd::Daemon { model, sequences }) => {
+            report(lokal_server::daemon::run(EngineConfig { model_path: model, sequences, ..Default::default() }))
+        }
         Some(Cmd::Complete { location, model, max_tokens }) => report(complete(&location, model, max_tokens)),
         Some(Cmd::Bench { trace, json, model, max_tokens, threads, only_on }) => {
             report(lokal_server::bench::run(lokal_server::bench::BenchArgs { trace, json, model, max_tokens, threads, only_on }))
@@ -94,6 +105,17 @@ fn report(r: Result<(), String>) -> i32 {
 fn serve() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     rt.block_on(async {
+        // A running daemon serves this editor window from its resident model; otherwise run our own.
+        let sock = lokal_server::daemon::socket_path();
+        if std::env::var_os("LOKAL_NO_DAEMON").is_none() {
+            if let Some(conn) = lokal_server::proxy::try_connect(&sock).await {
+                tracing::info!("using the lokal daemon at {}", sock.display());
+                if let Err(e) = lokal_server::proxy::run(sock, conn).await {
+                    tracing::error!("proxy: {e}");
+                }
+                return;
+            }
+        }
         let (service, socket) = lokal_server::lsp::service();
         let (guarded, input) = tokio::io::duplex(1 << 20);
         tokio::spawn(async move {
