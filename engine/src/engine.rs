@@ -3,6 +3,7 @@
 use crate::cancel::CancelToken;
 use crate::config::EngineConfig;
 use crate::error::{EngineError, Result};
+use crate::remote::{RemoteBackend, RemoteConfig};
 use crate::stats::EngineStats;
 use crate::worker::{self, Completion, CompletionRequest, EngineEvent, EngineState, GenerateRequest, Generation, Job, Timings};
 use std::collections::HashMap;
@@ -27,6 +28,10 @@ pub struct Engine {
     inflight: Arc<Mutex<HashMap<String, CancelToken>>>,
     last: Arc<Mutex<HashMap<String, LastSuggestion>>>,
     from_suggestion: Arc<Mutex<HashMap<String, u64>>>,
+    /// An on-premises engine that serves instead of the local model, where a workspace configures one.
+    remote: Arc<RwLock<Option<RemoteBackend>>>,
+    /// Defaults for requests that do not carry their own budgets (remote requests need them here).
+    budgets: (usize, usize),
 }
 
 const AFTER_HEAD: usize = 2048;
@@ -45,6 +50,7 @@ impl Engine {
         let (tx, rx) = std::sync::mpsc::channel();
         let state = Arc::new(RwLock::new(EngineState::Loading));
         let st = state.clone();
+        let budgets = (cfg.max_tokens, cfg.max_lines);
         let events: Arc<dyn Fn(EngineEvent) + Send + Sync> = Arc::new(events);
         std::thread::Builder::new()
             .name("lokal-model".into())
@@ -56,7 +62,20 @@ impl Engine {
             inflight: Default::default(),
             last: Default::default(),
             from_suggestion: Default::default(),
+            remote: Default::default(),
+            budgets,
         }
+    }
+
+    /// Serve completions and generations from an on-premises endpoint (or, with `None`, locally again).
+    /// The caller has checked the tier policy: this only switches where requests go.
+    pub fn set_remote(&self, cfg: Option<RemoteConfig>) {
+        *self.remote.write().unwrap() = cfg.map(RemoteBackend::new);
+        self.last.lock().unwrap().clear();
+    }
+
+    pub fn remote(&self) -> Option<RemoteConfig> {
+        self.remote.read().unwrap().as_ref().map(|r| r.config().clone())
     }
 
     pub fn state(&self) -> EngineState {
@@ -73,17 +92,28 @@ impl Engine {
         if let Some(c) = self.from_last_suggestion(&req, queued) {
             return Ok(c);
         }
-        if let EngineState::Failed(why) = self.state() {
-            return Err(EngineError::ModelUnavailable(why));
+        let remote = self.remote.read().unwrap().clone();
+        if remote.is_none() {
+            if let EngineState::Failed(why) = self.state() {
+                return Err(EngineError::ModelUnavailable(why));
+            }
         }
         let doc = req.doc.clone();
         if let Some(old) = self.inflight.lock().unwrap().insert(doc.clone(), cancel.clone()) {
             old.cancel();
         }
-        let (reply, rx) = oneshot::channel();
         let req2 = req.clone();
-        self.send(Job::Complete { req, cancel: cancel.clone(), queued, reply })?;
-        let r = rx.await.map_err(|_| EngineError::ShutDown)?;
+        let r = match remote {
+            Some(rb) => {
+                let (mt, ml) = (req.max_tokens.unwrap_or(self.budgets.0), req.max_lines.unwrap_or(self.budgets.1));
+                rb.complete(&req, mt, ml, &cancel).await
+            }
+            None => {
+                let (reply, rx) = oneshot::channel();
+                self.send(Job::Complete { req, cancel: cancel.clone(), queued, reply })?;
+                rx.await.map_err(|_| EngineError::ShutDown)?
+            }
+        };
         {
             let mut inflight = self.inflight.lock().unwrap();
             if inflight.get(&doc).is_some_and(|c| std::ptr::eq(c.flag_ptr(), cancel.flag_ptr())) {
@@ -139,6 +169,10 @@ impl Engine {
     }
 
     pub async fn generate(&self, req: GenerateRequest, cancel: CancelToken) -> Result<Generation> {
+        let remote = self.remote.read().unwrap().clone();
+        if let Some(rb) = remote {
+            return rb.generate(&req, &cancel).await;
+        }
         if let EngineState::Failed(why) = self.state() {
             return Err(EngineError::ModelUnavailable(why));
         }

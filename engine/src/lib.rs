@@ -8,6 +8,7 @@ pub mod model_info;
 pub mod policy;
 pub mod postprocess;
 pub mod prefix_cache;
+pub mod remote;
 pub mod stats;
 pub mod syntax;
 pub mod window;
