@@ -37,6 +37,7 @@ impl FimTokens {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ModelInfo {
     pub path: String,
     pub name: Option<String>,

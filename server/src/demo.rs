@@ -51,15 +51,20 @@ pub fn run(trace_path: &Path, model: Option<&Path>) -> Result<(), String> {
                 format!("re-decoded {} of {} prompt tokens", s.redecoded_tokens, s.prompt_tokens)
             };
             let sugg = s.suggestion.as_deref().unwrap_or("");
-            let first = sugg.split('\n').next().unwrap_or("");
-            let more = if sugg.contains('\n') { format!(" …(+{} lines)", sugg.matches('\n').count()) } else { String::new() };
+            // The first line with text, marked ↵ when the suggestion starts on a new line.
+            let lead = if sugg.starts_with('\n') { "↵ " } else { "" };
+            let first = format!("{lead}{}", sugg.split('\n').find(|l| !l.trim().is_empty()).unwrap_or("").trim_start());
+            let more = match sugg.trim_end().matches('\n').count() {
+                0 => String::new(),
+                n => format!(" …(+{n} lines)"),
+            };
             println!(
                 "{:<13} {:<18} {:>7.0} ms  {}{}{}{}   [{how}]",
                 s.kind.name(),
                 s.file,
                 s.latency_ms,
                 GRAY,
-                if first.is_empty() { "∅" } else { first },
+                if first.is_empty() { "∅".to_string() } else { first },
                 more,
                 RESET
             );

@@ -8,3 +8,4 @@ pub mod framing;
 pub mod lsp;
 pub mod proxy;
 pub mod trace;
+pub mod work;
