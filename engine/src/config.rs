@@ -26,6 +26,8 @@ pub struct EngineConfig {
     pub cache_enabled: bool,
     /// Host memory for KV snapshots of documents that lost their sequence.
     pub host_cache_mb: usize,
+    /// Minimum run of cached tokens worth shifting into place when the prompt window moved (0: off).
+    pub reuse_min_chunk: usize,
 }
 
 impl Default for EngineConfig {
@@ -42,6 +44,7 @@ impl Default for EngineConfig {
             gpu_layers: None,
             cache_enabled: true,
             host_cache_mb: 512,
+            reuse_min_chunk: 64,
         }
     }
 }

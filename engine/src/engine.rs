@@ -32,6 +32,8 @@ pub struct Engine {
     remote: Arc<RwLock<Option<RemoteBackend>>>,
     /// Defaults for requests that do not carry their own budgets (remote requests need them here).
     budgets: (usize, usize),
+    /// `cacheEnabled: false` turns off every kind of reuse, this one too, so benchmarks get a clean baseline.
+    reuse: Arc<std::sync::atomic::AtomicBool>,
 }
 
 const AFTER_HEAD: usize = 2048;
@@ -51,6 +53,7 @@ impl Engine {
         let state = Arc::new(RwLock::new(EngineState::Loading));
         let st = state.clone();
         let budgets = (cfg.max_tokens, cfg.max_lines);
+        let cache_enabled = cfg.cache_enabled;
         let events: Arc<dyn Fn(EngineEvent) + Send + Sync> = Arc::new(events);
         std::thread::Builder::new()
             .name("lokal-model".into())
@@ -64,6 +67,7 @@ impl Engine {
             from_suggestion: Default::default(),
             remote: Default::default(),
             budgets,
+            reuse: Arc::new(std::sync::atomic::AtomicBool::new(cache_enabled)),
         }
     }
 
@@ -89,8 +93,10 @@ impl Engine {
     /// Complete at the cursor. A newer request for the same document cancels this one.
     pub async fn complete(&self, req: CompletionRequest, cancel: CancelToken) -> Result<Completion> {
         let queued = Instant::now();
-        if let Some(c) = self.from_last_suggestion(&req, queued) {
-            return Ok(c);
+        if self.reuse.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Some(c) = self.from_last_suggestion(&req, queued) {
+                return Ok(c);
+            }
         }
         let remote = self.remote.read().unwrap().clone();
         if remote.is_none() {
@@ -221,12 +227,14 @@ impl Engine {
     }
 
     pub fn set_cache_enabled(&self, on: bool) {
+        self.reuse.store(on, std::sync::atomic::Ordering::Relaxed);
         let _ = self.send(Job::SetCacheEnabled(on));
     }
 
     /// Load another model or apply new settings; requests queue behind the reload.
     pub fn reload(&self, cfg: EngineConfig) {
         *self.state.write().unwrap() = EngineState::Loading;
+        self.reuse.store(cfg.cache_enabled, std::sync::atomic::Ordering::Relaxed);
         self.last.lock().unwrap().clear();
         let _ = self.send(Job::Reload(Box::new(cfg)));
     }

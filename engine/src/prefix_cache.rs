@@ -15,6 +15,10 @@ pub trait KvOps {
     /// Remove cells at positions `>= pos`. `false` if the backend cannot (then the sequence is cleared).
     fn truncate(&mut self, seq: u32, pos: usize) -> bool;
     fn clear(&mut self, seq: u32);
+    /// Remove cells at positions `p0..p1`.
+    fn remove_range(&mut self, seq: u32, p0: usize, p1: usize) -> bool;
+    /// Move cells at positions `p0..p1` by `delta` positions (RoPE is re-applied by llama.cpp).
+    fn shift(&mut self, seq: u32, p0: usize, p1: usize, delta: i64) -> bool;
     /// Copy a sequence's cells to host memory; returns the snapshot and its size in bytes.
     fn snapshot(&mut self, seq: u32) -> Option<(Self::Snapshot, usize)>;
     fn restore(&mut self, seq: u32, snap: &Self::Snapshot) -> bool;
@@ -30,6 +34,10 @@ pub struct CacheConfig {
     pub host_budget: usize,
     /// Do not snapshot sequences shorter than this: recomputing them is cheap anyway.
     pub min_snapshot_tokens: usize,
+    /// Reuse runs of at least this many cached tokens found later in the sequence by shifting them into
+    /// place (as llama-server's `--cache-reuse`); 0 turns it off. The shifted cells were computed after
+    /// slightly different text, an approximation llama.cpp's own server makes too.
+    pub reuse_min_chunk: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +47,8 @@ pub struct Plan<K> {
     pub keep: usize,
     pub restored: bool,
     pub evicted: Option<K>,
+    /// Of `keep`, tokens that came from shifting later chunks into place.
+    pub shifted: usize,
 }
 
 struct Saved<S> {
@@ -131,6 +141,10 @@ impl<K: Hash + Eq + Clone, S> PrefixCache<K, S> {
         };
         let slot = &mut self.slots[seq as usize];
         let mut keep = if self.cfg.enabled { common_prefix(slot, prompt) } else { 0 };
+        let mut shifted = 0;
+        if self.cfg.enabled && self.cfg.reuse_min_chunk > 0 {
+            (keep, shifted) = reuse_chunks(slot, prompt, keep, self.cfg.reuse_min_chunk, seq, kv);
+        }
         // The last prompt token must be decoded again to get logits for the first new token.
         keep = keep.min(prompt.len() - 1);
         if keep < slot.len() {
@@ -140,7 +154,8 @@ impl<K: Hash + Eq + Clone, S> PrefixCache<K, S> {
             }
             slot.truncate(keep);
         }
-        Plan { seq, keep, restored, evicted }
+        shifted = shifted.min(keep);
+        Plan { seq, keep, restored, evicted, shifted }
     }
 
     /// Record what the sequence holds after decoding (prompt plus the generated tokens that were decoded).
@@ -181,6 +196,30 @@ impl<K: Hash + Eq + Clone, S> PrefixCache<K, S> {
     }
 }
 
+/// After the common prefix, find runs of the prompt that the sequence holds further on (the window's start
+/// moved down the file, say) and shift them into place. Returns the new number of usable cells and how
+/// many of them were shifted. Only moves cells towards the start, like llama-server.
+fn reuse_chunks<O: KvOps>(slot: &mut [Token], prompt: &[Token], mut n_past: usize, min: usize, seq: u32, kv: &mut O) -> (usize, usize) {
+    let (mut head_c, mut head_p, mut moved) = (n_past, n_past, 0);
+    while head_c < slot.len() && head_p < prompt.len() {
+        let n = slot[head_c..].iter().zip(&prompt[head_p..]).take_while(|(a, b)| a == b).count();
+        if n < min {
+            head_c += 1;
+            continue;
+        }
+        let delta = head_p as i64 - head_c as i64;
+        if !kv.remove_range(seq, head_p, head_c) || !kv.shift(seq, head_c, head_c + n, delta) {
+            break;
+        }
+        slot.copy_within(head_c..head_c + n, head_p);
+        n_past += n;
+        moved += n;
+        head_c += n;
+        head_p += n;
+    }
+    (n_past, moved)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +231,7 @@ mod tests {
         truncates: Vec<(u32, usize)>,
         restores: usize,
         can_truncate: bool,
+        shifts: Vec<(u32, usize, usize, i64)>,
     }
     impl KvOps for FakeKv {
         type Snapshot = usize;
@@ -205,6 +245,13 @@ mod tests {
         }
         fn clear(&mut self, seq: u32) {
             self.cells.insert(seq, 0);
+        }
+        fn remove_range(&mut self, _seq: u32, _p0: usize, _p1: usize) -> bool {
+            true
+        }
+        fn shift(&mut self, seq: u32, p0: usize, p1: usize, delta: i64) -> bool {
+            self.shifts.push((seq, p0, p1, delta));
+            true
         }
         fn snapshot(&mut self, seq: u32) -> Option<(usize, usize)> {
             let n = *self.cells.get(&seq).unwrap_or(&0);
@@ -221,7 +268,7 @@ mod tests {
     }
 
     fn cfg(n: u32) -> CacheConfig {
-        CacheConfig { sequences: n, enabled: true, host_budget: 1000, min_snapshot_tokens: 1 }
+        CacheConfig { sequences: n, enabled: true, host_budget: 1000, min_snapshot_tokens: 1, reuse_min_chunk: 0 }
     }
 
     fn run(c: &mut PrefixCache<&'static str, usize>, kv: &mut FakeKv, doc: &'static str, p: &[Token]) -> Plan<&'static str> {
@@ -296,6 +343,22 @@ mod tests {
         let mut c = PrefixCache::new(CacheConfig { enabled: false, ..cfg(2) });
         run(&mut c, &mut kv, "a", &[1, 2, 3]);
         assert_eq!(run(&mut c, &mut kv, "a", &[1, 2, 3, 4]).keep, 0);
+    }
+
+    #[test]
+    fn a_window_that_moved_down_reuses_its_tail_by_shifting() {
+        let mut kv = FakeKv { can_truncate: true, ..Default::default() };
+        let mut c = PrefixCache::new(CacheConfig { reuse_min_chunk: 3, ..cfg(1) });
+        // BOS, then lines 10..20 of a file; then the window starts at line 14 and goes further.
+        run(&mut c, &mut kv, "a", &[0, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19]);
+        let p = run(&mut c, &mut kv, "a", &[0, 14, 15, 16, 17, 18, 19, 20, 21]);
+        assert_eq!(p.keep, 7, "BOS plus the six shifted tokens");
+        assert_eq!(p.shifted, 6);
+        assert_eq!(kv.shifts, vec![(p.seq, 5, 11, -4)]);
+        // Runs shorter than the minimum are not worth the approximation.
+        let mut c = PrefixCache::new(CacheConfig { reuse_min_chunk: 8, ..cfg(1) });
+        run(&mut c, &mut kv, "b", &[0, 10, 11, 12, 13, 14, 15]);
+        assert_eq!(run(&mut c, &mut kv, "b", &[0, 13, 14, 15, 16]).keep, 1);
     }
 
     #[test]

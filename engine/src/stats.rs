@@ -22,6 +22,8 @@ pub struct DocStats {
     pub last_redecoded_tokens: usize,
     pub last_generated_tokens: usize,
     pub last_restored: bool,
+    /// Of the reused tokens, those shifted into place from further on in the sequence.
+    pub last_shifted_tokens: usize,
     pub last_ttft_ms: f64,
     pub last_total_ms: f64,
     pub last_prompt_ms: f64,

@@ -382,6 +382,12 @@ impl KvOps for Kv<'_, '_> {
     fn clear(&mut self, seq: u32) {
         let _ = self.ctx.clear_kv_cache_seq(Some(seq), None, None);
     }
+    fn remove_range(&mut self, seq: u32, p0: usize, p1: usize) -> bool {
+        p0 >= p1 || self.ctx.clear_kv_cache_seq(Some(seq), Some(p0 as u32), Some(p1 as u32)).unwrap_or(false)
+    }
+    fn shift(&mut self, seq: u32, p0: usize, p1: usize, delta: i64) -> bool {
+        self.ctx.kv_cache_seq_add(seq as i32, Some(p0 as u32), Some(p1 as u32), delta as i32).is_ok()
+    }
     fn snapshot(&mut self, seq: u32) -> Option<(SeqState, usize)> {
         let s = self.ctx.state_seq_get(seq as i32, LlamaStateSeqFlags::empty()).ok()?;
         let n = s.byte_len();
@@ -419,6 +425,7 @@ impl<'m, 's> Session<'m, 's> {
             enabled: cfg.cache_enabled,
             host_budget: cfg.host_cache_mb * 1024 * 1024,
             min_snapshot_tokens: 32,
+            reuse_min_chunk: cfg.reuse_min_chunk,
         });
         Self {
             model,
@@ -603,6 +610,7 @@ impl<'m, 's> Session<'m, 's> {
                 st.last_redecoded_tokens = prompt.len() - plan.keep;
                 st.last_generated_tokens = out.generated;
                 st.last_restored = plan.restored;
+                st.last_shifted_tokens = plan.shifted;
                 st.last_prompt_ms = out.ttft.as_secs_f64() * 1e3;
                 st.last_ttft_ms = out.ttft.as_secs_f64() * 1e3;
                 st.last_total_ms = started.elapsed().as_secs_f64() * 1e3;

@@ -99,7 +99,7 @@ pub fn run_trace(exe: &Path, trace_path: &Path, options: serde_json::Value, verb
     let Replayer { client, .. } = r;
     client.shutdown();
     let mut kinds = BTreeMap::new();
-    for kind in [Kind::Cold, Kind::Keystroke, Kind::Switch, Kind::Accept] {
+    for kind in [Kind::Cold, Kind::Keystroke, Kind::Switch, Kind::Jump, Kind::Accept] {
         let of: Vec<&Sample> = samples.iter().filter(|s| s.kind == kind).collect();
         if of.is_empty() {
             continue;
@@ -194,7 +194,7 @@ fn print_table(runs: &[RunFigures]) {
         );
     }
     if let [on, off] = runs {
-        for k in [Kind::Keystroke, Kind::Switch, Kind::Accept, Kind::Cold] {
+        for k in [Kind::Keystroke, Kind::Switch, Kind::Jump, Kind::Accept, Kind::Cold] {
             if let (Some(a), Some(b)) = (on.kinds.get(&k), off.kinds.get(&k)) {
                 if a.ttft_p50_ms > 0.0 {
                     println!("{:<16} ttft p50 off/on = {:.2}x", k.name(), b.ttft_p50_ms / a.ttft_p50_ms);

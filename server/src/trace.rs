@@ -35,6 +35,8 @@ pub enum Step {
     },
     /// Accept the first line of the last suggestion (as Tab on ghost text), then ask again.
     Accept,
+    /// Switch back to a file visited earlier: the editor restores its cursor where the user left it.
+    Back(String),
 }
 
 fn one() -> usize {
@@ -47,6 +49,7 @@ pub enum Kind {
     Cold,
     Keystroke,
     Switch,
+    Jump,
     Accept,
 }
 
@@ -56,6 +59,7 @@ impl Kind {
             Kind::Cold => "cold open",
             Kind::Keystroke => "keystroke",
             Kind::Switch => "switch back",
+            Kind::Jump => "jump in file",
             Kind::Accept => "accept+continue",
         }
     }
@@ -87,6 +91,8 @@ pub struct Replayer {
     active: Option<String>,
     visited: Vec<String>,
     cursor: usize,
+    /// Where the cursor was left in each file, restored on a switch back.
+    cursors: HashMap<String, usize>,
     last_suggestion: Option<String>,
     pub samples: Vec<Sample>,
 }
@@ -120,6 +126,7 @@ impl Replayer {
             active: None,
             visited: Vec::new(),
             cursor: 0,
+            cursors: HashMap::new(),
             last_suggestion: None,
             samples: Vec::new(),
         }
@@ -205,6 +212,12 @@ impl Replayer {
         Ok(sample)
     }
 
+    fn leave(&mut self) {
+        if let Some(f) = self.active.clone() {
+            self.cursors.insert(f, self.cursor);
+        }
+    }
+
     /// Run one step; `on_sample` sees each completion as it arrives (the demo prints them).
     pub fn step(&mut self, step: &Step, pace: bool, on_sample: &mut dyn FnMut(&Replayer, &Sample)) -> Result<(), String> {
         let err = |e: RpcError| e.to_string();
@@ -213,13 +226,24 @@ impl Replayer {
             Step::Goto { file, after } => {
                 let text = self.texts.get(file).ok_or_else(|| format!("goto {file}: not opened in the trace"))?;
                 let pos = text.find(after.as_str()).ok_or_else(|| format!("goto {file}: {after:?} not found"))? + after.len();
-                let kind = if self.visited.contains(file) && self.active.as_deref() != Some(file) { Kind::Switch } else { Kind::Cold };
+                // Moving to another place of a file the user already worked in is a jump; the first visit
+                // is a cold open.
+                let kind = if self.visited.contains(file) { Kind::Jump } else { Kind::Cold };
+                self.leave();
                 self.active = Some(file.clone());
                 self.cursor = pos;
                 if !self.visited.contains(file) {
                     self.visited.push(file.clone());
                 }
                 let s = self.request(kind).map_err(err)?;
+                on_sample(self, &s);
+            }
+            Step::Back(file) => {
+                let pos = *self.cursors.get(file).ok_or_else(|| format!("back {file}: not visited earlier in the trace"))?;
+                self.leave();
+                self.active = Some(file.clone());
+                self.cursor = pos;
+                let s = self.request(Kind::Switch).map_err(err)?;
                 on_sample(self, &s);
             }
             Step::Type { text, every, pace_ms } => {
