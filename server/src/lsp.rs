@@ -4,7 +4,11 @@ use dashmap::DashMap;
 use lokal_engine::{CancelOnDrop, CancelToken, CompletionRequest, Engine, EngineConfig, EngineError, EngineEvent, EngineState};
 use serde::Deserialize;
 use serde_json::Value;
-use std::sync::{Arc, Mutex, OnceLock};
+use crate::tiers::{CommandArgs, TierSettings, CLOUD_DESIGN, PREVIEW_CLOUD};
+use crate::work::WorkRegistry;
+use lokal_engine::policy::tier::WorkspacePolicy;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use tokio::sync::mpsc;
 use tower_lsp_server::jsonrpc::{Error, ErrorCode, Result};
 use tower_lsp_server::ls_types::*;
@@ -17,17 +21,22 @@ const LINES_BEFORE_STEP: u32 = 200;
 const LINES_AFTER: usize = 120;
 
 pub struct Backend {
-    client: Client,
+    pub(crate) client: Client,
     engine: Arc<OnceLock<Engine>>,
     /// The daemon's engine when this session is one of many; `None` runs an engine of our own.
     shared: Option<Engine>,
     /// Prefix of this session's cache keys: sessions sharing a daemon never see each other's documents.
     session: String,
-    docs: Arc<DashMap<Uri, Document>>,
+    pub(crate) docs: Arc<DashMap<Uri, Document>>,
     encoding: OnceLock<Encoding>,
     config: Mutex<EngineConfig>,
     events: Mutex<Option<mpsc::UnboundedReceiver<EngineEvent>>>,
     progress_supported: OnceLock<bool>,
+    pub(crate) roots: RwLock<Vec<PathBuf>>,
+    pub(crate) policy: RwLock<WorkspacePolicy>,
+    pub(crate) tier_settings: RwLock<TierSettings>,
+    pub(crate) work: WorkRegistry,
+    watch_supported: OnceLock<bool>,
 }
 
 /// What outlives a session's service: enough to free its documents when the connection ends.
@@ -71,9 +80,16 @@ pub fn session(shared: Option<Engine>, session: String) -> (LspService<Backend>,
         config: Mutex::new(EngineConfig::default()),
         events: Mutex::new(None),
         progress_supported: OnceLock::new(),
+        roots: RwLock::new(Vec::new()),
+        policy: RwLock::new(WorkspacePolicy::default()),
+        tier_settings: RwLock::new(TierSettings::default()),
+        work: WorkRegistry::default(),
+        watch_supported: OnceLock::new(),
     })
     .custom_method("textDocument/inlineCompletion", Backend::inline_completion)
     .custom_method("lokal/stats", Backend::stats)
+    .custom_method("lokal/status", Backend::status)
+    .custom_method("window/workDoneProgress/cancel", Backend::progress_cancel)
     .custom_method(crate::framing::MALFORMED_METHOD, Backend::malformed)
     .finish();
     (svc, sock, handle)
@@ -115,7 +131,15 @@ fn settings_from(value: &Value, base: &EngineConfig) -> std::result::Result<Engi
 pub struct StatsParams {}
 
 impl Backend {
-    fn engine(&self) -> Result<&Engine> {
+    pub(crate) fn can_create_progress(&self) -> bool {
+        *self.progress_supported.get().unwrap_or(&false)
+    }
+
+    async fn progress_cancel(&self, params: WorkDoneProgressCancelParams) {
+        self.work.cancel(&params.token);
+    }
+
+    pub(crate) fn engine(&self) -> Result<&Engine> {
         self.engine.get().ok_or_else(|| invalid_params("server not initialized"))
     }
 
@@ -123,7 +147,7 @@ impl Backend {
         format!("{}{}", self.session, uri.as_str())
     }
 
-    fn enc(&self) -> Encoding {
+    pub(crate) fn enc(&self) -> Encoding {
         *self.encoding.get().unwrap_or(&Encoding::Utf16)
     }
 
@@ -290,6 +314,24 @@ impl LanguageServer for Backend {
             .is_some_and(|v| v.contains(&PositionEncodingKind::UTF8));
         let _ = self.encoding.set(if utf8 { Encoding::Utf8 } else { Encoding::Utf16 });
         let progress = params.capabilities.window.as_ref().and_then(|w| w.work_done_progress).unwrap_or(false);
+        let watch = params
+            .capabilities
+            .workspace
+            .as_ref()
+            .and_then(|w| w.did_change_watched_files.as_ref())
+            .and_then(|d| d.dynamic_registration)
+            .unwrap_or(false);
+        let _ = self.watch_supported.set(watch);
+        #[allow(deprecated)]
+        let roots: Vec<PathBuf> = match (&params.workspace_folders, &params.root_uri) {
+            (Some(fs), _) if !fs.is_empty() => fs.iter().filter_map(|f| crate::tiers::uri_to_path(&f.uri)).collect(),
+            (_, Some(u)) => crate::tiers::uri_to_path(u).into_iter().collect(),
+            _ => vec![],
+        };
+        *self.roots.write().unwrap() = roots;
+        if let Some(o) = &params.initialization_options {
+            *self.tier_settings.write().unwrap() = TierSettings::from_settings(o);
+        }
         let _ = self.progress_supported.set(progress);
         let cfg = match params.initialization_options.as_ref().map(|v| settings_from(v, &EngineConfig::default())) {
             Some(Ok(c)) => c,
@@ -317,7 +359,27 @@ impl LanguageServer for Backend {
             server_info: Some(ServerInfo { name: "lokal".into(), version: Some(env!("CARGO_PKG_VERSION").into()) }),
             capabilities: ServerCapabilities {
                 position_encoding: Some(if utf8 { PositionEncodingKind::UTF8 } else { PositionEncodingKind::UTF16 }),
-                text_document_sync: Some(TextDocumentSyncCapability::Kind(TextDocumentSyncKind::INCREMENTAL)),
+                text_document_sync: Some(TextDocumentSyncCapability::Options(TextDocumentSyncOptions {
+                    open_close: Some(true),
+                    change: Some(TextDocumentSyncKind::INCREMENTAL),
+                    save: Some(TextDocumentSyncSaveOptions::Supported(true)),
+                    ..Default::default()
+                })),
+                code_action_provider: Some(CodeActionProviderCapability::Options(CodeActionOptions {
+                    resolve_provider: Some(true),
+                    ..Default::default()
+                })),
+                execute_command_provider: Some(ExecuteCommandOptions {
+                    commands: crate::COMMANDS.iter().map(|c| c.to_string()).collect(),
+                    ..Default::default()
+                }),
+                workspace: Some(WorkspaceServerCapabilities {
+                    workspace_folders: Some(WorkspaceFoldersServerCapabilities {
+                        supported: Some(true),
+                        change_notifications: Some(OneOf::Left(true)),
+                    }),
+                    file_operations: None,
+                }),
                 completion_provider: Some(CompletionOptions { resolve_provider: Some(false), ..Default::default() }),
                 inline_completion_provider: Some(OneOf::Left(true)),
                 ..Default::default()
@@ -327,8 +389,69 @@ impl LanguageServer for Backend {
     }
 
     async fn initialized(&self, _: InitializedParams) {
+        self.refresh_policy(true).await;
+        if *self.watch_supported.get().unwrap_or(&false) {
+            // Tag files change without a restart: the editor tells us when one does.
+            let opts = DidChangeWatchedFilesRegistrationOptions {
+                watchers: vec![FileSystemWatcher { glob_pattern: GlobPattern::String(format!("**/{}", lokal_engine::policy::tier::TAG_FILE)), kind: None }],
+            };
+            let reg = Registration {
+                id: "lokal-tag-files".into(),
+                method: "workspace/didChangeWatchedFiles".into(),
+                register_options: serde_json::to_value(opts).ok(),
+            };
+            let _ = self.client.register_capability(vec![reg]).await;
+        }
         // Runs for the whole session: the framework keeps serving other messages meanwhile.
         self.forward_events().await;
+    }
+
+    async fn did_change_watched_files(&self, _: DidChangeWatchedFilesParams) {
+        self.refresh_policy(false).await;
+    }
+
+    async fn did_save(&self, params: DidSaveTextDocumentParams) {
+        if params.text_document.uri.as_str().ends_with(lokal_engine::policy::tier::TAG_FILE) {
+            self.refresh_policy(false).await;
+        }
+    }
+
+    async fn did_change_workspace_folders(&self, params: DidChangeWorkspaceFoldersParams) {
+        {
+            let mut roots = self.roots.write().unwrap();
+            let removed: Vec<PathBuf> = params.event.removed.iter().filter_map(|f| crate::tiers::uri_to_path(&f.uri)).collect();
+            roots.retain(|r| !removed.contains(r));
+            roots.extend(params.event.added.iter().filter_map(|f| crate::tiers::uri_to_path(&f.uri)));
+        }
+        self.refresh_policy(false).await;
+    }
+
+    async fn code_action(&self, params: CodeActionParams) -> Result<Option<CodeActionResponse>> {
+        // Listing is instant and never touches the model: only resolve (or a command) does model work.
+        let uri = params.text_document.uri;
+        let language = self.docs.get(&uri).map(|d| d.language_id.clone()).ok_or_else(|| invalid_params(format!("document not open: {}", uri.as_str())))?;
+        let mut actions = crate::actions::list(self, &uri, params.range, &params.context);
+        actions.extend(self.cloud_actions(&uri, params.range, &language));
+        Ok(Some(actions))
+    }
+
+    async fn code_action_resolve(&self, action: CodeAction) -> Result<CodeAction> {
+        let cancel = CancelToken::new();
+        let _guard = CancelOnDrop(cancel.clone());
+        crate::actions::resolve(self, action, cancel).await
+    }
+
+    async fn execute_command(&self, params: ExecuteCommandParams) -> Result<Option<Value>> {
+        let cancel = CancelToken::new();
+        let _guard = CancelOnDrop(cancel.clone());
+        let token = params.work_done_progress_params.work_done_token.clone();
+        let arg = params.arguments.into_iter().next().unwrap_or(Value::Null);
+        let args = || serde_json::from_value::<CommandArgs>(arg.clone()).map_err(|e| invalid_params(format!("{}: {e}", params.command)));
+        match params.command.as_str() {
+            CLOUD_DESIGN => self.cloud_design(args()?, token, cancel).await,
+            PREVIEW_CLOUD => self.preview_cloud(args()?).await,
+            other => crate::actions::execute(self, other, arg, token, cancel).await,
+        }
     }
 
     async fn shutdown(&self) -> Result<()> {
@@ -376,6 +499,13 @@ impl LanguageServer for Backend {
     }
 
     async fn did_change_configuration(&self, params: DidChangeConfigurationParams) {
+        if !params.settings.is_null() {
+            let ts = TierSettings::from_settings(&params.settings);
+            if ts != *self.tier_settings.read().unwrap() {
+                *self.tier_settings.write().unwrap() = ts;
+                self.refresh_policy(false).await;
+            }
+        }
         // Clients either push the settings or just signal a change; pull in both cases for one code path,
         // but accept pushed values when the client cannot answer workspace/configuration.
         if !params.settings.is_null() {

@@ -53,6 +53,15 @@ enum Cmd {
         #[arg(long)]
         only_on: bool,
     },
+    /// Show the egress audit log: every request that left this machine, per workspace.
+    Audit {
+        /// Only records of workspaces whose path contains this text.
+        #[arg(long)]
+        workspace: Option<String>,
+        /// Print the raw JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Type through a fixture workspace and show each suggestion with its latency.
     Demo {
         #[arg(long, default_value = "fixtures/traces/demo.json")]
@@ -86,6 +95,19 @@ fn main() {
         Some(Cmd::Complete { location, model, max_tokens }) => report(complete(&location, model, max_tokens)),
         Some(Cmd::Bench { trace, json, model, max_tokens, threads, only_on }) => {
             report(lokal_server::bench::run(lokal_server::bench::BenchArgs { trace, json, model, max_tokens, threads, only_on }))
+        }
+        Some(Cmd::Audit { workspace, json }) => {
+            let log = lokal_engine::policy::audit::AuditLog::default_location();
+            let records = log.read();
+            if json {
+                for r in records.iter().filter(|r| workspace.as_deref().is_none_or(|w| r.workspace.contains(w))) {
+                    println!("{}", serde_json::to_string(r).unwrap());
+                }
+            } else {
+                eprintln!("audit log: {}", log.path().display());
+                print!("{}", lokal_engine::policy::audit::render(&records, workspace.as_deref()));
+            }
+            0
         }
         Some(Cmd::Demo { trace, model }) => report(lokal_server::demo::run(&trace, model.as_deref())),
     };

@@ -1,0 +1,258 @@
+//! The workspace's client tiers in the protocol: folders and their `.lokal.toml`, `lokal/status`,
+//! diagnostics on broken tag files, the cloud-assisted design command, and the on-premises engine setting.
+use crate::lsp::{invalid_params, request_failed, Backend};
+use crate::work::{create_file, workspace_edit};
+use lokal_engine::policy::anonymize;
+use lokal_engine::policy::audit::AuditLog;
+use lokal_engine::policy::cloud::{self, CloudConfig};
+use lokal_engine::policy::egress;
+use lokal_engine::policy::tier::{FolderPolicy, Tier, UserTierSettings, WorkspacePolicy, TAG_FILE};
+use lokal_engine::remote::RemoteConfig;
+use lokal_engine::CancelToken;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use tower_lsp_server::jsonrpc::Result;
+use tower_lsp_server::ls_types::*;
+
+pub const CLOUD_DESIGN: &str = "lokal.cloudDesign";
+pub const PREVIEW_CLOUD: &str = "lokal.previewCloudPayload";
+
+/// Tier-related settings, read from the same settings object as the engine's.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct TierSettings {
+    #[serde(flatten)]
+    pub user: UserTierSettings,
+    /// An on-premises engine (llama-server, vLLM, EXO) to serve completions instead of the local model.
+    pub remote: Option<RemoteConfig>,
+}
+
+impl TierSettings {
+    pub fn from_settings(v: &Value) -> Self {
+        let v = v.get("lokal").unwrap_or(v);
+        serde_json::from_value(v.clone()).unwrap_or_default()
+    }
+}
+
+pub fn uri_to_path(uri: &Uri) -> Option<PathBuf> {
+    uri.to_file_path().map(|p| p.into_owned())
+}
+
+fn path_uri(p: &Path) -> Option<Uri> {
+    Uri::from_file_path(p)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CommandArgs {
+    pub uri: Uri,
+    #[serde(default)]
+    pub range: Option<Range>,
+}
+
+impl Backend {
+    pub(crate) fn policy(&self) -> WorkspacePolicy {
+        self.policy.read().unwrap().clone()
+    }
+
+    pub(crate) fn folder_of(&self, uri: &Uri) -> Option<FolderPolicy> {
+        let p = uri_to_path(uri)?;
+        self.policy.read().unwrap().folder_for(&p).cloned()
+    }
+
+    pub(crate) fn tier_of(&self, uri: &Uri) -> Tier {
+        self.folder_of(uri).map(|f| f.tier).unwrap_or(Tier::Local)
+    }
+
+    /// Read every folder's tag file again; announce changes and refresh diagnostics on tag files.
+    pub(crate) async fn refresh_policy(&self, announce_all: bool) {
+        let roots = self.roots.read().unwrap().clone();
+        let settings = self.tier_settings.read().unwrap().clone();
+        let new = WorkspacePolicy::resolve(&roots, &settings.user);
+        let old = std::mem::replace(&mut *self.policy.write().unwrap(), new.clone());
+        for f in &new.folders {
+            let before = old.folders.iter().find(|o| o.root == f.root);
+            if announce_all || before.map(|b| (b.tier, b.source)) != Some((f.tier, f.source)) {
+                let how = match f.source {
+                    lokal_engine::policy::tier::TierSource::File => format!("from {TAG_FILE}"),
+                    lokal_engine::policy::tier::TierSource::User => "made stricter by your settings".into(),
+                    lokal_engine::policy::tier::TierSource::Default => format!("no {TAG_FILE}: your default"),
+                    lokal_engine::policy::tier::TierSource::Fallback => format!("{TAG_FILE} is broken: failing closed"),
+                };
+                let typ = if f.source == lokal_engine::policy::tier::TierSource::Fallback { MessageType::WARNING } else { MessageType::INFO };
+                self.client.show_message(typ, format!("lokal: {} is {} ({how})", f.root.display(), f.tier.describe())).await;
+            }
+            if let Some(uri) = path_uri(&f.root.join(TAG_FILE)) {
+                let diags = f
+                    .diagnostics
+                    .iter()
+                    .map(|d| Diagnostic {
+                        range: Range::new(Position::new(d.line, d.column), Position::new(d.line, d.column + 1)),
+                        severity: Some(DiagnosticSeverity::ERROR),
+                        source: Some("lokal".into()),
+                        message: d.message.clone(),
+                        ..Default::default()
+                    })
+                    .collect();
+                self.client.publish_diagnostics(uri, diags, None).await;
+            }
+        }
+        self.apply_remote().await;
+    }
+
+    /// Switch completions to the configured on-premises engine, if the tier policy allows that host for the
+    /// workspace; otherwise say why and keep the local model.
+    pub(crate) async fn apply_remote(&self) {
+        let Ok(engine) = self.engine() else { return };
+        let remote = self.tier_settings.read().unwrap().remote.clone();
+        let Some(r) = remote else {
+            engine.set_remote(None);
+            return;
+        };
+        let policy = self.policy();
+        // One engine serves the whole session, so every folder must allow the host.
+        let denied = if policy.folders.is_empty() {
+            egress::check(None, &r.url, "remote engine", false).err()
+        } else {
+            policy.folders.iter().find_map(|f| egress::check(Some(f), &r.url, "remote engine", false).err())
+        };
+        match denied {
+            None => {
+                engine.set_remote(Some(r.clone()));
+                self.client.log_message(MessageType::INFO, format!("lokal: completions served by {}", r.url)).await;
+            }
+            Some(e) => {
+                engine.set_remote(None);
+                self.client.show_message(MessageType::ERROR, format!("{e}; the remote engine is off and the local model serves")).await;
+            }
+        }
+    }
+
+    pub(crate) async fn status(&self, _params: Value) -> Result<Value> {
+        let folders: Vec<Value> = self
+            .policy()
+            .folders
+            .iter()
+            .map(|f| {
+                json!({
+                    "uri": path_uri(&f.root).map(|u| u.as_str().to_string()),
+                    "tier": f.tier as u8,
+                    "source": f.source,
+                    "endpoints": f.endpoints,
+                    "problems": f.diagnostics.iter().map(|d| d.message.clone()).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let engine = self.engine()?;
+        let model = match engine.state() {
+            lokal_engine::EngineState::Ready(i) => json!({"state": "ready", "name": i.name, "path": i.path, "architecture": i.architecture}),
+            lokal_engine::EngineState::Loading => json!({"state": "loading"}),
+            lokal_engine::EngineState::Failed(e) => json!({"state": "failed", "error": e}),
+        };
+        Ok(json!({"folders": folders, "model": model, "remote": engine.remote().map(|r| r.url)}))
+    }
+
+    /// The cloud-design code action, where the tier allows cloud help at all. In Tier 3 it is not offered.
+    pub(crate) fn cloud_actions(&self, uri: &Uri, range: Range, language: &str) -> Vec<CodeActionOrCommand> {
+        if self.tier_of(uri) == Tier::Local {
+            return vec![];
+        }
+        if range.start == range.end && language != "markdown" {
+            return vec![];
+        }
+        let title = match self.tier_of(uri) {
+            Tier::Cloud => "lokal: draft design with cloud model",
+            _ => "lokal: draft design with cloud model (anonymized schema only)",
+        };
+        let args = json!({"uri": uri, "range": range});
+        vec![CodeActionOrCommand::CodeAction(CodeAction {
+            title: title.into(),
+            kind: Some(CodeActionKind::new("refactor.lokal.cloudDesign")),
+            command: Some(Command { title: title.into(), command: CLOUD_DESIGN.into(), arguments: Some(vec![args]) }),
+            ..Default::default()
+        })]
+    }
+
+    /// What the cloud would receive for this requirement, or why nothing may go.
+    fn cloud_payload(&self, args: &CommandArgs) -> std::result::Result<(Option<FolderPolicy>, bool, String, String), String> {
+        let folder = self.folder_of(&args.uri);
+        let tier = folder.as_ref().map(|f| f.tier).unwrap_or(Tier::Local);
+        if tier == Tier::Local {
+            return Err(format!(
+                "lokal: cloud-assisted actions are off here: {} is {}",
+                folder.as_ref().map(|f| f.root.display().to_string()).unwrap_or_else(|| "this file is outside the workspace and".into()),
+                Tier::Local.describe()
+            ));
+        }
+        let doc = self.docs.get(&args.uri).ok_or_else(|| format!("document not open: {}", args.uri.as_str()))?;
+        let text = doc.text();
+        let requirement = match args.range {
+            Some(r) if r.start != r.end => {
+                let enc = self.enc();
+                let a = doc.char_at(r.start, enc).map_err(|e| e.0)?;
+                let b = doc.char_at(r.end, enc).map_err(|e| e.0)?;
+                doc.rope.slice(a.min(b)..a.max(b)).to_string()
+            }
+            _ => text.clone(),
+        };
+        drop(doc);
+        let system = "You are a senior software architect. Write a concise design document in markdown for the \
+                      requirement. Name each file to create or change on its own line as `File: path/to/file.ext` \
+                      under the section that describes it, so a local model can implement it."
+            .to_string();
+        let user = match tier {
+            Tier::Cloud => format!("Requirement:\n{requirement}\n\nRelevant code ({}):\n{}", args.uri.as_str(), text.chars().take(12_000).collect::<String>()),
+            _ => {
+                let root = folder.as_ref().map(|f| f.root.clone()).unwrap_or_default();
+                let payload = anonymize::anonymize_workspace(&root);
+                format!("Requirement:\n{requirement}\n\nData structure (anonymized, synthetic values):\n{}", payload.preview())
+            }
+        };
+        Ok((folder, tier == Tier::Hybrid, system, user))
+    }
+
+    pub(crate) async fn preview_cloud(&self, args: CommandArgs) -> Result<Option<Value>> {
+        match self.cloud_payload(&args) {
+            Ok((_, anonymized, system, user)) => Ok(Some(json!({"anonymized": anonymized, "system": system, "user": user}))),
+            Err(e) => Err(request_failed(e)),
+        }
+    }
+
+    pub(crate) async fn cloud_design(&self, args: CommandArgs, token: Option<ProgressToken>, cancel: CancelToken) -> Result<Option<Value>> {
+        let (folder, anonymized, system, user) = self.cloud_payload(&args).map_err(request_failed)?;
+        let cfg = CloudConfig::from_env();
+        let work = self.work.begin(&self.client, "lokal: drafting design with the cloud model", token, self.can_create_progress(), cancel.clone()).await;
+        let audit = AuditLog::default_location();
+        let answer = cloud::ask(folder.as_ref(), &cfg, "cloud design", anonymized, &system, &user, 4096, &cancel, &audit).await;
+        let text = match answer {
+            Ok(t) => t,
+            Err(e) => {
+                work.finish("failed").await;
+                // No fallback: the user sees the cloud's failure, and nothing else is asked.
+                return Err(request_failed(e));
+            }
+        };
+        if cancel.is_cancelled() {
+            work.finish("cancelled").await;
+            return Err(tower_lsp_server::jsonrpc::Error::request_cancelled());
+        }
+        let root = folder.map(|f| f.root).unwrap_or_default();
+        let dir = root.join("docs").join("design");
+        let stem = uri_to_path(&args.uri).and_then(|p| p.file_stem().map(|s| s.to_string_lossy().to_string())).unwrap_or_else(|| "design".into());
+        let mut path = dir.join(format!("{stem}-design.md"));
+        let mut n = 2;
+        while path.exists() {
+            path = dir.join(format!("{stem}-design-{n}.md"));
+            n += 1;
+        }
+        let uri = path_uri(&path).ok_or_else(|| invalid_params("bad design path"))?;
+        let edit = workspace_edit(create_file(uri.clone(), text));
+        let applied = self.client.apply_edit(edit).await;
+        work.finish("done").await;
+        match applied {
+            Ok(r) if r.applied => Ok(Some(json!({"uri": uri}))),
+            Ok(r) => Err(request_failed(format!("the editor did not apply the design: {}", r.failure_reason.unwrap_or_default()))),
+            Err(e) => Err(request_failed(format!("workspace/applyEdit failed: {e}"))),
+        }
+    }
+}

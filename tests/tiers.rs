@@ -1,0 +1,262 @@
+//! Client tiers end to end: a fake cloud API on loopback records what arrives, per tier, and the audit log
+//! must match it exactly. Runs the real binary with the real small model.
+use lokal_server::client::LspClient;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+fn exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_lokal"))
+}
+
+fn model() -> String {
+    let p = lokal_engine::EngineConfig::default().resolved_model_path();
+    assert!(p.exists(), "test model missing at {}: run scripts/fetch-model.sh", p.display());
+    p.display().to_string()
+}
+
+/// One request as the fake cloud saw it.
+#[derive(Debug, Clone)]
+struct Seen {
+    path: String,
+    api_key: String,
+    body: String,
+}
+
+/// A loopback HTTP server speaking the Anthropic Messages shape; it records every request.
+fn fake_cloud() -> (String, Arc<Mutex<Vec<Seen>>>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", l.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    std::thread::spawn(move || {
+        for conn in l.incoming().take(20) {
+            let Ok(mut s) = conn else { continue };
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut first = String::new();
+            if r.read_line(&mut first).is_err() {
+                continue;
+            }
+            let (mut len, mut key) = (0usize, String::new());
+            loop {
+                let mut h = String::new();
+                r.read_line(&mut h).unwrap();
+                if h.trim().is_empty() {
+                    break;
+                }
+                let lower = h.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+                if lower.starts_with("x-api-key:") {
+                    key = h[10..].trim().to_string();
+                }
+            }
+            let mut body = vec![0; len];
+            r.read_exact(&mut body).unwrap();
+            s2.lock().unwrap().push(Seen { path: first.split_whitespace().nth(1).unwrap_or("").into(), api_key: key, body: String::from_utf8_lossy(&body).into() });
+            let answer = json!({"content": [{"type": "text", "text": "# Design: reminders\n\nFile: src/reminders.rs\n\nSend a reminder when an invoice is overdue.\n"}]});
+            let out = serde_json::to_vec(&answer).unwrap();
+            let _ = write!(s, "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", out.len());
+            let _ = s.write_all(&out);
+        }
+    });
+    (base, seen)
+}
+
+fn write(root: &Path, rel: &str, text: &str) {
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+const CANARIES: [&str; 7] = ["Erika Mustermann", "erika@bank.example", "DE89370400440532013000", "1234.56", "sk-live-CANARY", "+49 30 9876543", "TIER2_SOURCE_CANARY"];
+
+fn workspace(base: &Path) -> Vec<PathBuf> {
+    let t1 = base.join("tier1");
+    write(&t1, ".lokal.toml", "tier = 1\n");
+    write(&t1, "src/billing.rs", "// Add overdue reminders for invoices.\npub fn total(items: &[i64]) -> i64 {\n    items.iter().sum()\n}\n");
+    let t2 = base.join("tier2");
+    write(&t2, ".lokal.toml", "tier = 2\n");
+    write(&t2, "docs/req.md", "# Requirement\n\nSend payment reminders for overdue invoices.\n");
+    write(&t2, "src/secret.rs", "// TIER2_SOURCE_CANARY\nfn main() {}\n");
+    write(
+        &t2,
+        "db/schema.sql",
+        "CREATE TABLE customers (id integer PRIMARY KEY, full_name text, email text, iban text, phone text);\n\
+         CREATE TABLE invoices (id integer PRIMARY KEY, customer_id integer REFERENCES customers(id), amount numeric(10,2));\n\
+         INSERT INTO customers VALUES (4711, 'Erika Mustermann', 'erika@bank.example', 'DE89370400440532013000', '+49 30 9876543');\n\
+         INSERT INTO invoices VALUES (9001, 4711, 1234.56);\n",
+    );
+    write(&t2, ".env", "PAYMENT_API_TOKEN=sk-live-CANARY\n");
+    let t3 = base.join("tier3");
+    write(&t3, ".lokal.toml", "tier = 3\n");
+    write(&t3, "docs/req.md", "# Requirement\n\nSend payment reminders.\n");
+    let broken = base.join("broken");
+    write(&broken, ".lokal.toml", "tier = = 2\n");
+    let strict = base.join("strict");
+    write(&strict, ".lokal.toml", "tier = 1\n");
+    vec![t1, t2, t3, broken, strict]
+}
+
+fn uri(p: &Path) -> String {
+    format!("file://{}", p.display())
+}
+
+fn start(roots: &[PathBuf], cloud: &str, audit: &Path, options: Value) -> LspClient {
+    let env = [
+        ("LOKAL_CLOUD_BASE_URL", cloud.to_string()),
+        ("ANTHROPIC_API_KEY", "test-key".to_string()),
+        ("LOKAL_AUDIT_LOG", audit.display().to_string()),
+        ("LOKAL_NO_DAEMON", "1".into()),
+        ("LOKAL_LOG", "warn".into()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut c = LspClient::spawn(&exe(), &["--stdio"], &env, Stdio::null()).unwrap();
+    let folders: Vec<Value> = roots.iter().map(|r| json!({"uri": uri(r), "name": r.file_name().unwrap().to_str()})).collect();
+    let mut init = json!({
+        "processId": null, "rootUri": null, "workspaceFolders": folders,
+        "capabilities": {"window": {"workDoneProgress": true}, "workspace": {"applyEdit": true, "workspaceEdit": {"documentChanges": true}}},
+        "initializationOptions": options
+    });
+    init["initializationOptions"]["modelPath"] = json!(model());
+    init["initializationOptions"]["maxTokens"] = json!(8);
+    c.request("initialize", init).unwrap();
+    c.notify("initialized", json!({}));
+    c
+}
+
+fn actions(c: &mut LspClient, file: &str, range: Value) -> Vec<String> {
+    let r = c.request("textDocument/codeAction", json!({"textDocument": {"uri": file}, "range": range, "context": {"diagnostics": []}})).unwrap();
+    r.as_array().unwrap().iter().map(|a| a["command"]["command"].as_str().or(a["data"]["kind"].as_str()).unwrap_or("").to_string()).collect()
+}
+
+fn design(c: &mut LspClient, file: &str, range: Value) -> Result<Value, lokal_server::client::RpcError> {
+    c.request("workspace/executeCommand", json!({"command": "lokal.cloudDesign", "arguments": [{"uri": file, "range": range}]}))
+}
+
+#[test]
+fn what_crosses_the_boundary_per_tier_and_the_audit_log_matches() {
+    let base = std::env::temp_dir().join(format!("lokal-tiers-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let roots = workspace(&base);
+    let (cloud, seen) = fake_cloud();
+    let audit = base.join("audit.jsonl");
+    let strict_override = json!({"overrides": {roots[4].display().to_string(): 2, roots[2].display().to_string(): 1}});
+    let mut c = start(&roots, &cloud, &audit, strict_override);
+
+    // Every folder keeps its own tier; broken fails closed; overrides only tighten.
+    let st = c.request("lokal/status", json!({})).unwrap();
+    let tiers: Vec<(u64, String)> = st["folders"].as_array().unwrap().iter().map(|f| (f["tier"].as_u64().unwrap(), f["source"].as_str().unwrap().to_string())).collect();
+    assert_eq!(
+        tiers,
+        vec![(1, "file".into()), (2, "file".into()), (3, "file".into()), (3, "fallback".into()), (2, "user".into())],
+        "{st}"
+    );
+    let diag = c
+        .wait_for(Duration::from_secs(10), |m| m["method"] == "textDocument/publishDiagnostics" && m["params"]["uri"].as_str().unwrap_or("").contains("broken"))
+        .expect("a diagnostic on the broken tag file");
+    assert!(diag["params"]["diagnostics"][0]["message"].as_str().unwrap().contains("Tier 3"), "{diag}");
+
+    // Tier 1: the requirement and its code context arrive.
+    let f1 = uri(&roots[0].join("src/billing.rs"));
+    c.open(&f1, "rust", &std::fs::read_to_string(roots[0].join("src/billing.rs")).unwrap());
+    let sel = json!({"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 38}});
+    assert!(actions(&mut c, &f1, sel.clone()).contains(&"lokal.cloudDesign".to_string()));
+    let r = design(&mut c, &f1, sel).unwrap();
+    assert!(r["uri"].as_str().unwrap().ends_with("docs/design/billing-design.md"), "{r}");
+    let edit = c.received.iter().find(|m| m["method"] == "workspace/applyEdit").expect("the design is proposed as an edit").clone();
+    assert_eq!(edit["params"]["edit"]["documentChanges"][0]["kind"], "create");
+    {
+        let s = seen.lock().unwrap();
+        assert_eq!(s.len(), 1);
+        assert_eq!((s[0].path.as_str(), s[0].api_key.as_str()), ("/v1/messages", "test-key"));
+        assert!(s[0].body.contains("Add overdue reminders") && s[0].body.contains("items.iter().sum()"), "tier 1 sends context: {}", s[0].body);
+    }
+
+    // Tier 2: only the requirement and the anonymized schema.
+    let f2 = uri(&roots[1].join("docs/req.md"));
+    c.open(&f2, "markdown", &std::fs::read_to_string(roots[1].join("docs/req.md")).unwrap());
+    let whole = json!({"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 0}});
+    let preview = c.request("workspace/executeCommand", json!({"command": "lokal.previewCloudPayload", "arguments": [{"uri": f2}]})).unwrap();
+    design(&mut c, &f2, whole).unwrap();
+    {
+        let s = seen.lock().unwrap();
+        assert_eq!(s.len(), 2);
+        let body = &s[1].body;
+        for canary in CANARIES {
+            assert!(!body.contains(canary), "{canary} crossed the boundary: {body}");
+        }
+        for structure in ["customers", "invoices", "full_name", "customer_id", "payment reminders"] {
+            assert!(body.contains(structure), "{structure} missing: {body}");
+        }
+        assert!(body.contains(&serde_json::to_string(preview["user"].as_str().unwrap()).unwrap()), "the preview is exactly what was sent");
+    }
+
+    // Tier 3: not offered, refused, nothing arrives.
+    let f3 = uri(&roots[2].join("docs/req.md"));
+    c.open(&f3, "markdown", "# Requirement\n\nSend payment reminders.\n");
+    assert!(!actions(&mut c, &f3, json!({"start": {"line": 0, "character": 0}, "end": {"line": 2, "character": 5}})).contains(&"lokal.cloudDesign".to_string()));
+    let refused = design(&mut c, &f3, json!(null)).expect_err("Tier 3 refuses cloud help");
+    assert!(refused.message.contains("Tier 3"), "{refused}");
+    assert_eq!(seen.lock().unwrap().len(), 2, "nothing arrived from Tier 3");
+
+    // The audit log holds exactly the requests the fake cloud received.
+    let records: Vec<Value> = std::fs::read_to_string(&audit).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let bodies: Vec<String> = seen.lock().unwrap().iter().map(|s| format!("{:x}", Sha256::digest(s.body.as_bytes()))).collect();
+    let logged: Vec<String> = records.iter().map(|r| r["sha256"].as_str().unwrap().to_string()).collect();
+    assert_eq!(logged, bodies);
+    assert_eq!(records.iter().map(|r| (r["tier"].as_u64().unwrap(), r["anonymized"].as_bool().unwrap())).collect::<Vec<_>>(), vec![(1, false), (2, true)]);
+    assert!(records.iter().all(|r| !r["workspace"].as_str().unwrap().contains("tier3")));
+
+    // Changing a tag file takes effect without a restart.
+    write(&roots[3], ".lokal.toml", "tier = 1\n");
+    c.notify("workspace/didChangeWatchedFiles", json!({"changes": [{"uri": uri(&roots[3].join(".lokal.toml")), "type": 2}]}));
+    std::thread::sleep(Duration::from_millis(300));
+    let st = c.request("lokal/status", json!({})).unwrap();
+    assert_eq!(st["folders"][3]["tier"], 1, "{st}");
+    c.shutdown();
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+#[test]
+fn a_tier_3_session_works_with_no_network_at_all() {
+    if !std::process::Command::new("unshare").args(["-n", "true"]).status().is_ok_and(|s| s.success()) {
+        eprintln!("SKIPPED: this machine does not allow `unshare -n`");
+        return;
+    }
+    let base = std::env::temp_dir().join(format!("lokal-netns-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let root = base.join("client");
+    write(&root, ".lokal.toml", "tier = 3\n");
+    let src = "pub fn add(a: i32, b: i32) -> i32 {\n    \n}\n";
+    write(&root, "src/lib.rs", src);
+    let exe = exe();
+    let args = ["-n", exe.to_str().unwrap(), "--stdio"];
+    let mut c = LspClient::spawn(Path::new("unshare"), &args, &[("LOKAL_NO_DAEMON", "1"), ("LOKAL_LOG", "warn")], Stdio::null()).unwrap();
+    c.initialize(Some(&uri(&root)), json!({"modelPath": model(), "maxTokens": 8}), false).unwrap();
+    let f = uri(&root.join("src/lib.rs"));
+    c.open(&f, "rust", src);
+    let mut ok = false;
+    for _ in 0..500 {
+        if c.request("lokal/stats", json!({})).unwrap()["state"] == "ready" {
+            ok = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(ok, "model loads without network");
+    let r = c.request("textDocument/inlineCompletion", json!({"textDocument": {"uri": f}, "position": {"line": 1, "character": 4}, "context": {"triggerKind": 1}}));
+    assert!(r.is_ok(), "completion works offline: {r:?}");
+    let acts = c.request("textDocument/codeAction", json!({"textDocument": {"uri": f}, "range": {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 10}}, "context": {"diagnostics": []}}));
+    assert!(acts.is_ok(), "code actions answer offline: {acts:?}");
+    let st = c.request("lokal/status", json!({})).unwrap();
+    assert_eq!(st["folders"][0]["tier"], 3);
+    c.shutdown();
+    let _ = std::fs::remove_dir_all(&base);
+}
