@@ -1,21 +1,393 @@
-//! Code actions and commands that run the local model on a selection or a design document.
-use crate::lsp::{invalid_params, Backend};
-use lokal_engine::CancelToken;
-use serde_json::Value;
-use tower_lsp_server::jsonrpc::Result;
+//! Code actions and commands that run the local model: implement a stub, document an item, fix a
+//! diagnostic, write tests, rewrite a selection, implement a design document. Listing reads only the
+//! syntax tree (no model work); the model runs in `codeAction/resolve` or in the command. Every result is a
+//! versioned `WorkspaceEdit`, and generated code that does not parse is cut back or refused, never
+//! inserted broken.
+use crate::lsp::{invalid_params, request_failed, Backend};
+use crate::tiers::uri_to_path;
+use crate::work::{create_file, versioned_edit, workspace_edit};
+use lokal_engine::syntax::{design_doc, first_error, longest_parsing_prefix, Lang, SyntaxTree, TestPlace};
+use lokal_engine::{CancelToken, CompletionRequest, EngineError, GenerateRequest};
+use serde_json::{json, Value};
+use std::ops::Range as Bytes;
+use tower_lsp_server::jsonrpc::{Error, ErrorCode, Result};
 use tower_lsp_server::ls_types::*;
 
 pub const IMPLEMENT_FROM_DESIGN_DOC: &str = "lokal.implementFromDesignDoc";
 pub const REWRITE: &str = "lokal.rewrite";
+const DEFAULT_REWRITE: &str = "Simplify this code and make it clearer, keeping its behaviour.";
 
-pub fn list(_b: &Backend, _uri: &Uri, _range: Range, _ctx: &CodeActionContext) -> Vec<CodeActionOrCommand> {
-    Vec::new()
+/// A snapshot of an open document for one action.
+struct Snap {
+    text: String,
+    version: i32,
+    lang: Option<Lang>,
+    language_id: String,
 }
 
-pub async fn resolve(_b: &Backend, action: CodeAction, _cancel: CancelToken) -> Result<CodeAction> {
+fn snap(b: &Backend, uri: &Uri) -> Result<Snap> {
+    let d = b.docs.get(uri).ok_or_else(|| invalid_params(format!("document not open: {}", uri.as_str())))?;
+    Ok(Snap { text: d.text(), version: d.version, lang: Lang::from_id_or_path(&d.language_id, uri.as_str()), language_id: d.language_id.clone() })
+}
+
+fn byte_range(b: &Backend, uri: &Uri, r: Range) -> Result<Bytes<usize>> {
+    let d = b.docs.get(uri).ok_or_else(|| invalid_params("document not open"))?;
+    let enc = b.enc();
+    let s = d.char_at(r.start, enc).map_err(|e| invalid_params(e.0))?;
+    let e = d.char_at(r.end, enc).map_err(|e| invalid_params(e.0))?;
+    Ok(d.rope.char_to_byte(s.min(e))..d.rope.char_to_byte(s.max(e)))
+}
+
+fn lsp_range(b: &Backend, uri: &Uri, r: Bytes<usize>) -> Result<Range> {
+    let d = b.docs.get(uri).ok_or_else(|| invalid_params("document not open"))?;
+    let enc = b.enc();
+    let c = |x: usize| d.rope.byte_to_char(x.min(d.rope.len_bytes()));
+    Ok(Range::new(d.position_of(c(r.start), enc), d.position_of(c(r.end), enc)))
+}
+
+fn action(title: String, kind: CodeActionKind, data: Value) -> CodeActionOrCommand {
+    CodeActionOrCommand::CodeAction(CodeAction { title, kind: Some(kind), data: Some(data), ..Default::default() })
+}
+
+pub fn list(b: &Backend, uri: &Uri, range: Range, ctx: &CodeActionContext) -> Vec<CodeActionOrCommand> {
+    let Ok(s) = snap(b, uri) else { return vec![] };
+    let mut out = Vec::new();
+    if s.language_id == "markdown" && design_doc::plan(&s.text, None).is_ok() {
+        let title = "lokal: implement this design document".to_string();
+        out.push(CodeActionOrCommand::CodeAction(CodeAction {
+            title: title.clone(),
+            kind: Some(CodeActionKind::new("source.lokal.implementDesign")),
+            command: Some(Command { title, command: IMPLEMENT_FROM_DESIGN_DOC.into(), arguments: Some(vec![json!({"uri": uri})]) }),
+            ..Default::default()
+        }));
+    }
+    let Ok(sel) = byte_range(b, uri, range) else { return out };
+    let base = json!({"uri": uri, "version": s.version});
+    let with = |mut v: Value, extra: Value| {
+        for (k, x) in extra.as_object().unwrap() {
+            v[k] = x.clone();
+        }
+        v
+    };
+    if let Some(t) = b.trees.get(uri) {
+        let t = t.lock().unwrap();
+        for stub in t.stubs(&s.text) {
+            if stub.item.range.start <= sel.end && sel.start <= stub.item.range.end {
+                out.push(action(
+                    format!("lokal: implement `{}`", stub.item.name),
+                    CodeActionKind::REFACTOR_REWRITE,
+                    with(base.clone(), json!({"kind": "implement", "start": stub.replace.start, "end": stub.replace.end, "item": stub.item.range.start})),
+                ));
+            }
+        }
+        if let Some(item) = t.enclosing_item(&s.text, sel.clone()) {
+            if !item.documented {
+                out.push(action(format!("lokal: add a doc comment to `{}`", item.name), CodeActionKind::REFACTOR, with(base.clone(), json!({"kind": "doc", "start": item.range.start, "end": item.range.end}))));
+            }
+            if item.kind == lokal_engine::syntax::ItemKind::Function {
+                out.push(action(format!("lokal: write tests for `{}`", item.name), CodeActionKind::REFACTOR, with(base.clone(), json!({"kind": "tests", "start": item.range.start, "end": item.range.end}))));
+            }
+        }
+    }
+    for d in &ctx.diagnostics {
+        let title = format!("lokal: fix `{}`", d.message.lines().next().unwrap_or("").chars().take(60).collect::<String>());
+        out.push(action(title, CodeActionKind::QUICKFIX, with(base.clone(), json!({"kind": "fix", "message": d.message, "range": d.range}))));
+    }
+    if !sel.is_empty() {
+        out.push(action(
+            "lokal: rewrite the selection".into(),
+            CodeActionKind::REFACTOR_REWRITE,
+            with(base, json!({"kind": "rewrite", "start": sel.start, "end": sel.end, "instruction": DEFAULT_REWRITE})),
+        ));
+    }
+    out
+}
+
+fn engine_err(e: EngineError) -> Error {
+    match e {
+        EngineError::Cancelled | EngineError::Superseded => Error::request_cancelled(),
+        other => request_failed(format!("lokal: {other}")),
+    }
+}
+
+/// The model's answer as code: the fenced block if it wrote one, else the text.
+fn code_of(answer: &str) -> String {
+    let a = answer.trim_start_matches('\n');
+    a.split("```").next().unwrap_or(a).trim_end().to_string()
+}
+
+async fn instruct(b: &Backend, key: &str, lang: Option<Lang>, task: &str, max_tokens: usize, cancel: &CancelToken) -> Result<String> {
+    let fence = lang.map(Lang::fence).unwrap_or("");
+    let req = GenerateRequest {
+        key: format!("{key}#action"),
+        system: Some("You are an expert programmer. Answer with code only, in one fenced code block.".into()),
+        user: task.to_string(),
+        answer_prefix: format!("```{fence}\n"),
+        max_tokens,
+        stop: vec!["```".into()],
+    };
+    let g = b.engine()?.generate(req, cancel.clone()).await.map_err(engine_err)?;
+    Ok(code_of(&g.text))
+}
+
+/// Replace `range` of `text` with `code`, cut back to what parses; an error when nothing does.
+fn checked_splice(lang: Option<Lang>, text: &str, range: Bytes<usize>, code: &str) -> Result<String> {
+    let splice = |c: &str| format!("{}{}{}", &text[..range.start], c, &text[range.end..]);
+    let Some(lang) = lang else { return Ok(code.to_string()) };
+    if first_error(lang, &splice(code)).is_none() {
+        return Ok(code.to_string());
+    }
+    longest_parsing_prefix(lang, code, splice).ok_or_else(|| request_failed("lokal: the generated code does not parse; nothing was inserted (try again, or a larger model)"))
+}
+
+pub async fn resolve(b: &Backend, mut action: CodeAction, cancel: CancelToken) -> Result<CodeAction> {
+    let data = action.data.clone().ok_or_else(|| invalid_params("code action without data"))?;
+    let uri: Uri = serde_json::from_value(data["uri"].clone()).map_err(|e| invalid_params(e.to_string()))?;
+    let version = data["version"].as_i64().unwrap_or(-1) as i32;
+    let s = snap(b, &uri)?;
+    let stale = || Error { code: ErrorCode::ContentModified, message: "lokal: the document changed since this action was offered; ask again".into(), data: None };
+    if s.version != version {
+        return Err(stale());
+    }
+    let at = |k: &str| data[k].as_u64().map(|v| v as usize).filter(|&v| v <= s.text.len()).ok_or_else(|| invalid_params(format!("bad {k}")));
+    let key = uri.as_str();
+    let tree = s.lang.map(|l| SyntaxTree::new(l, &s.text));
+    let context = tree.as_ref().map(|t| t.context(&s.text, None)).unwrap_or_default();
+    let fence = s.lang.map(Lang::fence).unwrap_or("");
+    let (range, new_text, extra): (Bytes<usize>, String, Vec<DocumentChangeOperation>) = match data["kind"].as_str().unwrap_or("") {
+        "implement" => {
+            let (start, end) = (at("start")?, at("end")?);
+            let item_start = at("item")?;
+            let line_start = s.text[..item_start].rfind('\n').map(|i| i + 1).unwrap_or(0);
+            let indent: String = s.text[line_start..].chars().take_while(|c| c.is_whitespace() && *c != '\n').collect();
+            let body_indent = format!("{indent}    ");
+            // Continue the file from inside the body: the model sees everything above, as when typing there.
+            let req = CompletionRequest {
+                doc: key.to_string(),
+                before: format!("{}\n{body_indent}", &s.text[..start]),
+                first_line: 0,
+                after: format!("\n{indent}{}", &s.text[end..]),
+                max_tokens: Some(160),
+                max_lines: Some(24),
+            };
+            let c = b.engine()?.complete(req, cancel.clone()).await.map_err(engine_err)?;
+            let body = c.text.ok_or_else(|| request_failed("lokal: the model suggested nothing for this body"))?;
+            let code = format!("\n{body_indent}{body}\n{indent}");
+            (start..end, checked_splice(s.lang, &s.text, start..end, &code)?, vec![])
+        }
+        "doc" => {
+            let start = at("start")?;
+            let line_start = s.text[..start].rfind('\n').map(|i| i + 1).unwrap_or(0);
+            let indent: String = s.text[line_start..].chars().take_while(|c| c.is_whitespace() && *c != '\n').collect();
+            let marker = match s.lang {
+                Some(Lang::Rust) => "///",
+                Some(Lang::Python) => "#",
+                _ => "//",
+            };
+            let req = CompletionRequest {
+                doc: key.to_string(),
+                before: format!("{}{indent}{marker} ", &s.text[..line_start]),
+                first_line: 0,
+                after: s.text[line_start..].to_string(),
+                max_tokens: Some(48),
+                max_lines: Some(3),
+            };
+            let c = b.engine()?.complete(req, cancel.clone()).await.map_err(engine_err)?;
+            let raw = c.text.unwrap_or_default();
+            // The first line continues the marker; later lines count only while they stay comments.
+            let mut lines = vec![format!("{indent}{marker} {}", raw.lines().next().unwrap_or("").trim())];
+            lines.extend(raw.lines().skip(1).take_while(|l| l.trim_start().starts_with(marker)).map(|l| format!("{indent}{}", l.trim_start())));
+            if lines[0].trim() == marker {
+                return Err(request_failed("lokal: the model suggested no documentation"));
+            }
+            let code = lines.join("\n") + "\n";
+            (line_start..line_start, checked_splice(s.lang, &s.text, line_start..line_start, &code)?, vec![])
+        }
+        "fix" | "rewrite" => {
+            let (range, task) = if data["kind"] == "fix" {
+                let r: Range = serde_json::from_value(data["range"].clone()).map_err(|e| invalid_params(e.to_string()))?;
+                let diag = byte_range(b, &uri, r)?;
+                let item = tree.as_ref().and_then(|t| t.enclosing_item(&s.text, diag.clone())).map(|i| i.range).unwrap_or(diag);
+                let msg = data["message"].as_str().unwrap_or("");
+                (item.clone(), format!("Fix this error: {msg}\n\nCode:\n```{fence}\n{}\n```\nContext:\n{context}\nAnswer with the corrected code.", &s.text[item]))
+            } else {
+                let r = at("start")?..at("end")?;
+                let ins = data["instruction"].as_str().unwrap_or(DEFAULT_REWRITE);
+                (r.clone(), format!("{ins}\n\nCode:\n```{fence}\n{}\n```\nContext:\n{context}\nAnswer with the rewritten code.", &s.text[r]))
+            };
+            let code = instruct(b, key, s.lang, &task, 320, &cancel).await?;
+            (range.clone(), checked_splice(s.lang, &s.text, range, &code)?, vec![])
+        }
+        "tests" => {
+            let item = at("start")?..at("end")?;
+            let rel = uri_to_path(&uri).map(|p| p.display().to_string()).unwrap_or_default();
+            let place = tree.as_ref().map(|t| t.test_place(&s.text, &rel)).unwrap_or(TestPlace::SameFile { at: s.text.len(), wrap_in_module: false });
+            let task = format!("Write unit tests for this function, in the usual style of the language.\n```{fence}\n{}\n```\nContext:\n{context}", &s.text[item]);
+            let code = instruct(b, key, s.lang, &task, 320, &cancel).await?;
+            match place {
+                TestPlace::SameFile { at, wrap_in_module } => {
+                    let code = if wrap_in_module { format!("\n#[cfg(test)]\nmod tests {{\n    use super::*;\n\n{}\n}}\n", indent_all(&code, "    ")) } else { format!("\n{}\n", indent_all(&code, "    ")) };
+                    (at..at, checked_splice(s.lang, &s.text, at..at, &code)?, vec![])
+                }
+                TestPlace::File { relative } => {
+                    let path = uri_to_path(&uri).and_then(|p| p.parent().map(|d| d.to_path_buf())).unwrap_or_default();
+                    // `relative` is relative to the file's own directory for the languages that keep tests beside it.
+                    let name = relative.rsplit('/').next().unwrap_or(&relative).to_string();
+                    let target = if relative.starts_with("tests/") { path.join("tests").join(&name) } else { path.join(&name) };
+                    let code = s.lang.and_then(|l| longest_parsing_prefix(l, &code, |c| c.to_string())).ok_or_else(|| request_failed("lokal: the generated tests do not parse; nothing was created"))?;
+                    let turi = Uri::from_file_path(&target).ok_or_else(|| invalid_params("bad test path"))?;
+                    let ops = if target.exists() {
+                        let len = std::fs::read_to_string(&target).map(|t| t.lines().count()).unwrap_or(0) as u32;
+                        vec![DocumentChangeOperation::Edit(TextDocumentEdit {
+                            text_document: OptionalVersionedTextDocumentIdentifier { uri: turi, version: None },
+                            edits: vec![OneOf::Left(TextEdit { range: Range::new(Position::new(len, 0), Position::new(len, 0)), new_text: format!("\n{code}\n") })],
+                        })]
+                    } else {
+                        create_file(turi, format!("{code}\n"))
+                    };
+                    (0..0, String::new(), ops)
+                }
+            }
+        }
+        other => return Err(invalid_params(format!("unknown action kind {other:?}"))),
+    };
+    if cancel.is_cancelled() {
+        return Err(Error::request_cancelled());
+    }
+    // The user may have typed while the model worked: then this edit would land on newer text.
+    if snap(b, &uri)?.version != version {
+        return Err(stale());
+    }
+    let mut ops = Vec::new();
+    if !(range.is_empty() && new_text.is_empty()) {
+        ops.push(versioned_edit(uri.clone(), version, vec![TextEdit { range: lsp_range(b, &uri, range)?, new_text }]));
+    }
+    ops.extend(extra);
+    action.edit = Some(workspace_edit(ops));
     Ok(action)
 }
 
-pub async fn execute(_b: &Backend, command: &str, _arg: Value, _token: Option<ProgressToken>, _cancel: CancelToken) -> Result<Option<Value>> {
-    Err(invalid_params(format!("unknown command {command}")))
+fn indent_all(code: &str, pad: &str) -> String {
+    code.lines().map(|l| if l.is_empty() { String::new() } else { format!("{pad}{l}") }).collect::<Vec<_>>().join("\n")
+}
+
+pub async fn execute(b: &Backend, command: &str, arg: Value, token: Option<ProgressToken>, cancel: CancelToken) -> Result<Option<Value>> {
+    match command {
+        REWRITE => {
+            let uri: Uri = serde_json::from_value(arg["uri"].clone()).map_err(|e| invalid_params(format!("{REWRITE}: uri: {e}")))?;
+            let range: Range = serde_json::from_value(arg["range"].clone()).map_err(|e| invalid_params(format!("{REWRITE}: range: {e}")))?;
+            let instruction = arg["instruction"].as_str().filter(|s| !s.trim().is_empty()).ok_or_else(|| invalid_params(format!("{REWRITE} needs an instruction")))?;
+            let s = snap(b, &uri)?;
+            let r = byte_range(b, &uri, range)?;
+            let data = json!({"uri": uri, "version": s.version, "kind": "rewrite", "start": r.start, "end": r.end, "instruction": instruction});
+            let a = resolve(b, CodeAction { title: "rewrite".into(), data: Some(data), ..Default::default() }, cancel).await?;
+            apply(b, a.edit.unwrap_or_default()).await
+        }
+        IMPLEMENT_FROM_DESIGN_DOC => implement_design(b, arg, token, cancel).await,
+        other => Err(invalid_params(format!("unknown command {other}"))),
+    }
+}
+
+async fn apply(b: &Backend, edit: WorkspaceEdit) -> Result<Option<Value>> {
+    match b.client.apply_edit(edit).await {
+        Ok(r) if r.applied => Ok(Some(json!({"applied": true}))),
+        Ok(r) => Err(request_failed(format!("the editor did not apply the edit: {}", r.failure_reason.unwrap_or_default()))),
+        Err(e) => Err(request_failed(format!("workspace/applyEdit failed: {e}"))),
+    }
+}
+
+async fn implement_design(b: &Backend, arg: Value, token: Option<ProgressToken>, cancel: CancelToken) -> Result<Option<Value>> {
+    let uri: Uri = serde_json::from_value(arg["uri"].clone()).map_err(|e| invalid_params(format!("{IMPLEMENT_FROM_DESIGN_DOC}: uri: {e}")))?;
+    let doc_text = match b.docs.get(&uri) {
+        Some(d) => d.text(),
+        None => uri_to_path(&uri).and_then(|p| std::fs::read_to_string(p).ok()).ok_or_else(|| invalid_params(format!("cannot read {}", uri.as_str())))?,
+    };
+    let plan = design_doc::plan(&doc_text, arg["section"].as_str()).map_err(|e| request_failed(format!("lokal: {e}")))?;
+    let doc_path = uri_to_path(&uri).ok_or_else(|| invalid_params("the design document is not a file"))?;
+    let root = b.folder_of(&uri).map(|f| f.root).or_else(|| doc_path.parent().map(|p| p.to_path_buf())).unwrap_or_default();
+    let work = b.work.begin(&b.client, "lokal: implementing the design document", token, b.can_create_progress(), cancel.clone()).await;
+    let n = plan.targets.len();
+    let mut ops = Vec::new();
+    let mut notes = Vec::new();
+    for (i, t) in plan.targets.iter().enumerate() {
+        work.report((i * 100 / n) as u32, format!("{} ({}/{n})", t.path, i + 1)).await;
+        if cancel.is_cancelled() {
+            break;
+        }
+        let path = root.join(&t.path);
+        let turi = Uri::from_file_path(&path).ok_or_else(|| invalid_params(format!("bad target path {}", t.path)))?;
+        let lang = Lang::from_id_or_path("", &t.path);
+        let fence = lang.map(Lang::fence).unwrap_or("");
+        // An open document wins over the file on disk: it is what the user sees, with its version.
+        let open = b.docs.get(&turi).map(|d| (d.text(), d.version));
+        let existing = open.as_ref().map(|(t, _)| t.clone()).or_else(|| std::fs::read_to_string(&path).ok());
+        let signatures = match (&existing, lang) {
+            (Some(text), Some(l)) => SyntaxTree::new(l, text).context(text, None),
+            _ => String::new(),
+        };
+        let task = match &existing {
+            Some(text) => format!(
+                "Design document:\n{}\n{}\nThe file {} exists:\n```{fence}\n{}\n```\nWrite only the code to add at the end of {}, as the design asks.",
+                plan.overview, t.spec, t.path, text.chars().take(6000).collect::<String>(), t.path
+            ),
+            None => format!("Design document:\n{}\n{}\nWrite the complete content of the new file {}.\nSignatures it must fit:\n{signatures}", plan.overview, t.spec, t.path),
+        };
+        let code = match instruct(b, uri.as_str(), lang, &task, 384, &cancel).await {
+            Ok(c) => c,
+            Err(e) if e.code == ErrorCode::RequestCancelled => break,
+            Err(e) => {
+                work.finish("failed").await;
+                return Err(e);
+            }
+        };
+        match existing {
+            Some(text) => {
+                let sep = if text.ends_with('\n') { "\n" } else { "\n\n" };
+                let addition = format!("{sep}{code}\n");
+                let checked = match lang {
+                    Some(l) => longest_parsing_prefix(l, &addition, |c| format!("{text}{c}")),
+                    None => Some(addition.clone()),
+                };
+                let Some(addition) = checked else {
+                    notes.push(format!("{}: the generated code did not parse and was left out", t.path));
+                    continue;
+                };
+                let lines = text.lines().count() as u32;
+                let end = Position::new(lines, 0);
+                let end = if text.ends_with('\n') || text.is_empty() { end } else { Position::new(lines.saturating_sub(1), text.lines().last().map(|l| l.encode_utf16().count()).unwrap_or(0) as u32) };
+                let edit = TextEdit { range: Range::new(end, end), new_text: addition };
+                ops.push(match open {
+                    Some((_, v)) => versioned_edit(turi, v, vec![edit]),
+                    None => DocumentChangeOperation::Edit(TextDocumentEdit { text_document: OptionalVersionedTextDocumentIdentifier { uri: turi, version: None }, edits: vec![OneOf::Left(edit)] }),
+                });
+            }
+            None => {
+                let checked = match lang {
+                    Some(l) => longest_parsing_prefix(l, &code, |c| c.to_string()),
+                    None => Some(code.clone()),
+                };
+                let Some(code) = checked else {
+                    notes.push(format!("{}: the generated code did not parse and was not created", t.path));
+                    continue;
+                };
+                ops.extend(create_file(turi, format!("{code}\n")));
+            }
+        }
+    }
+    if cancel.is_cancelled() {
+        // A cancelled run applies nothing, not even the files already generated.
+        work.finish("cancelled; nothing applied").await;
+        return Err(Error::request_cancelled());
+    }
+    work.report(100, "applying").await;
+    if ops.is_empty() {
+        work.finish("nothing to apply").await;
+        return Err(request_failed(format!("lokal: nothing could be generated: {}", notes.join("; "))));
+    }
+    let r = apply(b, workspace_edit(ops)).await;
+    work.finish(if r.is_ok() { "done" } else { "failed" }).await;
+    if !notes.is_empty() {
+        b.client.show_message(MessageType::WARNING, format!("lokal: {}", notes.join("; "))).await;
+    }
+    r.map(|_| Some(json!({"targets": plan.targets.iter().map(|t| t.path.clone()).collect::<Vec<_>>(), "skipped": notes})))
 }

@@ -125,6 +125,19 @@ impl Document {
         Position::new(line as u32, col as u32)
     }
 
+    /// Byte offsets and (row, byte column) points of the span a change replaces, before it is applied: what
+    /// an incremental re-parse needs.
+    pub fn change_span(&self, change: &TextDocumentContentChangeEvent, enc: Encoding) -> Option<(usize, usize, (usize, usize), (usize, usize))> {
+        let r = change.range?;
+        let s = self.char_clamped(r.start, enc);
+        let e = self.char_clamped(r.end, enc).max(s);
+        let pt = |c: usize| {
+            let line = self.rope.char_to_line(c);
+            (line, self.rope.char_to_byte(c) - self.rope.line_to_byte(line))
+        };
+        Some((self.rope.char_to_byte(s), self.rope.char_to_byte(e), pt(s), pt(e)))
+    }
+
     pub fn apply_change(&mut self, change: &TextDocumentContentChangeEvent, enc: Encoding) {
         match change.range {
             None => {

@@ -37,6 +37,8 @@ pub struct Backend {
     pub(crate) tier_settings: RwLock<TierSettings>,
     pub(crate) work: WorkRegistry,
     watch_supported: OnceLock<bool>,
+    /// tree-sitter trees of open documents in languages with a grammar, kept in step with every change.
+    pub(crate) trees: DashMap<Uri, Mutex<lokal_engine::syntax::SyntaxTree>>,
 }
 
 /// What outlives a session's service: enough to free its documents when the connection ends.
@@ -85,6 +87,7 @@ pub fn session(shared: Option<Engine>, session: String) -> (LspService<Backend>,
         tier_settings: RwLock::new(TierSettings::default()),
         work: WorkRegistry::default(),
         watch_supported: OnceLock::new(),
+        trees: DashMap::new(),
     })
     .custom_method("textDocument/inlineCompletion", Backend::inline_completion)
     .custom_method("lokal/stats", Backend::stats)
@@ -472,6 +475,8 @@ impl LanguageServer for Backend {
         let doc = Document::new(&d.text, d.version, d.language_id);
         if let Some(why) = &doc.unusable {
             tracing::warn!(uri = d.uri.as_str(), "{why}");
+        } else if let Some(lang) = lokal_engine::syntax::Lang::from_id_or_path(&doc.language_id, d.uri.as_str()) {
+            self.trees.insert(d.uri.clone(), Mutex::new(lokal_engine::syntax::SyntaxTree::new(lang, &d.text)));
         }
         self.docs.insert(d.uri, doc);
     }
@@ -484,15 +489,30 @@ impl LanguageServer for Backend {
             tracing::warn!(uri = uri.as_str(), "change for a document that is not open");
             return;
         };
+        let tree = self.trees.get(&uri);
+        let mut tree = tree.as_ref().map(|t| t.lock().unwrap());
         for ch in &params.content_changes {
+            let span = doc.change_span(ch, enc);
             doc.apply_change(ch, enc);
+            if let (Some(t), Some((start, old_end, start_pt, old_end_pt))) = (tree.as_mut(), span) {
+                let rows = ch.text.matches('\n').count();
+                let last = ch.text.rsplit('\n').next().unwrap_or("").len();
+                let new_end_pt = if rows == 0 { (start_pt.0, start_pt.1 + last) } else { (start_pt.0 + rows, last) };
+                t.edit(start, old_end, start + ch.text.len(), start_pt, old_end_pt, new_end_pt, "");
+            }
         }
         doc.version = params.text_document.version;
+        if let Some(t) = tree.as_mut() {
+            // One re-parse for the whole batch of edits, reusing the unchanged subtrees.
+            let text = doc.text();
+            t.reparse_incremental(&text);
+        }
     }
 
     async fn did_close(&self, params: DidCloseTextDocumentParams) {
         let uri = params.text_document.uri;
         self.docs.remove(&uri);
+        self.trees.remove(&uri);
         if let Some(e) = self.engine.get() {
             e.close(&self.key(&uri));
         }

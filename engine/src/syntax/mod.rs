@@ -150,7 +150,9 @@ impl SyntaxTree {
     }
 
     /// Apply an edit (byte offsets and row/byte-column points before and after it), then re-parse `new_text`
-    /// reusing the unchanged parts of the old tree.
+    /// reusing the unchanged parts of the old tree. With an empty `new_text` only the edit is recorded:
+    /// several edits can be recorded and re-parsed once with [`Self::reparse_incremental`].
+    #[allow(clippy::too_many_arguments)]
     pub fn edit(&mut self, start: usize, old_end: usize, new_end: usize, start_pt: (usize, usize), old_end_pt: (usize, usize), new_end_pt: (usize, usize), new_text: &str) {
         if let Some(t) = self.tree.as_mut() {
             t.edit(&InputEdit {
@@ -162,7 +164,13 @@ impl SyntaxTree {
                 new_end_position: Point::new(new_end_pt.0, new_end_pt.1),
             });
         }
-        self.tree = self.parser.parse(new_text, self.tree.as_ref());
+        if !new_text.is_empty() {
+            self.reparse_incremental(new_text);
+        }
+    }
+
+    pub fn reparse_incremental(&mut self, text: &str) {
+        self.tree = self.parser.parse(text, self.tree.as_ref());
     }
 
     pub fn reparse(&mut self, text: &str) {
