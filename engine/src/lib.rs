@@ -1,5 +1,6 @@
 //! lokal's analysis core: everything that is not the LSP protocol. See ARCHITECTURE.md.
 pub mod cancel;
+pub mod catalog;
 pub mod config;
 pub mod engine;
 pub mod error;
@@ -18,4 +19,4 @@ pub use cancel::{CancelOnDrop, CancelToken};
 pub use config::EngineConfig;
 pub use engine::Engine;
 pub use error::EngineError;
-pub use worker::{inspect, Completion, CompletionRequest, EngineEvent, EngineState, GenerateRequest, Generation, Timings};
+pub use worker::{gpu_offload_supported, inspect, Completion, CompletionRequest, EngineEvent, EngineState, GenerateRequest, Generation, Timings};

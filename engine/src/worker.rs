@@ -227,6 +227,11 @@ fn gguf_layer_count(path: &Path) -> Option<u32> {
     (idx >= 0).then(|| g.val_u32(idx))
 }
 
+/// Whether this build of llama.cpp can offload layers to a GPU (CUDA, Metal, Vulkan).
+pub fn gpu_offload_supported() -> bool {
+    backend().map(|b| b.supports_gpu_offload()).unwrap_or(false)
+}
+
 /// Read a GGUF's metadata and vocabulary (no weights) and report what the engine would make of it: the
 /// model catalog and the template tests use this.
 pub fn inspect(path: &Path) -> std::result::Result<(ModelInfo, PromptFormat), String> {

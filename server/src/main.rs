@@ -53,6 +53,26 @@ enum Cmd {
         #[arg(long)]
         only_on: bool,
     },
+    /// The model catalog scored against this machine (memory, GPU layers, tokens/s, fit).
+    Models {
+        #[arg(long)]
+        json: bool,
+        /// Add a GGUF file of your own to the list (kept in ~/.config/lokal/models.txt).
+        #[arg(long)]
+        add: Option<PathBuf>,
+        #[arg(long, default_value_t = 2048)]
+        ctx_per_sequence: u32,
+        #[arg(long, default_value_t = 8)]
+        sequences: u32,
+    },
+    /// Check the set-up (model, backend, GPU, memory, tier files) and say what to fix.
+    Doctor {
+        /// Workspace folders whose tier files to check.
+        #[arg(long)]
+        workspace: Vec<PathBuf>,
+        #[arg(long)]
+        model: Option<PathBuf>,
+    },
     /// Show the egress audit log: every request that left this machine, per workspace.
     Audit {
         /// Only records of workspaces whose path contains this text.
@@ -95,6 +115,41 @@ fn main() {
         Some(Cmd::Complete { location, model, max_tokens }) => report(complete(&location, model, max_tokens)),
         Some(Cmd::Bench { trace, json, model, max_tokens, threads, only_on }) => {
             report(lokal_server::bench::run(lokal_server::bench::BenchArgs { trace, json, model, max_tokens, threads, only_on }))
+        }
+        Some(Cmd::Models { json, add, ctx_per_sequence, sequences }) => {
+            use lokal_engine::catalog;
+            let reg = catalog::registry_path();
+            if let Some(p) = add {
+                match catalog::add_model(&reg, &p) {
+                    Ok(e) => eprintln!("added {} ({} layers) to {}", e.name, e.n_layer, reg.display()),
+                    Err(e) => {
+                        eprintln!("lokal: {e}");
+                        std::process::exit(1);
+                    }
+                }
+            }
+            let r = catalog::models_report(&catalog::hardware::detect(), &catalog::FitConfig { ctx_per_sequence, sequences }, catalog::user_models(&reg));
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r).unwrap());
+            } else {
+                print!("{}", r.render_text());
+            }
+            0
+        }
+        Some(Cmd::Doctor { workspace, model }) => {
+            use lokal_engine::catalog::{doctor, hardware};
+            let cfg = EngineConfig { model_path: model, ..Default::default() };
+            let hw = hardware::detect();
+            let findings = doctor::run(&doctor::DoctorInput {
+                model: cfg.resolved_model_path(),
+                hardware: &hw,
+                gpu_offload_compiled: lokal_engine::gpu_offload_supported(),
+                ctx_per_sequence: cfg.ctx_per_sequence,
+                sequences: cfg.sequences,
+                workspaces: workspace,
+            });
+            print!("{}", doctor::render(&findings));
+            i32::from(findings.iter().any(|f| f.status == doctor::Status::Fail))
         }
         Some(Cmd::Audit { workspace, json }) => {
             let log = lokal_engine::policy::audit::AuditLog::default_location();
