@@ -6,7 +6,7 @@
 use crate::lsp::{invalid_params, request_failed, Backend};
 use crate::tiers::uri_to_path;
 use crate::work::{create_file, versioned_edit, workspace_edit};
-use lokal_engine::syntax::{design_doc, first_error, longest_parsing_prefix, Lang, SyntaxTree, TestPlace};
+use lokal_engine::syntax::{design_doc, longest_parsing_prefix, longest_prefix_where, no_new_errors, Lang, SyntaxTree, TestPlace};
 use lokal_engine::{CancelToken, CompletionRequest, EngineError, GenerateRequest};
 use serde_json::{json, Value};
 use std::ops::Range as Bytes;
@@ -134,10 +134,14 @@ async fn instruct(b: &Backend, key: &str, lang: Option<Lang>, task: &str, max_to
 fn checked_splice(lang: Option<Lang>, text: &str, range: Bytes<usize>, code: &str) -> Result<String> {
     let splice = |c: &str| format!("{}{}{}", &text[..range.start], c, &text[range.end..]);
     let Some(lang) = lang else { return Ok(code.to_string()) };
-    if first_error(lang, &splice(code)).is_none() {
+    let ok = |c: &str| no_new_errors(lang, text, &splice(c));
+    if ok(code) {
         return Ok(code.to_string());
     }
-    longest_parsing_prefix(lang, code, splice).ok_or_else(|| request_failed("lokal: the generated code does not parse; nothing was inserted (try again, or a larger model)"))
+    // Keep the trailing newline of what parses: inserted lines must stay lines.
+    longest_prefix_where(code, ok)
+        .map(|c| if code.ends_with('\n') && !c.ends_with('\n') { c + "\n" } else { c })
+        .ok_or_else(|| request_failed("lokal: the generated code does not parse; nothing was inserted (try again, or a larger model)"))
 }
 
 pub async fn resolve(b: &Backend, mut action: CodeAction, cancel: CancelToken) -> Result<CodeAction> {

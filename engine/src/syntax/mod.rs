@@ -339,6 +339,36 @@ pub fn first_error(lang: Lang, text: &str) -> Option<(usize, usize)> {
     Some((0, 0))
 }
 
+/// ERROR and MISSING nodes in a parse of `text`.
+pub fn error_count(lang: Lang, text: &str) -> usize {
+    let Some(tree) = parser(lang).parse(text, None) else { return usize::MAX };
+    let mut n = 0;
+    let mut stack = vec![tree.root_node()];
+    while let Some(node) = stack.pop() {
+        if node.is_error() || node.is_missing() {
+            n += 1;
+        }
+        if node.has_error() {
+            for i in 0..node.child_count() {
+                stack.push(node.child(i).unwrap());
+            }
+        }
+    }
+    n
+}
+
+/// Whether `after` (a file with generated code spliced in) parses at least as well as `before` did: the
+/// user's own unfinished code must not make every insertion fail.
+pub fn no_new_errors(lang: Lang, before: &str, after: &str) -> bool {
+    first_error(lang, after).is_none() || error_count(lang, after) <= error_count(lang, before)
+}
+
+/// The longest run of whole lines from the start of `code` for which `ok` holds.
+pub fn longest_prefix_where(code: &str, ok: impl Fn(&str) -> bool) -> Option<String> {
+    let lines: Vec<&str> = code.lines().collect();
+    (1..=lines.len()).rev().map(|n| lines[..n].join("\n")).find(|c| !c.trim().is_empty() && ok(c))
+}
+
 /// The longest run of whole lines from the start of `code` that, spliced into `whole` by `splice`, parses.
 /// Generated code is cut back to that rather than inserted broken; `None` when not even one line fits.
 pub fn longest_parsing_prefix(lang: Lang, code: &str, splice: impl Fn(&str) -> String) -> Option<String> {
