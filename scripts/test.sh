@@ -7,3 +7,5 @@ LOKAL_MODEL="$(scripts/fetch-model.sh)"
 export LOKAL_MODEL
 # One profile for tests, demo and bench, so llama.cpp is compiled once.
 cargo test --release --workspace "$@"
+# The editor integrations, driven for real where the editor runs here.
+scripts/test-editors.sh
