@@ -16,6 +16,10 @@ pub struct BenchArgs {
     pub max_tokens: usize,
     pub threads: Option<i32>,
     pub only_on: bool,
+    /// Compare with another engine replaying the same trace ("llama-server").
+    pub peer: Option<String>,
+    /// Where llama-server and llama-bench are (default: what scripts/fetch-peer.sh built).
+    pub peer_bin: Option<PathBuf>,
 }
 
 #[derive(Debug, Serialize, Clone, Default)]
@@ -62,9 +66,15 @@ fn peak_rss_mb(pid: u32) -> f64 {
 }
 
 pub fn run_trace(exe: &Path, trace_path: &Path, options: serde_json::Value, verbose: bool) -> Result<RunFigures, String> {
+    run_trace_with(exe, trace_path, options, verbose, Vec::new()).map(|(f, _)| f)
+}
+
+/// Replay the trace against lokal and, request by request right after it, against each peer.
+pub fn run_trace_with(exe: &Path, trace_path: &Path, options: serde_json::Value, verbose: bool, peers: Vec<Box<dyn crate::trace::Peer>>) -> Result<(RunFigures, Vec<Vec<Sample>>), String> {
     let (tr, root) = trace::load(trace_path)?;
     let client = LspClient::spawn(exe, &["--stdio"], &[("LOKAL_NO_DAEMON", "1")], Stdio::null()).map_err(|e| e.to_string())?;
     let mut r = Replayer::new(client, root.clone());
+    r.peers = peers;
     let cache = options["cacheEnabled"].as_bool().unwrap_or(true);
     let t0 = std::time::Instant::now();
     r.client.initialize(Some(&trace::uri_of(&root, "")), options, false).map_err(|e| e.to_string())?;
@@ -96,8 +106,14 @@ pub fn run_trace(exe: &Path, trace_path: &Path, options: serde_json::Value, verb
     let pid = r.client.pid();
     let rss = peak_rss_mb(pid);
     let samples = r.samples.clone();
-    let Replayer { client, .. } = r;
+    let Replayer { client, peer_samples, .. } = r;
     client.shutdown();
+    let kinds = figures(&samples);
+    let gen: Vec<f64> = samples.iter().filter(|s| s.generated_tokens >= 8).map(|s| s.gen_tokens_per_s).collect();
+    Ok((RunFigures { cache, kinds, gen_tokens_per_s: percentile(&gen, 0.5), peak_rss_mb: rss, model_load_ms, samples }, peer_samples))
+}
+
+pub fn figures(samples: &[Sample]) -> BTreeMap<Kind, KindFigures> {
     let mut kinds = BTreeMap::new();
     for kind in [Kind::Cold, Kind::Keystroke, Kind::Switch, Kind::Jump, Kind::Accept] {
         let of: Vec<&Sample> = samples.iter().filter(|s| s.kind == kind).collect();
@@ -122,15 +138,7 @@ pub fn run_trace(exe: &Path, trace_path: &Path, options: serde_json::Value, verb
             },
         );
     }
-    let gen: Vec<f64> = samples.iter().filter(|s| s.generated_tokens >= 8).map(|s| s.gen_tokens_per_s).collect();
-    Ok(RunFigures {
-        cache,
-        kinds,
-        gen_tokens_per_s: percentile(&gen, 0.5),
-        peak_rss_mb: rss,
-        model_load_ms,
-        samples,
-    })
+    kinds
 }
 
 pub fn run(args: BenchArgs) -> Result<(), String> {
@@ -141,6 +149,9 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     }
     if let Some(t) = args.threads {
         base["threads"] = json!(t);
+    }
+    if let Some(peer) = &args.peer {
+        return run_peer(&args, &exe, base, peer);
     }
     let mut runs = Vec::new();
     let modes: &[bool] = if args.only_on { &[true] } else { &[true, false] };
@@ -208,4 +219,78 @@ fn print_table(runs: &[RunFigures]) {
             println!("switch-back / keystroke ttft p50 with cache = {:.2}x", sw.ttft_p50_ms / key.ttft_p50_ms.max(0.001));
         }
     }
+}
+
+fn run_peer(args: &BenchArgs, exe: &Path, mut options: serde_json::Value, peer: &str) -> Result<(), String> {
+    if peer != "llama-server" {
+        return Err(format!("unknown peer {peer:?}; the peer is llama-server"));
+    }
+    let bin = match &args.peer_bin {
+        Some(b) => b.clone(),
+        None => PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/lokal/peer/bin"),
+    };
+    let cfg = lokal_engine::EngineConfig { model_path: args.model.clone(), ..Default::default() };
+    let model = cfg.resolved_model_path();
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get() as i32).unwrap_or(4));
+    options["threads"] = json!(threads);
+    let fim = lokal_engine::inspect(&model).map(|(i, _)| i.fim.is_complete()).unwrap_or(false);
+    let server = crate::peer::LlamaServer::start(&bin, &model, cfg.ctx_per_sequence * 4, threads, args.max_tokens, fim)?;
+    eprintln!("lokal bench: lokal and llama-server ({}) request by request (A B A B) on {}", if fim { "/infill" } else { "/completion" }, args.trace.display());
+    let (ours, mut theirs) = run_trace_with(exe, &args.trace, options, false, vec![Box::new(server)])?;
+    let theirs = theirs.pop().unwrap_or_default();
+    let tg = crate::peer::llama_bench_tg(&bin, &model, threads);
+    let peer_kinds = figures(&theirs);
+    println!("\n{:<16} {:>4} | {:>17} {:>17} | {:>17} {:>17} | {:>11} | {:>12}", "request kind", "n", "lokal ttft p50/p90", "peer ttft p50/p90", "lokal total p50/90", "peer total p50/90", "lokal/peer", "re-processed");
+    println!("{}", "-".repeat(134));
+    for (k, a) in &ours.kinds {
+        let Some(b) = peer_kinds.get(k) else { continue };
+        println!(
+            "{:<16} {:>4} | {:>7.1} / {:>7.1} {:>7.1} / {:>7.1} | {:>7.1} / {:>7.1} {:>7.1} / {:>7.1} | {:>10.2}x | {:>5.0} / {:>5.0}",
+            k.name(), a.count, a.ttft_p50_ms, a.ttft_p90_ms, b.ttft_p50_ms, b.ttft_p90_ms, a.latency_p50_ms, a.latency_p90_ms, b.latency_p50_ms, b.latency_p90_ms,
+            a.ttft_p50_ms / b.ttft_p50_ms.max(1e-3), a.redecoded_mean, b.redecoded_mean
+        );
+    }
+    let peer_gen: Vec<f64> = theirs.iter().filter(|s| s.generated_tokens >= 8).map(|s| s.gen_tokens_per_s).collect();
+    println!("generation tokens/s (median): lokal {:.1}, llama-server {:.1}, llama-bench tg {}", ours.gen_tokens_per_s, percentile(&peer_gen, 0.5),
+        match &tg { Ok(t) => format!("{t:.1} (lokal at {:.0}% of it)", 100.0 * ours.gen_tokens_per_s / t), Err(e) => format!("unavailable: {e}") });
+    if let (Some(sw), Some(key)) = (ours.kinds.get(&Kind::Switch), ours.kinds.get(&Kind::Keystroke)) {
+        println!("lokal switch back / keystroke ttft p50 = {:.2}x", sw.ttft_p50_ms / key.ttft_p50_ms.max(1e-3));
+    }
+    let svg = args.json.as_ref().map(|p| p.with_extension("svg"));
+    if let Some(p) = &svg {
+        std::fs::write(p, plot(&ours.samples, &theirs)).map_err(|e| e.to_string())?;
+        eprintln!("plot: {}", p.display());
+    }
+    let report = json!({
+        "trace": args.trace, "maxTokens": args.max_tokens, "threads": threads, "model": model,
+        "llamaServerVersion": crate::peer::LlamaServer::version(&bin),
+        "llamaCppSys": "llama-cpp-sys-2 0.1.161",
+        "llamaBenchTg": tg.ok(),
+        "lokal": ours, "peer": {"name": "llama-server", "kinds": peer_kinds, "samples": theirs},
+    });
+    let text = serde_json::to_string_pretty(&report).unwrap();
+    match &args.json {
+        Some(p) => std::fs::write(p, &text).map_err(|e| format!("{}: {e}", p.display()))?,
+        None => println!("{text}"),
+    }
+    Ok(())
+}
+
+/// Per-request latency of both engines as an SVG line chart (log scale), request index on x.
+fn plot(a: &[Sample], b: &[Sample]) -> String {
+    let (w, h, pad) = (1000.0, 360.0, 40.0);
+    let n = a.len().max(b.len()).max(2) as f64;
+    let y = |ms: f64| h - pad - ((ms.max(0.1)).log10() + 1.0) / 5.0 * (h - 2.0 * pad);
+    let line = |s: &[Sample], color: &str| {
+        let pts: Vec<String> = s.iter().enumerate().map(|(i, x)| format!("{:.1},{:.1}", pad + i as f64 / (n - 1.0) * (w - 2.0 * pad), y(x.latency_ms))).collect();
+        format!("<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\" points=\"{}\"/>", pts.join(" "))
+    };
+    let mut grid = String::new();
+    for ms in [1.0, 10.0, 100.0, 1000.0, 10000.0] {
+        grid.push_str(&format!("<line x1=\"{pad}\" x2=\"{}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#ddd\"/><text x=\"2\" y=\"{:.1}\" font-size=\"10\">{ms} ms</text>", w - pad, y(ms), y(ms), y(ms) + 3.0));
+    }
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\"><rect width=\"100%\" height=\"100%\" fill=\"white\"/>{grid}{}{}<text x=\"{pad}\" y=\"16\" font-size=\"12\" fill=\"#1f77b4\">lokal</text><text x=\"{}\" y=\"16\" font-size=\"12\" fill=\"#d62728\">llama-server</text><text x=\"{}\" y=\"{}\" font-size=\"10\">request in trace order</text></svg>",
+        line(a, "#1f77b4"), line(b, "#d62728"), pad + 60.0, w / 2.0 - 50.0, h - 8.0
+    )
 }

@@ -7,6 +7,7 @@ pub mod demo;
 pub mod documents;
 pub mod framing;
 pub mod lsp;
+pub mod peer;
 pub mod proxy;
 pub mod tiers;
 pub mod trace;

@@ -52,6 +52,12 @@ enum Cmd {
         /// Only the run with the cache on.
         #[arg(long)]
         only_on: bool,
+        /// Replay beside another engine, request by request: `llama-server` (built by scripts/fetch-peer.sh).
+        #[arg(long)]
+        peer: Option<String>,
+        /// Directory holding llama-server and llama-bench.
+        #[arg(long)]
+        peer_bin: Option<PathBuf>,
     },
     /// The model catalog scored against this machine (memory, GPU layers, tokens/s, fit).
     Models {
@@ -113,8 +119,8 @@ fn main() {
             report(lokal_server::daemon::run(EngineConfig { model_path: model, sequences, ..Default::default() }))
         }
         Some(Cmd::Complete { location, model, max_tokens }) => report(complete(&location, model, max_tokens)),
-        Some(Cmd::Bench { trace, json, model, max_tokens, threads, only_on }) => {
-            report(lokal_server::bench::run(lokal_server::bench::BenchArgs { trace, json, model, max_tokens, threads, only_on }))
+        Some(Cmd::Bench { trace, json, model, max_tokens, threads, only_on, peer, peer_bin }) => {
+            report(lokal_server::bench::run(lokal_server::bench::BenchArgs { trace, json, model, max_tokens, threads, only_on, peer, peer_bin }))
         }
         Some(Cmd::Models { json, add, ctx_per_sequence, sequences }) => {
             use lokal_engine::catalog;

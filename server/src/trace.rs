@@ -83,8 +83,17 @@ pub struct Sample {
     pub restored: bool,
 }
 
+/// Another engine replaying the same session beside lokal (the benchmark's peer): it sees the same text and
+/// cursor right after lokal, so both answer the same request back to back (A B A B).
+pub trait Peer {
+    fn name(&self) -> &str;
+    fn complete(&mut self, kind: Kind, file: &str, text: &str, cursor: usize) -> Result<Sample, String>;
+}
+
 pub struct Replayer {
     pub client: LspClient,
+    pub peers: Vec<Box<dyn Peer>>,
+    pub peer_samples: Vec<Vec<Sample>>,
     root: PathBuf,
     texts: HashMap<String, String>,
     versions: HashMap<String, i32>,
@@ -120,6 +129,8 @@ impl Replayer {
     pub fn new(client: LspClient, root: PathBuf) -> Self {
         Self {
             client,
+            peers: Vec::new(),
+            peer_samples: Vec::new(),
             root,
             texts: HashMap::new(),
             versions: HashMap::new(),
@@ -209,6 +220,14 @@ impl Replayer {
         };
         self.last_suggestion = suggestion;
         self.samples.push(sample.clone());
+        let text = self.texts[&file].clone();
+        for (i, p) in self.peers.iter_mut().enumerate() {
+            let s = p.complete(kind, &file, &text, self.cursor).map_err(|e| RpcError { code: 0, message: format!("{}: {e}", p.name()) })?;
+            if self.peer_samples.len() <= i {
+                self.peer_samples.resize(i + 1, Vec::new());
+            }
+            self.peer_samples[i].push(s);
+        }
         Ok(sample)
     }
 
