@@ -16,6 +16,14 @@ impl CancelToken {
     pub fn is_cancelled(&self) -> bool {
         self.0.load(Ordering::Acquire)
     }
+    /// Resolves once cancelled: race it against network work with `select!`, and dropping the losing
+    /// request future closes its connection.
+    pub async fn cancelled(&self) {
+        while !self.is_cancelled() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     /// The flag's address, for llama.cpp's abort callback. Valid while any clone lives.
     pub(crate) fn flag_ptr(&self) -> *const AtomicBool {
         Arc::as_ptr(&self.0)

@@ -76,15 +76,19 @@ impl EngineConfig {
     }
 }
 
+/// An XDG base directory: `$var`, else `~/<home_rel>`, else the temp dir (no home at all).
+pub fn xdg_dir(var: &str, home_rel: &str) -> PathBuf {
+    std::env::var_os(var)
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(home_rel)))
+        .unwrap_or_else(std::env::temp_dir)
+}
+
 /// `$LOKAL_MODEL_DIR`, else `$XDG_CACHE_HOME/lokal/models`, else `~/.cache/lokal/models` (the same rule as
 /// scripts/fetch-model.sh).
 pub fn default_model_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("LOKAL_MODEL_DIR") {
-        return PathBuf::from(d);
+    match std::env::var_os("LOKAL_MODEL_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => xdg_dir("XDG_CACHE_HOME", ".cache").join("lokal").join("models"),
     }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|| PathBuf::from(".cache"));
-    cache.join("lokal").join("models")
 }

@@ -87,12 +87,6 @@ fn head(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-async fn until_cancelled(c: &CancelToken) {
-    while !c.is_cancelled() {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 impl RemoteBackend {
     pub fn new(cfg: RemoteConfig) -> Self {
         let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build().expect("http client");
@@ -122,7 +116,7 @@ impl RemoteBackend {
         };
         tokio::select! {
             r = send => r,
-            _ = until_cancelled(cancel) => Err(EngineError::Cancelled),
+            _ = cancel.cancelled() => Err(EngineError::Cancelled),
         }
     }
 

@@ -11,10 +11,7 @@ pub fn socket_path() -> PathBuf {
     if let Some(p) = std::env::var_os("LOKAL_SOCKET") {
         return PathBuf::from(p);
     }
-    let base = std::env::var_os("XDG_RUNTIME_DIR")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
+    let base = lokal_engine::config::xdg_dir("XDG_RUNTIME_DIR", ".cache");
     base.join("lokal").join("daemon.sock")
 }
 

@@ -278,9 +278,7 @@ pub fn entry_from_gguf(path: &Path) -> Result<Entry, String> {
 pub fn registry_path() -> PathBuf {
     std::env::var_os("LOKAL_CONFIG_DIR")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("XDG_CONFIG_HOME").map(|d| PathBuf::from(d).join("lokal")))
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config/lokal")))
-        .unwrap_or_else(|| PathBuf::from(".lokal"))
+        .unwrap_or_else(|| crate::config::xdg_dir("XDG_CONFIG_HOME", ".config").join("lokal"))
         .join("models.txt")
 }
 

@@ -32,10 +32,7 @@ impl AuditLog {
         if let Some(p) = std::env::var_os("LOKAL_AUDIT_LOG") {
             return Self::at(PathBuf::from(p));
         }
-        let base = std::env::var_os("XDG_DATA_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-            .unwrap_or_else(std::env::temp_dir);
+        let base = crate::config::xdg_dir("XDG_DATA_HOME", ".local/share");
         Self::at(base.join("lokal").join("audit.jsonl"))
     }
 

@@ -5,7 +5,6 @@ use super::tier::{host_of, FolderPolicy, Tier};
 use crate::cancel::CancelToken;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -70,7 +69,7 @@ impl Permit {
         };
         let result = tokio::select! {
             r = send => r,
-            _ = async { while !cancel.is_cancelled() { tokio::time::sleep(Duration::from_millis(10)).await } } => Err("cancelled".to_string()),
+            _ = cancel.cancelled() => Err("cancelled".to_string()),
         };
         if !self.local {
             let outcome = match &result {
@@ -105,6 +104,7 @@ mod tests {
     use super::super::tier::{Endpoint, TierSource};
     use super::*;
     use std::path::PathBuf;
+    use std::time::Duration;
 
     fn folder(tier: Tier, endpoints: &[&str]) -> FolderPolicy {
         FolderPolicy {
