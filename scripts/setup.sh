@@ -8,6 +8,9 @@ command -v cmake >/dev/null || need+=(cmake)
 command -v clang >/dev/null || need+=(clang)
 ldconfig -p 2>/dev/null | grep -q 'libclang[-.0-9]*\.so' || need+=(libclang-dev)
 command -v python3 >/dev/null || need+=(python3 python3-pip)
+# The editor tests: the VS Code extension builds with Node's npm; unshare (util-linux) runs the no-network test.
+command -v npm >/dev/null || need+=(nodejs npm)
+command -v unshare >/dev/null || need+=(util-linux)
 
 if ((${#need[@]})); then
   echo "setup: installing ${need[*]}" >&2
