@@ -63,7 +63,7 @@ enum Cmd {
     Models {
         #[arg(long)]
         json: bool,
-        /// Add a GGUF file of your own to the list (kept in ~/.config/lokal/models.txt).
+        /// Add a GGUF file of your own to the list (kept in ~/.config/lokal/models.toml).
         #[arg(long)]
         add: Option<PathBuf>,
         #[arg(long, default_value_t = 2048)]
@@ -124,17 +124,16 @@ fn main() {
         }
         Some(Cmd::Models { json, add, ctx_per_sequence, sequences }) => {
             use lokal_engine::catalog;
-            let reg = catalog::registry_path();
             if let Some(p) = add {
-                match catalog::add_model(&reg, &p) {
-                    Ok(e) => eprintln!("added {} ({} layers) to {}", e.name, e.n_layer, reg.display()),
+                match catalog::add_model(&p) {
+                    Ok(e) => eprintln!("added {} ({} layers, {}) to {}", e.name, e.n_layers, e.quant, catalog::registry_path().display()),
                     Err(e) => {
                         eprintln!("lokal: {e}");
                         std::process::exit(1);
                     }
                 }
             }
-            let r = catalog::models_report(&catalog::hardware::detect(), &catalog::FitConfig { ctx_per_sequence, sequences }, catalog::user_models(&reg));
+            let r = catalog::models_report(&catalog::hardware::detect(), &catalog::FitConfig { ctx_per_sequence, sequences });
             if json {
                 println!("{}", serde_json::to_string_pretty(&r).unwrap());
             } else {
@@ -149,7 +148,7 @@ fn main() {
             let findings = doctor::run(&doctor::DoctorInput {
                 model: cfg.resolved_model_path(),
                 hardware: &hw,
-                gpu_offload_compiled: lokal_engine::gpu_offload_supported(),
+                gpu_offload_supported: lokal_engine::gpu_offload_supported(),
                 ctx_per_sequence: cfg.ctx_per_sequence,
                 sequences: cfg.sequences,
                 workspaces: workspace,
