@@ -49,6 +49,9 @@ pub fn is_mid_line(suffix: &str) -> bool {
 
 /// Cut the raw generation down to the suggestion shown to the user, or `None` when nothing useful is left.
 pub fn finalize(raw: &str, suffix: &str, rules: &StopRules) -> Option<String> {
+    // A model may end lines with \r\n or a lone \r; the suggestion takes the document's line ending, or
+    // accepting it would mix endings (and a \r typed before the file's \n becomes one CRLF break).
+    let raw = raw.replace("\r\n", "\n").replace('\r', "\n");
     let mut lines: Vec<&str> = raw.split('\n').collect();
     if rules.single_line {
         lines.truncate(1);
@@ -77,6 +80,8 @@ pub fn finalize(raw: &str, suffix: &str, rules: &StopRules) -> Option<String> {
     }
     if text.trim().is_empty() {
         None
+    } else if suffix.contains("\r\n") {
+        Some(text.replace('\n', "\r\n"))
     } else {
         Some(text)
     }
@@ -85,6 +90,13 @@ pub fn finalize(raw: &str, suffix: &str, rules: &StopRules) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn suggestions_take_the_documents_line_ending() {
+        let r = StopRules::new("", 5, false);
+        assert_eq!(finalize("a\rb\r\nc", "\n}\n", &r).as_deref(), Some("a\nb\nc"));
+        assert_eq!(finalize("a\nb\rc", "\r\n}\r\n", &r).as_deref(), Some("a\r\nb\r\nc"));
+    }
 
     #[test]
     fn stops_on_line_budget() {

@@ -6,6 +6,13 @@
 //! common token prefix of its prompt with what the sequence holds and decodes only the tail. A document that
 //! loses its sequence may leave a snapshot of its KV cells in host memory (bounded), restored when it comes
 //! back if copying is cheaper than recomputing.
+//!
+//! Typing in the middle of a fill-in-the-middle prompt (prefix, then suffix, then the middle marker) changes
+//! the prefix's end and so, by plain prefix matching, the whole suffix after it. Instead the suffix's cells
+//! are parked in a scratch sequence, moved to their new positions, and spliced back after the typed tokens
+//! are decoded: a keystroke re-processes the typed tokens and the last prompt token, not the suffix. The
+//! parked cells were computed before the edit (the approximation llama-server's `--cache-reuse` makes for
+//! chunks); a budget of such stale tokens per sequence bounds how far they drift before a full re-decode.
 use crate::model_info::Token;
 use lru::LruCache;
 use std::hash::Hash;
@@ -24,6 +31,17 @@ pub trait KvOps {
     fn restore(&mut self, seq: u32, snap: &Self::Snapshot) -> bool;
     /// Estimated cost ratio: restoring `bytes` vs decoding `tokens`. `true` when restoring is cheaper.
     fn restore_is_cheaper(&self, bytes: usize, tokens: usize) -> bool;
+    /// Move `seq`'s cells at `p0..p1` into the scratch sequence, `delta` positions further on. `false` if the
+    /// backend cannot (nothing is parked then).
+    fn park(&mut self, _seq: u32, _p0: usize, _p1: usize, _delta: i64) -> bool {
+        false
+    }
+    /// Give the parked cells at `p0..p1` (their new positions) back to `seq` and empty the scratch sequence.
+    fn unpark(&mut self, _seq: u32, _p0: usize, _p1: usize) -> bool {
+        false
+    }
+    /// Empty the scratch sequence (after a failed splice).
+    fn drop_parked(&mut self) {}
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -38,7 +56,13 @@ pub struct CacheConfig {
     /// place (as llama-server's `--cache-reuse`); 0 turns it off. The shifted cells were computed after
     /// slightly different text, an approximation llama.cpp's own server makes too.
     pub reuse_min_chunk: usize,
+    /// Splice a prompt's unchanged tail (the FIM suffix) back after an edit before it, while the sequence has
+    /// seen at most this many changed tokens since its tail was last decoded fresh; 0 turns it off.
+    pub tail_max_stale: usize,
 }
+
+/// A tail shorter than this is cheaper to decode again than to splice.
+const MIN_TAIL: usize = 8;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan<K> {
@@ -49,17 +73,26 @@ pub struct Plan<K> {
     pub evicted: Option<K>,
     /// Of `keep`, tokens that came from shifting later chunks into place.
     pub shifted: usize,
+    /// Prompt positions `t0..t1` whose cells are parked (see [`KvOps::park`]): decode `prompt[keep..t0]`,
+    /// unpark, then decode `prompt[t1..]`.
+    pub tail: Option<(usize, usize)>,
 }
 
 struct Saved<S> {
     snap: S,
     tokens: Vec<Token>,
+    prompt_len: usize,
+    stale: usize,
     bytes: usize,
 }
 
 pub struct PrefixCache<K: Hash + Eq + Clone, S> {
     cfg: CacheConfig,
     slots: Vec<Vec<Token>>,
+    /// Per sequence: how many of its tokens were the last prompt (the rest were generated), and how many
+    /// changed tokens its spliced tail has not seen.
+    prompt_len: Vec<usize>,
+    stale: Vec<usize>,
     owner: Vec<Option<K>>,
     bound: LruCache<K, u32>,
     saved: LruCache<K, Saved<S>>,
@@ -76,6 +109,8 @@ impl<K: Hash + Eq + Clone, S> PrefixCache<K, S> {
         Self {
             cfg,
             slots: vec![Vec::new(); n],
+            prompt_len: vec![0; n],
+            stale: vec![0; n],
             owner: vec![None; n],
             bound: LruCache::unbounded(),
             saved: LruCache::unbounded(),
@@ -126,6 +161,8 @@ impl<K: Hash + Eq + Clone, S> PrefixCache<K, S> {
                 };
                 kv.clear(s);
                 self.slots[s as usize].clear();
+                self.prompt_len[s as usize] = 0;
+                self.stale[s as usize] = 0;
                 self.owner[s as usize] = Some(doc.clone());
                 self.bound.put(doc.clone(), s);
                 if let Some(saved) = self.saved.pop(doc) {
@@ -133,14 +170,27 @@ impl<K: Hash + Eq + Clone, S> PrefixCache<K, S> {
                     let gain = common_prefix(&saved.tokens, prompt);
                     if self.cfg.enabled && gain > 0 && kv.restore_is_cheaper(saved.bytes, gain) && kv.restore(s, &saved.snap) {
                         self.slots[s as usize] = saved.tokens;
+                        self.prompt_len[s as usize] = saved.prompt_len;
+                        self.stale[s as usize] = saved.stale;
                         restored = true;
                     }
                 }
                 s
             }
         };
-        let slot = &mut self.slots[seq as usize];
+        let si = seq as usize;
+        let old_prompt_len = std::mem::replace(&mut self.prompt_len[si], prompt.len());
+        let slot = &mut self.slots[si];
         let mut keep = if self.cfg.enabled { common_prefix(slot, prompt) } else { 0 };
+        if self.cfg.enabled && self.cfg.tail_max_stale > 0 {
+            if let Some(t) = splice_tail(slot, old_prompt_len, prompt, keep, self.stale[si], self.cfg.tail_max_stale, seq, kv) {
+                self.stale[si] += t.changed;
+                slot.truncate(keep);
+                return Plan { seq, keep, restored, evicted, shifted: 0, tail: Some((t.t0, t.t1)) };
+            }
+        }
+        // Everything after `keep` is decoded fresh below.
+        self.stale[si] = 0;
         let mut shifted = 0;
         if self.cfg.enabled && self.cfg.reuse_min_chunk > 0 {
             (keep, shifted) = reuse_chunks(slot, prompt, keep, self.cfg.reuse_min_chunk, seq, kv);
@@ -155,7 +205,7 @@ impl<K: Hash + Eq + Clone, S> PrefixCache<K, S> {
             slot.truncate(keep);
         }
         shifted = shifted.min(keep);
-        Plan { seq, keep, restored, evicted, shifted }
+        Plan { seq, keep, restored, evicted, shifted, tail: None }
     }
 
     /// Record what the sequence holds after decoding (prompt plus the generated tokens that were decoded).
@@ -168,6 +218,7 @@ impl<K: Hash + Eq + Clone, S> PrefixCache<K, S> {
         if let Some(s) = self.bound.pop(doc) {
             kv.clear(s);
             self.slots[s as usize].clear();
+            self.prompt_len[s as usize] = 0;
             self.owner[s as usize] = None;
         }
         if let Some(saved) = self.saved.pop(doc) {
@@ -177,6 +228,7 @@ impl<K: Hash + Eq + Clone, S> PrefixCache<K, S> {
 
     fn stash<O: KvOps<Snapshot = S>>(&mut self, doc: &K, seq: u32, kv: &mut O) {
         let tokens = std::mem::take(&mut self.slots[seq as usize]);
+        let (prompt_len, stale) = (self.prompt_len[seq as usize], self.stale[seq as usize]);
         self.owner[seq as usize] = None;
         if !self.cfg.enabled || self.cfg.host_budget == 0 || tokens.len() < self.cfg.min_snapshot_tokens {
             return;
@@ -192,8 +244,41 @@ impl<K: Hash + Eq + Clone, S> PrefixCache<K, S> {
             }
         }
         self.saved_bytes += bytes;
-        self.saved.put(doc.clone(), Saved { snap, tokens, bytes });
+        self.saved.put(doc.clone(), Saved { snap, tokens, prompt_len, stale, bytes });
     }
+}
+
+struct Splice {
+    t0: usize,
+    t1: usize,
+    changed: usize,
+}
+
+/// The edit sits at `keep`; if the old and new prompts (last token aside, it is decoded for logits anyway)
+/// end in the same run of at least [`MIN_TAIL`] tokens, drop the old edited span and everything after the
+/// old prompt, and park that run at its new positions. `None` leaves the cells as they were.
+#[allow(clippy::too_many_arguments)]
+fn splice_tail<O: KvOps>(slot: &[Token], old_prompt_len: usize, prompt: &[Token], keep: usize, stale: usize, max_stale: usize, seq: u32, kv: &mut O) -> Option<Splice> {
+    let old_end = old_prompt_len.min(slot.len()).checked_sub(1)?;
+    let new_end = prompt.len() - 1;
+    if keep >= old_end || keep > new_end {
+        return None;
+    }
+    let (old, new) = (&slot[keep..old_end], &prompt[keep..new_end]);
+    let m = old.iter().rev().zip(new.iter().rev()).take_while(|(a, b)| a == b).count();
+    let changed = (old.len() - m) + (new.len() - m);
+    if m < MIN_TAIL || changed == 0 || stale + changed > max_stale {
+        return None;
+    }
+    let (o0, n0) = (old_end - m, new_end - m);
+    let ok = kv.truncate(seq, old_end) && kv.remove_range(seq, keep, o0) && kv.park(seq, o0, old_end, n0 as i64 - o0 as i64);
+    if !ok {
+        kv.drop_parked();
+        return None;
+    }
+    // The sequence now holds `prompt[..keep]` and nothing past it.
+    kv.truncate(seq, keep);
+    Some(Splice { t0: n0, t1: new_end, changed })
 }
 
 /// After the common prefix, find runs of the prompt that the sequence holds further on (the window's start
@@ -232,6 +317,7 @@ mod tests {
         restores: usize,
         can_truncate: bool,
         shifts: Vec<(u32, usize, usize, i64)>,
+        parked: Vec<(u32, usize, usize, i64)>,
     }
     impl KvOps for FakeKv {
         type Snapshot = usize;
@@ -265,10 +351,14 @@ mod tests {
         fn restore_is_cheaper(&self, _bytes: usize, tokens: usize) -> bool {
             tokens >= 2
         }
+        fn park(&mut self, seq: u32, p0: usize, p1: usize, delta: i64) -> bool {
+            self.parked.push((seq, p0, p1, delta));
+            true
+        }
     }
 
     fn cfg(n: u32) -> CacheConfig {
-        CacheConfig { sequences: n, enabled: true, host_budget: 1000, min_snapshot_tokens: 1, reuse_min_chunk: 0 }
+        CacheConfig { sequences: n, enabled: true, host_budget: 1000, min_snapshot_tokens: 1, reuse_min_chunk: 0, tail_max_stale: 0 }
     }
 
     fn run(c: &mut PrefixCache<&'static str, usize>, kv: &mut FakeKv, doc: &'static str, p: &[Token]) -> Plan<&'static str> {
@@ -370,5 +460,102 @@ mod tests {
         assert_eq!(c.held(&"a"), 0);
         let p = run(&mut c, &mut kv, "b", &[4]);
         assert_eq!(p.evicted, None, "the freed slot is reused without eviction");
+    }
+
+    fn tail_cfg(max_stale: usize) -> CacheConfig {
+        CacheConfig { tail_max_stale: max_stale, ..cfg(2) }
+    }
+
+    /// prefix P, suffix S, middle marker M, as a FIM prompt lays them out.
+    fn fim(prefix: &[Token], suffix: &[Token]) -> Vec<Token> {
+        let mut v = vec![100];
+        v.extend_from_slice(prefix);
+        v.push(101);
+        v.extend_from_slice(suffix);
+        v.push(102);
+        v
+    }
+
+    #[test]
+    fn typing_before_the_suffix_splices_it_instead_of_decoding_it_again() {
+        let mut kv = FakeKv { can_truncate: true, ..Default::default() };
+        let mut c = PrefixCache::new(tail_cfg(8));
+        let suffix: Vec<Token> = (50..70).collect();
+        let first = fim(&[1, 2, 3], &suffix);
+        let p = run(&mut c, &mut kv, "a", &first);
+        assert_eq!((p.keep, p.tail), (0, None));
+        // The answer's generated tokens follow the prompt in the sequence.
+        let mut held = first.clone();
+        held.extend([7, 7, 7]);
+        c.commit(p.seq, held);
+        // Type two tokens at the end of the prefix: the suffix (and its marker, 21 tokens) moves by two.
+        let second = fim(&[1, 2, 3, 4, 5], &suffix);
+        let p = c.prepare(&"a", &second, &mut kv);
+        assert_eq!(p.keep, 4, "BOS and the old prefix");
+        let t0 = second.len() - 1 - 21;
+        assert_eq!(p.tail, Some((t0, second.len() - 1)));
+        assert_eq!(kv.parked, vec![(p.seq, first.len() - 1 - 21, first.len() - 1, 2)]);
+        assert_eq!(c.held(&"a"), 4, "the parked cells are not the sequence's until spliced back");
+        c.commit(p.seq, second.clone());
+        // Two more tokens fit the stale budget of 8; the next edit of 6 does not: a full tail decode.
+        let third = fim(&[1, 2, 3, 4, 5, 6, 8], &suffix);
+        assert!(run(&mut c, &mut kv, "a", &third).tail.is_some());
+        let fourth = fim(&[1, 2, 3, 4, 5, 6, 8, 9, 9, 9, 9, 9, 9], &suffix);
+        let p = run(&mut c, &mut kv, "a", &fourth);
+        assert_eq!((p.keep, p.tail), (8, None));
+        // The budget starts over after that fresh decode.
+        let fifth = fim(&[1, 2, 3, 4, 5, 6, 8, 9, 9, 9, 9, 9, 9, 10], &suffix);
+        assert!(run(&mut c, &mut kv, "a", &fifth).tail.is_some());
+    }
+
+    #[test]
+    fn no_splice_for_short_tails_or_when_turned_off() {
+        let mut kv = FakeKv { can_truncate: true, ..Default::default() };
+        let mut c = PrefixCache::new(tail_cfg(64));
+        run(&mut c, &mut kv, "a", &fim(&[1, 2], &[50, 51, 52]));
+        let p = run(&mut c, &mut kv, "a", &fim(&[1, 2, 3], &[50, 51, 52]));
+        assert_eq!(p.tail, None, "a tail of four tokens is decoded again");
+        let mut c = PrefixCache::new(tail_cfg(0));
+        let suffix: Vec<Token> = (50..70).collect();
+        run(&mut c, &mut kv, "b", &fim(&[1, 2], &suffix));
+        assert_eq!(run(&mut c, &mut kv, "b", &fim(&[1, 2, 3], &suffix)).tail, None);
+        assert!(kv.parked.is_empty());
+    }
+
+    #[test]
+    fn a_backend_that_cannot_park_decodes_the_tail() {
+        struct NoPark(FakeKv);
+        impl KvOps for NoPark {
+            type Snapshot = usize;
+            fn truncate(&mut self, seq: u32, pos: usize) -> bool {
+                self.0.truncate(seq, pos)
+            }
+            fn clear(&mut self, seq: u32) {
+                self.0.clear(seq)
+            }
+            fn remove_range(&mut self, seq: u32, p0: usize, p1: usize) -> bool {
+                self.0.remove_range(seq, p0, p1)
+            }
+            fn shift(&mut self, seq: u32, p0: usize, p1: usize, delta: i64) -> bool {
+                self.0.shift(seq, p0, p1, delta)
+            }
+            fn snapshot(&mut self, seq: u32) -> Option<(usize, usize)> {
+                self.0.snapshot(seq)
+            }
+            fn restore(&mut self, seq: u32, snap: &usize) -> bool {
+                self.0.restore(seq, snap)
+            }
+            fn restore_is_cheaper(&self, bytes: usize, tokens: usize) -> bool {
+                self.0.restore_is_cheaper(bytes, tokens)
+            }
+        }
+        let mut kv = NoPark(FakeKv { can_truncate: true, ..Default::default() });
+        let mut c = PrefixCache::new(tail_cfg(64));
+        let suffix: Vec<Token> = (50..70).collect();
+        let first = fim(&[1, 2], &suffix);
+        let p = c.prepare(&"a", &first, &mut kv);
+        c.commit(p.seq, first);
+        let p = c.prepare(&"a", &fim(&[1, 2, 3], &suffix), &mut kv);
+        assert_eq!((p.keep, p.tail), (3, None));
     }
 }

