@@ -213,7 +213,22 @@ fn check_gguf(path: &Path) -> std::result::Result<(), String> {
     if llama_cpp_2::gguf::GgufContext::from_file(path).is_none() {
         return Err(format!("model file {} is a corrupt or truncated GGUF file", path.display()));
     }
-    Ok(())
+    // ggml reads only the header; a file cut inside its tensor data (an interrupted download) passes that,
+    // and llama.cpp's loader then fails with no message we can show.
+    let len = f.metadata().map(|m| m.len()).map_err(|e| format!("model file {}: {e}", path.display()))?;
+    match crate::catalog::gguf_meta::read_header(path) {
+        Ok(h) if len < h.data_end() => Err(format!(
+            "model file is truncated: {len} bytes, expected at least {} ({}; download it again)",
+            h.data_end(),
+            path.display()
+        )),
+        Ok(_) => Ok(()),
+        Err(e) => {
+            // ggml accepted the header, so leave the verdict to llama.cpp.
+            tracing::warn!("could not check the length of {}: {e}", path.display());
+            Ok(())
+        }
+    }
 }
 
 fn gguf_layer_count(path: &Path) -> Option<u32> {
