@@ -20,6 +20,24 @@ pub enum FimFamily {
     Generic,
 }
 
+impl FimFamily {
+    /// Texts of the tokens that end a fill in this family, looked up in the vocabulary when the model loads:
+    /// llama.cpp marks only the end-of-generation tokens it finds through id keys or its own list of texts,
+    /// which misses CodeGemma's `<|file_separator|>` (the converter writes no key for it) and CodeLlama's
+    /// `▁<EOT>` in files without `eot_token_id` (llama.cpp's list spells it with an ASCII underscore).
+    pub fn stop_texts(self) -> &'static [&'static str] {
+        match self {
+            FimFamily::QwenCoder => &["<|endoftext|>", "<|file_sep|>", "<|repo_name|>"],
+            FimFamily::CodeGemma => &["<|file_separator|>", "<eos>", "<end_of_turn>"],
+            FimFamily::StarCoder => &["<|endoftext|>", "<file_sep>", "<repo_name>"],
+            FimFamily::DeepSeekCoder => &["<｜end▁of▁sentence｜>", "<|EOT|>"],
+            FimFamily::CodeLlama => &["▁<EOT>", "<EOT>"],
+            FimFamily::Codestral => &["</s>"],
+            FimFamily::Generic => &[],
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Order {
     /// prefix, suffix, then middle: a keystroke re-decodes the typed tokens plus the suffix window.
@@ -122,6 +140,19 @@ impl PromptFormat {
             PromptFormat::Continuation => &[],
         }
     }
+
+    /// Add the family's end-of-fill tokens ([`FimFamily::stop_texts`]) that the vocabulary has (`lookup`: a
+    /// token's id by its exact text) to the ids that end a completion.
+    pub fn with_family_stops(mut self, lookup: impl Fn(&str) -> Option<Token>) -> PromptFormat {
+        if let PromptFormat::Fim(t) = &mut self {
+            for id in t.family.stop_texts().iter().filter_map(|text| lookup(text)) {
+                if !t.stop_ids.contains(&id) {
+                    t.stop_ids.push(id);
+                }
+            }
+        }
+        self
+    }
 }
 
 #[cfg(test)]
@@ -163,6 +194,24 @@ mod tests {
         for (arch, p, s, m, fam) in cases {
             assert_eq!(PromptFormat::detect(&info(arch, p, s, m)).family(), Some(fam), "{arch} {p}");
         }
+    }
+
+    /// A vocabulary lookup over (id, text) pairs.
+    fn vocab<'a>(tokens: &'a [(Token, &'a str)]) -> impl Fn(&str) -> Option<Token> + 'a {
+        move |text| tokens.iter().find(|(_, t)| *t == text).map(|(id, _)| *id)
+    }
+
+    #[test]
+    fn family_stop_tokens_are_found_by_text() {
+        let gemma = PromptFormat::detect(&info("gemma", "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"));
+        assert_eq!(gemma.stop_ids(), &[1, 2, 3]);
+        let gemma = gemma.with_family_stops(vocab(&[(1, "<|fim_prefix|>"), (7, "<|file_separator|>"), (8, "<eos>")]));
+        assert_eq!(gemma.stop_ids(), &[1, 2, 3, 7, 8]);
+        let llama = PromptFormat::detect(&info("llama", "▁<PRE>", "▁<SUF>", "▁<MID>"));
+        assert_eq!(llama.with_family_stops(vocab(&[(40, "▁<EOT>"), (41, "<|file_separator|>")])).stop_ids(), &[1, 2, 3, 40]);
+        // Continuation has no family, so nothing to add.
+        let none = PromptFormat::Continuation.with_family_stops(vocab(&[(1, "</s>")]));
+        assert!(none.stop_ids().is_empty());
     }
 
     #[test]

@@ -257,8 +257,30 @@ pub fn inspect(path: &Path) -> std::result::Result<(ModelInfo, PromptFormat), St
         .map_err(|e| format!("llama.cpp could not read {}: {e}", path.display()))?;
     let cfg = EngineConfig { model_path: Some(path.to_path_buf()), ..Default::default() };
     let info = model_info(&model, &cfg);
-    let format = PromptFormat::detect(&info);
+    let format = prompt_format(&model, &info);
     Ok((info, format))
+}
+
+/// The ids of the vocabulary's tokens whose text is one of `texts`, in one pass over the vocabulary.
+fn tokens_by_text(model: &LlamaModel, texts: &[&'static str]) -> HashMap<&'static str, Token> {
+    let v = model.vocab();
+    let mut found = HashMap::new();
+    for t in v.tokens() {
+        let Some(text) = v.text(t) else { continue };
+        let Ok(text) = text.to_str() else { continue };
+        if let Some(&known) = texts.iter().find(|k| **k == text) {
+            found.entry(known).or_insert(t.0);
+        }
+    }
+    found
+}
+
+/// The template for the model's family, with the family's end-of-fill tokens that its vocabulary has.
+fn prompt_format(model: &LlamaModel, info: &ModelInfo) -> PromptFormat {
+    let format = PromptFormat::detect(info);
+    let Some(family) = format.family() else { return format };
+    let found = tokens_by_text(model, family.stop_texts());
+    format.with_family_stops(|text| found.get(text).copied())
 }
 
 fn special(model: &LlamaModel, t: LlamaToken) -> Option<SpecialToken> {
@@ -438,7 +460,7 @@ struct GenOut {
 
 impl<'m, 's> Session<'m, 's> {
     fn new(model: &'m LlamaModel, ctx: LlamaContext<'m>, cfg: &EngineConfig, info: ModelInfo, abort: &'s AbortSlot) -> Self {
-        let format = PromptFormat::detect(&info);
+        let format = prompt_format(model, &info);
         tracing::info!(family = ?format.family(), arch = %info.architecture, "prompt format");
         let cache = PrefixCache::new(CacheConfig {
             sequences: cfg.sequences,

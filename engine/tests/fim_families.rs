@@ -77,6 +77,14 @@ fn check_family(m: &Model, want: FimFamily) {
             "{what}: FIM token {id} must end a completion"
         );
     }
+    // The family's end-of-fill token ends a completion whether or not llama.cpp marks it end-of-generation.
+    let end = m.id(m.end) as i32;
+    assert!(
+        format.stop_ids().contains(&end),
+        "{what}: {:?} ({end}) must end a completion, stop ids {:?}",
+        m.end,
+        format.stop_ids()
+    );
 }
 
 #[test]
@@ -384,18 +392,17 @@ fn every_family_stops_at_its_end_of_fill_token() {
 }
 
 /// CodeGemma ends a fill with `<|file_separator|>`, which llama.cpp does not count as end of generation
-/// (the converter's `fsep` id has no GGUF key; llama.cpp only knows Qwen's `<|file_sep|>`). The engine
-/// goes on to max_tokens, and as the token is user-defined its text lands in the suggestion.
+/// (the converter's `fsep` id has no GGUF key; llama.cpp only knows Qwen's `<|file_sep|>`), and the token is
+/// user-defined, so its text would land in the suggestion: the engine stops at it by its text.
 #[test]
-#[ignore = "engine: CodeGemma's <|file_separator|> is not a stop token"]
 fn codegemma_stops_at_its_file_separator() {
     stops_at(&families::codegemma(Keys::Legacy), "<|file_separator|>").unwrap();
 }
 
 /// CodeLlama files converted before the converter wrote `eot_token_id` (or by other tools) leave
-/// llama.cpp to find `▁<EOT>` by text, and its list has "_<EOT>" with an ASCII underscore, not "▁".
+/// llama.cpp to find `▁<EOT>` by text, and its list has "_<EOT>" with an ASCII underscore, not "▁": the
+/// engine finds it by its own text.
 #[test]
-#[ignore = "engine: CodeLlama's ▁<EOT> only stops generation when the file has eot_token_id"]
 fn codellama_without_id_keys_stops_at_eot() {
     stops_at(&families::codellama(Keys::None), "▁<EOT>").unwrap();
 }
