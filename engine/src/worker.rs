@@ -4,7 +4,7 @@
 use crate::cancel::CancelToken;
 use crate::config::EngineConfig;
 use crate::error::{EngineError, Result};
-use crate::fim::PromptFormat;
+use crate::fim::{self, PromptFormat};
 use crate::model_info::{FimTokens, ModelInfo, SpecialToken, Token};
 use crate::postprocess::{self, StopRules};
 use crate::prefix_cache::{CacheConfig, KvOps, PrefixCache};
@@ -291,6 +291,26 @@ fn special(model: &LlamaModel, t: LlamaToken) -> Option<SpecialToken> {
     Some(SpecialToken { id: t.0, text })
 }
 
+/// The FIM tokens llama.cpp reports (from id keys, or found by texts it knows), else a known family's set
+/// found by text (Codestral's `[PREFIX]`/`[SUFFIX]`/`[MIDDLE]` are not in llama.cpp's list).
+fn fim_tokens(model: &LlamaModel) -> FimTokens {
+    let v = model.vocab();
+    let mut fim = FimTokens {
+        pre: special(model, v.fim_pre()),
+        suf: special(model, v.fim_suf()),
+        mid: special(model, v.fim_mid()),
+        pad: special(model, v.fim_pad()),
+        rep: special(model, v.fim_rep()),
+        sep: special(model, v.fim_sep()),
+    };
+    if !fim.is_complete() {
+        let texts: Vec<&'static str> = fim::FIM_TOKEN_TEXTS.iter().flatten().copied().collect();
+        let found = tokens_by_text(model, &texts);
+        fim::fill_fim_by_text(&mut fim, |text| found.get(text).copied());
+    }
+    fim
+}
+
 fn model_info(model: &LlamaModel, cfg: &EngineConfig) -> ModelInfo {
     let v = model.vocab();
     let arch = model.meta_val_str("general.architecture").unwrap_or_default();
@@ -308,14 +328,7 @@ fn model_info(model: &LlamaModel, cfg: &EngineConfig) -> ModelInfo {
         n_vocab: model.n_vocab(),
         bos: (v.bos().0 >= 0).then_some(v.bos().0),
         add_bos: v.should_add_bos(),
-        fim: FimTokens {
-            pre: special(model, v.fim_pre()),
-            suf: special(model, v.fim_suf()),
-            mid: special(model, v.fim_mid()),
-            pad: special(model, v.fim_pad()),
-            rep: special(model, v.fim_rep()),
-            sep: special(model, v.fim_sep()),
-        },
+        fim: fim_tokens(model),
         chat_template: model.chat_template(None).ok().and_then(|t| t.to_string().ok()),
         gpu_layers: if gpu { cfg.gpu_layers.unwrap_or(n_layer + 1).min(n_layer + 1) } else { 0 },
     }

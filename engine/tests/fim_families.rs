@@ -421,17 +421,18 @@ fn a_fim_token_in_the_output_ends_the_fill() {
 }
 
 /// Codestral's tokens are not among the texts llama.cpp recognises, so a file without FIM id keys (what
-/// convert_hf_to_gguf.py writes for it) reaches the engine with no FIM tokens, and gets the
-/// continuation format.
+/// convert_hf_to_gguf.py writes for it) reaches the engine with no FIM tokens from llama.cpp: the engine
+/// looks the known families' texts up in the vocabulary, and the file gets Codestral's SPM layout.
 #[test]
-#[ignore = "engine: Codestral's [PREFIX]/[SUFFIX]/[MIDDLE] are found only through id keys"]
 fn codestral_without_id_keys() {
     let m = families::codestral(Keys::None);
-    let (info, format) = inspect(&m.random(), m.name);
-    assert_eq!(
-        format.family(),
-        Some(FimFamily::Codestral),
-        "fim tokens seen: {:?}",
-        info.fim
-    );
+    check_family(&m, FimFamily::Codestral);
+    // And through a full load: the middle is filled, and a new frame ends it.
+    let f = m.emitting("x").write_temp("codestral-nokeys-x.gguf");
+    let (engine, info) = start_engine(f.path()).unwrap_or_else(|e| panic!("{}: {e}", m.name));
+    assert_eq!(info.fim.pre.map(|t| t.text).as_deref(), Some("[PREFIX]"));
+    let c = complete(&engine);
+    engine.shutdown();
+    assert_eq!(c.text.as_deref(), Some("x".repeat(MAX_TOKENS).as_str()), "{:?}", c.timings);
+    stops_at(&m, "[PREFIX]").unwrap();
 }
