@@ -4,7 +4,7 @@
 //! The layout decides what a keystroke invalidates in the KV cache (see ARCHITECTURE.md): everything after
 //! the first changed token must be re-decoded, so the part that changes while typing (the end of the prefix)
 //! should sit as late in the prompt as the model's training allows.
-use crate::model_info::{ModelInfo, Token};
+use crate::model_info::{FimTokens, ModelInfo, SpecialToken, Token};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -18,6 +18,54 @@ pub enum FimFamily {
     Codestral,
     /// FIM tokens we do not recognise by name: assume the common PSM order.
     Generic,
+}
+
+impl FimFamily {
+    /// Texts of the tokens that end a fill in this family, looked up in the vocabulary when the model loads:
+    /// llama.cpp marks only the end-of-generation tokens it finds through id keys or its own list of texts,
+    /// which misses CodeGemma's `<|file_separator|>` (the converter writes no key for it) and CodeLlama's
+    /// `▁<EOT>` in files without `eot_token_id` (llama.cpp's list spells it with an ASCII underscore).
+    pub fn stop_texts(self) -> &'static [&'static str] {
+        match self {
+            FimFamily::QwenCoder => &["<|endoftext|>", "<|file_sep|>", "<|repo_name|>"],
+            FimFamily::CodeGemma => &["<|file_separator|>", "<eos>", "<end_of_turn>"],
+            FimFamily::StarCoder => &["<|endoftext|>", "<file_sep>", "<repo_name>"],
+            FimFamily::DeepSeekCoder => &["<｜end▁of▁sentence｜>", "<|EOT|>"],
+            FimFamily::CodeLlama => &["▁<EOT>", "<EOT>"],
+            FimFamily::Codestral => &["</s>"],
+            FimFamily::Generic => &[],
+        }
+    }
+}
+
+/// Prefix, suffix and middle token texts of the known families, as their vocabularies spell them. llama.cpp
+/// finds most of these by text itself when a file has no FIM id keys, but not Codestral's.
+pub const FIM_TOKEN_TEXTS: &[[&str; 3]] = &[
+    ["<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"], // Qwen2.5-Coder, CodeGemma
+    ["<fim_prefix>", "<fim_suffix>", "<fim_middle>"],       // StarCoder
+    ["<fim-prefix>", "<fim-suffix>", "<fim-middle>"],       // SantaCoder
+    ["<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>"], // DeepSeek-Coder
+    ["<|fim▁begin|>", "<|fim▁hole|>", "<|fim▁end|>"],
+    ["▁<PRE>", "▁<SUF>", "▁<MID>"], // CodeLlama
+    ["<PRE>", "<SUF>", "<MID>"],
+    ["[PREFIX]", "[SUFFIX]", "[MIDDLE]"], // Codestral
+];
+
+/// When the model did not name all three FIM tokens, look for a known family's set in its vocabulary
+/// (`lookup`: a token's id by its exact text). A set is taken whole or not at all, so tokens of two
+/// families are never mixed.
+pub fn fill_fim_by_text(fim: &mut FimTokens, lookup: impl Fn(&str) -> Option<Token>) {
+    if fim.is_complete() {
+        return;
+    }
+    for texts in FIM_TOKEN_TEXTS {
+        let found = texts.map(|t| lookup(t).map(|id| SpecialToken { id, text: t.to_string() }));
+        if let [Some(pre), Some(suf), Some(mid)] = found {
+            tracing::info!(prefix = %pre.text, "FIM tokens found by their text in the vocabulary");
+            (fim.pre, fim.suf, fim.mid) = (Some(pre), Some(suf), Some(mid));
+            return;
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -122,6 +170,19 @@ impl PromptFormat {
             PromptFormat::Continuation => &[],
         }
     }
+
+    /// Add the family's end-of-fill tokens ([`FimFamily::stop_texts`]) that the vocabulary has (`lookup`: a
+    /// token's id by its exact text) to the ids that end a completion.
+    pub fn with_family_stops(mut self, lookup: impl Fn(&str) -> Option<Token>) -> PromptFormat {
+        if let PromptFormat::Fim(t) = &mut self {
+            for id in t.family.stop_texts().iter().filter_map(|text| lookup(text)) {
+                if !t.stop_ids.contains(&id) {
+                    t.stop_ids.push(id);
+                }
+            }
+        }
+        self
+    }
 }
 
 #[cfg(test)]
@@ -163,6 +224,40 @@ mod tests {
         for (arch, p, s, m, fam) in cases {
             assert_eq!(PromptFormat::detect(&info(arch, p, s, m)).family(), Some(fam), "{arch} {p}");
         }
+    }
+
+    /// A vocabulary lookup over (id, text) pairs.
+    fn vocab<'a>(tokens: &'a [(Token, &'a str)]) -> impl Fn(&str) -> Option<Token> + 'a {
+        move |text| tokens.iter().find(|(_, t)| *t == text).map(|(id, _)| *id)
+    }
+
+    #[test]
+    fn family_stop_tokens_are_found_by_text() {
+        let gemma = PromptFormat::detect(&info("gemma", "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"));
+        assert_eq!(gemma.stop_ids(), &[1, 2, 3]);
+        let gemma = gemma.with_family_stops(vocab(&[(1, "<|fim_prefix|>"), (7, "<|file_separator|>"), (8, "<eos>")]));
+        assert_eq!(gemma.stop_ids(), &[1, 2, 3, 7, 8]);
+        let llama = PromptFormat::detect(&info("llama", "▁<PRE>", "▁<SUF>", "▁<MID>"));
+        assert_eq!(llama.with_family_stops(vocab(&[(40, "▁<EOT>"), (41, "<|file_separator|>")])).stop_ids(), &[1, 2, 3, 40]);
+        // Continuation has no family, so nothing to add.
+        let none = PromptFormat::Continuation.with_family_stops(vocab(&[(1, "</s>")]));
+        assert!(none.stop_ids().is_empty());
+    }
+
+    #[test]
+    fn fim_tokens_by_text_are_taken_as_whole_sets() {
+        let mut fim = FimTokens::default();
+        fill_fim_by_text(&mut fim, vocab(&[(5, "[SUFFIX]"), (6, "[PREFIX]"), (7, "[MIDDLE]"), (9, "<fim_prefix>")]));
+        let t = |id, s: &str| Some(SpecialToken { id, text: s.to_string() });
+        assert_eq!((fim.pre, fim.suf, fim.mid), (t(6, "[PREFIX]"), t(5, "[SUFFIX]"), t(7, "[MIDDLE]")));
+        // Part of a set is not enough, and no set is mixed from two families.
+        let mut fim = FimTokens::default();
+        fill_fim_by_text(&mut fim, vocab(&[(5, "[SUFFIX]"), (6, "[PREFIX]"), (9, "<fim_middle>")]));
+        assert!(!fim.is_complete() && fim.pre.is_none());
+        // What the model names itself is kept.
+        let mut i = info("llama", "<pre>", "<suf>", "<mid>");
+        fill_fim_by_text(&mut i.fim, vocab(&[(5, "[SUFFIX]"), (6, "[PREFIX]"), (7, "[MIDDLE]")]));
+        assert_eq!(i.fim.pre, t(1, "<pre>"));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use crate::cancel::CancelToken;
 use crate::config::EngineConfig;
 use crate::error::{EngineError, Result};
-use crate::fim::PromptFormat;
+use crate::fim::{self, PromptFormat};
 use crate::model_info::{FimTokens, ModelInfo, SpecialToken, Token};
 use crate::postprocess::{self, StopRules};
 use crate::prefix_cache::{CacheConfig, KvOps, PrefixCache};
@@ -212,7 +212,22 @@ fn check_gguf(path: &Path) -> std::result::Result<(), String> {
     if llama_cpp_2::gguf::GgufContext::from_file(path).is_none() {
         return Err(format!("model file {} is a corrupt or truncated GGUF file", path.display()));
     }
-    Ok(())
+    // ggml reads only the header; a file cut inside its tensor data (an interrupted download) passes that,
+    // and llama.cpp's loader then fails with no message we can show.
+    let len = f.metadata().map(|m| m.len()).map_err(|e| format!("model file {}: {e}", path.display()))?;
+    match crate::catalog::gguf_meta::read_header(path) {
+        Ok(h) if len < h.data_end() => Err(format!(
+            "model file is truncated: {len} bytes, expected at least {} ({}; download it again)",
+            h.data_end(),
+            path.display()
+        )),
+        Ok(_) => Ok(()),
+        Err(e) => {
+            // ggml accepted the header, so leave the verdict to llama.cpp.
+            tracing::warn!("could not check the length of {}: {e}", path.display());
+            Ok(())
+        }
+    }
 }
 
 fn gguf_layer_count(path: &Path) -> Option<u32> {
@@ -241,8 +256,30 @@ pub fn inspect(path: &Path) -> std::result::Result<(ModelInfo, PromptFormat), St
         .map_err(|e| format!("llama.cpp could not read {}: {e}", path.display()))?;
     let cfg = EngineConfig { model_path: Some(path.to_path_buf()), ..Default::default() };
     let info = model_info(&model, &cfg);
-    let format = PromptFormat::detect(&info);
+    let format = prompt_format(&model, &info);
     Ok((info, format))
+}
+
+/// The ids of the vocabulary's tokens whose text is one of `texts`, in one pass over the vocabulary.
+fn tokens_by_text(model: &LlamaModel, texts: &[&'static str]) -> HashMap<&'static str, Token> {
+    let v = model.vocab();
+    let mut found = HashMap::new();
+    for t in v.tokens() {
+        let Some(text) = v.text(t) else { continue };
+        let Ok(text) = text.to_str() else { continue };
+        if let Some(&known) = texts.iter().find(|k| **k == text) {
+            found.entry(known).or_insert(t.0);
+        }
+    }
+    found
+}
+
+/// The template for the model's family, with the family's end-of-fill tokens that its vocabulary has.
+fn prompt_format(model: &LlamaModel, info: &ModelInfo) -> PromptFormat {
+    let format = PromptFormat::detect(info);
+    let Some(family) = format.family() else { return format };
+    let found = tokens_by_text(model, family.stop_texts());
+    format.with_family_stops(|text| found.get(text).copied())
 }
 
 fn special(model: &LlamaModel, t: LlamaToken) -> Option<SpecialToken> {
@@ -251,6 +288,26 @@ fn special(model: &LlamaModel, t: LlamaToken) -> Option<SpecialToken> {
     }
     let text = String::from_utf8_lossy(&model.vocab().token_to_piece(t, true, None)).into_owned();
     Some(SpecialToken { id: t.0, text })
+}
+
+/// The FIM tokens llama.cpp reports (from id keys, or found by texts it knows), else a known family's set
+/// found by text (Codestral's `[PREFIX]`/`[SUFFIX]`/`[MIDDLE]` are not in llama.cpp's list).
+fn fim_tokens(model: &LlamaModel) -> FimTokens {
+    let v = model.vocab();
+    let mut fim = FimTokens {
+        pre: special(model, v.fim_pre()),
+        suf: special(model, v.fim_suf()),
+        mid: special(model, v.fim_mid()),
+        pad: special(model, v.fim_pad()),
+        rep: special(model, v.fim_rep()),
+        sep: special(model, v.fim_sep()),
+    };
+    if !fim.is_complete() {
+        let texts: Vec<&'static str> = fim::FIM_TOKEN_TEXTS.iter().flatten().copied().collect();
+        let found = tokens_by_text(model, &texts);
+        fim::fill_fim_by_text(&mut fim, |text| found.get(text).copied());
+    }
+    fim
 }
 
 fn model_info(model: &LlamaModel, cfg: &EngineConfig) -> ModelInfo {
@@ -270,14 +327,7 @@ fn model_info(model: &LlamaModel, cfg: &EngineConfig) -> ModelInfo {
         n_vocab: model.n_vocab(),
         bos: (v.bos().0 >= 0).then_some(v.bos().0),
         add_bos: v.should_add_bos(),
-        fim: FimTokens {
-            pre: special(model, v.fim_pre()),
-            suf: special(model, v.fim_suf()),
-            mid: special(model, v.fim_mid()),
-            pad: special(model, v.fim_pad()),
-            rep: special(model, v.fim_rep()),
-            sep: special(model, v.fim_sep()),
-        },
+        fim: fim_tokens(model),
         chat_template: model.chat_template(None).ok().and_then(|t| t.to_string().ok()),
         gpu_layers: if gpu { cfg.gpu_layers.unwrap_or(n_layer + 1).min(n_layer + 1) } else { 0 },
     }
@@ -480,7 +530,7 @@ impl GenOut {
 
 impl<'m, 's> Session<'m, 's> {
     fn new(model: &'m LlamaModel, ctx: LlamaContext<'m>, cfg: &EngineConfig, info: ModelInfo, abort: &'s AbortSlot) -> Self {
-        let format = PromptFormat::detect(&info);
+        let format = prompt_format(model, &info);
         tracing::info!(family = ?format.family(), arch = %info.architecture, "prompt format");
         let cache = PrefixCache::new(CacheConfig {
             sequences: cfg.sequences,

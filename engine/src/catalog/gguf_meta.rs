@@ -8,6 +8,10 @@
 //! (the vocabulary: 150k-260k strings) are skipped through a buffered reader (long runs with seeks), so
 //! reading a header costs milliseconds whatever the size of the model (the embedded model: ~10 ms).
 //!
+//! After the tensor table the data section starts, padded to `general.alignment` (32 by default); each
+//! tensor's offset is relative to it. [`GgufHeader::data_end`] is where the last tensor's data ends: a file
+//! shorter than that was cut off (an interrupted download), which llama.cpp only reports as a null model.
+//!
 //! Everything read from the file is untrusted: lengths and counts are bounded, and a malformed file gives an
 //! error naming the offset, never a panic or a huge allocation.
 use super::entries::{Entry, Role, Source};
@@ -65,12 +69,64 @@ pub struct TensorInfo {
     pub name: String,
     pub dims: Vec<u64>,
     pub ggml_type: u32,
+    /// Where the tensor's data starts, relative to the data section.
+    pub offset: u64,
 }
 
 impl TensorInfo {
     pub fn elements(&self) -> u64 {
         self.dims.iter().fold(1u64, |a, d| a.saturating_mul(*d))
     }
+    /// Bytes of the tensor's data (ggml's `ggml_nbytes` for a contiguous tensor), when its type is known.
+    pub fn data_bytes(&self) -> Option<u64> {
+        let (block, size) = ggml_type_block(self.ggml_type)?;
+        let row = *self.dims.first().unwrap_or(&1);
+        let rows = self.dims.iter().skip(1).fold(1u64, |a, d| a.saturating_mul(*d));
+        (row / block).checked_mul(size)?.checked_mul(rows)
+    }
+}
+
+/// Elements per block and bytes per block of a ggml tensor type (`ggml_blck_size`, `ggml_type_size`);
+/// `None` for ids ggml does not know or no longer supports.
+pub fn ggml_type_block(t: u32) -> Option<(u64, u64)> {
+    Some(match t {
+        0 => (1, 4),      // F32
+        1 => (1, 2),      // F16
+        2 => (32, 18),    // Q4_0
+        3 => (32, 20),    // Q4_1
+        6 => (32, 22),    // Q5_0
+        7 => (32, 24),    // Q5_1
+        8 => (32, 34),    // Q8_0
+        9 => (32, 36),    // Q8_1
+        10 => (256, 84),  // Q2_K
+        11 => (256, 110), // Q3_K
+        12 => (256, 144), // Q4_K
+        13 => (256, 176), // Q5_K
+        14 => (256, 210), // Q6_K
+        15 => (256, 292), // Q8_K
+        16 => (256, 66),  // IQ2_XXS
+        17 => (256, 74),  // IQ2_XS
+        18 => (256, 98),  // IQ3_XXS
+        19 => (256, 50),  // IQ1_S
+        20 => (32, 18),   // IQ4_NL
+        21 => (256, 110), // IQ3_S
+        22 => (256, 82),  // IQ2_S
+        23 => (256, 136), // IQ4_XS
+        24 => (1, 1),     // I8
+        25 => (1, 2),     // I16
+        26 => (1, 4),     // I32
+        27 => (1, 8),     // I64
+        28 => (1, 8),     // F64
+        29 => (256, 56),  // IQ1_M
+        30 => (1, 2),     // BF16
+        34 => (256, 54),  // TQ1_0
+        35 => (256, 66),  // TQ2_0
+        39 => (32, 17),   // MXFP4
+        40 => (64, 36),   // NVFP4
+        41 => (128, 18),  // Q1_0
+        42 => (64, 18),   // Q2_0
+        _ => return None,
+    })
 }
 
 /// What the header says.
@@ -84,6 +140,8 @@ pub struct GgufHeader {
     pub vocab_len: Option<u64>,
     /// The vocabulary has fill-in-the-middle tokens (`<|fim_prefix|>`, `<fim_prefix>`, `[PREFIX]`, …).
     pub vocab_has_fim: bool,
+    /// Where the data section starts: the end of the tensor table, padded to the alignment.
+    pub data_offset: u64,
 }
 
 impl GgufHeader {
@@ -102,6 +160,16 @@ impl GgufHeader {
     /// `{arch}.{suffix}` as a number.
     pub fn arch_u64(&self, suffix: &str) -> Option<u64> {
         self.u64(&format!("{}.{suffix}", self.architecture()?))
+    }
+    /// `general.alignment`, or ggml's default of 32.
+    pub fn alignment(&self) -> u64 {
+        self.u64("general.alignment").filter(|a| *a > 0).unwrap_or(32)
+    }
+    /// The least length of a whole file: the data section's start plus the end of the tensor that ends
+    /// last. A tensor of a type we do not know counts up to its start only, so this never overstates.
+    pub fn data_end(&self) -> u64 {
+        let end = self.tensors.iter().map(|t| t.offset.saturating_add(t.data_bytes().unwrap_or(0))).max();
+        self.data_offset.saturating_add(end.unwrap_or(0))
     }
     /// `{arch}.{suffix}` as one value per layer: a scalar repeats, an array is taken as is.
     pub fn arch_per_layer(&self, suffix: &str, n_layers: usize) -> Option<Vec<u64>> {
@@ -302,9 +370,11 @@ pub fn parse<R: Read + Seek>(r: R) -> Result<GgufHeader, String> {
             dims.push(rd.u64()?);
         }
         let ggml_type = rd.u32()?;
-        let _offset = rd.u64()?;
-        h.tensors.push(TensorInfo { name, dims, ggml_type });
+        let offset = rd.u64()?;
+        h.tensors.push(TensorInfo { name, dims, ggml_type, offset });
     }
+    // As ggml does (gguf.cpp): the data section starts at the next multiple of the alignment, if any tensors.
+    h.data_offset = if tensor_count > 0 { rd.pos.next_multiple_of(h.alignment()) } else { rd.pos };
     Ok(h)
 }
 
@@ -619,7 +689,10 @@ pub(crate) mod tests {
             self.kv.extend(b);
             self
         }
-        pub(crate) fn tensor(mut self, name: &str, dims: &[u64], ggml_type: u32) -> Self {
+        pub(crate) fn tensor(self, name: &str, dims: &[u64], ggml_type: u32) -> Self {
+            self.tensor_at(name, dims, ggml_type, 0)
+        }
+        pub(crate) fn tensor_at(mut self, name: &str, dims: &[u64], ggml_type: u32, offset: u64) -> Self {
             self.n_tensors += 1;
             let mut b = vec![];
             self.s(&mut b, name);
@@ -628,7 +701,7 @@ pub(crate) mod tests {
                 b.extend(d.to_le_bytes());
             }
             b.extend(ggml_type.to_le_bytes());
-            b.extend(0u64.to_le_bytes());
+            b.extend(offset.to_le_bytes());
             self.tensors.extend(b);
             self
         }
@@ -713,6 +786,47 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn where_the_tensor_data_ends() {
+        // F32 {10, 3}: 120 bytes; Q4_K {512, 2}: 2 blocks of 144 bytes a row; Q8_0 {64}: 2 blocks of 34.
+        let b = Builder::new()
+            .str("general.architecture", "llama")
+            .tensor_at("a", &[10, 3], 0, 0)
+            .tensor_at("b", &[512, 2], 12, 128)
+            .tensor_at("c", &[64], 8, 704);
+        let bytes = b.bytes();
+        let h = parse(Cursor::new(bytes.clone())).unwrap();
+        assert_eq!(h.tensors.iter().map(|t| (t.offset, t.data_bytes())).collect::<Vec<_>>(), [(0, Some(120)), (128, Some(576)), (704, Some(68))]);
+        assert_eq!(h.alignment(), 32);
+        assert_eq!(h.data_offset, (bytes.len() as u64).next_multiple_of(32));
+        assert!(h.data_offset > bytes.len() as u64, "the header is padded here");
+        assert_eq!(h.data_end(), h.data_offset + 704 + 68);
+
+        // general.alignment moves the data section; a type ggml does not know counts up to its start.
+        let b = Builder::new().u32("general.alignment", 256).tensor_at("a", &[8], 0, 0).tensor_at("b", &[8], 4, 32).tensor_at("x", &[8], 31, 64);
+        let bytes = b.bytes();
+        let h = parse(Cursor::new(bytes.clone())).unwrap();
+        assert_eq!((h.alignment(), h.data_offset), (256, (bytes.len() as u64).next_multiple_of(256)));
+        assert_eq!(h.tensors[2].data_bytes(), None);
+        assert_eq!(h.data_end(), h.data_offset + 64);
+
+        // No tensors: no padding, nothing after the header.
+        let bytes = Builder::new().str("general.architecture", "llama").bytes();
+        let h = parse(Cursor::new(bytes.clone())).unwrap();
+        assert_eq!((h.data_offset, h.data_end()), (bytes.len() as u64, bytes.len() as u64));
+    }
+
+    /// The block table agrees with ggml's own (`ggml_blck_size`, `ggml_type_size`) for every type it has.
+    #[test]
+    fn ggml_type_sizes_match_ggml() {
+        for t in 0..llama_cpp_sys_2::GGML_TYPE_COUNT {
+            // SAFETY: both read ggml's static type table at an index below GGML_TYPE_COUNT.
+            let (block, size) = unsafe { (llama_cpp_sys_2::ggml_blck_size(t), llama_cpp_sys_2::ggml_type_size(t)) };
+            let ggml = (block > 0).then_some((block as u64, size as u64));
+            assert_eq!(ggml_type_block(t as u32), ggml, "ggml type {t}");
+        }
+    }
+
+    #[test]
     fn reads_version_1_and_mla_and_per_layer_kv_heads() {
         let b = Builder::v1()
             .str("general.architecture", "deepseek2")
@@ -779,6 +893,10 @@ pub(crate) mod tests {
         assert_eq!(e.active_params, None);
         assert!(!e.fim, "Gemma 3 270M has no FIM tokens");
         assert_eq!(e.file_bytes, std::fs::metadata(&p).unwrap().len());
+        // The tensor data ends where the file does, but for the last tensor's padding.
+        let h = read_header(&p).unwrap();
+        assert!(h.tensors.iter().all(|t| t.data_bytes().is_some()), "a tensor type missing from the table");
+        assert!(h.data_end() <= e.file_bytes && e.file_bytes - h.data_end() < h.alignment(), "data ends at {} of {}", h.data_end(), e.file_bytes);
         // The curated entry agrees with the file.
         let c = super::super::entries::curated().into_iter().find(|c| c.file_name.as_deref() == Some(crate::config::DEFAULT_MODEL_FILE)).unwrap();
         assert_eq!((c.n_layers, c.n_kv_heads, c.head_dim, c.n_vocab, c.file_bytes), (e.n_layers, e.n_kv_heads, e.head_dim, e.n_vocab, e.file_bytes));
