@@ -3,7 +3,7 @@
 use crate::cancel::CancelToken;
 use crate::config::EngineConfig;
 use crate::error::{EngineError, Result};
-use crate::remote::{RemoteBackend, RemoteConfig};
+use crate::remote::{RemoteBackend, RemoteConfig, RemoteGate};
 use crate::stats::EngineStats;
 use crate::worker::{self, Completion, CompletionRequest, EngineEvent, EngineState, GenerateRequest, Generation, Job, Timings};
 use std::collections::HashMap;
@@ -72,9 +72,10 @@ impl Engine {
     }
 
     /// Serve completions and generations from an on-premises endpoint (or, with `None`, locally again).
-    /// The caller has checked the tier policy: this only switches where requests go.
-    pub fn set_remote(&self, cfg: Option<RemoteConfig>) {
-        *self.remote.write().unwrap() = cfg.map(RemoteBackend::new);
+    /// `gate` is the tier policy's check; every request to the endpoint asks it for a permit first, so a
+    /// policy that changes after this call still decides each request.
+    pub fn set_remote(&self, cfg: Option<(RemoteConfig, RemoteGate)>) {
+        *self.remote.write().unwrap() = cfg.map(|(c, g)| RemoteBackend::new(c, g));
         self.last.lock().unwrap().clear();
     }
 

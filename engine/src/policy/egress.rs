@@ -4,9 +4,13 @@
 //! to reach the network.
 //!
 //! Why the rules are shaped this way:
-//! * Loopback counts as local (an engine on this machine), except for a destination declared as a cloud
-//!   model's endpoint: a loopback address there is a tunnel or proxy to the provider, not a local engine.
-//! * Hosts the tier file lists as on-premises count as local in every tier: the client named them.
+//! * Hosts the tier file lists as on-premises count as local in every tier: the client named them. That
+//!   includes loopback: `allowed_hosts = ["127.0.0.1:8080"]` is how a Tier-2 or Tier-3 repository allows a
+//!   llama-server on this machine.
+//! * Loopback that the tier file does not list counts as local only in Tier 1. In Tiers 2 and 3 it is
+//!   treated like any other unlisted host: a loopback port may be an SSH tunnel or a proxy (LiteLLM and
+//!   the like) to another machine, and a user setting must not be able to send a Tier-3 client's code
+//!   there. A destination declared as a cloud model's endpoint is never local on loopback.
 //! * Everything else is cloud: Tier 1 allows it, Tier 2 only for a payload marked anonymized, Tier 3 never.
 //! * The client follows no redirects and uses no proxy: either would connect to a host nobody checked.
 use super::audit::{self, AuditLog, AuditRecord, AuditWriter};
@@ -138,7 +142,7 @@ fn decide(folder: Option<&FolderPolicy>, dest: &Destination, action: &str, anony
     if folder.is_some_and(|f| f.lists_host(&dest.host, dest.port)) {
         return Ok(Reach::OnPrem);
     }
-    if dest.loopback && !dest.declared_cloud {
+    if dest.loopback && !dest.declared_cloud && tier == Tier::Cloud {
         return Ok(Reach::Loopback);
     }
     let workspace = workspace_name(folder);
@@ -147,10 +151,11 @@ fn decide(folder: Option<&FolderPolicy>, dest: &Destination, action: &str, anony
     match tier {
         Tier::Local => {
             return Err(deny(format!(
-                "lokal: {workspace} is {} (set by {set_by}); {action} would connect to {}, which is not an on-premises host listed in its {}",
+                "lokal: {workspace} is {} (set by {set_by}); {action} would connect to {}, which is not an on-premises host listed in its {}{}",
                 tier.describe(),
                 dest.host_port(),
-                super::tier::TAG_FILE
+                super::tier::TAG_FILE,
+                if dest.loopback { " (a loopback port may be a tunnel or proxy to another machine, so it must be listed too)" } else { "" }
             )))
         }
         Tier::Hybrid if !anonymized => {
@@ -263,7 +268,8 @@ pub enum EgressError {
 /// The one audit record of a permit's use. Written on completion, or on drop if the request's future was
 /// dropped first (an LSP cancel drops handlers), so a use is never left unrecorded.
 struct PendingRecord {
-    writer: AuditWriter,
+    /// `None` for a loopback request: it does not leave this machine, so there is nothing to record.
+    writer: Option<AuditWriter>,
     rec: AuditRecord,
     written: bool,
 }
@@ -271,8 +277,10 @@ struct PendingRecord {
 impl PendingRecord {
     fn finish(&mut self, outcome: String) {
         self.rec.outcome = outcome;
-        if let Err(e) = self.writer.write(&self.rec) {
-            tracing::error!("audit log {}: {e}", self.writer.path().display());
+        if let Some(w) = &mut self.writer {
+            if let Err(e) = w.write(&self.rec) {
+                tracing::error!("audit log {}: {e}", w.path().display());
+            }
         }
         self.written = true;
     }
@@ -335,9 +343,15 @@ impl Permit {
             .map_err(|e| error_text(&e))
     }
 
-    /// Open the audit log first: a request that could not be recorded is not made.
+    /// Open the audit log first: a request that could not be recorded is not made. Requests that leave this
+    /// machine (cloud, and listed on-premises hosts) are recorded; loopback requests (a local engine serving
+    /// completions, one per keystroke) are not, since nothing leaves the machine.
     fn begin(&self, bytes: &[u8]) -> Result<PendingRecord, EgressError> {
-        let writer = self.audit.open().map_err(|e| EgressError::Audit { path: self.audit.path().display().to_string(), message: e.to_string() })?;
+        let writer = if self.reach == Reach::Loopback {
+            None
+        } else {
+            Some(self.audit.open().map_err(|e| EgressError::Audit { path: self.audit.path().display().to_string(), message: e.to_string() })?)
+        };
         let rec = AuditRecord {
             time: audit::now_rfc3339(),
             workspace: self.workspace.clone(),
@@ -484,16 +498,32 @@ mod tests {
     }
 
     #[test]
-    fn loopback_is_local_unless_declared_cloud() {
+    fn loopback_is_local_only_in_tier_1_unless_listed() {
         for url in ["http://127.0.0.1:8080/infill", "http://localhost:8080", "http://[::1]:9000/", "http://127.9.9.9/", "http://[::ffff:127.0.0.1]:1/"] {
-            let p = check(Some(&folder(Tier::Local, &[])), url, "completion", false).unwrap_or_else(|e| panic!("{url}: {e}"));
+            let p = check(Some(&folder(Tier::Cloud, &[])), url, "completion", false).unwrap_or_else(|e| panic!("{url}: {e}"));
             assert_eq!(p.reach(), Reach::Loopback, "{url}");
             assert!(p.is_local());
+            // Tiers 2 and 3: a loopback port may be a tunnel or proxy elsewhere; unlisted, it is refused.
+            for tier in [Tier::Hybrid, Tier::Local] {
+                let e = check(Some(&folder(tier, &[])), url, "completion", false).unwrap_err();
+                assert_eq!(e.tier, Some(tier), "{url}");
+            }
         }
-        assert!(check(None, "http://localhost:8080", "completion", false).is_ok(), "even outside every folder");
+        let e = check(Some(&folder(Tier::Local, &[])), "http://127.0.0.1:8080/infill", "remote engine", false).unwrap_err();
+        assert!(e.message.contains("tunnel or proxy"), "{e}");
+        assert!(check(None, "http://localhost:8080", "completion", false).is_err(), "outside every folder is Tier 3");
+        // Listed, loopback is an on-premises engine in every tier, on that port only.
+        for tier in [Tier::Cloud, Tier::Hybrid, Tier::Local] {
+            let f = folder(tier, &["http://127.0.0.1:8080"]);
+            assert_eq!(check(Some(&f), "http://127.0.0.1:8080/infill", "completion", false).unwrap().reach(), Reach::OnPrem);
+            if tier != Tier::Cloud {
+                assert!(check(Some(&f), "http://127.0.0.1:8081/infill", "completion", false).is_err(), "another loopback port is another endpoint");
+            }
+        }
         let d = Destination::cloud("http://127.0.0.1:8080/v1/messages").unwrap();
         assert!(Egress::new(temp_log("loop")).check(Some(&folder(Tier::Local, &[])), &d, "design", true).is_err());
         for not_loopback in ["http://0.0.0.0:8080", "http://localhost.example.com", "http://10.0.0.1"] {
+            assert!(check(Some(&folder(Tier::Cloud, &[])), not_loopback, "completion", false).is_err(), "{not_loopback}: plain http to a cloud host");
             assert!(check(Some(&folder(Tier::Local, &[])), not_loopback, "completion", false).is_err(), "{not_loopback}");
         }
     }

@@ -13,7 +13,8 @@
 //!   - The tag file: `tier = 1|2|3`, optional `allowed_hosts = ["host", "host:port", "https://url"]` and
 //!     `[[endpoints]] name = "…" url = "http://…"`; listed hosts count as local in every tier.
 //! * [`egress`]: the one choke point. Nothing else here builds an HTTP client.
-//!   - `Destination::parse(url)` (loopback counts as local) / `Destination::cloud(url)` (a cloud model's
+//!   - `Destination::parse(url)` (unlisted loopback counts as local in Tier 1 only; in Tiers 2 and 3 it
+//!     must be listed, since a loopback port may be a tunnel) / `Destination::cloud(url)` (a cloud model's
 //!     endpoint: loopback does not make it local)
 //!   - `Egress::new(AuditLog)`, `Egress::from_env()`, `Egress::check(&self, Option<&FolderPolicy>,
 //!     &Destination, action: &str, anonymized: bool) -> Result<Permit, EgressDenied>` (logs refusals
@@ -21,7 +22,8 @@
 //!     logging
 //!   - `Permit::post_json(self, headers, &Value, &CancelToken) -> Result<Value, EgressError>` and
 //!     `Permit::post_json_streaming(self, headers, &Value, &CancelToken, on_chunk)`: one permit, one
-//!     request, exactly one audit record; no redirects, no proxy, no retries
+//!     request, exactly one audit record (none for loopback, which does not leave the machine); no
+//!     redirects, no proxy, no retries. `remote.rs` sends every request to an on-premises engine this way.
 //! * [`cloud`]: `CloudClient::new(CloudConfig, Egress)`, `.complete(folder, action, anonymized,
 //!   &CloudRequest, &CancelToken) -> Result<String, CloudError>`, `.stream(…, on_text)`; `CloudProvider::
 //!   {Anthropic, OpenAiCompatible}`, `CloudConfig::from_env()` (`LOKAL_CLOUD_PROVIDER`,
