@@ -219,7 +219,14 @@ pub struct UserTierSettings {
 
 impl UserTierSettings {
     fn override_for(&self, root: &Path) -> Option<Tier> {
-        self.overrides.iter().filter(|(k, _)| Path::new(k.strip_prefix("file://").unwrap_or(k)) == root).filter_map(|(_, &n)| Tier::try_from(n).ok()).max()
+        // A value that is not 1..=3 fails closed: someone asked for a stricter folder, and a typo must not
+        // leave it at the tag file's looser tier.
+        self.overrides.iter().filter(|(k, _)| Path::new(k.strip_prefix("file://").unwrap_or(k)) == root).map(|(_, &n)| Tier::try_from(n).unwrap_or(Tier::Local)).max()
+    }
+
+    /// The floor for every folder; a value that is not 1..=3 fails closed to Tier 3.
+    fn minimum(&self) -> Option<Tier> {
+        self.minimum_tier.map(|n| Tier::try_from(n).unwrap_or(Tier::Local))
     }
 }
 
@@ -321,7 +328,7 @@ pub fn resolve_folder(root: &Path, user: &UserTierSettings) -> FolderPolicy {
             p.diagnostics = warnings;
         }
     }
-    let floor = [user.override_for(root), user.minimum_tier.and_then(|n| Tier::try_from(n).ok())].into_iter().flatten().max();
+    let floor = [user.override_for(root), user.minimum()].into_iter().flatten().max();
     if let Some(t) = floor {
         if t > p.tier {
             p.tier = t;
@@ -472,6 +479,15 @@ mod tests {
         let untagged = folder("floor-default", None);
         let p = resolve_folder(&untagged, &UserTierSettings { default_tier: Some(1), minimum_tier: Some(2), ..Default::default() });
         assert_eq!((p.tier, p.source), (Tier::Hybrid, TierSource::User));
+
+        // Values outside 1..=3 in the stricter-making settings fail closed instead of being ignored.
+        let t1 = folder("bad-floor", Some("tier = 1\n"));
+        for bad in [0u8, 4, 255] {
+            let p = resolve_folder(&t1, &UserTierSettings { minimum_tier: Some(bad), ..Default::default() });
+            assert_eq!((p.tier, p.source), (Tier::Local, TierSource::User), "minimumTier {bad}");
+            let o = UserTierSettings { overrides: [(t1.to_string_lossy().to_string(), bad)].into(), ..Default::default() };
+            assert_eq!(resolve_folder(&t1, &o).tier, Tier::Local, "override {bad}");
+        }
     }
 
     #[test]
