@@ -337,6 +337,33 @@ mod tests {
         assert!(rx.recv_timeout(Duration::from_millis(300)).is_err(), "nothing reached the engine after the refusal");
     }
 
+    /// The daemon shares one engine between editor windows: a remote engine set by one session serves only
+    /// that session's documents, through that session's gate; another session stays on the local model.
+    #[test]
+    fn remote_engines_are_per_session() {
+        let (url, rx) = fake(json!({"content": "a + b"}), Duration::ZERO);
+        let cfg = crate::EngineConfig { model_path: Some("/nonexistent/model.gguf".into()), ..Default::default() };
+        let engine = crate::Engine::start(cfg, |_| {});
+        let cfg = RemoteConfig { url, kind: RemoteKind::LlamaServer, model: None, fim: true, api_key_env: None };
+        engine.set_remote("s1:", Some((cfg, tier1_gate())));
+        assert!(engine.remote("s1:").is_some() && engine.remote("s2:").is_none());
+        let mut r = req();
+        r.doc = "s1:file:///a.rs".into();
+        let c = rt().block_on(engine.complete(r, CancelToken::new())).unwrap();
+        assert_eq!(c.text.as_deref(), Some("a + b"));
+        assert_eq!(rx.recv().unwrap().0, "/infill");
+        // Session 2 (and session 10, whose prefix starts like session 1's) never reach session 1's engine.
+        for doc in ["s2:file:///b.rs", "s10:file:///c.rs"] {
+            let mut r = req();
+            r.doc = doc.into();
+            let _ = rt().block_on(async { tokio::time::timeout(Duration::from_secs(3), engine.complete(r, CancelToken::new())).await });
+        }
+        assert!(rx.recv_timeout(Duration::from_millis(300)).is_err(), "other sessions stayed local");
+        engine.set_remote("s1:", None);
+        assert!(engine.remote("s1:").is_none());
+        engine.shutdown();
+    }
+
     #[test]
     fn host_of_url() {
         let c = RemoteConfig { url: "http://gpu.internal:8080/v1".into(), kind: RemoteKind::Openai, model: None, fim: true, api_key_env: None };

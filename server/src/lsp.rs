@@ -26,7 +26,7 @@ pub struct Backend {
     /// The daemon's engine when this session is one of many; `None` runs an engine of our own.
     shared: Option<Engine>,
     /// Prefix of this session's cache keys: sessions sharing a daemon never see each other's documents.
-    session: String,
+    pub(crate) session: String,
     pub(crate) docs: Arc<DashMap<Uri, Document>>,
     encoding: OnceLock<Encoding>,
     config: Mutex<EngineConfig>,

@@ -111,7 +111,7 @@ impl Backend {
         let Ok(engine) = self.engine() else { return };
         let remote = self.tier_settings.read().unwrap().remote.clone();
         let Some(r) = remote else {
-            engine.set_remote(None);
+            engine.set_remote(&self.session, None);
             return;
         };
         // One engine serves the whole session, so every folder must allow the host. The same check runs
@@ -121,11 +121,11 @@ impl Backend {
         let denied = gate(&r.url).err();
         match denied {
             None => {
-                engine.set_remote(Some((r.clone(), gate)));
+                engine.set_remote(&self.session, Some((r.clone(), gate)));
                 self.client.log_message(MessageType::INFO, format!("lokal: completions served by {}", r.url)).await;
             }
             Some(e) => {
-                engine.set_remote(None);
+                engine.set_remote(&self.session, None);
                 self.client.show_message(MessageType::ERROR, format!("{e}; the remote engine is off and the local model serves")).await;
             }
         }
@@ -152,7 +152,7 @@ impl Backend {
             lokal_engine::EngineState::Loading => json!({"state": "loading"}),
             lokal_engine::EngineState::Failed(e) => json!({"state": "failed", "error": e}),
         };
-        Ok(json!({"folders": folders, "model": model, "remote": engine.remote().map(|r| r.url)}))
+        Ok(json!({"folders": folders, "model": model, "remote": engine.remote(&self.session).map(|r| r.url)}))
     }
 
     /// The cloud-design code action, where the tier allows cloud help at all. In Tier 3 it is not offered.
