@@ -3,7 +3,7 @@
 use crate::cancel::CancelToken;
 use crate::config::EngineConfig;
 use crate::error::{EngineError, Result};
-use crate::remote::{RemoteBackend, RemoteConfig};
+use crate::remote::{RemoteBackend, RemoteConfig, RemoteGate};
 use crate::stats::EngineStats;
 use crate::worker::{self, Completion, CompletionRequest, EngineEvent, EngineState, GenerateRequest, Generation, Job, Timings};
 use std::collections::HashMap;
@@ -28,8 +28,10 @@ pub struct Engine {
     inflight: Arc<Mutex<HashMap<String, CancelToken>>>,
     last: Arc<Mutex<HashMap<String, LastSuggestion>>>,
     from_suggestion: Arc<Mutex<HashMap<String, u64>>>,
-    /// An on-premises engine that serves instead of the local model, where a workspace configures one.
-    remote: Arc<RwLock<Option<RemoteBackend>>>,
+    /// On-premises engines that serve instead of the local model, per session (the daemon shares this engine
+    /// between editor windows, each with its own workspace policy): session prefix of the document keys →
+    /// backend with that session's policy gate.
+    remote: Arc<RwLock<HashMap<String, RemoteBackend>>>,
     /// Defaults for requests that do not carry their own budgets (remote requests need them here).
     budgets: (usize, usize),
     /// `cacheEnabled: false` turns off every kind of reuse, this one too, so benchmarks get a clean baseline.
@@ -72,14 +74,32 @@ impl Engine {
     }
 
     /// Serve completions and generations from an on-premises endpoint (or, with `None`, locally again).
-    /// The caller has checked the tier policy: this only switches where requests go.
-    pub fn set_remote(&self, cfg: Option<RemoteConfig>) {
-        *self.remote.write().unwrap() = cfg.map(RemoteBackend::new);
+    /// `gate` is the tier policy's check; every request to the endpoint asks it for a permit first, so a
+    /// policy that changes after this call still decides each request.
+    /// `session` is the prefix of that session's document keys (`""` for an in-process engine): another
+    /// session's requests never reach this endpoint, nor go through this session's policy.
+    pub fn set_remote(&self, session: &str, cfg: Option<(RemoteConfig, RemoteGate)>) {
+        let mut remote = self.remote.write().unwrap();
+        match cfg {
+            Some((c, g)) => {
+                remote.insert(session.to_string(), RemoteBackend::new(c, g));
+            }
+            None => {
+                remote.remove(session);
+            }
+        }
+        drop(remote);
         self.last.lock().unwrap().clear();
     }
 
-    pub fn remote(&self) -> Option<RemoteConfig> {
-        self.remote.read().unwrap().as_ref().map(|r| r.config().clone())
+    pub fn remote(&self, session: &str) -> Option<RemoteConfig> {
+        self.remote.read().unwrap().get(session).map(|r| r.config().clone())
+    }
+
+    /// The remote backend of the session a document key belongs to (the longest session prefix).
+    fn remote_for(&self, key: &str) -> Option<RemoteBackend> {
+        let remote = self.remote.read().unwrap();
+        remote.iter().filter(|(s, _)| key.starts_with(s.as_str())).max_by_key(|(s, _)| s.len()).map(|(_, b)| b.clone())
     }
 
     pub fn state(&self) -> EngineState {
@@ -98,7 +118,7 @@ impl Engine {
                 return Ok(c);
             }
         }
-        let remote = self.remote.read().unwrap().clone();
+        let remote = self.remote_for(&req.doc);
         if remote.is_none() {
             if let EngineState::Failed(why) = self.state() {
                 return Err(EngineError::ModelUnavailable(why));
@@ -175,7 +195,7 @@ impl Engine {
     }
 
     pub async fn generate(&self, req: GenerateRequest, cancel: CancelToken) -> Result<Generation> {
-        let remote = self.remote.read().unwrap().clone();
+        let remote = self.remote_for(&req.key);
         if let Some(rb) = remote {
             return rb.generate(&req, &cancel).await;
         }

@@ -16,6 +16,9 @@ pub enum EngineError {
     Llama(String),
     #[error("the engine has shut down")]
     ShutDown,
+    /// The tier policy refused the connection (the message says which workspace, tier and file).
+    #[error("{0}")]
+    Denied(String),
     #[error("invalid request: {0}")]
     Invalid(String),
 }

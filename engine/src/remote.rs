@@ -3,15 +3,24 @@
 //! OpenAI-compatible server (vLLM, EXO, llama-server's `/v1`). Never a home-made cluster.
 //!
 //! Whether a workspace may use an endpoint at all is the tier policy's decision (an on-premises endpoint
-//! counts as local only where the workspace's tier file lists its host); this module only speaks HTTP.
+//! counts as local only where the workspace's tier file lists its host). That decision is taken for every
+//! request, not once when the setting is applied: each request asks its [`RemoteGate`] for an egress
+//! [`Permit`] and is sent through that permit (no redirects, no proxy, audited), so a tier file that changed
+//! since, or a policy that no longer allows the host, stops the very next request.
 //! Cancellation drops the request future, which closes the connection, so the remote engine stops too.
 use crate::cancel::CancelToken;
 use crate::error::{EngineError, Result};
+use crate::policy::egress::{EgressDenied, EgressError, Permit};
 use crate::postprocess::{self, StopRules};
 use crate::worker::{Completion, CompletionRequest, GenerateRequest, Generation, Timings};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The per-request policy check: given the URL a request is about to go to, a permit for it or the refusal.
+/// The server builds it over its live workspace policy.
+pub type RemoteGate = Arc<dyn Fn(&str) -> std::result::Result<Permit, EgressDenied> + Send + Sync>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -58,7 +67,7 @@ const AFTER_CHARS: usize = 1500;
 #[derive(Clone)]
 pub struct RemoteBackend {
     cfg: RemoteConfig,
-    http: reqwest::Client,
+    gate: RemoteGate,
 }
 
 fn tail_on_line(s: &str, max: usize) -> &str {
@@ -88,9 +97,8 @@ fn head(s: &str, max: usize) -> &str {
 }
 
 impl RemoteBackend {
-    pub fn new(cfg: RemoteConfig) -> Self {
-        let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build().expect("http client");
-        Self { cfg, http }
+    pub fn new(cfg: RemoteConfig, gate: RemoteGate) -> Self {
+        Self { cfg, gate }
     }
 
     pub fn config(&self) -> &RemoteConfig {
@@ -99,25 +107,19 @@ impl RemoteBackend {
 
     async fn post(&self, path: &str, body: Value, cancel: &CancelToken) -> Result<Value> {
         let url = format!("{}{}", self.cfg.url.trim_end_matches('/'), path);
-        let mut rq = self.http.post(&url).json(&body);
+        // The choke point, per request: no permit, no socket.
+        let permit = (self.gate)(&url).map_err(|e| EngineError::Denied(e.message))?;
+        let mut headers = Vec::new();
         if let Some(var) = &self.cfg.api_key_env {
             if let Ok(k) = std::env::var(var) {
-                rq = rq.bearer_auth(k);
+                headers.push(("authorization", format!("Bearer {k}")));
             }
         }
-        let send = async {
-            let resp = rq.send().await.map_err(|e| EngineError::Llama(format!("{url}: {e}")))?;
-            let status = resp.status();
-            let text = resp.text().await.map_err(|e| EngineError::Llama(format!("{url}: {e}")))?;
-            if !status.is_success() {
-                return Err(EngineError::Llama(format!("{url} answered {status}: {}", head(&text, 300))));
-            }
-            serde_json::from_str::<Value>(&text).map_err(|e| EngineError::Llama(format!("{url}: not JSON: {e}")))
-        };
-        tokio::select! {
-            r = send => r,
-            _ = cancel.cancelled() => Err(EngineError::Cancelled),
-        }
+        permit.post_json(&headers, &body, cancel).await.map_err(|e| match e {
+            EgressError::Cancelled => EngineError::Cancelled,
+            EgressError::Denied(d) => EngineError::Denied(d.message),
+            other => EngineError::Llama(format!("{url}: {other}")),
+        })
     }
 
     pub async fn complete(&self, req: &CompletionRequest, max_tokens: usize, max_lines: usize, cancel: &CancelToken) -> Result<Completion> {
@@ -185,7 +187,12 @@ impl RemoteBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::egress;
+    use crate::policy::tier::{FolderPolicy, HostPattern, Tier};
     use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::RwLock;
+    use std::time::Duration;
     use std::net::TcpListener;
     use std::sync::mpsc;
 
@@ -248,7 +255,7 @@ mod tests {
     #[test]
     fn llama_server_infill_request_and_answer() {
         let (url, rx) = fake(json!({"content": "a + b\n}\nfn more() {}", "timings": {"prompt_n": 3, "cache_n": 20, "predicted_n": 5}}), Duration::ZERO);
-        let b = RemoteBackend::new(RemoteConfig { url, kind: RemoteKind::LlamaServer, model: None, fim: true, api_key_env: None });
+        let b = RemoteBackend::new(RemoteConfig { url, kind: RemoteKind::LlamaServer, model: None, fim: true, api_key_env: None }, tier1_gate());
         let c = rt().block_on(b.complete(&req(), 16, 4, &CancelToken::new())).unwrap();
         assert_eq!(c.text.as_deref(), Some("a + b"), "stops where the suffix repeats");
         assert_eq!(c.timings.reused_tokens, 20);
@@ -262,7 +269,7 @@ mod tests {
     #[test]
     fn openai_compatible_completions_and_chat() {
         let (url, rx) = fake(json!({"choices": [{"text": "a + b", "message": {"content": "done.\nEND more"}}]}), Duration::ZERO);
-        let b = RemoteBackend::new(RemoteConfig { url, kind: RemoteKind::Openai, model: Some("qwen".into()), fim: true, api_key_env: None });
+        let b = RemoteBackend::new(RemoteConfig { url, kind: RemoteKind::Openai, model: Some("qwen".into()), fim: true, api_key_env: None }, tier1_gate());
         let c = rt().block_on(b.complete(&req(), 16, 4, &CancelToken::new())).unwrap();
         assert_eq!(c.text.as_deref(), Some("a + b"));
         let (path, body, _) = rx.recv().unwrap();
@@ -276,7 +283,7 @@ mod tests {
     #[test]
     fn cancelling_closes_the_connection() {
         let (url, rx) = fake(json!({"content": "late"}), Duration::from_millis(600));
-        let b = RemoteBackend::new(RemoteConfig { url, kind: RemoteKind::LlamaServer, model: None, fim: true, api_key_env: None });
+        let b = RemoteBackend::new(RemoteConfig { url, kind: RemoteKind::LlamaServer, model: None, fim: true, api_key_env: None }, tier1_gate());
         let cancel = CancelToken::new();
         let c2 = cancel.clone();
         std::thread::spawn(move || {
@@ -287,6 +294,74 @@ mod tests {
         assert_eq!(r.unwrap_err(), EngineError::Cancelled);
         let (_, _, closed) = rx.recv().unwrap();
         assert!(closed, "the remote engine sees the client hang up");
+    }
+
+    /// A Tier-1 workspace: loopback is local there, so the fake engine is allowed.
+    fn tier1_gate() -> RemoteGate {
+        let mut f = FolderPolicy::outside(std::path::Path::new("/work/client"));
+        f.tier = Tier::Cloud;
+        Arc::new(move |url: &str| egress::check(Some(&f), url, "remote engine", false))
+    }
+
+    /// The policy is decided per request: a tier file that stops listing the engine after the backend was
+    /// set up refuses the very next request, before any socket is opened (the old backend checked once, when
+    /// the setting was applied, and kept sending).
+    #[test]
+    fn every_request_asks_the_policy_and_a_refusal_sends_nothing() {
+        let (url, rx) = fake(json!({"content": "a + b", "choices": [{"message": {"content": "ok"}}]}), Duration::ZERO);
+        let listed = HostPattern::parse(&url).unwrap();
+        let policy = Arc::new(RwLock::new(FolderPolicy::outside(std::path::Path::new("/work/client"))));
+        policy.write().unwrap().local_hosts = vec![listed];
+        let asked = Arc::new(AtomicUsize::new(0));
+        let gate: RemoteGate = {
+            let (policy, asked) = (policy.clone(), asked.clone());
+            Arc::new(move |u: &str| {
+                asked.fetch_add(1, Ordering::SeqCst);
+                egress::check(Some(&policy.read().unwrap()), u, "remote engine", false)
+            })
+        };
+        let b = RemoteBackend::new(RemoteConfig { url, kind: RemoteKind::LlamaServer, model: None, fim: true, api_key_env: None }, gate);
+        let c = rt().block_on(b.complete(&req(), 16, 4, &CancelToken::new())).unwrap();
+        assert_eq!(c.text.as_deref(), Some("a + b"), "Tier 3 with the engine listed: allowed");
+        assert_eq!(rx.recv().unwrap().0, "/infill");
+        assert_eq!(asked.load(Ordering::SeqCst), 1);
+
+        // The tier file changes: the engine is no longer listed. Same backend, next request.
+        policy.write().unwrap().local_hosts.clear();
+        let e = rt().block_on(b.complete(&req(), 16, 4, &CancelToken::new())).unwrap_err();
+        assert!(matches!(&e, EngineError::Denied(m) if m.contains("Tier 3")), "{e:?}");
+        let g = GenerateRequest { key: "k".into(), system: None, user: "hi".into(), answer_prefix: String::new(), max_tokens: 8, stop: vec![] };
+        let e = rt().block_on(b.generate(&g, &CancelToken::new())).unwrap_err();
+        assert!(matches!(e, EngineError::Denied(_)), "{e:?}");
+        assert_eq!(asked.load(Ordering::SeqCst), 3, "one check per request");
+        assert!(rx.recv_timeout(Duration::from_millis(300)).is_err(), "nothing reached the engine after the refusal");
+    }
+
+    /// The daemon shares one engine between editor windows: a remote engine set by one session serves only
+    /// that session's documents, through that session's gate; another session stays on the local model.
+    #[test]
+    fn remote_engines_are_per_session() {
+        let (url, rx) = fake(json!({"content": "a + b"}), Duration::ZERO);
+        let cfg = crate::EngineConfig { model_path: Some("/nonexistent/model.gguf".into()), ..Default::default() };
+        let engine = crate::Engine::start(cfg, |_| {});
+        let cfg = RemoteConfig { url, kind: RemoteKind::LlamaServer, model: None, fim: true, api_key_env: None };
+        engine.set_remote("s1:", Some((cfg, tier1_gate())));
+        assert!(engine.remote("s1:").is_some() && engine.remote("s2:").is_none());
+        let mut r = req();
+        r.doc = "s1:file:///a.rs".into();
+        let c = rt().block_on(engine.complete(r, CancelToken::new())).unwrap();
+        assert_eq!(c.text.as_deref(), Some("a + b"));
+        assert_eq!(rx.recv().unwrap().0, "/infill");
+        // Session 2 (and session 10, whose prefix starts like session 1's) never reach session 1's engine.
+        for doc in ["s2:file:///b.rs", "s10:file:///c.rs"] {
+            let mut r = req();
+            r.doc = doc.into();
+            let _ = rt().block_on(async { tokio::time::timeout(Duration::from_secs(3), engine.complete(r, CancelToken::new())).await });
+        }
+        assert!(rx.recv_timeout(Duration::from_millis(300)).is_err(), "other sessions stayed local");
+        engine.set_remote("s1:", None);
+        assert!(engine.remote("s1:").is_none());
+        engine.shutdown();
     }
 
     #[test]

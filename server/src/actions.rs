@@ -154,7 +154,9 @@ pub async fn resolve(b: &Backend, mut action: CodeAction, cancel: CancelToken) -
         return Err(stale());
     }
     let at = |k: &str| data[k].as_u64().map(|v| v as usize).filter(|&v| v <= s.text.len()).ok_or_else(|| invalid_params(format!("bad {k}")));
-    let key = uri.as_str();
+    // Session-prefixed like completions: the shared engine picks this session's remote engine (and policy
+    // gate) and cache by it.
+    let key = &format!("{}{}", b.session, uri.as_str());
     let tree = s.lang.map(|l| SyntaxTree::new(l, &s.text));
     let context = tree.as_ref().map(|t| t.context(&s.text, None)).unwrap_or_default();
     let fence = s.lang.map(Lang::fence).unwrap_or("");
@@ -336,7 +338,7 @@ async fn implement_design(b: &Backend, arg: Value, token: Option<ProgressToken>,
             ),
             None => format!("Design document:\n{}\n{}\nWrite the complete content of the new file {}.\nSignatures it must fit:\n{signatures}", plan.overview, t.spec, t.path),
         };
-        let code = match instruct(b, uri.as_str(), lang, &task, 384, &cancel).await {
+        let code = match instruct(b, &format!("{}{}", b.session, uri.as_str()), lang, &task, 384, &cancel).await {
             Ok(c) => c,
             Err(e) if e.code == ErrorCode::RequestCancelled => break,
             Err(e) => {

@@ -7,7 +7,7 @@ use lokal_engine::policy::audit::AuditLog;
 use lokal_engine::policy::cloud::{self, CloudConfig};
 use lokal_engine::policy::egress;
 use lokal_engine::policy::tier::{FolderPolicy, Tier, UserTierSettings, WorkspacePolicy, TAG_FILE};
-use lokal_engine::remote::RemoteConfig;
+use lokal_engine::remote::{RemoteConfig, RemoteGate};
 use lokal_engine::CancelToken;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -31,7 +31,12 @@ pub struct TierSettings {
 impl TierSettings {
     pub fn from_settings(v: &Value) -> Self {
         let v = v.get("lokal").unwrap_or(v);
-        serde_json::from_value(v.clone()).unwrap_or_default()
+        // Settings that do not parse (`"minimumTier": "3"`) must not drop a floor the user set: fail closed,
+        // every folder Tier 3 and no remote engine, until they are fixed.
+        serde_json::from_value(v.clone()).unwrap_or_else(|e| {
+            tracing::error!("lokal settings do not parse ({e}); every folder is Tier 3 until they are fixed");
+            TierSettings { user: UserTierSettings { minimum_tier: Some(3), ..Default::default() }, remote: None }
+        })
     }
 }
 
@@ -106,23 +111,21 @@ impl Backend {
         let Ok(engine) = self.engine() else { return };
         let remote = self.tier_settings.read().unwrap().remote.clone();
         let Some(r) = remote else {
-            engine.set_remote(None);
+            engine.set_remote(&self.session, None);
             return;
         };
-        let policy = self.policy();
-        // One engine serves the whole session, so every folder must allow the host.
-        let denied = if policy.folders.is_empty() {
-            egress::check(None, &r.url, "remote engine", false).err()
-        } else {
-            policy.folders.iter().find_map(|f| egress::check(Some(f), &r.url, "remote engine", false).err())
-        };
+        // One engine serves the whole session, so every folder must allow the host. The same check runs
+        // again for every request (the gate reads the live policy), so this is only the early answer.
+        let live = self.policy.clone();
+        let gate: RemoteGate = std::sync::Arc::new(move |url: &str| remote_permit(&live.read().unwrap(), url));
+        let denied = gate(&r.url).err();
         match denied {
             None => {
-                engine.set_remote(Some(r.clone()));
+                engine.set_remote(&self.session, Some((r.clone(), gate)));
                 self.client.log_message(MessageType::INFO, format!("lokal: completions served by {}", r.url)).await;
             }
             Some(e) => {
-                engine.set_remote(None);
+                engine.set_remote(&self.session, None);
                 self.client.show_message(MessageType::ERROR, format!("{e}; the remote engine is off and the local model serves")).await;
             }
         }
@@ -149,7 +152,7 @@ impl Backend {
             lokal_engine::EngineState::Loading => json!({"state": "loading"}),
             lokal_engine::EngineState::Failed(e) => json!({"state": "failed", "error": e}),
         };
-        Ok(json!({"folders": folders, "model": model, "remote": engine.remote().map(|r| r.url)}))
+        Ok(json!({"folders": folders, "model": model, "remote": engine.remote(&self.session).map(|r| r.url)}))
     }
 
     /// The cloud-design code action, where the tier allows cloud help at all. In Tier 3 it is not offered.
@@ -254,5 +257,28 @@ impl Backend {
             Ok(r) => Err(request_failed(format!("the editor did not apply the design: {}", r.failure_reason.unwrap_or_default()))),
             Err(e) => Err(request_failed(format!("workspace/applyEdit failed: {e}"))),
         }
+    }
+}
+
+/// A permit for one request to the remote engine: every workspace folder must allow the host (one engine
+/// serves the session), and with no folder at all the request counts as outside every workspace (Tier 3).
+fn remote_permit(policy: &WorkspacePolicy, url: &str) -> std::result::Result<egress::Permit, egress::EgressDenied> {
+    if let Some(denied) = policy.folders.iter().find_map(|f| egress::check(Some(f), url, "remote engine", false).err()) {
+        return Err(denied);
+    }
+    egress::check(policy.folders.first(), url, "remote engine", false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_that_do_not_parse_fail_closed() {
+        let ok = TierSettings::from_settings(&json!({"lokal": {"minimumTier": 2}}));
+        assert_eq!(ok.user.minimum_tier, Some(2));
+        let bad = TierSettings::from_settings(&json!({"lokal": {"minimumTier": "2", "defaultTier": 1}}));
+        assert_eq!((bad.user.minimum_tier, bad.remote), (Some(3), None));
+        assert_eq!(TierSettings::from_settings(&json!({})).user.minimum_tier, None, "no settings: no floor, default Tier 3 applies");
     }
 }

@@ -1,25 +1,73 @@
-//! The egress audit log: one JSON line per request that left the client's network, appended to a file
-//! outside any repository, so a reviewer can see what went where.
+//! The egress audit log: one JSON line per permitted request (and per refusal outside Tier 3), appended to a
+//! file outside any repository, so a reviewer can see what went where without the log itself becoming a
+//! copy of what was sent: it keeps sizes and hashes, never payloads.
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRecord {
+    /// RFC 3339, UTC.
     pub time: String,
     pub workspace: String,
     pub tier: u8,
     pub action: String,
+    /// `host:port` of the destination.
     pub host: String,
     pub bytes: usize,
+    /// Hex SHA-256 of the exact bytes sent; empty when nothing was sent (a refusal).
     pub sha256: String,
     pub anonymized: bool,
+    /// `ok`, `error: …` or `denied: …`.
     pub outcome: String,
 }
 
-#[derive(Debug, Clone)]
+pub fn outcome_ok() -> String {
+    "ok".into()
+}
+
+pub fn outcome_error(e: &str) -> String {
+    format!("error: {e}")
+}
+
+pub fn outcome_denied(why: &str) -> String {
+    format!("denied: {why}")
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditLog {
     path: PathBuf,
+}
+
+/// An open handle on the log, taken before a request is made so that a log that cannot be written stops the
+/// request instead of letting it leave unrecorded.
+#[derive(Debug)]
+pub struct AuditWriter {
+    file: std::fs::File,
+    path: PathBuf,
+}
+
+impl AuditWriter {
+    pub fn write(&mut self, rec: &AuditRecord) -> std::io::Result<()> {
+        let mut line = serde_json::to_vec(rec).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        // One write per record on an O_APPEND file: concurrent writers never interleave within a line.
+        self.file.write_all(&line)?;
+        self.file.flush()
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// What [`AuditLog::load`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditRecords {
+    pub records: Vec<AuditRecord>,
+    /// Lines that are not records (a torn write, a hand edit); counted so a reader notices.
+    pub malformed: usize,
 }
 
 impl AuditLog {
@@ -29,7 +77,7 @@ impl AuditLog {
 
     /// `$LOKAL_AUDIT_LOG`, else `$XDG_DATA_HOME/lokal/audit.jsonl`, else `~/.local/share/lokal/audit.jsonl`.
     pub fn default_location() -> Self {
-        if let Some(p) = std::env::var_os("LOKAL_AUDIT_LOG") {
+        if let Some(p) = std::env::var_os("LOKAL_AUDIT_LOG").filter(|p| !p.is_empty()) {
             return Self::at(PathBuf::from(p));
         }
         let base = crate::config::xdg_dir("XDG_DATA_HOME", ".local/share");
@@ -40,51 +88,121 @@ impl AuditLog {
         &self.path
     }
 
-    pub fn append(&self, rec: &AuditRecord) -> std::io::Result<()> {
-        if let Some(d) = self.path.parent() {
+    pub fn open(&self) -> std::io::Result<AuditWriter> {
+        if let Some(d) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(d)?;
         }
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&self.path)?;
-        let mut line = serde_json::to_vec(rec).map_err(std::io::Error::other)?;
-        line.push(b'\n');
-        // One write per record, so concurrent writers never interleave within a line.
-        f.write_all(&line)
+        let mut opts = std::fs::OpenOptions::new();
+        opts.create(true).append(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        Ok(AuditWriter { file: opts.open(&self.path)?, path: self.path.clone() })
     }
 
+    pub fn append(&self, rec: &AuditRecord) -> std::io::Result<()> {
+        self.open()?.write(rec)
+    }
+
+    /// Every record; a missing log is an empty one.
+    pub fn load(&self) -> std::io::Result<AuditRecords> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(AuditRecords::default()),
+            r => r?,
+        };
+        let mut out = AuditRecords::default();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            match serde_json::from_str(line) {
+                Ok(r) => out.records.push(r),
+                Err(_) => out.malformed += 1,
+            }
+        }
+        Ok(out)
+    }
+
+    /// The records that parse; unreadable logs read as empty (use [`Self::load`] to tell the difference).
     pub fn read(&self) -> Vec<AuditRecord> {
-        std::fs::read_to_string(&self.path)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
+        self.load().map(|r| r.records).unwrap_or_default()
+    }
+
+    /// The log as a table, for `lokal audit [--workspace W]`.
+    pub fn render_table(&self, workspace: Option<&str>) -> std::io::Result<String> {
+        let loaded = self.load()?;
+        let mut out = render(&loaded.records, workspace);
+        if loaded.malformed > 0 {
+            out.push_str(&format!("{} line(s) of {} are not records\n", loaded.malformed, self.path.display()));
+        }
+        Ok(out)
     }
 }
 
-/// The log as a table; `workspace` keeps only records whose workspace contains that text.
+/// Whether a record belongs to the workspace the user asked about: the same folder, a folder inside it,
+/// or (for convenience on the command line) any workspace whose path contains the text.
+pub fn matches_workspace(rec: &AuditRecord, workspace: &str) -> bool {
+    rec.workspace == workspace || Path::new(&rec.workspace).starts_with(workspace) || rec.workspace.contains(workspace)
+}
+
+/// The records as a plain-text table; `workspace` keeps only the records [`matches_workspace`] accepts.
 pub fn render(records: &[AuditRecord], workspace: Option<&str>) -> String {
-    let rows: Vec<&AuditRecord> = records.iter().filter(|r| workspace.is_none_or(|w| r.workspace.contains(w))).collect();
-    let mut out = format!("{:<20} {:<4} {:<16} {:<28} {:>8} {:<5} {:<12} {}\n", "time", "tier", "action", "host", "bytes", "anon", "sha256", "workspace / outcome");
+    const HEAD: [&str; 9] = ["time", "tier", "workspace", "action", "host", "bytes", "anon", "sha256", "outcome"];
+    let rows: Vec<[String; 9]> = records
+        .iter()
+        .filter(|r| workspace.is_none_or(|w| matches_workspace(r, w)))
+        .map(|r| {
+            [
+                r.time.clone(),
+                r.tier.to_string(),
+                r.workspace.clone(),
+                r.action.clone(),
+                r.host.clone(),
+                r.bytes.to_string(),
+                if r.anonymized { "yes" } else { "no" }.to_string(),
+                if r.sha256.is_empty() { "-".to_string() } else { r.sha256.chars().take(12).collect() },
+                // One record, one line: an error text with newlines would break the table.
+                r.outcome.replace(['\n', '\r'], " "),
+            ]
+        })
+        .collect();
+    let mut width = HEAD.map(|h| h.chars().count());
     for r in &rows {
-        out.push_str(&format!(
-            "{:<20} {:<4} {:<16} {:<28} {:>8} {:<5} {:<12} {} / {}\n",
-            r.time,
-            r.tier,
-            r.action,
-            r.host,
-            r.bytes,
-            if r.anonymized { "yes" } else { "no" },
-            &r.sha256[..r.sha256.len().min(12)],
-            r.workspace,
-            r.outcome
-        ));
+        for (w, c) in width.iter_mut().zip(r.iter()) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else if i == 1 || i == 5 {
+                s.push_str(&format!("{c:>w$}  ", w = width[i]));
+            } else {
+                s.push_str(&format!("{c:<w$}  ", w = width[i]));
+            }
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    let mut out = line(&HEAD.map(String::from));
+    for r in &rows {
+        out.push_str(&line(r));
     }
     out.push_str(&format!("{} record(s)\n", rows.len()));
     out
 }
 
-/// UTC time as RFC 3339, without a date crate.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// UTC time as RFC 3339 (whole seconds), without a date crate.
 pub fn now_rfc3339() -> String {
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    rfc3339(secs)
+}
+
+fn rfc3339(secs: i64) -> String {
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Howard Hinnant's civil-from-days.
     let z = days + 719_468;
@@ -100,29 +218,74 @@ pub fn now_rfc3339() -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    #[test]
-    fn append_read_and_filter() {
-        let log = AuditLog::at(std::env::temp_dir().join(format!("lokal-audit-{}.jsonl", std::process::id())));
+    /// A fresh log path under the temp dir, unique per test.
+    pub(crate) fn temp_log(name: &str) -> AuditLog {
+        let log = AuditLog::at(std::env::temp_dir().join(format!("lokal-audit-{}-{name}", std::process::id())).join("audit.jsonl"));
         let _ = std::fs::remove_file(log.path());
-        let rec = |w: &str| AuditRecord {
+        log
+    }
+
+    fn rec(w: &str, outcome: &str) -> AuditRecord {
+        AuditRecord {
             time: now_rfc3339(),
             workspace: w.into(),
             tier: 1,
-            action: "cloudDesign".into(),
+            action: "cloud design".into(),
             host: "api.example.com:443".into(),
             bytes: 10,
-            sha256: "ab".repeat(32),
+            sha256: sha256_hex(b"x"),
             anonymized: false,
-            outcome: "ok".into(),
-        };
-        log.append(&rec("/work/a")).unwrap();
-        log.append(&rec("/work/b")).unwrap();
-        assert_eq!(log.read().len(), 2);
+            outcome: outcome.into(),
+        }
+    }
+
+    #[test]
+    fn append_read_and_filter() {
+        let log = temp_log("filter");
+        assert_eq!(log.load().unwrap(), AuditRecords::default(), "a missing log is empty");
+        log.append(&rec("/work/a", "ok")).unwrap();
+        log.append(&rec("/work/b", "error: connection refused\nsecond line")).unwrap();
+        log.append(&rec("/work/ab", "ok")).unwrap();
+        assert_eq!(log.read().len(), 3);
         let t = render(&log.read(), Some("/work/b"));
-        assert!(t.contains("/work/b") && !t.contains("/work/a") && t.contains("1 record(s)"), "{t}");
+        assert!(t.contains("/work/b") && !t.contains("/work/a ") && t.contains("1 record(s)"), "{t}");
+        assert!(t.contains("connection refused second line"), "{t}");
+        assert_eq!(t.lines().count(), 3, "{t}");
+        let all = log.render_table(None).unwrap();
+        assert!(all.starts_with("time") && all.contains("3 record(s)"), "{all}");
+        let header = all.lines().next().unwrap();
+        let row = all.lines().nth(1).unwrap();
+        assert_eq!(header.find("workspace"), row.find("/work/a"), "columns line up:\n{all}");
+    }
+
+    #[test]
+    fn malformed_lines_are_counted_not_fatal() {
+        let log = temp_log("malformed");
+        log.append(&rec("/w", "ok")).unwrap();
+        std::fs::OpenOptions::new().append(true).open(log.path()).unwrap().write_all(b"{\"torn\n").unwrap();
+        let l = log.load().unwrap();
+        assert_eq!((l.records.len(), l.malformed), (1, 1));
+        assert!(log.render_table(None).unwrap().contains("1 line(s)"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_log_is_private_to_the_user() {
+        use std::os::unix::fs::PermissionsExt;
+        let log = temp_log("mode");
+        log.append(&rec("/w", "ok")).unwrap();
+        assert_eq!(std::fs::metadata(log.path()).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn times_and_hashes() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_710_460_800 + 3661), "2024-03-15T01:01:01Z");
         assert_eq!(now_rfc3339().len(), 20);
+        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 }

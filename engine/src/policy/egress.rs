@@ -1,147 +1,704 @@
 //! The one choke point for outbound connections. Nothing in lokal opens a socket to another host except
-//! through a [`Permit`], and a permit is only issued after the workspace's tier and allowlist agree.
-use super::audit::{AuditLog, AuditRecord};
-use super::tier::{host_of, FolderPolicy, Tier};
+//! through a [`Permit`], a permit is only issued after the workspace's tier and allowlist agree, and the
+//! only HTTP client that exists here is built inside a permit's send, so holding a permit is the only way
+//! to reach the network.
+//!
+//! Why the rules are shaped this way:
+//! * Hosts the tier file lists as on-premises count as local in every tier: the client named them. That
+//!   includes loopback: `allowed_hosts = ["127.0.0.1:8080"]` is how a Tier-2 or Tier-3 repository allows a
+//!   llama-server on this machine.
+//! * Loopback that the tier file does not list counts as local only in Tier 1. In Tiers 2 and 3 it is
+//!   treated like any other unlisted host: a loopback port may be an SSH tunnel or a proxy (LiteLLM and
+//!   the like) to another machine, and a user setting must not be able to send a Tier-3 client's code
+//!   there. A destination declared as a cloud model's endpoint is never local on loopback.
+//! * Everything else is cloud: Tier 1 allows it, Tier 2 only for a payload marked anonymized, Tier 3 never.
+//! * The client follows no redirects and uses no proxy: either would connect to a host nobody checked.
+use super::audit::{self, AuditLog, AuditRecord, AuditWriter};
+use super::tier::{FolderPolicy, Tier};
 use crate::cancel::CancelToken;
+use serde::Serialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
+use std::net::IpAddr;
+use std::time::Duration;
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct EgressDenied(pub String);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Between two reads of an answer; a cloud model may think for a while before its first token.
+const READ_TIMEOUT: Duration = Duration::from_secs(180);
+/// How much of an error answer goes into a message.
+const ERROR_BODY_CHARS: usize = 300;
 
-/// Leave to connect to one URL for one action of one workspace.
-#[derive(Debug, Clone)]
-pub struct Permit {
-    pub url: String,
-    pub host: String,
-    pub tier: Tier,
-    pub workspace: String,
-    pub action: String,
-    pub anonymized: bool,
-    /// The host is an on-premises endpoint the tier file lists: it counts as local.
-    pub local: bool,
+/// How far a permitted connection goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reach {
+    /// This machine.
+    Loopback,
+    /// A host the workspace's tier file lists as on-premises.
+    OnPrem,
+    /// Anything else.
+    Cloud,
 }
 
-/// Decide before any socket is opened. `anonymized`: the payload is the Tier-2 anonymizer's output and
-/// nothing else.
-pub fn check(folder: Option<&FolderPolicy>, url: &str, action: &str, anonymized: bool) -> Result<Permit, EgressDenied> {
-    let host = host_of(url).ok_or_else(|| EgressDenied(format!("lokal: {url:?} is not a URL lokal will connect to")))?;
-    let (tier, workspace, listed) = match folder {
-        Some(f) => (f.tier, f.root.display().to_string(), f.endpoints.iter().any(|e| e.host().as_deref() == Some(host.as_str()))),
-        None => (Tier::Local, "(outside every workspace folder)".to_string(), false),
-    };
-    let permit = Permit { url: url.to_string(), host: host.clone(), tier, workspace: workspace.clone(), action: action.to_string(), anonymized, local: listed };
-    if listed {
-        return Ok(permit);
+/// Where a request would go, parsed once with the HTTP client's own URL parser so the policy decides about
+/// exactly the host the client will connect to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    url: reqwest::Url,
+    host: String,
+    port: u16,
+    loopback: bool,
+    declared_cloud: bool,
+}
+
+impl Destination {
+    /// A destination whose loopback addresses count as local (a model engine on this machine).
+    pub fn parse(url: &str) -> Result<Destination, EgressDenied> {
+        let u = reqwest::Url::parse(url.trim()).map_err(|_| EgressDenied::not_a_url(url))?;
+        if !matches!(u.scheme(), "http" | "https") || u.cannot_be_a_base() {
+            return Err(EgressDenied::not_a_url(url));
+        }
+        let host = u.host_str().filter(|h| !h.is_empty()).ok_or_else(|| EgressDenied::not_a_url(url))?.to_ascii_lowercase();
+        let port = u.port_or_known_default().ok_or_else(|| EgressDenied::not_a_url(url))?;
+        let loopback = is_loopback(&host);
+        Ok(Destination { url: u, host, port, loopback, declared_cloud: false })
     }
+
+    /// A cloud model's endpoint: even on a loopback address it is cloud, unless the tier file lists it.
+    pub fn cloud(url: &str) -> Result<Destination, EgressDenied> {
+        Ok(Destination { declared_cloud: true, ..Destination::parse(url)? })
+    }
+
+    pub fn url(&self) -> &str {
+        self.url.as_str()
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn host_port(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.url.scheme() == "https"
+    }
+}
+
+/// Loopback by address, or the name `localhost`, which resolvers answer without asking anyone.
+fn is_loopback(host: &str) -> bool {
+    if host == "localhost" {
+        return true;
+    }
+    match host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+        Ok(IpAddr::V4(a)) => a.is_loopback(),
+        Ok(IpAddr::V6(a)) => a.is_loopback() || a.to_ipv4_mapped().is_some_and(|m| m.is_loopback()),
+        Err(_) => false,
+    }
+}
+
+/// Why a connection was refused; the message names the tier and what set it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct EgressDenied {
+    /// The tier that refused; `None` when the destination itself is unusable.
+    pub tier: Option<Tier>,
+    pub destination: String,
+    pub message: String,
+}
+
+impl EgressDenied {
+    fn not_a_url(url: &str) -> Self {
+        let shown: String = url.chars().take(200).collect();
+        EgressDenied { tier: None, destination: shown.clone(), message: format!("lokal: {shown:?} is not an http(s) URL lokal will connect to") }
+    }
+}
+
+/// Leave to make one request, to one destination, for one action of one workspace. Not `Clone`: one permit,
+/// one request, one audit record. Only [`check`] and [`Egress::check`] make one.
+#[derive(Debug)]
+pub struct Permit {
+    dest: Destination,
+    tier: Tier,
+    workspace: String,
+    action: String,
+    anonymized: bool,
+    reach: Reach,
+    audit: AuditLog,
+}
+
+/// The workspace a folder stands for in messages and records.
+fn workspace_name(folder: Option<&FolderPolicy>) -> String {
+    folder.map(|f| f.root.display().to_string()).unwrap_or_else(|| "(outside every workspace folder)".into())
+}
+
+/// The decision, without side effects.
+fn decide(folder: Option<&FolderPolicy>, dest: &Destination, action: &str, anonymized: bool) -> Result<Reach, EgressDenied> {
+    let tier = folder.map(|f| f.tier).unwrap_or(Tier::Local);
+    if folder.is_some_and(|f| f.lists_host(&dest.host, dest.port)) {
+        return Ok(Reach::OnPrem);
+    }
+    if dest.loopback && !dest.declared_cloud && tier == Tier::Cloud {
+        return Ok(Reach::Loopback);
+    }
+    let workspace = workspace_name(folder);
+    let set_by = folder.map(|f| f.set_by()).unwrap_or_else(|| "no workspace folder contains it".into());
+    let deny = |message: String| EgressDenied { tier: Some(tier), destination: dest.host_port(), message };
     match tier {
-        Tier::Cloud => Ok(permit),
-        Tier::Hybrid if anonymized => Ok(permit),
-        Tier::Hybrid => Err(EgressDenied(format!(
-            "lokal: {workspace} is {}: only the anonymized schema may go to {host}, not source text",
-            tier.describe()
-        ))),
-        Tier::Local => Err(EgressDenied(format!(
-            "lokal: {workspace} is {}, set by its .lokal.toml or by default; {action} would connect to {host}, which the tier file does not list as on-premises",
-            tier.describe()
-        ))),
+        Tier::Local => {
+            return Err(deny(format!(
+                "lokal: {workspace} is {} (set by {set_by}); {action} would connect to {}, which is not an on-premises host listed in its {}{}",
+                tier.describe(),
+                dest.host_port(),
+                super::tier::TAG_FILE,
+                if dest.loopback { " (a loopback port may be a tunnel or proxy to another machine, so it must be listed too)" } else { "" }
+            )))
+        }
+        Tier::Hybrid if !anonymized => {
+            return Err(deny(format!(
+                "lokal: {workspace} is {} (set by {set_by}); only the anonymized schema payload may go to {}, and the {action} payload is not anonymized",
+                tier.describe(),
+                dest.host_port()
+            )))
+        }
+        Tier::Hybrid | Tier::Cloud => {}
     }
+    // A cloud request carries an API key and client data: never in clear over a network.
+    if !dest.is_https() && !dest.loopback {
+        return Err(deny(format!(
+            "lokal: {} is not listed as on-premises in {}, so it counts as cloud and must be reached over https, not {}",
+            dest.host_port(),
+            folder.map(|f| f.tag_file().display().to_string()).unwrap_or_else(|| super::tier::TAG_FILE.to_string()),
+            dest.url.scheme()
+        )));
+    }
+    Ok(Reach::Cloud)
+}
+
+fn issue(folder: Option<&FolderPolicy>, dest: &Destination, action: &str, anonymized: bool, reach: Reach, audit: AuditLog) -> Permit {
+    Permit {
+        dest: dest.clone(),
+        tier: folder.map(|f| f.tier).unwrap_or(Tier::Local),
+        workspace: workspace_name(folder),
+        action: action.to_string(),
+        anonymized,
+        reach,
+        audit,
+    }
+}
+
+/// Decide before any socket is opened, for a destination given as a URL (loopback counts as local).
+/// `anonymized`: the payload is the Tier-2 anonymizer's output and nothing else. Refusals are not logged
+/// here (use [`Egress::check`] for that); a permit from here records its use in the default audit log.
+pub fn check(folder: Option<&FolderPolicy>, url: &str, action: &str, anonymized: bool) -> Result<Permit, EgressDenied> {
+    let dest = Destination::parse(url)?;
+    let reach = decide(folder, &dest, action, anonymized)?;
+    Ok(issue(folder, &dest, action, anonymized, reach, AuditLog::default_location()))
+}
+
+/// The choke point with its audit log.
+#[derive(Debug, Clone)]
+pub struct Egress {
+    audit: AuditLog,
+}
+
+impl Egress {
+    pub fn new(audit: AuditLog) -> Self {
+        Egress { audit }
+    }
+
+    /// With the audit log at its default location (`$LOKAL_AUDIT_LOG`, else the XDG data directory).
+    pub fn from_env() -> Self {
+        Egress::new(AuditLog::default_location())
+    }
+
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    /// Decide before any socket is opened. A refusal in Tier 1 or 2 is logged as `denied`; a Tier-3
+    /// workspace's log stays empty, because there nothing is ever meant to leave.
+    pub fn check(&self, folder: Option<&FolderPolicy>, dest: &Destination, action: &str, anonymized: bool) -> Result<Permit, EgressDenied> {
+        match decide(folder, dest, action, anonymized) {
+            Ok(reach) => Ok(issue(folder, dest, action, anonymized, reach, self.audit.clone())),
+            Err(denied) => {
+                if denied.tier.is_some_and(|t| t != Tier::Local) {
+                    let rec = AuditRecord {
+                        time: audit::now_rfc3339(),
+                        workspace: workspace_name(folder),
+                        tier: denied.tier.map(Tier::number).unwrap_or(3),
+                        action: action.to_string(),
+                        host: dest.host_port(),
+                        bytes: 0,
+                        sha256: String::new(),
+                        anonymized,
+                        outcome: audit::outcome_denied(&denied.message),
+                    };
+                    if let Err(e) = self.audit.append(&rec) {
+                        tracing::error!("audit log {}: {e}", self.audit.path().display());
+                    }
+                }
+                Err(denied)
+            }
+        }
+    }
+}
+
+/// Why a permitted request did not succeed. No retries and no other destination: the caller reports it.
+#[derive(Debug, thiserror::Error)]
+pub enum EgressError {
+    #[error(transparent)]
+    Denied(#[from] EgressDenied),
+    #[error("lokal: the audit log {path} cannot be written ({message}); nothing was sent")]
+    Audit { path: String, message: String },
+    #[error("lokal: {host}: {message}")]
+    Connection { host: String, message: String },
+    #[error("lokal: {host} answered {status}: {body}")]
+    Status { host: String, status: u16, body: String },
+    #[error("lokal: {host}: {message}")]
+    Answer { host: String, message: String },
+    #[error("lokal: cancelled")]
+    Cancelled,
+}
+
+/// The one audit record of a permit's use. Written on completion, or on drop if the request's future was
+/// dropped first (an LSP cancel drops handlers), so a use is never left unrecorded.
+struct PendingRecord {
+    /// `None` for a loopback request: it does not leave this machine, so there is nothing to record.
+    writer: Option<AuditWriter>,
+    rec: AuditRecord,
+    written: bool,
+}
+
+impl PendingRecord {
+    fn finish(&mut self, outcome: String) {
+        self.rec.outcome = outcome;
+        if let Some(w) = &mut self.writer {
+            if let Err(e) = w.write(&self.rec) {
+                tracing::error!("audit log {}: {e}", w.path().display());
+            }
+        }
+        self.written = true;
+    }
+}
+
+impl Drop for PendingRecord {
+    fn drop(&mut self) {
+        if !self.written {
+            self.finish(audit::outcome_error("abandoned before it finished"));
+        }
+    }
+}
+
+fn error_text(e: &reqwest::Error) -> String {
+    // reqwest's own message is generic; its source chain says what actually went wrong.
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
 }
 
 impl Permit {
-    /// POST a JSON body and return the JSON answer. Each call that leaves the client's network is audited
-    /// exactly once, whatever its outcome; cancelling drops the connection.
-    pub async fn post_json(&self, http: &reqwest::Client, headers: &[(&str, String)], body: &Value, cancel: &CancelToken, audit: &AuditLog) -> Result<Value, String> {
-        let bytes = serde_json::to_vec(body).map_err(|e| e.to_string())?;
-        let mut rq = http.post(&self.url).header("content-type", "application/json").body(bytes.clone());
+    pub fn url(&self) -> &str {
+        self.dest.url()
+    }
+    pub fn host(&self) -> String {
+        self.dest.host_port()
+    }
+    pub fn tier(&self) -> Tier {
+        self.tier
+    }
+    pub fn workspace(&self) -> &str {
+        &self.workspace
+    }
+    pub fn action(&self) -> &str {
+        &self.action
+    }
+    pub fn anonymized(&self) -> bool {
+        self.anonymized
+    }
+    pub fn reach(&self) -> Reach {
+        self.reach
+    }
+    /// Whether the destination counts as local (loopback or a listed on-premises host).
+    pub fn is_local(&self) -> bool {
+        self.reach != Reach::Cloud
+    }
+
+    fn client(&self) -> Result<reqwest::Client, String> {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT)
+            .build()
+            .map_err(|e| error_text(&e))
+    }
+
+    /// Open the audit log first: a request that could not be recorded is not made. Requests that leave this
+    /// machine (cloud, and listed on-premises hosts) are recorded; loopback requests (a local engine serving
+    /// completions, one per keystroke) are not, since nothing leaves the machine.
+    fn begin(&self, bytes: &[u8]) -> Result<PendingRecord, EgressError> {
+        let writer = if self.reach == Reach::Loopback {
+            None
+        } else {
+            Some(self.audit.open().map_err(|e| EgressError::Audit { path: self.audit.path().display().to_string(), message: e.to_string() })?)
+        };
+        let rec = AuditRecord {
+            time: audit::now_rfc3339(),
+            workspace: self.workspace.clone(),
+            tier: self.tier.number(),
+            action: self.action.clone(),
+            host: self.dest.host_port(),
+            bytes: bytes.len(),
+            sha256: audit::sha256_hex(bytes),
+            anonymized: self.anonymized,
+            outcome: String::new(),
+        };
+        Ok(PendingRecord { writer, rec, written: false })
+    }
+
+    /// Send the request and check the status; the response is ready for its body.
+    async fn send(&self, headers: &[(&str, String)], bytes: Vec<u8>, cancel: &CancelToken) -> Result<reqwest::Response, EgressError> {
+        let host = self.dest.host_port();
+        if cancel.is_cancelled() {
+            return Err(EgressError::Cancelled);
+        }
+        let http = self.client().map_err(|message| EgressError::Connection { host: host.clone(), message })?;
+        let mut rq = http.post(self.dest.url.clone()).header("content-type", "application/json").body(bytes);
         for (k, v) in headers {
             rq = rq.header(*k, v);
         }
-        let send = async {
-            let resp = rq.send().await.map_err(|e| format!("{}: {e}", self.host))?;
-            let status = resp.status();
-            let text = resp.text().await.map_err(|e| format!("{}: {e}", self.host))?;
-            if !status.is_success() {
-                return Err(format!("{} answered {status}: {}", self.host, text.chars().take(300).collect::<String>()));
-            }
-            serde_json::from_str::<Value>(&text).map_err(|e| format!("{}: answer is not JSON: {e}", self.host))
+        let resp = tokio::select! {
+            r = rq.send() => r.map_err(|e| EgressError::Connection { host: host.clone(), message: error_text(&e) })?,
+            _ = cancel.cancelled() => return Err(EgressError::Cancelled),
         };
-        let result = tokio::select! {
-            r = send => r,
-            _ = cancel.cancelled() => Err("cancelled".to_string()),
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let body = tokio::select! {
+            t = resp.text() => t.unwrap_or_default(),
+            _ = cancel.cancelled() => return Err(EgressError::Cancelled),
         };
-        if !self.local {
-            let outcome = match &result {
-                Ok(_) => "ok".to_string(),
-                Err(e) => format!("error: {e}"),
+        let body = if status.is_redirection() { "redirects are not followed".to_string() } else { body.chars().take(ERROR_BODY_CHARS).collect() };
+        Err(EgressError::Status { host, status: status.as_u16(), body })
+    }
+
+    /// POST a JSON body and return the JSON answer. Writes exactly one audit record, whatever the outcome;
+    /// cancelling drops the connection.
+    pub async fn post_json(self, headers: &[(&str, String)], body: &Value, cancel: &CancelToken) -> Result<Value, EgressError> {
+        let bytes = serde_json::to_vec(body).map_err(|e| EgressError::Answer { host: self.host(), message: e.to_string() })?;
+        let mut record = self.begin(&bytes)?;
+        let host = self.host();
+        let result = async {
+            let resp = self.send(headers, bytes, cancel).await?;
+            let text = tokio::select! {
+                t = resp.text() => t.map_err(|e| EgressError::Connection { host: host.clone(), message: error_text(&e) })?,
+                _ = cancel.cancelled() => return Err(EgressError::Cancelled),
             };
-            let rec = AuditRecord {
-                time: super::audit::now_rfc3339(),
-                workspace: self.workspace.clone(),
-                tier: self.tier as u8,
-                action: self.action.clone(),
-                host: self.host.clone(),
-                bytes: bytes.len(),
-                sha256: hex(&Sha256::digest(&bytes)),
-                anonymized: self.anonymized,
-                outcome,
-            };
-            if let Err(e) = audit.append(&rec) {
-                tracing::error!("audit log {}: {e}", audit.path().display());
+            serde_json::from_str::<Value>(&text).map_err(|e| EgressError::Answer { host: host.clone(), message: format!("the answer is not JSON: {e}") })
+        }
+        .await;
+        record.finish(match &result {
+            Ok(_) => audit::outcome_ok(),
+            Err(e) => audit::outcome_error(&e.to_string()),
+        });
+        result
+    }
+
+    /// POST a JSON body and hand the answer to `on_chunk` piece by piece as it arrives (server-sent events,
+    /// for instance). The cancel flag is checked between chunks; `on_chunk` may stop the stream with an
+    /// error. Writes exactly one audit record.
+    pub async fn post_json_streaming(
+        self,
+        headers: &[(&str, String)],
+        body: &Value,
+        cancel: &CancelToken,
+        mut on_chunk: impl FnMut(&[u8]) -> Result<(), String>,
+    ) -> Result<(), EgressError> {
+        use futures_util::StreamExt;
+        let bytes = serde_json::to_vec(body).map_err(|e| EgressError::Answer { host: self.host(), message: e.to_string() })?;
+        let mut record = self.begin(&bytes)?;
+        let host = self.host();
+        let result = async {
+            let resp = self.send(headers, bytes, cancel).await?;
+            let mut stream = resp.bytes_stream();
+            loop {
+                if cancel.is_cancelled() {
+                    return Err(EgressError::Cancelled);
+                }
+                let next = tokio::select! {
+                    n = stream.next() => n,
+                    _ = cancel.cancelled() => return Err(EgressError::Cancelled),
+                };
+                match next {
+                    None => return Ok(()),
+                    Some(Err(e)) => return Err(EgressError::Connection { host: host.clone(), message: error_text(&e) }),
+                    Some(Ok(chunk)) => on_chunk(&chunk).map_err(|message| EgressError::Answer { host: host.clone(), message })?,
+                }
             }
         }
+        .await;
+        record.finish(match &result {
+            Ok(()) => audit::outcome_ok(),
+            Err(e) => audit::outcome_error(&e.to_string()),
+        });
         result
     }
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[cfg(test)]
 mod tests {
-    use super::super::tier::{Endpoint, TierSource};
+    use super::super::audit::tests::temp_log;
+    use super::super::testing::{FakeServer, Reply};
+    use super::super::tier::{Endpoint, HostPattern, TierSource};
     use super::*;
+    use serde_json::json;
     use std::path::PathBuf;
-    use std::time::Duration;
 
-    fn folder(tier: Tier, endpoints: &[&str]) -> FolderPolicy {
+    fn folder(tier: Tier, listed: &[&str]) -> FolderPolicy {
         FolderPolicy {
             root: PathBuf::from("/work/client"),
             tier,
             source: TierSource::File,
-            endpoints: endpoints.iter().map(|u| Endpoint { name: None, url: u.to_string() }).collect(),
+            endpoints: listed.iter().map(|u| Endpoint { name: None, url: u.to_string() }).collect(),
+            local_hosts: listed.iter().map(|u| HostPattern::parse(u).unwrap()).collect(),
             diagnostics: vec![],
         }
     }
 
+    const CLOUD: &str = "https://api.example.com/v1/messages";
+
     #[test]
     fn decisions_per_tier() {
-        let cloud = "https://api.example.com/v1/messages";
-        assert!(check(Some(&folder(Tier::Cloud, &[])), cloud, "design", false).is_ok());
-        assert!(check(Some(&folder(Tier::Hybrid, &[])), cloud, "design", false).is_err());
-        assert!(check(Some(&folder(Tier::Hybrid, &[])), cloud, "design", true).is_ok());
-        let e = check(Some(&folder(Tier::Local, &[])), cloud, "design", true).unwrap_err();
-        assert!(e.0.contains("Tier 3"), "{e}");
-        assert!(check(None, cloud, "design", true).is_err(), "no folder: Tier 3");
+        let d = Destination::cloud(CLOUD).unwrap();
+        let egress = Egress::new(temp_log("decisions"));
+        let ok = |t: Tier, anon: bool| egress.check(Some(&folder(t, &[])), &d, "design", anon);
+        assert_eq!(ok(Tier::Cloud, false).unwrap().reach(), Reach::Cloud);
+        assert!(ok(Tier::Hybrid, false).is_err());
+        let p = ok(Tier::Hybrid, true).unwrap();
+        assert!(p.anonymized() && p.tier() == Tier::Hybrid);
+        let e = ok(Tier::Local, true).unwrap_err();
+        assert!(e.message.contains("Tier 3") && e.message.contains("/work/client/.lokal.toml"), "{e}");
+        assert_eq!(e.tier, Some(Tier::Local));
+        let e = egress.check(None, &d, "design", true).unwrap_err();
+        assert!(e.message.contains("Tier 3") && e.message.contains("outside every workspace folder"), "{e}");
+        // The free function agrees.
+        assert!(check(Some(&folder(Tier::Cloud, &[])), CLOUD, "design", false).is_ok());
+        assert!(check(Some(&folder(Tier::Local, &[])), CLOUD, "design", false).is_err());
+    }
+
+    #[test]
+    fn loopback_is_local_only_in_tier_1_unless_listed() {
+        for url in ["http://127.0.0.1:8080/infill", "http://localhost:8080", "http://[::1]:9000/", "http://127.9.9.9/", "http://[::ffff:127.0.0.1]:1/"] {
+            let p = check(Some(&folder(Tier::Cloud, &[])), url, "completion", false).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!(p.reach(), Reach::Loopback, "{url}");
+            assert!(p.is_local());
+            // Tiers 2 and 3: a loopback port may be a tunnel or proxy elsewhere; unlisted, it is refused.
+            for tier in [Tier::Hybrid, Tier::Local] {
+                let e = check(Some(&folder(tier, &[])), url, "completion", false).unwrap_err();
+                assert_eq!(e.tier, Some(tier), "{url}");
+            }
+        }
+        let e = check(Some(&folder(Tier::Local, &[])), "http://127.0.0.1:8080/infill", "remote engine", false).unwrap_err();
+        assert!(e.message.contains("tunnel or proxy"), "{e}");
+        assert!(check(None, "http://localhost:8080", "completion", false).is_err(), "outside every folder is Tier 3");
+        // Listed, loopback is an on-premises engine in every tier, on that port only.
+        for tier in [Tier::Cloud, Tier::Hybrid, Tier::Local] {
+            let f = folder(tier, &["http://127.0.0.1:8080"]);
+            assert_eq!(check(Some(&f), "http://127.0.0.1:8080/infill", "completion", false).unwrap().reach(), Reach::OnPrem);
+            if tier != Tier::Cloud {
+                assert!(check(Some(&f), "http://127.0.0.1:8081/infill", "completion", false).is_err(), "another loopback port is another endpoint");
+            }
+        }
+        let d = Destination::cloud("http://127.0.0.1:8080/v1/messages").unwrap();
+        assert!(Egress::new(temp_log("loop")).check(Some(&folder(Tier::Local, &[])), &d, "design", true).is_err());
+        for not_loopback in ["http://0.0.0.0:8080", "http://localhost.example.com", "http://10.0.0.1"] {
+            assert!(check(Some(&folder(Tier::Cloud, &[])), not_loopback, "completion", false).is_err(), "{not_loopback}: plain http to a cloud host");
+            assert!(check(Some(&folder(Tier::Local, &[])), not_loopback, "completion", false).is_err(), "{not_loopback}");
+        }
     }
 
     #[test]
     fn listed_on_prem_endpoints_count_as_local_in_every_tier() {
+        for tier in [Tier::Cloud, Tier::Hybrid, Tier::Local] {
+            let f = folder(tier, &["http://gpu.internal:8080", "vllm.corp"]);
+            let p = check(Some(&f), "http://GPU.internal:8080/infill", "completion", false).unwrap();
+            assert_eq!(p.reach(), Reach::OnPrem);
+            let d = Destination::cloud("http://vllm.corp:8000/v1/chat/completions").unwrap();
+            assert_eq!(Egress::new(temp_log("onprem")).check(Some(&f), &d, "design", false).unwrap().reach(), Reach::OnPrem, "listed wins over declared cloud");
+        }
         let f = folder(Tier::Local, &["http://gpu.internal:8080"]);
-        let p = check(Some(&f), "http://GPU.internal:8080/infill", "completion", false).unwrap();
-        assert!(p.local);
-        assert!(check(Some(&f), "http://gpu.internal:9090/infill", "completion", false).is_err(), "another port is another host");
+        assert!(check(Some(&f), "http://gpu.internal:9090/infill", "completion", false).is_err(), "another port is another endpoint");
+        assert!(check(Some(&f), "http://gpu.internal.evil.example:8080/", "completion", false).is_err());
     }
 
     #[test]
-    fn a_refused_connection_opens_no_socket() {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.set_nonblocking(true).unwrap();
-        let url = format!("http://{}/v1/messages", l.local_addr().unwrap());
-        assert!(check(Some(&folder(Tier::Local, &[])), &url, "design", true).is_err());
-        std::thread::sleep(Duration::from_millis(50));
-        assert!(l.accept().is_err(), "nothing connected");
+    fn unusable_destinations_are_refused() {
+        for url in ["not a url", "ftp://example.com/x", "file:///etc/passwd", "http://", "unix:/var/run/x.sock", ""] {
+            let e = check(Some(&folder(Tier::Cloud, &[])), url, "design", false).unwrap_err();
+            assert_eq!(e.tier, None, "{url}");
+        }
+        let e = check(Some(&folder(Tier::Cloud, &[])), "http://api.example.com/v1/messages", "design", false).unwrap_err();
+        assert!(e.message.contains("https"), "{e}");
+    }
+
+    #[test]
+    fn refusals_open_no_socket_and_tier_3_logs_nothing() {
+        let server = FakeServer::start(vec![]);
+        let log = temp_log("refusal");
+        let egress = Egress::new(log.clone());
+        let d = Destination::cloud(&server.url("/v1/messages")).unwrap();
+        assert!(egress.check(Some(&folder(Tier::Local, &[])), &d, "design", true).is_err());
+        assert!(egress.check(None, &d, "design", true).is_err());
+        assert!(log.read().is_empty(), "a Tier-3 workspace's log stays empty");
+        assert!(egress.check(Some(&folder(Tier::Hybrid, &[])), &d, "design", false).is_err());
+        let recs = log.read();
+        assert_eq!(recs.len(), 1, "a Tier-2 refusal is recorded once");
+        assert!(recs[0].outcome.starts_with("denied") && recs[0].tier == 2 && recs[0].bytes == 0, "{recs:?}");
+        assert_eq!(server.accepted(), 0, "nothing connected");
+    }
+
+    #[tokio::test]
+    async fn a_tier_1_request_arrives_and_is_audited_once() {
+        let server = FakeServer::start(vec![Reply::json(200, r#"{"answer": 42}"#)]);
+        let log = temp_log("tier1");
+        let d = Destination::cloud(&server.url("/v1/messages")).unwrap();
+        let permit = Egress::new(log.clone()).check(Some(&folder(Tier::Cloud, &[])), &d, "design", false).unwrap();
+        let body = json!({"hello": "world"});
+        let v = permit.post_json(&[("x-test", "yes".into())], &body, &CancelToken::new()).await.unwrap();
+        assert_eq!(v["answer"], 42);
+        let rq = server.request(0);
+        assert_eq!((rq.method.as_str(), rq.path.as_str()), ("POST", "/v1/messages"));
+        assert_eq!(rq.header("x-test"), Some("yes"));
+        assert_eq!(rq.header("content-type"), Some("application/json"));
+        let sent = serde_json::to_vec(&body).unwrap();
+        assert_eq!(rq.body, sent);
+        let recs = log.read();
+        assert_eq!(recs.len(), 1);
+        let r = &recs[0];
+        assert_eq!((r.tier, r.action.as_str(), r.outcome.as_str(), r.anonymized), (1, "design", "ok", false));
+        assert_eq!((r.bytes, r.sha256.clone()), (sent.len(), audit::sha256_hex(&sent)));
+        assert_eq!(r.host, format!("127.0.0.1:{}", server.port()));
+        assert_eq!(r.workspace, "/work/client");
+    }
+
+    #[tokio::test]
+    async fn failures_are_returned_and_audited_once() {
+        let server = FakeServer::start(vec![Reply::json(500, r#"{"error": "overloaded"}"#), Reply::text(200, "not json")]);
+        let log = temp_log("failures");
+        let egress = Egress::new(log.clone());
+        let f = folder(Tier::Cloud, &[]);
+        let d = Destination::cloud(&server.url("/")).unwrap();
+        let e = egress.check(Some(&f), &d, "design", false).unwrap().post_json(&[], &json!({}), &CancelToken::new()).await.unwrap_err();
+        assert!(matches!(e, EgressError::Status { status: 500, .. }), "{e}");
+        let e = egress.check(Some(&f), &d, "design", false).unwrap().post_json(&[], &json!({}), &CancelToken::new()).await.unwrap_err();
+        assert!(e.to_string().contains("not JSON"), "{e}");
+        // A closed port: connection refused, no retry elsewhere.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let d2 = Destination::cloud(&format!("http://{closed}/")).unwrap();
+        let e = egress.check(Some(&f), &d2, "design", false).unwrap().post_json(&[], &json!({}), &CancelToken::new()).await.unwrap_err();
+        assert!(matches!(e, EgressError::Connection { .. }), "{e}");
+        let recs = log.read();
+        assert_eq!(recs.len(), 3, "{recs:?}");
+        assert!(recs.iter().all(|r| r.outcome.starts_with("error: ")), "{recs:?}");
+        assert_eq!(server.accepted(), 2);
+    }
+
+    #[tokio::test]
+    async fn redirects_are_not_followed() {
+        let elsewhere = FakeServer::start(vec![Reply::json(200, "{}")]);
+        let server = FakeServer::start(vec![Reply::redirect(&elsewhere.url("/stolen"))]);
+        let log = temp_log("redirect");
+        let d = Destination::cloud(&server.url("/")).unwrap();
+        let e = Egress::new(log.clone())
+            .check(Some(&folder(Tier::Cloud, &[])), &d, "design", false)
+            .unwrap()
+            .post_json(&[], &json!({}), &CancelToken::new())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, EgressError::Status { status: 307, .. }), "{e}");
+        assert_eq!(elsewhere.accepted(), 0);
+        assert_eq!(log.read().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_unwritable_audit_log_stops_the_request() {
+        let server = FakeServer::start(vec![Reply::json(200, "{}")]);
+        let dir = std::env::temp_dir().join(format!("lokal-audit-dir-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = Destination::cloud(&server.url("/")).unwrap();
+        let p = Egress::new(AuditLog::at(dir)).check(Some(&folder(Tier::Cloud, &[])), &d, "design", false).unwrap();
+        let e = p.post_json(&[], &json!({}), &CancelToken::new()).await.unwrap_err();
+        assert!(matches!(e, EgressError::Audit { .. }), "{e}");
+        assert_eq!(server.accepted(), 0);
+    }
+
+    #[tokio::test]
+    async fn cancelling_or_dropping_a_request_still_records_it_once() {
+        let server = FakeServer::start(vec![Reply::Hang, Reply::Hang]);
+        let log = temp_log("cancel");
+        let egress = Egress::new(log.clone());
+        let f = folder(Tier::Cloud, &[]);
+        let d = Destination::cloud(&server.url("/")).unwrap();
+        let cancel = CancelToken::new();
+        let c2 = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            c2.cancel();
+        });
+        let e = egress.check(Some(&f), &d, "design", false).unwrap().post_json(&[], &json!({}), &cancel).await.unwrap_err();
+        assert!(matches!(e, EgressError::Cancelled), "{e}");
+        let (body, never) = (json!({}), CancelToken::new());
+        let fut = egress.check(Some(&f), &d, "design", false).unwrap().post_json(&[], &body, &never);
+        assert!(tokio::time::timeout(Duration::from_millis(150), fut).await.is_err(), "dropped by the timeout");
+        let recs = log.read();
+        assert_eq!(recs.len(), 2, "{recs:?}");
+        assert_eq!(recs[0].outcome, "error: lokal: cancelled");
+        assert!(recs[1].outcome.contains("abandoned"), "{recs:?}");
+    }
+
+    #[tokio::test]
+    async fn streaming_delivers_chunks_and_stops_on_cancel() {
+        let server = FakeServer::start(vec![Reply::chunks(&["one ", "two ", "three"], 20), Reply::chunks(&["a", "b", "c", "d", "e"], 100)]);
+        let log = temp_log("stream");
+        let egress = Egress::new(log.clone());
+        let f = folder(Tier::Cloud, &[]);
+        let d = Destination::cloud(&server.url("/")).unwrap();
+        let mut got = Vec::new();
+        egress
+            .check(Some(&f), &d, "design", false)
+            .unwrap()
+            .post_json_streaming(&[], &json!({}), &CancelToken::new(), |c| {
+                got.extend_from_slice(c);
+                Ok(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(String::from_utf8(got).unwrap(), "one two three");
+        let cancel = CancelToken::new();
+        let mut n = 0;
+        let e = egress
+            .check(Some(&f), &d, "design", false)
+            .unwrap()
+            .post_json_streaming(&[], &json!({}), &cancel, |_| {
+                n += 1;
+                cancel.cancel();
+                Ok(())
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(e, EgressError::Cancelled));
+        assert_eq!(n, 1, "the flag is checked before the next chunk");
+        assert_eq!(log.read().len(), 2);
     }
 }

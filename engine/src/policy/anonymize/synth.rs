@@ -1,0 +1,608 @@
+//! Synthetic stand-ins for real values. A stand-in keeps the value's type and shape (digits stay digits of
+//! the same count, decimals keep their scale, dates stay valid dates, e-mails become `userN@example.invalid`)
+//! and nothing else: it is drawn from a generator seeded by the order in which distinct values were first
+//! seen, never from the value itself, so a stand-in cannot be turned back into the value by guessing. The
+//! same real value gets the same stand-in everywhere in one payload, so joins still line up, and the same
+//! input gives the same payload, so a preview shows exactly what would be sent.
+use regex::Regex;
+use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
+
+pub const REDACTED: &str = "<redacted>";
+
+/// splitmix64: small, fast, and good enough to make stand-ins look varied.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x6C6F_6B61_6C21)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn digit(&mut self, nonzero: bool) -> char {
+        let d = if nonzero { 1 + self.below(9) } else { self.below(10) };
+        char::from(b'0' + d as u8)
+    }
+}
+
+const LOREM: &[&str] = &[
+    "a",
+    "ad",
+    "at",
+    "do",
+    "et",
+    "id",
+    "in",
+    "ut",
+    "est",
+    "hic",
+    "non",
+    "sed",
+    "sit",
+    "amet",
+    "anim",
+    "ciam",
+    "dolor",
+    "culpa",
+    "irure",
+    "lorem",
+    "ipsum",
+    "magna",
+    "minim",
+    "nulla",
+    "velit",
+    "aliqua",
+    "cillum",
+    "dolore",
+    "fugiat",
+    "labore",
+    "laboris",
+    "commodo",
+    "egestas",
+    "eiusmod",
+    "officia",
+    "pariatur",
+    "proident",
+    "sinterim",
+    "tempora",
+    "voluptas",
+    "consequat",
+    "excepteur",
+    "exercitat",
+    "incididunt",
+    "adipiscing",
+    "consectetur",
+    "reprehenderit",
+    "exercitationem",
+];
+
+fn lorem_word(len: usize, rng: &mut Rng) -> String {
+    let exact: Vec<&str> = LOREM.iter().copied().filter(|w| w.chars().count() == len).collect();
+    if !exact.is_empty() {
+        return exact[rng.below(exact.len() as u64) as usize].to_string();
+    }
+    let mut s = String::new();
+    while s.chars().count() < len {
+        s.push_str(LOREM[rng.below(LOREM.len() as u64) as usize]);
+    }
+    s.chars().take(len).collect()
+}
+
+/// Letters become placeholder words of the same length and case pattern, digits become other digits,
+/// everything else (spaces, punctuation) stays: the shape of a name, an address, a phone number or a
+/// reference code without any of its content.
+fn masked(v: &str, rng: &mut Rng) -> String {
+    let chars: Vec<char> = v.chars().collect();
+    let mut out = String::with_capacity(v.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let mut j = i + 1;
+        if c.is_alphabetic() {
+            while j < chars.len() && chars[j].is_alphabetic() {
+                j += 1;
+            }
+            let run = &chars[i..j];
+            let word = lorem_word(run.len(), rng);
+            let upper = run.len() > 1 && run.iter().all(|c| !c.is_lowercase());
+            if upper {
+                out.push_str(&word.to_uppercase());
+            } else if run[0].is_uppercase() {
+                let mut w = word.chars();
+                out.extend(w.next().map(|f| f.to_ascii_uppercase()));
+                out.extend(w);
+            } else {
+                out.push_str(&word);
+            }
+        } else if c.is_numeric() {
+            while j < chars.len() && chars[j].is_numeric() {
+                j += 1;
+            }
+            for (k, d) in chars[i..j].iter().enumerate() {
+                out.push(rng.digit(k == 0 && *d != '0' && j - i > 1));
+            }
+        } else {
+            out.push(c);
+        }
+        i = j;
+    }
+    out
+}
+
+static EMAIL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[^@\s]+@[^@\s]+\.[^@\s]+$").unwrap());
+static URL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^([A-Za-z][A-Za-z0-9+.-]*)://\S+$").unwrap());
+static URL_WITH_PASSWORD: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:[^/\s@]*@").unwrap());
+static UUID: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$").unwrap());
+static IBAN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}$").unwrap());
+static NUMBER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^([+-]?)([0-9]+)(?:\.([0-9]+))?([eE][+-]?[0-9]+)?$").unwrap());
+static IPV4: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[0-9]{1,3}(?:\.[0-9]{1,3}){3}$").unwrap());
+static DATE_ISO: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})(?:([T ])([0-9]{2}):([0-9]{2})(?::([0-9]{2})(\.[0-9]+)?)?(Z|[+-][0-9]{2}(?::?[0-9]{2})?)?)?$").unwrap()
+});
+static DATE_DMY: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^([0-9]{1,2})([./])([0-9]{1,2})[./]([0-9]{4})$").unwrap());
+static TIME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^([0-9]{2}):([0-9]{2})(?::([0-9]{2})(\.[0-9]+)?)?$").unwrap());
+static JWT: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$").unwrap());
+static INLINE_SECRET: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)(password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)\s*[=:]").unwrap());
+static OPAQUE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9+/=_.~-]{24,}$").unwrap());
+
+const SECRET_PREFIXES: &[&str] = &[
+    "sk-",
+    "sk_live_",
+    "sk_test_",
+    "rk_live_",
+    "pk_live_",
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
+    "glpat-",
+    "xoxb-",
+    "xoxp-",
+    "xoxa-",
+    "xapp-",
+    "AKIA",
+    "ASIA",
+    "AIza",
+    "npm_",
+    "Bearer ",
+    "Basic ",
+    "-----BEGIN",
+];
+
+/// Words of a key: `apiKey`, `API_KEY` and `api-key` all give `api`, `key`.
+fn key_words(key: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut prev_lower = false;
+    for c in key.chars() {
+        if !c.is_alphanumeric() {
+            if !cur.is_empty() {
+                words.push(std::mem::take(&mut cur));
+            }
+            prev_lower = false;
+            continue;
+        }
+        if c.is_uppercase() && prev_lower && !cur.is_empty() {
+            words.push(std::mem::take(&mut cur));
+        }
+        prev_lower = c.is_lowercase() || c.is_numeric();
+        cur.extend(c.to_lowercase());
+    }
+    if !cur.is_empty() {
+        words.push(cur);
+    }
+    words
+}
+
+/// Whether a key (column, JSON/YAML key, variable) names a credential: its value is redacted, not merely
+/// replaced, because even the shape of a secret is nobody's business.
+pub fn is_secret_key(key: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "password",
+        "passwd",
+        "pwd",
+        "pass",
+        "passphrase",
+        "secret",
+        "secrets",
+        "token",
+        "tokens",
+        "apikey",
+        "key",
+        "keys",
+        "dsn",
+        "credential",
+        "credentials",
+        "creds",
+        "auth",
+        "authorization",
+        "bearer",
+        "cookie",
+        "cookies",
+        "session",
+        "sessionid",
+        "salt",
+        "signature",
+        "otp",
+        "pin",
+        "private",
+        "privatekey",
+        "cert",
+        "certificate",
+        "conn",
+        "connection",
+        "connectionstring",
+        "connstr",
+        "jwt",
+        "hash",
+        "iv",
+        "nonce",
+        "totp",
+        "mfa",
+        "passwort",
+        "kennwort",
+        "geheim",
+        "geheimnis",
+        "zugangsdaten",
+        "schluessel",
+        "schlüssel",
+    ];
+    const JOINED: &[&str] = &["password", "passwd", "secret", "apikey", "accesskey", "privatekey", "connectionstring", "token"];
+    const STORES: &[&str] =
+        &["database", "db", "redis", "mongo", "mongodb", "amqp", "rabbitmq", "postgres", "postgresql", "mysql", "broker", "sentry", "smtp", "jdbc"];
+    let words = key_words(key);
+    let joined = words.concat();
+    words.iter().any(|w| WORDS.contains(&w.as_str()))
+        || JOINED.iter().any(|j| joined.contains(j))
+        || (words.iter().any(|w| w == "url" || w == "uri") && words.iter().any(|w| STORES.contains(&w.as_str())))
+}
+
+/// Whether a value looks like a credential wherever it appears.
+pub fn looks_like_secret(v: &str) -> bool {
+    if URL_WITH_PASSWORD.is_match(v) || JWT.is_match(v) || INLINE_SECRET.is_match(v) {
+        return true;
+    }
+    if SECRET_PREFIXES.iter().any(|p| v.starts_with(p)) && v.len() >= 12 {
+        return true;
+    }
+    // A long opaque string of mixed letters and digits: a key, a hash, a session id.
+    if OPAQUE.is_match(v) && !UUID.is_match(v) {
+        let digits = v.chars().filter(char::is_ascii_digit).count();
+        let letters = v.chars().filter(char::is_ascii_alphabetic).count();
+        let distinct = v.chars().collect::<HashSet<_>>().len();
+        return digits >= 2 && letters >= 2 && distinct >= 10;
+    }
+    false
+}
+
+/// Whether a text is data rather than a name: an e-mail, a number, a date, an IBAN, a URL, a phone-like
+/// run of digits, a secret. Names that look like this are replaced like values.
+pub fn looks_like_value(s: &str) -> bool {
+    let digits = s.chars().filter(|c| c.is_ascii_digit()).count();
+    EMAIL.is_match(s)
+        || URL.is_match(s)
+        || NUMBER.is_match(s)
+        || IBAN.is_match(s)
+        || UUID.is_match(s)
+        || DATE_ISO.is_match(s)
+        || DATE_DMY.is_match(s)
+        || IPV4.is_match(s)
+        || digits >= 6
+        || looks_like_secret(s)
+}
+
+/// Whether a table, column or key name may pass as structure. Fail closed: anything with spaces, quotes,
+/// `@`, many digits or the look of a value is replaced by a synthetic name.
+pub fn safe_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars().count() <= 64
+        && s.chars().any(char::is_alphabetic)
+        && s.chars().all(|c| c.is_alphanumeric() || "_-.$#".contains(c))
+        && !looks_like_value(s)
+}
+
+fn bool_word(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
+}
+
+fn iban_check_digits(country: &str, bban: &str) -> u32 {
+    let rearranged = format!("{bban}{country}00");
+    let mut rem: u32 = 0;
+    for c in rearranged.chars() {
+        let n = if c.is_ascii_digit() { c as u32 - '0' as u32 } else { c.to_ascii_uppercase() as u32 - 'A' as u32 + 10 };
+        for d in n.to_string().chars() {
+            rem = (rem * 10 + (d as u32 - '0' as u32)) % 97;
+        }
+    }
+    98 - rem
+}
+
+/// The real→synthetic table of one payload.
+#[derive(Default)]
+pub struct Synth {
+    map: HashMap<String, String>,
+    used: HashSet<String>,
+    names: HashMap<String, String>,
+    seen: u64,
+    emails: u64,
+    occurrences: u64,
+}
+
+impl Synth {
+    /// The stand-in for `raw`, a value found under `key` (a column, key or variable name).
+    pub fn value(&mut self, key: &str, raw: &str) -> String {
+        let v = raw.trim();
+        if v.is_empty() {
+            return String::new();
+        }
+        if is_secret_key(key) || looks_like_secret(v) {
+            return REDACTED.into();
+        }
+        if let Some(b) = bool_word(v) {
+            let s = self.boolean(b).to_string();
+            return if v.chars().next().is_some_and(char::is_uppercase) { s.to_uppercase() } else { s };
+        }
+        let norm = if EMAIL.is_match(v) { v.to_lowercase() } else { v.to_string() };
+        if let Some(s) = self.map.get(&norm) {
+            return s.clone();
+        }
+        self.seen += 1;
+        let mut rng = Rng::new(self.seen);
+        let mut out = self.shape(v, &mut rng);
+        // Distinct values keep distinct stand-ins where the shape leaves room, so joins do not merge.
+        for _ in 0..16 {
+            if out != v && !self.used.contains(&out) {
+                break;
+            }
+            out = self.shape(v, &mut rng);
+        }
+        self.used.insert(out.clone());
+        self.map.insert(norm, out.clone());
+        out
+    }
+
+    /// A boolean is not a join key, and a consistent mapping of two values is trivially inverted, so each
+    /// occurrence gets its own draw: a flag such as a health condition does not survive.
+    pub fn boolean(&mut self, _real: bool) -> bool {
+        self.occurrences += 1;
+        Rng::new(self.occurrences ^ 0xB001).next() & 1 == 1
+    }
+
+    /// A name for something whose real name may not pass ([`safe_name`] said no), consistent per payload.
+    pub fn name(&mut self, kind: &str, raw: &str) -> String {
+        if safe_name(raw) {
+            return raw.to_string();
+        }
+        let n = self.names.len() + 1;
+        self.names.entry(format!("{kind}\u{0}{raw}")).or_insert_with(|| format!("{kind}{n}")).clone()
+    }
+
+    fn shape(&mut self, v: &str, rng: &mut Rng) -> String {
+        if EMAIL.is_match(v) {
+            self.emails += 1;
+            return format!("user{}@example.invalid", self.emails);
+        }
+        if let Some(c) = URL.captures(v) {
+            let scheme = c[1].to_ascii_lowercase();
+            return format!("{scheme}://host{}.example.invalid/{}", self.seen, lorem_word(6, rng));
+        }
+        if UUID.is_match(v) {
+            return v.chars().map(|c| if c == '-' { c } else { char::from_digit(rng.below(16) as u32, 16).unwrap() }).collect();
+        }
+        if IBAN.is_match(v) {
+            let compact: String = v.chars().filter(|c| *c != ' ').collect();
+            let bban: String = (4..compact.len()).map(|_| rng.digit(false)).collect();
+            let check = iban_check_digits("XX", &bban);
+            let synthetic = format!("XX{check:02}{bban}");
+            // Put the spaces back where they were.
+            let mut out = String::new();
+            let mut it = synthetic.chars();
+            for c in v.chars() {
+                if c == ' ' {
+                    out.push(' ');
+                } else {
+                    out.extend(it.next());
+                }
+            }
+            return out;
+        }
+        if let Some(c) = DATE_ISO.captures(v) {
+            let mut out = format!("{:04}-{:02}-{:02}", 1970 + rng.below(56), 1 + rng.below(12), 1 + rng.below(28));
+            if let Some(sep) = c.get(4) {
+                out.push_str(&format!("{}{:02}:{:02}", sep.as_str(), rng.below(24), rng.below(60)));
+                if c.get(7).is_some() {
+                    out.push_str(&format!(":{:02}", rng.below(60)));
+                }
+                if let Some(frac) = c.get(8) {
+                    out.push('.');
+                    out.extend((1..frac.as_str().len()).map(|_| rng.digit(false)));
+                }
+                if let Some(tz) = c.get(9) {
+                    out.push_str(tz.as_str());
+                }
+            }
+            return out;
+        }
+        if let Some(c) = DATE_DMY.captures(v) {
+            let (d, m) = (1 + rng.below(28), 1 + rng.below(12));
+            let pad = |n: u64, like: &str| if like.len() == 2 { format!("{n:02}") } else { n.to_string() };
+            let sep = &c[2];
+            // `/` dates are usually month first, `.` dates day first; either way the result is a valid date.
+            return format!("{}{sep}{}{sep}{}", pad(if sep == "/" { m } else { d }, &c[1]), pad(if sep == "/" { d } else { m }, &c[3]), 1970 + rng.below(56));
+        }
+        if let Some(c) = TIME.captures(v) {
+            let mut out = format!("{:02}:{:02}", rng.below(24), rng.below(60));
+            if c.get(3).is_some() {
+                out.push_str(&format!(":{:02}", rng.below(60)));
+            }
+            if let Some(frac) = c.get(4) {
+                out.push('.');
+                out.extend((1..frac.as_str().len()).map(|_| rng.digit(false)));
+            }
+            return out;
+        }
+        if IPV4.is_match(v) {
+            // Documentation ranges: never someone's real host.
+            let nets = ["192.0.2", "198.51.100", "203.0.113"];
+            return format!("{}.{}", nets[rng.below(3) as usize], 1 + rng.below(254));
+        }
+        if let Some(c) = NUMBER.captures(v) {
+            let (sign, int) = (&c[1], &c[2]);
+            let mut out = sign.to_string();
+            if int.len() > 1 && int.starts_with('0') {
+                out.extend(int.chars().map(|_| rng.digit(false))); // a code with leading zeros stays one
+            } else if int == "0" {
+                out.push(if c.get(3).is_some() { '0' } else { rng.digit(false) });
+            } else {
+                out.extend((0..int.len()).map(|i| rng.digit(i == 0)));
+            }
+            if let Some(frac) = c.get(3) {
+                out.push('.');
+                out.extend(frac.as_str().chars().map(|_| rng.digit(false)));
+            }
+            if let Some(exp) = c.get(4) {
+                out.push_str(exp.as_str());
+            }
+            return out;
+        }
+        masked(v, rng)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(key: &str, v: &str) -> String {
+        Synth::default().value(key, v)
+    }
+
+    #[test]
+    fn shapes_are_kept() {
+        let s = one("amount", "1234.56");
+        assert!(Regex::new(r"^[1-9][0-9]{3}\.[0-9]{2}$").unwrap().is_match(&s) && s != "1234.56", "{s}");
+        assert!(Regex::new(r"^-[1-9][0-9]{2}$").unwrap().is_match(&one("delta", "-250")), "negative ints stay negative");
+        let s = one("id", "4711");
+        assert!(s.len() == 4 && s.parse::<u32>().unwrap() >= 1000 && s != "4711", "{s}");
+        let s = one("zip", "01067");
+        assert!(s.len() == 5 && s.chars().all(|c| c.is_ascii_digit()) && s != "01067", "{s}");
+        assert_eq!(one("mail", "erika.mustermann@bank.de"), "user1@example.invalid");
+        let s = one("iban", "DE89370400440532013000");
+        assert!(s.starts_with("XX") && s.len() == 22 && s != "DE89370400440532013000", "{s}");
+        let compact: String = s.chars().filter(|c| *c != ' ').collect();
+        assert_eq!(iban_check_digits("XX", &compact[4..]), compact[2..4].parse::<u32>().unwrap(), "valid check digits: {s}");
+        let s = one("iban", "DE89 3704 0044 0532 0130 00");
+        assert_eq!(s.match_indices(' ').map(|(i, _)| i).collect::<Vec<_>>(), vec![4, 9, 14, 19, 24], "{s}");
+        let s = one("booked", "2024-03-15");
+        assert!(DATE_ISO.is_match(&s) && s != "2024-03-15", "{s}");
+        let s = one("at", "2024-03-15T10:22:33.123+01:00");
+        assert!(Regex::new(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}\+01:00$").unwrap().is_match(&s), "{s}");
+        assert!(Regex::new(r"^\d{2}\.\d{2}\.\d{4}$").unwrap().is_match(&one("datum", "15.03.2024")));
+        let s = one("phone", "+49 30 1234567");
+        assert!(Regex::new(r"^\+\d{2} \d{2} \d{7}$").unwrap().is_match(&s) && s != "+49 30 1234567", "{s}");
+        let s = one("name", "Erika Mustermann");
+        assert!(Regex::new(r"^[A-Z][a-z]{4} [A-Z][a-z]{9}$").unwrap().is_match(&s), "{s}");
+        assert!(!s.contains("Erika") && !s.contains("Mustermann"));
+        let s = one("street", "Heidestraße 17");
+        assert!(Regex::new(r"^[A-Z][a-z]{10} [1-9][0-9]$").unwrap().is_match(&s), "{s}");
+        assert!(UUID.is_match(&one("id", "123e4567-e89b-12d3-a456-426614174000")));
+        let ip = one("host", "10.20.30.40");
+        assert!(["192.0.2.", "198.51.100.", "203.0.113."].iter().any(|n| ip.starts_with(n)), "{ip}");
+        let url = one("site", "https://intranet.acme.de/x");
+        assert!(url.starts_with("https://host1.example.invalid/") && !url.contains("acme"), "{url}");
+        assert_eq!(one("x", ""), "");
+    }
+
+    #[test]
+    fn the_same_value_gets_the_same_stand_in_and_distinct_values_distinct_ones() {
+        let mut s = Synth::default();
+        let a = s.value("customer_id", "4711");
+        let b = s.value("id", "4711");
+        let c = s.value("id", "4712");
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(s.value("a", "Erika@Bank.de"), s.value("b", "erika@bank.de"), "e-mails compare case-insensitively");
+        let many: HashSet<String> = (0..500).map(|i| s.value("n", &format!("{}", 1000 + i))).collect();
+        assert_eq!(many.len(), 500, "four-digit ids stay distinct");
+        // Stand-ins depend on order, not content: a value cannot be recovered by trying candidates.
+        let mut t = Synth::default();
+        assert_eq!(t.value("id", "9999"), Synth::default().value("id", "1111"));
+    }
+
+    #[test]
+    fn secrets_are_redacted_by_key_or_by_look() {
+        for key in [
+            "password",
+            "DB_PASSWORD",
+            "apiKey",
+            "api_key",
+            "X-Api-Key",
+            "secret",
+            "clientSecret",
+            "token",
+            "access_token",
+            "dsn",
+            "DATABASE_URL",
+            "redisUrl",
+            "key",
+            "private_key",
+            "connection_string",
+            "session_id",
+            "auth",
+        ] {
+            assert!(is_secret_key(key), "{key}");
+            assert_eq!(one(key, "plain"), REDACTED, "{key}");
+        }
+        for key in ["author", "monkey", "passenger", "keyboard_layout", "name", "email", "customer_id"] {
+            assert!(!is_secret_key(key), "{key}");
+        }
+        for v in [
+            "postgres://admin:hunter2@db.internal/prod",
+            "sk-live-abcdefghijklmnop",
+            "ghp_0123456789abcdefABCDEF",
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig",
+            "Server=db;User Id=sa;Password=hunter2;",
+            "AKIAIOSFODNN7EXAMPLE",
+            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            "-----BEGIN PRIVATE KEY-----",
+        ] {
+            assert_eq!(one("note", v), REDACTED, "{v}");
+        }
+    }
+
+    #[test]
+    fn names_pass_only_when_they_look_like_names() {
+        for ok in ["customers", "customer_id", "Kunde", "public.orders", "firstName", "col2"] {
+            assert!(safe_name(ok), "{ok}");
+        }
+        for bad in ["Erika Mustermann", "erika@bank.de", "4711", "2024-03-15", "DE89370400440532013000", "a'b", "", "+49301234567", "x\ny"] {
+            assert!(!safe_name(bad), "{bad}");
+        }
+        let mut s = Synth::default();
+        assert_eq!(s.name("key", "erika@bank.de"), "key1");
+        assert_eq!(s.name("key", "erika@bank.de"), "key1");
+        assert_eq!(s.name("key", "4711"), "key2");
+        assert_eq!(s.name("key", "status"), "status");
+    }
+
+    #[test]
+    fn booleans_are_drawn_per_occurrence() {
+        let mut s = Synth::default();
+        let draws: Vec<bool> = (0..64).map(|_| s.boolean(true)).collect();
+        assert!(draws.iter().any(|b| *b) && draws.iter().any(|b| !*b));
+    }
+}
