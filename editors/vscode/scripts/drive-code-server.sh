@@ -48,7 +48,7 @@ cat >"$RUN/data/User/settings.json" <<EOF
 }
 EOF
 printf 'bind-addr: 127.0.0.1:0\nauth: none\ncert: false\n' >"$RUN/config.yaml"
-CODE=(node "$CS/out/node/entry.js" --config "$RUN/config.yaml" --user-data-dir "$RUN/data" --extensions-dir "$RUN/ext")
+CODE=("$DIR/bin/node" "$CS/out/node/entry.js" --config "$RUN/config.yaml" --user-data-dir "$RUN/data" --extensions-dir "$RUN/ext")
 "${CODE[@]}" --install-extension "$VSIX" >"$RUN/install.log" 2>&1 || { cat "$RUN/install.log" >&2; exit 1; }
 installed="$(ls "$RUN/ext" | grep -i '^lokal\.lokal-' || true)"
 [[ -n "$installed" ]] || { log "the .vsix did not install:"; cat "$RUN/install.log" >&2; exit 1; }
@@ -63,7 +63,7 @@ for _ in $(seq 150); do
   curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
   sleep 0.2
 done
-log "$(node "$CS/out/node/entry.js" --version | head -1) on port $PORT; extension $installed; $("$CHROMIUM" --version 2>/dev/null | head -1)"
+log "$("${CODE[0]}" "$CS/out/node/entry.js" --version | head -1) on Node $("${CODE[0]}" --version), port $PORT; extension $installed; $("$CHROMIUM" --version 2>/dev/null | head -1)"
 
 LINE=$(($(grep -n 'pub fn sum_of_squares' "$RUN/workspace/src/lib.rs" | cut -d: -f1) + 1))
 if node editors/vscode/scripts/drive.mjs "$DIR/node_modules/playwright-core" "$CHROMIUM" \

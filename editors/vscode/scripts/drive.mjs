@@ -136,8 +136,8 @@ try {
 
   // 5. The status bar item's command (lokal: Show Workspace Tier and Model) names the folder's tier.
   await bar.click();
-  const toast = page.locator('.notifications-toasts .notification-toast').filter({ hasText: 'Tier 3' }).first();
-  await toast.waitFor({ timeout: 15_000 }).catch(() => fail('clicking the status bar item showed no notification with "Tier 3"'));
+  const toast = page.locator('.notifications-toasts .notification-toast').filter({ hasText: 'Tier 3 (file)' }).first();
+  await toast.waitFor({ timeout: 15_000 }).catch(() => fail('clicking the status bar item showed no notification with "Tier 3 (file)" (the tooltip of the item)'));
   log(`status bar click: ${JSON.stringify(nbsp(await toast.innerText()).split('\n')[0])}`);
   log('vscode (code-server): PASS');
 } finally {
