@@ -6,7 +6,7 @@
 #                (editors/nvim/test/ghost_text.lua); then typing in insert mode, <Tab>, <C-]> (test/inline.lua).
 #   neovim 0.12  Neovim 0.12 from Debian testing (editors/scripts/fetch-neovim-testing.sh): the same typing
 #                test with Neovim's native vim.lsp.inline_completion.
-#   vscode       the extension's strict type check, unit tests and .vsix (editors/vscode/scripts/package.sh),
+#   vscode       ESLint (type-checked rules), strict type check, unit tests and .vsix (editors/vscode/scripts/package.sh),
 #                then that .vsix in real VS Code: code-server 4.100.3 in headless Chromium
 #                (editors/vscode/scripts/drive-code-server.sh): status bar tier, ghost text, Tab.
 #   zed          the extension crate type-checked on the host (no wasm target here).
@@ -67,7 +67,7 @@ fi
 
 if want vscode; then
   rm -f editors/vscode/lokal.vsix
-  check "vscode extension: type check, unit tests, lokal.vsix" bash -c 'cd editors/vscode && ./scripts/package.sh'
+  check "vscode extension: ESLint, strict tsc, unit tests, lokal.vsix" bash -c 'cd editors/vscode && ./scripts/package.sh'
   if [[ -f editors/vscode/lokal.vsix ]]; then
     check "vscode in code-server + Chromium" timeout 480 editors/vscode/scripts/drive-code-server.sh "$LOKAL" "$MODEL"
   fi
