@@ -59,6 +59,7 @@ LOKAL_AUDIT_LOG="$RUN/audit.jsonl" setsid "${CODE[@]}" --bind-addr "127.0.0.1:$P
   --disable-update-check --disable-workspace-trust "$RUN/workspace" >"$RUN/code-server.log" 2>&1 &
 CS_PID=$!
 trap 'kill -- "-$CS_PID" 2>/dev/null || true' EXIT
+trap 'exit 143' TERM INT HUP # (timeout(1) in test-editors.sh): still stop code-server
 for _ in $(seq 150); do
   curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
   sleep 0.2
