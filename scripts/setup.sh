@@ -20,6 +20,7 @@ command -v rg >/dev/null || need+=(ripgrep)
 command -v g++ >/dev/null || need+=(g++)
 command -v make >/dev/null || need+=(make)
 command -v curl >/dev/null || need+=(curl)
+command -v tmux >/dev/null || need+=(tmux) # Helix is driven in tmux
 [[ -e /usr/include/gssapi/gssapi.h ]] || need+=(libkrb5-dev)
 
 if ((${#need[@]})); then

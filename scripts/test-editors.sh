@@ -9,16 +9,18 @@
 #   vscode       ESLint (type-checked rules), strict type check, unit tests and .vsix (editors/vscode/scripts/package.sh),
 #                then that .vsix in real VS Code: code-server 4.100.3 in headless Chromium
 #                (editors/vscode/scripts/drive-code-server.sh): status bar tier, ghost text, Tab.
+#   helix        Helix 25.07 from Debian testing (fetch-debian-testing.sh hx) with editors/helix/languages.toml,
+#                driven in tmux (editors/helix/test/drive.py): hx --health finds lokal, lokal's item in the
+#                completion menu is what gets written, a code action applied. (Schema: tests/editors.rs.)
 #   zed          the extension crate type-checked on the host (no wasm target here).
-#   helix        languages.toml against Helix's schema (in `cargo test`, tests/editors.rs).
-# Downloads are cached in ~/.cache/lokal/editors. LOKAL_EDITORS="nvim11 nvim12 vscode zed" picks tests.
+# Downloads are cached in ~/.cache/lokal/editors. LOKAL_EDITORS="nvim11 nvim12 helix vscode zed" picks tests.
 # Prints one line per test and "editors: N passed, N failed"; exits 1 if any failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/lokal/editors"
 mkdir -p "$CACHE"
-WANT="${LOKAL_EDITORS:-nvim11 nvim12 vscode zed}"
+WANT="${LOKAL_EDITORS:-nvim11 nvim12 helix vscode zed}"
 want() { [[ " $WANT " == *" $1 "* ]]; }
 MODEL="${LOKAL_MODEL:-$(scripts/fetch-model.sh)}"
 cargo build --release --quiet --bin lokal
@@ -63,6 +65,15 @@ if want nvim12; then
     LOKAL_TEST_NVIM="$bin" timeout 300 "$NVIM" --headless -u NONE -i NONE -l editors/nvim/test/inline.lua "$LOKAL" "$MODEL" "$FIXTURE" native
   }
   check "neovim 0.12 typing, native vim.lsp.inline_completion" nvim12
+fi
+
+if want helix; then
+  helix() {
+    local bin
+    bin="$(editors/scripts/fetch-debian-testing.sh hx)" || return 1
+    timeout 300 python3 editors/helix/test/drive.py "$bin" "$LOKAL" "$MODEL" "$FIXTURE"
+  }
+  check "helix 25.07 in tmux: completion menu, code action" helix
 fi
 
 if want vscode; then
