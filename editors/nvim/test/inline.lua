@@ -131,7 +131,6 @@ for i, l in ipairs(lua('return vim.api.nvim_buf_get_lines(0, 0, -1, false)')) do
     row = i + 1
   end
 end
-local lines_before = lua('return vim.api.nvim_buf_get_lines(0, 0, -1, false)')
 lua('vim.api.nvim_win_set_cursor(0, { ..., 0 })', row)
 keys('A')
 keys('xs.iter()')
@@ -153,32 +152,57 @@ if g.row ~= row - 1 or g.col ~= #'    xs.iter()' or cur[2] ~= g.col then
 end
 ok(string.format('ghost text (%s) %.2fs after the last key, at line %d after "    xs.iter()": %s', NS, shown_after, row, show(g.text)))
 
--- 4. <Tab> (the plugin's mapping) accepts it: the buffer holds the typed text plus exactly what was shown,
---    everything else unchanged, and the cursor sits at the end of the inserted text.
-local suggestion = g.text
-local ins = vim.split(suggestion, '\n', { plain = true })
-local expected = vim.list_slice(lines_before, 1, row - 1)
-expected[#expected + 1] = '    xs.iter()' .. ins[1]
-for i = 2, #ins do
-  expected[#expected + 1] = ins[i]
+-- 4. Accepting, with the plugin's keys: <M-Right> takes the suggestion's first word, then <Tab> all of the
+--    next suggestion. Each time the buffer must be what it was plus exactly the accepted text at the cursor,
+--    and the cursor must sit at the end of it, still in insert mode.
+local function buffer()
+  return lua('return vim.api.nvim_buf_get_lines(0, 0, -1, false)')
 end
-expected[#expected] = expected[#expected] .. lines_before[row]:sub(1 + #'    ')
-vim.list_extend(expected, lines_before, row + 1, #lines_before)
-keys('<Tab>')
-local got
-wait('after <Tab> the buffer is not the typed text plus the suggestion', 10000, function()
-  got = lua('return vim.api.nvim_buf_get_lines(0, 0, -1, false)')
-  return vim.deep_equal(got, expected)
+local function accept_with(key, text)
+  local lines, c = buffer(), lua('return vim.api.nvim_win_get_cursor(0)')
+  local ins = vim.split(text, '\n', { plain = true })
+  local head, tail = lines[c[1]]:sub(1, c[2]), lines[c[1]]:sub(c[2] + 1)
+  local expected = vim.list_slice(lines, 1, c[1] - 1)
+  expected[#expected + 1] = head .. ins[1]
+  for i = 2, #ins do
+    expected[#expected + 1] = ins[i]
+  end
+  local last = c[1] + #ins - 1
+  local want_cur = { last, #expected[last] }
+  expected[last] = expected[last] .. tail
+  vim.list_extend(expected, lines, c[1] + 1, #lines)
+  keys(key)
+  local got
+  if not vim.wait(10000, function()
+    got = buffer()
+    return vim.deep_equal(got, expected)
+  end, 20) then
+    fail(string.format('after %s the buffer is not the earlier one plus %s at the cursor:\n%s', key, show(text), table.concat(got, '\n')))
+  end
+  local cur = lua('return vim.api.nvim_win_get_cursor(0)')
+  if cur[1] ~= want_cur[1] or cur[2] ~= want_cur[2] then
+    fail(string.format('after %s the cursor is at %d:%d, expected %d:%d', key, cur[1], cur[2], want_cur[1], want_cur[2]))
+  end
+  if lua('return vim.api.nvim_get_mode().mode') ~= 'i' then
+    fail('not in insert mode after ' .. key)
+  end
+  return got, c[1], last
+end
+
+local word = lua("return require('lokal')._part(...)", g.text, 'word')
+local got, from, to = accept_with('<M-Right>', word)
+ok(string.format('<M-Right> accepted the word %s; lines %d-%d now %s', show(word), from, to, show(table.concat(vim.list_slice(got, from, to), '\n'))))
+
+-- The cursor moved: a new suggestion for the new position, accepted whole with <Tab>.
+local g2
+wait('no new ghost text at the cursor after accepting a word', 30000, function()
+  local c = lua('return vim.api.nvim_win_get_cursor(0)')
+  g2 = ghost(NS)
+  return g2 ~= nil and g2.text ~= '' and g2.row == c[1] - 1 and g2.col == c[2]
 end)
-cur = lua('return vim.api.nvim_win_get_cursor(0)')
-local want_cur = { row + #ins - 1, #expected[row + #ins - 1] - #lines_before[row]:sub(1 + #'    ') }
-if cur[1] ~= want_cur[1] or cur[2] ~= want_cur[2] then
-  fail(string.format('cursor at %d:%d after accepting, expected %d:%d', cur[1], cur[2], want_cur[1], want_cur[2]))
-end
-if lua('return vim.api.nvim_get_mode().mode') ~= 'i' then
-  fail('not in insert mode after accepting')
-end
-ok(string.format('<Tab> accepted; lines %d-%d now %s', row, row + #ins - 1, show(table.concat(vim.list_slice(got, row, row + #ins - 1), '\n'))))
+ok('next ghost text at the cursor: ' .. show(g2.text))
+got, from, to = accept_with('<Tab>', g2.text)
+ok(string.format('<Tab> accepted it; lines %d-%d now %s', from, to, show(table.concat(vim.list_slice(got, from, to), '\n'))))
 
 -- 5. A new line: ghost text again; the dismiss key (<C-]>) removes it and leaves the buffer as it was.
 keys('<Esc>o')

@@ -127,10 +127,17 @@ local function map_native(buf)
   map(k.accept, nil, k.accept == '<Tab>' and '\t' or '')
   map(k.accept_word, 'word', '')
   map(k.accept_line, 'line', '')
+  local native_ns = vim.api.nvim_create_namespace('nvim.lsp.inline_completion')
   vim.keymap.set('i', k.dismiss, function()
-    ic.enable(false, { bufnr = buf })
-    ic.enable(true, { bufnr = buf })
-  end, { buffer = buf })
+    if #vim.api.nvim_buf_get_extmarks(buf, native_ns, 0, -1, { limit = 1 }) == 0 then
+      return vim.keycode(k.dismiss) -- nothing shown: the key does what it did
+    end
+    vim.schedule(function()
+      ic.enable(false, { bufnr = buf })
+      ic.enable(true, { bufnr = buf })
+    end)
+    return ''
+  end, { buffer = buf, expr = true })
 end
 
 function M.suggestion(buf)
