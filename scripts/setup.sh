@@ -11,6 +11,17 @@ command -v python3 >/dev/null || need+=(python3 python3-pip)
 # The editor tests: the VS Code extension builds with Node's npm; unshare (util-linux) runs the no-network test.
 command -v npm >/dev/null || need+=(nodejs npm)
 command -v unshare >/dev/null || need+=(util-linux)
+# Real editors in scripts/test-editors.sh: Neovim 0.12 from Debian testing is unpacked with dpkg-deb and
+# patched with patchelf; VS Code (code-server from npm) builds its native modules (g++, make, Kerberos
+# headers), takes Debian's ripgrep in place of a download, and is driven in Debian's Chromium.
+command -v patchelf >/dev/null || need+=(patchelf)
+command -v chromium >/dev/null || need+=(chromium)
+command -v rg >/dev/null || need+=(ripgrep)
+command -v g++ >/dev/null || need+=(g++)
+command -v make >/dev/null || need+=(make)
+command -v curl >/dev/null || need+=(curl)
+command -v tmux >/dev/null || need+=(tmux) # Helix is driven in tmux
+[[ -e /usr/include/gssapi/gssapi.h ]] || need+=(libkrb5-dev)
 
 if ((${#need[@]})); then
   echo "setup: installing ${need[*]}" >&2

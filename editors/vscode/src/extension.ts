@@ -39,7 +39,7 @@ export async function activate(ctx: vscode.ExtensionContext): Promise<void> {
         if (!filled) {
           return undefined;
         }
-        const result = await next(cmd, filled);
+        const result: unknown = await next(cmd, filled);
         if (cmd === 'lokal.previewCloudPayload' && result) {
           const doc = await vscode.workspace.openTextDocument({ content: JSON.stringify(result, null, 2), language: 'json' });
           await vscode.window.showTextDocument(doc);
@@ -63,12 +63,12 @@ export async function activate(ctx: vscode.ExtensionContext): Promise<void> {
       bar.text = 'lokal T? · error';
     }
   };
-  const timer = setInterval(refresh, 5000);
+  const timer = setInterval(() => void refresh(), 5000);
   ctx.subscriptions.push(bar, { dispose: () => clearInterval(timer) });
   ctx.subscriptions.push(
     vscode.commands.registerCommand('lokal.showStatus', async () => {
       await refresh();
-      vscode.window.showInformationMessage(bar.tooltip?.toString() || bar.text);
+      void vscode.window.showInformationMessage(typeof bar.tooltip === 'string' && bar.tooltip ? bar.tooltip : bar.text);
     }),
     vscode.commands.registerCommand('lokal.showAudit', () => {
       const t = vscode.window.createTerminal('lokal audit');

@@ -89,13 +89,55 @@ function M.accept(what, buf)
   if not it then
     return false
   end
-  local text = it.text
+  return insert(buf, M._part(it.text, what))
+end
+
+--- The part of a suggestion that `what` accepts: 'word', 'line', or nil (all of it).
+function M._part(text, what)
   if what == 'word' then
-    text = text:match('^%s*[%w_]+') or text:match('^%s*%S') or text
+    return text:match('^%s*[%w_]+') or text:match('^%s*%S') or text
   elseif what == 'line' then
-    text = text:match('^([^\n]*)') or text
+    return text:match('^([^\n]*)') or text
   end
-  return insert(buf, text)
+  return text
+end
+
+-- Neovim 0.12+: keys on its own inline completion. get() accepts the shown candidate (on_accept cuts it
+-- to a word or a line); there is no dismiss call, so dismiss turns the buffer's inline completion off and
+-- on again, which drops the candidate until the cursor moves.
+local function map_native(buf)
+  local ic = vim.lsp.inline_completion
+  local k = M.config.keys
+  local function map(lhs, what, fallback)
+    vim.keymap.set('i', lhs, function()
+      local accepted = ic.get({
+        bufnr = buf,
+        on_accept = what and function(item)
+          if type(item.insert_text) == 'string' then
+            item.insert_text = M._part(item.insert_text, what)
+          end
+          return item
+        end or nil,
+      })
+      if not accepted then
+        return fallback
+      end
+    end, { buffer = buf, expr = true })
+  end
+  map(k.accept, nil, k.accept == '<Tab>' and '\t' or '')
+  map(k.accept_word, 'word', '')
+  map(k.accept_line, 'line', '')
+  local native_ns = vim.api.nvim_create_namespace('nvim.lsp.inline_completion')
+  vim.keymap.set('i', k.dismiss, function()
+    if #vim.api.nvim_buf_get_extmarks(buf, native_ns, 0, -1, { limit = 1 }) == 0 then
+      return vim.keycode(k.dismiss) -- nothing shown: the key does what it did
+    end
+    vim.schedule(function()
+      ic.enable(false, { bufnr = buf })
+      ic.enable(true, { bufnr = buf })
+    end)
+    return ''
+  end, { buffer = buf, expr = true })
 end
 
 function M.suggestion(buf)
@@ -207,21 +249,26 @@ function M.setup(opts)
       local native = M.config.native and vim.lsp.inline_completion ~= nil
       if native then
         vim.lsp.inline_completion.enable(true, { bufnr = ev.buf })
+        map_native(ev.buf)
       else
         vim.api.nvim_create_autocmd({ 'TextChangedI', 'CursorMovedI' }, { group = group, buffer = ev.buf, callback = function() schedule(ev.buf) end })
         vim.api.nvim_create_autocmd({ 'InsertLeave', 'BufLeave' }, { group = group, buffer = ev.buf, callback = function() M.dismiss(ev.buf) end })
         local k = M.config.keys
+        -- An <expr> mapping may not change the buffer (textlock): the key inserts nothing itself when there
+        -- is a suggestion, and the edit runs right after it; without one, the key does what it did.
         local function map(lhs, fn, fallback)
           vim.keymap.set('i', lhs, function()
-            if not fn() then
+            if not state.items[ev.buf] then
               return fallback
             end
+            vim.schedule(fn)
+            return ''
           end, { buffer = ev.buf, expr = true })
         end
-        map(k.accept, function() return M.accept(nil, ev.buf) end, k.accept == '<Tab>' and '\t' or '')
-        map(k.accept_word, function() return M.accept('word', ev.buf) end, '')
-        map(k.accept_line, function() return M.accept('line', ev.buf) end, '')
-        map(k.dismiss, function() M.dismiss(ev.buf) return true end, '')
+        map(k.accept, function() M.accept(nil, ev.buf) end, k.accept == '<Tab>' and '\t' or '')
+        map(k.accept_word, function() M.accept('word', ev.buf) end, '')
+        map(k.accept_line, function() M.accept('line', ev.buf) end, '')
+        map(k.dismiss, function() M.dismiss(ev.buf) end, '')
       end
       -- Plain completion too, for menus and for clients of the list.
       if vim.lsp.completion then
