@@ -121,7 +121,7 @@ pub fn uri_of(root: &Path, file: &str) -> String {
 /// The protocol's position of a byte offset: lines end at \n, \r\n or \r (as the server's rope counts them;
 /// generated text from a random-weight model contains all three), columns are UTF-16 code units.
 fn utf16_position(text: &str, byte: usize) -> (u32, u32) {
-    let before = text[..byte].as_bytes();
+    let before = &text.as_bytes()[..byte];
     let (mut line, mut line_start) = (0u32, 0usize);
     for (i, &b) in before.iter().enumerate() {
         let breaks = b == b'\n' || (b == b'\r' && text.as_bytes().get(i + 1) != Some(&b'\n'));

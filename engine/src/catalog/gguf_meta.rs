@@ -817,6 +817,7 @@ pub(crate) mod tests {
 
     /// The block table agrees with ggml's own (`ggml_blck_size`, `ggml_type_size`) for every type it has.
     #[test]
+    #[allow(clippy::unnecessary_cast)] // ggml_type is u32 here, i32 where C enums are signed
     fn ggml_type_sizes_match_ggml() {
         for t in 0..llama_cpp_sys_2::GGML_TYPE_COUNT {
             // SAFETY: both read ggml's static type table at an index below GGML_TYPE_COUNT.

@@ -82,7 +82,7 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 }
 
 fn pad_to(out: &mut Vec<u8>, align: usize) {
-    while out.len() % align != 0 {
+    while !out.len().is_multiple_of(align) {
         out.push(0);
     }
 }

@@ -286,7 +286,7 @@ impl Arch {
                 .collect();
             g.tensor(name, &[n], data);
         };
-        let c = |j: u64| if j % 2 == 0 { 1.0f32 } else { -1.0 };
+        let c = |j: u64| if j.is_multiple_of(2) { 1.0f32 } else { -1.0 };
         match weights {
             Weights::Random(_) => mat(g, "token_embd.weight", e, n_vocab),
             Weights::Emit(tok) => {
