@@ -221,8 +221,20 @@ impl UserTierSettings {
     fn override_for(&self, root: &Path) -> Option<Tier> {
         // A value that is not 1..=3 fails closed: someone asked for a stricter folder, and a typo must not
         // leave it at the tag file's looser tier.
-        self.overrides.iter().filter(|(k, _)| Path::new(k.strip_prefix("file://").unwrap_or(k)) == root).map(|(_, &n)| Tier::try_from(n).unwrap_or(Tier::Local)).max()
+        self.overrides.iter().filter(|(k, _)| override_path(k).as_deref() == Some(root)).map(|(_, &n)| Tier::try_from(n).unwrap_or(Tier::Local)).max()
     }
+}
+
+/// A key as a folder path. Editors hand out URIs percent-encoded (`my%20client`), and a stricter override
+/// that silently failed to match would leave the folder at a looser tier, so URIs are decoded as URIs.
+fn override_path(key: &str) -> Option<PathBuf> {
+    if key.starts_with("file:") {
+        return reqwest::Url::parse(key).ok()?.to_file_path().ok();
+    }
+    Some(PathBuf::from(key))
+}
+
+impl UserTierSettings {
 
     /// The floor for every folder; a value that is not 1..=3 fails closed to Tier 3.
     fn minimum(&self) -> Option<Tier> {
@@ -468,6 +480,12 @@ mod tests {
         assert!(p.set_by().contains("settings"));
         let uri = UserTierSettings { overrides: [(format!("file://{key}"), 2)].into(), ..Default::default() };
         assert_eq!(resolve_folder(&d, &uri).tier, Tier::Hybrid);
+
+        // An editor's URI for a folder with a space is percent-encoded; it must still match.
+        let spaced = folder("my client", Some("tier = 1\n"));
+        let encoded = format!("file://{}", spaced.to_string_lossy().replace(' ', "%20"));
+        let by_uri = UserTierSettings { overrides: [(encoded, 3)].into(), ..Default::default() };
+        assert_eq!(resolve_folder(&spaced, &by_uri).tier, Tier::Local);
 
         let d2 = folder("looser", Some("tier = 3\n"));
         let looser = UserTierSettings { overrides: [(d2.to_string_lossy().to_string(), 1)].into(), minimum_tier: Some(1), ..Default::default() };
