@@ -114,7 +114,7 @@ impl Engine {
     pub async fn complete(&self, req: CompletionRequest, cancel: CancelToken) -> Result<Completion> {
         let queued = Instant::now();
         if self.reuse.load(std::sync::atomic::Ordering::Relaxed) {
-            if let Some(c) = self.from_last_suggestion(&req, queued) {
+            if let Some(c) = self.answer_from_last_suggestion(&req, queued) {
                 return Ok(c);
             }
         }
@@ -169,7 +169,7 @@ impl Engine {
         rt.block_on(self.complete(req, CancelToken::new()))
     }
 
-    fn from_last_suggestion(&self, req: &CompletionRequest, queued: Instant) -> Option<Completion> {
+    fn answer_from_last_suggestion(&self, req: &CompletionRequest, queued: Instant) -> Option<Completion> {
         let mut last = self.last.lock().unwrap();
         let prev = last.get(&req.doc)?.clone();
         if prev.first_line != req.first_line || !req.before.starts_with(&prev.before) || after_head(&req.after) != prev.after_head {

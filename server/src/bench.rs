@@ -303,7 +303,10 @@ fn run_peer(args: &BenchArgs, exe: &Path, mut options: serde_json::Value, peer: 
     // The depth lokal generates at: its median prompt over model requests.
     let depths: Vec<f64> = ours.samples.iter().filter(|s| !s.from_suggestion && s.prompt_tokens > 0).map(|s| s.prompt_tokens as f64).collect();
     let depth = percentile(&depths, 0.5).round() as usize;
-    let tg = crate::peer::llama_bench_tg(&bin, &model, threads, gpu, depth);
+    let ks: Vec<f64> =
+        ours.samples.iter().filter(|s| s.kind == Kind::Keystroke && !s.from_suggestion).map(|s| s.redecoded_tokens as f64).collect();
+    let ks_tokens = percentile(&ks, 0.5).round() as usize;
+    let tg = crate::peer::llama_bench_tg(&bin, &model, threads, gpu, depth, ks_tokens);
     let peer_kinds = figures(&theirs);
     let peer_gen: Vec<f64> = theirs.iter().filter(|s| s.generated_tokens >= 8).map(|s| s.gen_tokens_per_s).collect();
     let peer_gen = percentile(&peer_gen, 0.5);
@@ -370,6 +373,15 @@ fn run_peer(args: &BenchArgs, exe: &Path, mut options: serde_json::Value, peer: 
         let (n_l, m_l) = model_figures(&ours.samples, Kind::Keystroke);
         let (n_p, m_p) = model_figures(&theirs, Kind::Keystroke);
         println!("keystroke ttft p50 over model requests only: lokal {m_l:.1} ms (n {n_l}), llama-server {m_p:.1} ms (n {n_p}): {:.2}x", m_l / m_p.max(1e-3));
+        if let Some((t, floor)) = tg.as_ref().ok().and_then(|t| t.pp_ms_at_depth.map(|f| (t, f))) {
+            println!(
+                "keystroke floor: llama-bench decodes {} prompt tokens at depth {} in {floor:.1} ms; lokal's keystroke ttft is {:.2}x that, llama-server's {:.2}x",
+                t.pp_tokens,
+                t.depth,
+                m_l / floor.max(1e-3),
+                m_p / floor.max(1e-3)
+            );
+        }
     }
     if let (Some(sw), Some(key)) = (ours.kinds.get(&Kind::Switch), ours.kinds.get(&Kind::Keystroke)) {
         goals.push(goal("switch back ttft p50 / keystroke ttft p50 (lokal)", sw.ttft_p50_ms / key.ttft_p50_ms.max(1e-3), 1.1, true));

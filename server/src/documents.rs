@@ -22,6 +22,10 @@ pub struct Document {
     pub unusable: Option<String>,
 }
 
+/// Byte offsets (start, old end) and (row, byte column) points (start, old end) of the span a change
+/// replaces.
+pub type ChangeSpan = (usize, usize, (usize, usize), (usize, usize));
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PositionError(pub String);
 
@@ -125,9 +129,8 @@ impl Document {
         Position::new(line as u32, col as u32)
     }
 
-    /// Byte offsets and (row, byte column) points of the span a change replaces, before it is applied: what
-    /// an incremental re-parse needs.
-    pub fn change_span(&self, change: &TextDocumentContentChangeEvent, enc: Encoding) -> Option<(usize, usize, (usize, usize), (usize, usize))> {
+    /// The span a change replaces, before it is applied: what an incremental re-parse needs.
+    pub fn change_span(&self, change: &TextDocumentContentChangeEvent, enc: Encoding) -> Option<ChangeSpan> {
         let r = change.range?;
         let s = self.char_clamped(r.start, enc);
         let e = self.char_clamped(r.end, enc).max(s);

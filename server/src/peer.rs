@@ -365,18 +365,32 @@ impl Drop for LlamaServer {
 /// llama-bench's text-generation rate (tokens/s) for the model: the engine's ceiling. Same threads, and on a
 /// GPU build every layer offloaded, as lokal does. Measured on an empty context and with `depth` tokens
 /// already in it (`-d`), since every generated token attends to the whole prompt.
-pub fn llama_bench_tg(bin: &Path, model: &Path, threads: i32, gpu: bool, depth: usize) -> Result<Tg, String> {
+///
+/// Beside it, the floor of a keystroke: llama.cpp's own time to decode `pp` prompt tokens (what a keystroke
+/// re-processes) on top of `depth` cached ones. A time to first token close to it leaves nothing to win
+/// but the forward pass itself.
+pub fn llama_bench_tg(bin: &Path, model: &Path, threads: i32, gpu: bool, depth: usize, pp: usize) -> Result<Tg, String> {
     let mut cmd = Command::new(bin.join("llama-bench"));
-    cmd.args(["-m", &model.display().to_string(), "-p", "0", "-n", "64", "-r", "5", "-t", &threads.to_string(), "-o", "json"]);
+    let pp = pp.max(1);
+    cmd.args(["-m", &model.display().to_string(), "-p", &pp.to_string(), "-n", "64", "-r", "5", "-t", &threads.to_string(), "-o", "json"]);
     cmd.args(["-d", &format!("0,{depth}")]);
     cmd.args(["-ngl", if gpu { "999" } else { "0" }]);
     let out = cmd.output().map_err(|e| e.to_string())?;
     let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("llama-bench output: {e}: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")))?;
-    let at = |d: usize| {
-        v.as_array().and_then(|rows| rows.iter().find(|r| r["n_depth"].as_u64() == Some(d as u64))).and_then(|r| r["avg_ts"].as_f64())
+    parse_llama_bench(&v, depth, pp)
+}
+
+fn parse_llama_bench(v: &Value, depth: usize, pp: usize) -> Result<Tg, String> {
+    let row = |d: usize, gen: bool| {
+        v.as_array().and_then(|rows| {
+            rows.iter().find(|r| r["n_depth"].as_u64() == Some(d as u64) && (r["n_gen"].as_u64().unwrap_or(0) > 0) == gen)
+        })
     };
-    let empty = at(0).ok_or_else(|| format!("llama-bench: no avg_ts in {v}"))?;
-    Ok(Tg { empty, depth, at_depth: at(depth).unwrap_or(empty) })
+    let tg = |d: usize| row(d, true).and_then(|r| r["avg_ts"].as_f64());
+    let empty = tg(0).ok_or_else(|| format!("llama-bench: no tg avg_ts in {v}"))?;
+    // avg_ns is the mean wall time of one whole test: here the `pp` tokens' single decode.
+    let pp_ms = |d: usize| row(d, false).and_then(|r| r["avg_ns"].as_f64()).map(|ns| ns / 1e6);
+    Ok(Tg { empty, depth, at_depth: tg(depth).unwrap_or(empty), pp_tokens: pp, pp_ms_empty: pp_ms(0), pp_ms_at_depth: pp_ms(depth) })
 }
 
 #[derive(Debug, Clone, Copy, serde::Serialize)]
@@ -385,6 +399,10 @@ pub struct Tg {
     pub empty: f64,
     pub depth: usize,
     pub at_depth: f64,
+    /// Prompt tokens in the floor test (lokal's median re-processed tokens per keystroke).
+    pub pp_tokens: usize,
+    pub pp_ms_empty: Option<f64>,
+    pub pp_ms_at_depth: Option<f64>,
 }
 
 impl Peer for LlamaServer {
@@ -515,5 +533,32 @@ impl Peer for LlamaServer {
             from_suggestion: false,
             restored: false,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows as llama-bench 0.6.0 writes them for `-p 2 -n 8 -d 0,100 -o json` (other fields trimmed).
+    const ROWS: &str = r#"[
+        {"n_prompt": 2, "n_gen": 0, "n_depth": 0, "avg_ns": 16398556, "avg_ts": 121.96},
+        {"n_prompt": 0, "n_gen": 8, "n_depth": 0, "avg_ns": 100090787, "avg_ts": 80.09},
+        {"n_prompt": 2, "n_gen": 0, "n_depth": 100, "avg_ns": 15304157, "avg_ts": 130.97},
+        {"n_prompt": 0, "n_gen": 8, "n_depth": 100, "avg_ns": 96160832, "avg_ts": 83.19}
+    ]"#;
+
+    #[test]
+    fn llama_bench_rows_give_tg_rates_and_the_keystroke_floor() {
+        let v: Value = serde_json::from_str(ROWS).unwrap();
+        let t = parse_llama_bench(&v, 100, 2).unwrap();
+        // tg from the generation rows, not the prompt rows that share their depth
+        assert_eq!((t.empty, t.at_depth), (80.09, 83.19));
+        assert!((t.pp_ms_at_depth.unwrap() - 15.304157).abs() < 1e-9);
+        assert!((t.pp_ms_empty.unwrap() - 16.398556).abs() < 1e-9);
+        // a depth llama-bench did not run: tg falls back to the empty context, no floor
+        let t = parse_llama_bench(&v, 500, 2).unwrap();
+        assert_eq!((t.at_depth, t.pp_ms_at_depth), (80.09, None));
+        assert!(parse_llama_bench(&serde_json::json!([]), 100, 2).is_err());
     }
 }
