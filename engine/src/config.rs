@@ -28,6 +28,9 @@ pub struct EngineConfig {
     pub host_cache_mb: usize,
     /// Minimum run of cached tokens worth shifting into place when the prompt window moved (0: off).
     pub reuse_min_chunk: usize,
+    /// Wait for the device after each prompt pass so `lastPhases` shows where a request's time goes (`lokal
+    /// bench --profile`). Costs the overlap of a pass's graph building with the previous pass's GPU work.
+    pub profile_sync: bool,
 }
 
 impl Default for EngineConfig {
@@ -45,6 +48,7 @@ impl Default for EngineConfig {
             cache_enabled: true,
             host_cache_mb: 512,
             reuse_min_chunk: 64,
+            profile_sync: false,
         }
     }
 }

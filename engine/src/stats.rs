@@ -1,6 +1,6 @@
 //! Counters that `lokal/stats` and the benchmark read.
 use crate::model_info::ModelInfo;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -28,6 +28,33 @@ pub struct DocStats {
     pub last_total_ms: f64,
     pub last_prompt_ms: f64,
     pub last_gen_tokens_per_s: f64,
+    /// Where the last request's time to first token went: matching the prompt against the cache (and
+    /// parking a FIM suffix), each prompt pass, and the wait for the first sample.
+    pub last_phases: Phases,
+}
+
+/// A request's time to first token, phase by phase (ms). Without `profileSync` a pass's time is the time to
+/// submit it (llama_decode returns before a GPU finishes) and the GPU's work shows up in `first_sample_ms`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Phases {
+    pub plan_ms: f64,
+    /// One entry per prompt pass (llama_decode of up to 512 prompt tokens; a pending KV shift is applied by
+    /// the pass after it).
+    pub passes: Vec<Pass>,
+    pub first_sample_ms: f64,
+    /// Passes were followed by a synchronisation with the device, so their times are the device's.
+    pub synced: bool,
+    /// Cached cells were moved to new positions (a FIM suffix spliced after typing, chunks shifted into
+    /// place): the first pass also paid llama.cpp's KV update.
+    pub kv_shift: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Pass {
+    pub tokens: usize,
+    pub ms: f64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

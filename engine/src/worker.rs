@@ -453,6 +453,9 @@ struct Kv<'a, 'm> {
     ctx: &'a mut LlamaContext<'m>,
     pp_tokens_per_s: f64,
     scratch: u32,
+    /// Cells changed position (llama_memory_seq_add): the next decode first re-rotates the keys, and
+    /// llama.cpp then rebuilds its worst-case graph, a fixed cost per update that the phases show apart.
+    moved: bool,
 }
 
 impl KvOps for Kv<'_, '_> {
@@ -467,6 +470,7 @@ impl KvOps for Kv<'_, '_> {
         p0 >= p1 || self.ctx.clear_kv_cache_seq(Some(seq), Some(p0 as u32), Some(p1 as u32)).unwrap_or(false)
     }
     fn shift(&mut self, seq: u32, p0: usize, p1: usize, delta: i64) -> bool {
+        self.moved |= delta != 0;
         self.ctx.kv_cache_seq_add(seq as i32, Some(p0 as u32), Some(p1 as u32), delta as i32).is_ok()
     }
     fn snapshot(&mut self, seq: u32) -> Option<(SeqState, usize)> {
@@ -484,7 +488,7 @@ impl KvOps for Kv<'_, '_> {
         let _ = self.ctx.clear_kv_cache_seq(Some(self.scratch), None, None);
         self.ctx.copy_kv_cache_seq(s, x, Some(p0 as u32), Some(p1 as u32)).is_ok()
             && self.ctx.clear_kv_cache_seq(Some(seq), Some(p0 as u32), Some(p1 as u32)).unwrap_or(false)
-            && (delta == 0 || self.ctx.kv_cache_seq_add(x, Some(p0 as u32), Some(p1 as u32), delta as i32).is_ok())
+            && (delta == 0 || self.shift(self.scratch, p0, p1, delta))
     }
     fn unpark(&mut self, seq: u32, p0: usize, p1: usize) -> bool {
         let ok = self.ctx.copy_kv_cache_seq(self.scratch as i32, seq as i32, Some(p0 as u32), Some(p1 as u32)).is_ok();
@@ -515,6 +519,9 @@ struct GenOut {
     /// it, since it waits for the prompt's GPU work to finish (llama_decode returns before the GPU does).
     gen_time: Duration,
     steps: usize,
+    /// The prompt passes (tokens, time) and the wait from the last one to the first sample.
+    passes: Vec<crate::stats::Pass>,
+    first_sample: Duration,
 }
 
 impl GenOut {
@@ -693,8 +700,10 @@ impl<'m, 's> Session<'m, 's> {
     fn run(&mut self, doc: &str, prompt: Vec<Token>, max_tokens: usize, stop_ids: &[Token], stop: Stop, cancel: &CancelToken) -> Result<(GenOut, usize, bool)> {
         let started = Instant::now();
         let doc_key = doc.to_string();
-        let mut kv = Kv { ctx: &mut self.ctx, pp_tokens_per_s: self.pp_tokens_per_s, scratch: self.cfg.sequences };
+        let mut kv = Kv { ctx: &mut self.ctx, pp_tokens_per_s: self.pp_tokens_per_s, scratch: self.cfg.sequences, moved: false };
         let plan = self.cache.prepare(&doc_key, &prompt, &mut kv);
+        let kv_moved = kv.moved;
+        let plan_time = started.elapsed();
         let seq = plan.seq;
         // Everything the job touches through the abort callback lives until the slot is cleared below.
         self.abort.0.store(cancel.flag_ptr() as *mut AtomicBool, Ordering::Release);
@@ -729,6 +738,13 @@ impl<'m, 's> Session<'m, 's> {
                 st.last_ttft_ms = out.ttft.as_secs_f64() * 1e3;
                 st.last_total_ms = started.elapsed().as_secs_f64() * 1e3;
                 st.last_gen_tokens_per_s = out.tokens_per_s();
+                st.last_phases = crate::stats::Phases {
+                    plan_ms: plan_time.as_secs_f64() * 1e3,
+                    passes: out.passes.clone(),
+                    first_sample_ms: out.first_sample.as_secs_f64() * 1e3,
+                    synced: self.cfg.profile_sync,
+                    kv_shift: kv_moved,
+                };
                 let decoded = prompt.len() - reused;
                 if decoded >= 64 {
                     let rate = decoded as f64 / out.ttft.as_secs_f64().max(1e-6);
@@ -761,10 +777,12 @@ impl<'m, 's> Session<'m, 's> {
             Some((t0, t1)) => vec![(keep, t0), (t1, prompt.len())],
             None => vec![(keep, prompt.len())],
         };
+        let mut passes = Vec::new();
+        let mut pass_start = Instant::now();
         for (si, &(a, b)) in spans.iter().enumerate() {
             if si == 1 {
                 let (t0, t1) = tail.expect("two spans only with a tail");
-                let mut kv = Kv { ctx: &mut self.ctx, pp_tokens_per_s: self.pp_tokens_per_s, scratch: self.cfg.sequences };
+                let mut kv = Kv { ctx: &mut self.ctx, pp_tokens_per_s: self.pp_tokens_per_s, scratch: self.cfg.sequences, moved: false };
                 if !kv.unpark(seq, t0, t1) {
                     return Err((EngineError::Llama("could not splice the cached suffix back".into()), self.resync(seq, held)));
                 }
@@ -772,14 +790,23 @@ impl<'m, 's> Session<'m, 's> {
             }
             if let Err(e) = self.decode_span(seq, &prompt[a..b], &mut held, si + 1 == spans.len(), cancel) {
                 if tail.is_some() {
-                    let mut kv = Kv { ctx: &mut self.ctx, pp_tokens_per_s: self.pp_tokens_per_s, scratch: self.cfg.sequences };
+                    let mut kv = Kv { ctx: &mut self.ctx, pp_tokens_per_s: self.pp_tokens_per_s, scratch: self.cfg.sequences, moved: false };
                     kv.drop_parked();
                 }
                 return Err(e);
             }
+            // A span of up to 512 tokens is one llama_decode: one pass of the model over the weights.
+            if b > a {
+                if self.cfg.profile_sync {
+                    self.ctx.synchronize();
+                }
+                passes.push(crate::stats::Pass { tokens: b - a, ms: pass_start.elapsed().as_secs_f64() * 1e3 });
+            }
+            pass_start = Instant::now();
         }
         let ttft_start = started;
         let mut ttft = Duration::ZERO;
+        let mut first_sample_wait = Duration::ZERO;
         let seq_ids = [seq as i32];
         let mut bytes: Vec<u8> = Vec::new();
         let mut generated = 0usize;
@@ -796,6 +823,7 @@ impl<'m, 's> Session<'m, 's> {
             if first_sample.is_none() {
                 first_sample = Some(last_sample);
                 ttft = ttft_start.elapsed();
+                first_sample_wait = pass_start.elapsed();
             }
             if vocab.is_eog(tok) || stop_ids.contains(&tok.0) {
                 break;
@@ -825,7 +853,7 @@ impl<'m, 's> Session<'m, 's> {
         }
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let gen_time = first_sample.map(|f| last_sample - f).unwrap_or_default();
-        Ok((GenOut { text, generated, ttft, gen_time, steps: samples.saturating_sub(1) }, held))
+        Ok((GenOut { text, generated, ttft, gen_time, steps: samples.saturating_sub(1), passes, first_sample: first_sample_wait }, held))
     }
 
     /// Decode `tokens` after `held`, in batch-sized chunks; cancellation is checked between chunks and,
@@ -869,7 +897,7 @@ impl<'m, 's> Session<'m, 's> {
             Err(DecodeError::NoKvCacheSlot) => {
                 // The shared cell pool is full: drop every other document's cells and try once more.
                 tracing::warn!("KV cache full; evicting other documents");
-                let mut kv = Kv { ctx: &mut self.ctx, pp_tokens_per_s: self.pp_tokens_per_s, scratch: self.cfg.sequences };
+                let mut kv = Kv { ctx: &mut self.ctx, pp_tokens_per_s: self.pp_tokens_per_s, scratch: self.cfg.sequences, moved: false };
                 let others: Vec<String> = self.docs.keys().cloned().collect();
                 for d in others {
                     if self.cache.held(&d) > 0 && self.cache.seq_of(&d) != Some(seq) {
@@ -892,7 +920,7 @@ impl<'m, 's> Session<'m, 's> {
     }
 
     fn close(&mut self, doc: &str) {
-        let mut kv = Kv { ctx: &mut self.ctx, pp_tokens_per_s: self.pp_tokens_per_s, scratch: self.cfg.sequences };
+        let mut kv = Kv { ctx: &mut self.ctx, pp_tokens_per_s: self.pp_tokens_per_s, scratch: self.cfg.sequences, moved: false };
         self.cache.release(&doc.to_string(), &mut kv);
         self.docs.remove(doc);
         self.anchors.remove(doc);

@@ -20,6 +20,10 @@ pub struct BenchArgs {
     pub peer: Option<String>,
     /// Where llama-server and llama-bench are (default: what scripts/fetch-peer.sh built).
     pub peer_bin: Option<PathBuf>,
+    /// Synchronise after each prompt pass so the phase table holds device times.
+    pub profile: bool,
+    /// `KEY=VALUE` engine settings merged into lokal's initializationOptions (VALUE as JSON, else a string).
+    pub set: Vec<String>,
 }
 
 #[derive(Debug, Serialize, Clone, Default)]
@@ -150,6 +154,13 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     if let Some(t) = args.threads {
         base["threads"] = json!(t);
     }
+    if args.profile {
+        base["profileSync"] = json!(true);
+    }
+    for kv in &args.set {
+        let (k, v) = kv.split_once('=').ok_or_else(|| format!("--set {kv:?}: expected KEY=VALUE"))?;
+        base[k] = serde_json::from_str(v).unwrap_or_else(|_| json!(v));
+    }
     if let Some(peer) = &args.peer {
         return run_peer(&args, &exe, base, peer);
     }
@@ -162,6 +173,9 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         runs.push(run_trace(&exe, &args.trace, o, true)?);
     }
     print_table(&runs);
+    if let Some(on) = runs.iter().find(|r| r.cache) {
+        print_phases(&on.samples);
+    }
     let report = json!({
         "trace": args.trace,
         "maxTokens": args.max_tokens,
@@ -218,6 +232,75 @@ fn print_table(runs: &[RunFigures]) {
         if let (Some(sw), Some(key)) = (on.kinds.get(&Kind::Switch), on.kinds.get(&Kind::Keystroke)) {
             println!("switch-back / keystroke ttft p50 with cache = {:.2}x", sw.ttft_p50_ms / key.ttft_p50_ms.max(0.001));
         }
+    }
+}
+
+/// One line of the phase table: requests of one kind that went to the model, with or without a KV shift.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhaseRow {
+    pub kind: Kind,
+    pub kv_shift: bool,
+    pub n: usize,
+    pub plan_ms: f64,
+    /// (tokens, ms) medians of the first, second... prompt pass.
+    pub passes: Vec<(f64, f64)>,
+    pub first_sample_ms: f64,
+    pub ttft_ms: f64,
+}
+
+/// Median phases of lokal's time to first token per request kind, for requests that went to the model: the
+/// cache plan, each prompt pass (by its place in the request) and the wait for the first sample; requests
+/// whose cached cells moved (and so paid llama.cpp's KV update) apart from the others.
+pub fn phase_rows(samples: &[Sample]) -> Vec<PhaseRow> {
+    let mut rows = Vec::new();
+    for (kind, kv_shift) in [Kind::Cold, Kind::Keystroke, Kind::Switch, Kind::Jump, Kind::Accept].into_iter().flat_map(|k| [(k, false), (k, true)]) {
+        let of: Vec<(&Sample, &lokal_engine::stats::Phases)> = samples
+            .iter()
+            .filter(|s| s.kind == kind)
+            .filter_map(|s| s.phases.as_ref().map(|p| (s, p)))
+            .filter(|(_, p)| p.kv_shift == kv_shift)
+            .collect();
+        if of.is_empty() {
+            continue;
+        }
+        let med = |f: &dyn Fn(&lokal_engine::stats::Phases) -> f64| percentile(&of.iter().map(|(_, p)| f(p)).collect::<Vec<_>>(), 0.5);
+        let n_passes = of.iter().map(|(_, p)| p.passes.len()).max().unwrap_or(0);
+        let passes = (0..n_passes)
+            .map(|i| {
+                let with: Vec<&lokal_engine::stats::Pass> = of.iter().filter_map(|(_, p)| p.passes.get(i)).collect();
+                let toks = percentile(&with.iter().map(|p| p.tokens as f64).collect::<Vec<_>>(), 0.5);
+                let ms = percentile(&with.iter().map(|p| p.ms).collect::<Vec<_>>(), 0.5);
+                (toks, ms)
+            })
+            .collect();
+        let ttft = percentile(&of.iter().map(|(s, _)| s.ttft_ms).collect::<Vec<_>>(), 0.5);
+        rows.push(PhaseRow { kind, kv_shift, n: of.len(), plan_ms: med(&|p| p.plan_ms), passes, first_sample_ms: med(&|p| p.first_sample_ms), ttft_ms: ttft });
+    }
+    rows
+}
+
+fn print_phases(samples: &[Sample]) {
+    let synced = samples.iter().filter_map(|s| s.phases.as_ref()).any(|p| p.synced);
+    let rows = phase_rows(samples);
+    if rows.is_empty() {
+        return;
+    }
+    println!(
+        "where lokal's ttft goes (medians over model requests; {}):",
+        if synced { "each pass synchronised with the device, so these are device times" } else { "pass times are submit times: a GPU's work shows up in the first sample (--profile to split it)" }
+    );
+    for r in rows {
+        let p: Vec<String> = r.passes.iter().enumerate().map(|(i, (t, ms))| format!("pass {} ({t:.0} tok) {ms:.1}", i + 1)).collect();
+        println!(
+            "  {:<16} {:<9} n {:>3}: plan {:.2} | {} | first sample {:.2} | ttft {:.1} ms",
+            r.kind.name(),
+            if r.kv_shift { "KV shift" } else { "" },
+            r.n,
+            r.plan_ms,
+            p.join(" | "),
+            r.first_sample_ms,
+            r.ttft_ms
+        );
     }
 }
 
@@ -367,6 +450,7 @@ fn run_peer(args: &BenchArgs, exe: &Path, mut options: serde_json::Value, peer: 
             Err(e) => format!("unavailable: {e}"),
         }
     );
+    print_phases(&ours.samples);
     let mut goals = Vec::new();
     if let (Some(a), Some(b)) = (ours.kinds.get(&Kind::Keystroke), peer_kinds.get(&Kind::Keystroke)) {
         goals.push(goal("keystroke ttft p50, lokal / llama-server", a.ttft_p50_ms / b.ttft_p50_ms.max(1e-3), 0.5, true));
@@ -484,4 +568,55 @@ fn plot(a: &[Sample], b: &[Sample], title: &str) -> String {
     }
     out.push_str(&format!("<text x=\"{}\" y=\"{ly}\" font-size=\"10\">request in trace order</text></svg>", w - pad - 120.0));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lokal_engine::stats::{Pass, Phases};
+
+    fn sample(kind: Kind, ttft: f64, phases: Option<Phases>) -> Sample {
+        Sample {
+            kind,
+            file: "a.rs".into(),
+            suggestion: None,
+            latency_ms: ttft,
+            ttft_ms: ttft,
+            prompt_tokens: 0,
+            redecoded_tokens: 0,
+            generated_tokens: 0,
+            gen_tokens_per_s: 0.0,
+            from_suggestion: phases.is_none(),
+            restored: false,
+            phases,
+        }
+    }
+
+    fn ph(plan: f64, passes: &[(usize, f64)], first: f64) -> Option<Phases> {
+        Some(Phases { plan_ms: plan, passes: passes.iter().map(|&(tokens, ms)| Pass { tokens, ms }).collect(), first_sample_ms: first, synced: true, kv_shift: false })
+    }
+
+    #[test]
+    fn phase_rows_take_medians_per_pass_and_skip_answers_without_the_model() {
+        let s = vec![
+            sample(Kind::Keystroke, 10.0, ph(0.1, &[(3, 4.0), (1, 3.0)], 1.0)),
+            sample(Kind::Keystroke, 12.0, ph(0.3, &[(2, 5.0), (1, 4.0)], 1.2)),
+            sample(Kind::Keystroke, 14.0, ph(0.2, &[(4, 6.0)], 2.0)),
+            sample(Kind::Keystroke, 0.5, None),
+            sample(Kind::Cold, 90.0, ph(0.5, &[(512, 60.0), (200, 25.0)], 3.0)),
+            sample(Kind::Keystroke, 20.0, ph(0.2, &[(2, 9.0), (1, 4.0)], 1.0).map(|p| Phases { kv_shift: true, ..p })),
+        ];
+        let rows = phase_rows(&s);
+        assert_eq!(rows.len(), 3);
+        let r = &rows[1];
+        assert_eq!((r.kind, r.kv_shift, r.n), (Kind::Keystroke, false, 3), "the remembered-suggestion answer has no phases");
+        assert!((r.plan_ms - 0.2).abs() < 1e-9 && (r.first_sample_ms - 1.2).abs() < 1e-9 && (r.ttft_ms - 12.0).abs() < 1e-9);
+        // pass 1 over all three requests, pass 2 over the two that had one
+        assert_eq!(r.passes[0], (3.0, 5.0));
+        assert_eq!(r.passes.len(), 2);
+        assert!(r.passes[1].0 == 1.0 && (3.0..=4.0).contains(&r.passes[1].1));
+        assert_eq!((rows[0].kind, &rows[0].passes), (Kind::Cold, &vec![(512.0, 60.0), (200.0, 25.0)]));
+        // the keystroke whose suffix moved stands on its own line
+        assert_eq!((rows[2].kind, rows[2].kv_shift, rows[2].n, rows[2].passes[0]), (Kind::Keystroke, true, 1, (2.0, 9.0)));
+    }
 }

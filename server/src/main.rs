@@ -58,6 +58,13 @@ enum Cmd {
         /// Directory holding llama-server and llama-bench.
         #[arg(long)]
         peer_bin: Option<PathBuf>,
+        /// Wait for the device after each prompt pass, so the phase table shows where lokal's time to first
+        /// token goes (costs the overlap of consecutive passes).
+        #[arg(long)]
+        profile: bool,
+        /// An engine setting for lokal's side, as in initializationOptions (repeatable): `--set reuseMinChunk=0`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
     },
     /// The model catalog scored against this machine (memory, GPU layers, tokens/s, fit).
     Models {
@@ -119,8 +126,8 @@ fn main() {
             report(lokal_server::daemon::run(EngineConfig { model_path: model, sequences, ..Default::default() }))
         }
         Some(Cmd::Complete { location, model, max_tokens }) => report(complete(&location, model, max_tokens)),
-        Some(Cmd::Bench { trace, json, model, max_tokens, threads, only_on, peer, peer_bin }) => {
-            report(lokal_server::bench::run(lokal_server::bench::BenchArgs { trace, json, model, max_tokens, threads, only_on, peer, peer_bin }))
+        Some(Cmd::Bench { trace, json, model, max_tokens, threads, only_on, peer, peer_bin, profile, set }) => {
+            report(lokal_server::bench::run(lokal_server::bench::BenchArgs { trace, json, model, max_tokens, threads, only_on, peer, peer_bin, profile, set }))
         }
         Some(Cmd::Models { json, add, ctx_per_sequence, sequences }) => {
             use lokal_engine::catalog;

@@ -487,6 +487,7 @@ impl Peer for LlamaServer {
                 gen_tokens_per_s: 0.0,
                 from_suggestion: true,
                 restored: false,
+                phases: None,
             });
         }
         let v = post(self.port, path, &body)?;
@@ -532,6 +533,7 @@ impl Peer for LlamaServer {
             gen_tokens_per_s: if predicted > 1.0 && pred_ms > 0.0 { (predicted - 1.0) / pred_ms * 1e3 } else { 0.0 },
             from_suggestion: false,
             restored: false,
+            phases: None,
         })
     }
 }

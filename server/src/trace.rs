@@ -81,6 +81,9 @@ pub struct Sample {
     pub gen_tokens_per_s: f64,
     pub from_suggestion: bool,
     pub restored: bool,
+    /// lokal's own account of where the time to first token went (model requests only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phases: Option<lokal_engine::stats::Phases>,
 }
 
 /// Another engine replaying the same session beside lokal (the benchmark's peer): it sees the same text and
@@ -225,6 +228,7 @@ impl Replayer {
             gen_tokens_per_s: if from_suggestion { 0.0 } else { f("lastGenTokensPerS") },
             from_suggestion,
             restored: !from_suggestion && d["lastRestored"].as_bool().unwrap_or(false),
+            phases: if from_suggestion { None } else { serde_json::from_value(d["lastPhases"].clone()).ok() },
         };
         self.last_suggestion = suggestion;
         self.samples.push(sample.clone());
