@@ -453,9 +453,16 @@ struct Kv<'a, 'm> {
     ctx: &'a mut LlamaContext<'m>,
     pp_tokens_per_s: f64,
     scratch: u32,
-    /// Cells changed position (llama_memory_seq_add): the next decode first re-rotates the keys, and
-    /// llama.cpp then rebuilds its worst-case graph, a fixed cost per update that the phases show apart.
+    /// Cells changed position (llama_memory_seq_add): the next decode first re-rotates the keys of every
+    /// cell and llama.cpp then re-reserves its worst-case graph (docs/performance.md); the phases show such
+    /// requests apart.
     moved: bool,
+}
+
+impl<'a, 'm> Kv<'a, 'm> {
+    fn new(ctx: &'a mut LlamaContext<'m>, pp_tokens_per_s: f64, scratch: u32) -> Self {
+        Self { ctx, pp_tokens_per_s, scratch, moved: false }
+    }
 }
 
 impl KvOps for Kv<'_, '_> {
@@ -700,7 +707,7 @@ impl<'m, 's> Session<'m, 's> {
     fn run(&mut self, doc: &str, prompt: Vec<Token>, max_tokens: usize, stop_ids: &[Token], stop: Stop, cancel: &CancelToken) -> Result<(GenOut, usize, bool)> {
         let started = Instant::now();
         let doc_key = doc.to_string();
-        let mut kv = Kv { ctx: &mut self.ctx, pp_tokens_per_s: self.pp_tokens_per_s, scratch: self.cfg.sequences, moved: false };
+        let mut kv = Kv::new(&mut self.ctx, self.pp_tokens_per_s, self.cfg.sequences);
         let plan = self.cache.prepare(&doc_key, &prompt, &mut kv);
         let kv_moved = kv.moved;
         let plan_time = started.elapsed();
@@ -782,7 +789,7 @@ impl<'m, 's> Session<'m, 's> {
         for (si, &(a, b)) in spans.iter().enumerate() {
             if si == 1 {
                 let (t0, t1) = tail.expect("two spans only with a tail");
-                let mut kv = Kv { ctx: &mut self.ctx, pp_tokens_per_s: self.pp_tokens_per_s, scratch: self.cfg.sequences, moved: false };
+                let mut kv = Kv::new(&mut self.ctx, self.pp_tokens_per_s, self.cfg.sequences);
                 if !kv.unpark(seq, t0, t1) {
                     return Err((EngineError::Llama("could not splice the cached suffix back".into()), self.resync(seq, held)));
                 }
@@ -790,7 +797,7 @@ impl<'m, 's> Session<'m, 's> {
             }
             if let Err(e) = self.decode_span(seq, &prompt[a..b], &mut held, si + 1 == spans.len(), cancel) {
                 if tail.is_some() {
-                    let mut kv = Kv { ctx: &mut self.ctx, pp_tokens_per_s: self.pp_tokens_per_s, scratch: self.cfg.sequences, moved: false };
+                    let mut kv = Kv::new(&mut self.ctx, self.pp_tokens_per_s, self.cfg.sequences);
                     kv.drop_parked();
                 }
                 return Err(e);
@@ -897,7 +904,7 @@ impl<'m, 's> Session<'m, 's> {
             Err(DecodeError::NoKvCacheSlot) => {
                 // The shared cell pool is full: drop every other document's cells and try once more.
                 tracing::warn!("KV cache full; evicting other documents");
-                let mut kv = Kv { ctx: &mut self.ctx, pp_tokens_per_s: self.pp_tokens_per_s, scratch: self.cfg.sequences, moved: false };
+                let mut kv = Kv::new(&mut self.ctx, self.pp_tokens_per_s, self.cfg.sequences);
                 let others: Vec<String> = self.docs.keys().cloned().collect();
                 for d in others {
                     if self.cache.held(&d) > 0 && self.cache.seq_of(&d) != Some(seq) {
@@ -920,7 +927,7 @@ impl<'m, 's> Session<'m, 's> {
     }
 
     fn close(&mut self, doc: &str) {
-        let mut kv = Kv { ctx: &mut self.ctx, pp_tokens_per_s: self.pp_tokens_per_s, scratch: self.cfg.sequences, moved: false };
+        let mut kv = Kv::new(&mut self.ctx, self.pp_tokens_per_s, self.cfg.sequences);
         self.cache.release(&doc.to_string(), &mut kv);
         self.docs.remove(doc);
         self.anchors.remove(doc);
