@@ -67,6 +67,12 @@ tar czf "$TMP/vscode-ripgrep-cache-$RG_PKG_VERSION/$RG_ASSET" -C "$stage" rg
 rm -rf "$stage"
 
 log "building code-server's native modules (argon2, then VS Code's: a few minutes)"
+# npm 11.19 and later skip dependencies' install scripts unless the project allows them (in package.json or
+# its .npmrc, not on the command line): these are the ones of code-server 4.100.3 and its VS Code build.
+# Older npm does not know the setting and runs them all anyway.
+allow="allow-scripts=argon2,kerberos,native-watchdog,node-pty,@parcel/watcher,@vscode/deviceid,@vscode/spdlog,@vscode/ripgrep,@vscode/windows-registry,@vscode/windows-process-tree"
+echo "$allow" >"$DIR/.npmrc"
+echo "$allow" >"$CS/lib/vscode/.npmrc"
 # node-pty's install script runs `npx node-gyp`: npm_config_yes lets npx fetch node-gyp without asking.
 (cd "$DIR" && npm_config_yes=true npm rebuild argon2 >&2)
 # The postinstall reads the Node version from npm's user agent and wants unsafe-perm as root.
