@@ -135,10 +135,11 @@ model_file() {
   echo $out
 }
 
-run() {
-  local out=$G/out
-  mkdir -p "$out"
-  exec > >(tee -a "${OUT:-$out}/run.log") 2>&1
+# What `run` and `profile` do first there: log to run.log (and pack .gpu/out on exit), unpack lokal and the
+# models, build or unpack llama.cpp, and check that lokal finds its libraries.
+ready_there() {
+  mkdir -p $G/out
+  exec > >(tee -a "${OUT:-$G/out}/run.log") 2>&1
   trap '[[ -n "${OUT:-}" ]] && tar czf "$OUT/gpu-results.tgz" -C $G out' EXIT
   facts
   for z in $G/lokal.xz $G/models/*.xz; do [[ -f $z ]] && xz -d -f -k "$z"; done
@@ -149,6 +150,11 @@ run() {
   if grep -q 'not found' $G/ldd.txt; then cat $G/ldd.txt; echo "lokal: missing libraries"; exit 1; fi
   grep -E 'llama|ggml' $G/ldd.txt | sed 's/^/  /' || true
   $G/lokal --version || true
+}
+
+run() {
+  local out=$G/out
+  ready_there
   local models=("$@")
   [[ ${#models[@]} -gt 0 ]] || models=(gemma-270m qwen-1.5b qwen-7b qwen-32b)
   for m in "${models[@]}"; do
@@ -169,13 +175,7 @@ run() {
 # the GPU (`lokal bench --profile`), so the phase table holds device times. Output: .gpu/out/NAME.profile.txt
 profile() {
   local out=$G/out
-  mkdir -p "$out"
-  exec > >(tee -a "${OUT:-$out}/run.log") 2>&1
-  trap '[[ -n "${OUT:-}" ]] && tar czf "$OUT/gpu-results.tgz" -C $G out' EXIT
-  for z in $G/lokal.xz $G/models/*.xz; do [[ -f $z ]] && xz -d -f -k "$z"; done
-  build
-  export LD_LIBRARY_PATH="$PWD/$B/bin${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  chmod +x $G/lokal
+  ready_there
   for m in "$@"; do
     local left=$(( ${GPU_BENCH_DEADLINE:-100000} - $(date +%s) ))
     if (( left < 90 )); then echo "skip $m: ${left} s left before the deadline"; continue; fi

@@ -119,7 +119,7 @@ pub fn run_trace_with(exe: &Path, trace_path: &Path, options: serde_json::Value,
 
 pub fn figures(samples: &[Sample]) -> BTreeMap<Kind, KindFigures> {
     let mut kinds = BTreeMap::new();
-    for kind in [Kind::Cold, Kind::Keystroke, Kind::Switch, Kind::Jump, Kind::Accept] {
+    for kind in Kind::ALL {
         let of: Vec<&Sample> = samples.iter().filter(|s| s.kind == kind).collect();
         if of.is_empty() {
             continue;
@@ -253,7 +253,7 @@ pub struct PhaseRow {
 /// whose cached cells moved (and so paid llama.cpp's KV update) apart from the others.
 pub fn phase_rows(samples: &[Sample]) -> Vec<PhaseRow> {
     let mut rows = Vec::new();
-    for (kind, kv_shift) in [Kind::Cold, Kind::Keystroke, Kind::Switch, Kind::Jump, Kind::Accept].into_iter().flat_map(|k| [(k, false), (k, true)]) {
+    for (kind, kv_shift) in Kind::ALL.into_iter().flat_map(|k| [(k, false), (k, true)]) {
         let of: Vec<(&Sample, &lokal_engine::stats::Phases)> = samples
             .iter()
             .filter(|s| s.kind == kind)
@@ -562,7 +562,7 @@ fn plot(a: &[Sample], b: &[Sample], title: &str) -> String {
     let ly = top + 2.0 * ph + 30.0;
     out.push_str(&format!("<text x=\"{pad}\" y=\"{ly}\" font-size=\"12\" fill=\"#1f77b4\">● lokal</text><text x=\"{}\" y=\"{ly}\" font-size=\"12\" fill=\"#d62728\">● llama-server</text>", pad + 70.0));
     let mut lx = pad + 200.0;
-    for k in [Kind::Cold, Kind::Keystroke, Kind::Switch, Kind::Jump, Kind::Accept] {
+    for k in Kind::ALL {
         out.push_str(&format!("<rect x=\"{lx}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"{}\" stroke=\"#999\"/><text x=\"{}\" y=\"{ly}\" font-size=\"11\">{}</text>", ly - 10.0, colors(k), lx + 16.0, k.name()));
         lx += 120.0;
     }

@@ -54,6 +54,9 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind, in the order tables and plots list them.
+    pub const ALL: [Kind; 5] = [Kind::Cold, Kind::Keystroke, Kind::Switch, Kind::Jump, Kind::Accept];
+
     pub fn name(self) -> &'static str {
         match self {
             Kind::Cold => "cold open",
