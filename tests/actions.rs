@@ -1,34 +1,28 @@
 //! Code actions and implement-from-design-doc with the real small model, over the real binary.
-use lokal_server::client::LspClient;
+use lokal_bench::client::LspClient;
+use lokal_bench::testing;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 fn model() -> String {
-    let p = lokal_engine::EngineConfig::default().resolved_model_path();
-    assert!(p.exists(), "test model missing at {}: run scripts/fetch-model.sh", p.display());
-    p.display().to_string()
+    testing::test_model().display().to_string()
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/workspaces/tiny").canonicalize().unwrap()
+    testing::fixture("workspaces/tiny")
 }
 
 fn uri(rel: &str) -> String {
-    format!("file://{}", root().join(rel).display())
+    testing::file_uri(&root().join(rel))
 }
 
 fn start() -> LspClient {
     let mut c = LspClient::spawn(Path::new(env!("CARGO_BIN_EXE_lokal")), &["--stdio"], &[("LOKAL_NO_DAEMON", "1"), ("LOKAL_LOG", "warn")], Stdio::null()).unwrap();
     c.initialize(Some(&format!("file://{}", root().display())), json!({"modelPath": model(), "maxTokens": 16}), false).unwrap();
-    for _ in 0..1500 {
-        if c.request("lokal/stats", json!({})).unwrap()["state"] == "ready" {
-            return c;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("model never ready");
+    testing::wait_ready(&mut c, testing::READY_TIMEOUT).unwrap();
+    c
 }
 
 fn open(c: &mut LspClient, rel: &str, lang: &str) -> String {

@@ -1,6 +1,7 @@
 //! One resident model for several editor windows: `lokal daemon` plus `lokal --stdio` sessions that forward
 //! to it, with the real small model.
-use lokal_server::client::LspClient;
+use lokal_bench::client::LspClient;
+use lokal_bench::testing;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -11,15 +12,12 @@ fn exe() -> PathBuf {
 }
 
 fn model() -> PathBuf {
-    let p = lokal_engine::EngineConfig::default().resolved_model_path();
-    assert!(p.exists(), "test model missing at {}: run scripts/fetch-model.sh", p.display());
-    p
+    testing::test_model()
 }
 
 fn fixture(file: &str) -> (String, String) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/workspaces/tiny").canonicalize().unwrap();
-    let path = root.join(file);
-    (format!("file://{}", path.display()), std::fs::read_to_string(path).unwrap())
+    let path = testing::fixture("workspaces/tiny").join(file);
+    (testing::file_uri(&path), std::fs::read_to_string(path).unwrap())
 }
 
 fn rss_mb(pid: u32) -> f64 {
@@ -60,16 +58,11 @@ fn start_daemon(sock: &Path) -> Daemon {
 fn session(sock: &Path) -> LspClient {
     let mut c = LspClient::spawn(&exe(), &["--stdio"], &[("LOKAL_SOCKET", sock.to_str().unwrap()), ("LOKAL_LOG", "warn")], Stdio::null()).unwrap();
     c.initialize(None, json!({"maxTokens": 8}), false).unwrap();
-    for _ in 0..1500 {
-        if c.request("lokal/stats", json!({})).unwrap()["state"] == "ready" {
-            return c;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("model never ready");
+    testing::wait_ready(&mut c, testing::READY_TIMEOUT).unwrap();
+    c
 }
 
-fn complete(c: &mut LspClient, uri: &str, line: u32, col: u32) -> Result<Value, lokal_server::client::RpcError> {
+fn complete(c: &mut LspClient, uri: &str, line: u32, col: u32) -> Result<Value, lokal_bench::client::RpcError> {
     c.request(
         "textDocument/inlineCompletion",
         json!({"textDocument": {"uri": uri}, "position": {"line": line, "character": col}, "context": {"triggerKind": 2}}),

@@ -2,7 +2,8 @@
 //!
 //! The model comes from `scripts/fetch-model.sh` (or `LOKAL_MODEL`). These tests assert behaviour, not
 //! timings: speed lives in `lokal bench`.
-use lokal_server::client::LspClient;
+use lokal_bench::client::LspClient;
+use lokal_bench::testing;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -13,17 +14,15 @@ fn exe() -> PathBuf {
 }
 
 fn model_path() -> PathBuf {
-    let p = lokal_engine::EngineConfig::default().resolved_model_path();
-    assert!(p.exists(), "test model missing at {}: run scripts/fetch-model.sh (or set LOKAL_MODEL)", p.display());
-    p
+    testing::test_model()
 }
 
 fn fixture_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/workspaces/tiny").canonicalize().unwrap()
+    testing::fixture("workspaces/tiny")
 }
 
 fn uri(file: &str) -> String {
-    format!("file://{}", fixture_root().join(file).display())
+    testing::file_uri(&fixture_root().join(file))
 }
 
 fn read(file: &str) -> String {
@@ -62,14 +61,7 @@ impl Session {
     }
 
     fn wait_state(&mut self, want: &[&str]) -> Value {
-        for _ in 0..1500 {
-            let st = self.stats();
-            if want.contains(&st["state"].as_str().unwrap_or("")) {
-                return st;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("engine never reached {want:?}");
+        testing::wait_state(&mut self.c, want, testing::READY_TIMEOUT).unwrap()
     }
 
     fn stats(&mut self) -> Value {
@@ -86,7 +78,7 @@ impl Session {
         text
     }
 
-    fn inline(&mut self, file: &str, (line, col): (u32, u32)) -> Result<Option<String>, lokal_server::client::RpcError> {
+    fn inline(&mut self, file: &str, (line, col): (u32, u32)) -> Result<Option<String>, lokal_bench::client::RpcError> {
         let r = self.c.request(
             "textDocument/inlineCompletion",
             json!({"textDocument": {"uri": uri(file)}, "position": {"line": line, "character": col}, "context": {"triggerKind": 2}}),

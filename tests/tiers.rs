@@ -1,6 +1,7 @@
 //! Client tiers end to end: a fake cloud API on loopback records what arrives, per tier, and the audit log
 //! must match it exactly. Runs the real binary with the real small model.
-use lokal_server::client::LspClient;
+use lokal_bench::client::LspClient;
+use lokal_bench::testing;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -15,9 +16,7 @@ fn exe() -> PathBuf {
 }
 
 fn model() -> String {
-    let p = lokal_engine::EngineConfig::default().resolved_model_path();
-    assert!(p.exists(), "test model missing at {}: run scripts/fetch-model.sh", p.display());
-    p.display().to_string()
+    testing::test_model().display().to_string()
 }
 
 /// One request as the fake cloud saw it.
@@ -105,7 +104,7 @@ fn workspace(base: &Path) -> Vec<PathBuf> {
 }
 
 fn uri(p: &Path) -> String {
-    format!("file://{}", p.display())
+    testing::file_uri(p)
 }
 
 fn start(roots: &[PathBuf], cloud: &str, audit: &Path, options: Value) -> LspClient {
@@ -136,7 +135,7 @@ fn actions(c: &mut LspClient, file: &str, range: Value) -> Vec<String> {
     r.as_array().unwrap().iter().map(|a| a["command"]["command"].as_str().or(a["data"]["kind"].as_str()).unwrap_or("").to_string()).collect()
 }
 
-fn design(c: &mut LspClient, file: &str, range: Value) -> Result<Value, lokal_server::client::RpcError> {
+fn design(c: &mut LspClient, file: &str, range: Value) -> Result<Value, lokal_bench::client::RpcError> {
     c.request("workspace/executeCommand", json!({"command": "lokal.cloudDesign", "arguments": [{"uri": file, "range": range}]}))
 }
 
@@ -242,15 +241,7 @@ fn a_tier_3_session_works_with_no_network_at_all() {
     c.initialize(Some(&uri(&root)), json!({"modelPath": model(), "maxTokens": 8}), false).unwrap();
     let f = uri(&root.join("src/lib.rs"));
     c.open(&f, "rust", src);
-    let mut ok = false;
-    for _ in 0..500 {
-        if c.request("lokal/stats", json!({})).unwrap()["state"] == "ready" {
-            ok = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(ok, "model loads without network");
+    testing::wait_ready(&mut c, Duration::from_secs(10)).expect("model loads without network");
     let r = c.request("textDocument/inlineCompletion", json!({"textDocument": {"uri": f}, "position": {"line": 1, "character": 4}, "context": {"triggerKind": 1}}));
     assert!(r.is_ok(), "completion works offline: {r:?}");
     let acts = c.request("textDocument/codeAction", json!({"textDocument": {"uri": f}, "range": {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 10}}, "context": {"diagnostics": []}}));

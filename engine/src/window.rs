@@ -5,6 +5,18 @@
 //! the first token of the prompt and invalidate everything. The anchor only moves when the prefix outgrows
 //! the budget, and then it jumps far enough (to 3/4 of the budget) that it stays put for a while again.
 
+/// Lines before the cursor that the server hands the engine at most: the window below picks its anchor
+/// inside them.
+pub const LINES_BEFORE: u32 = 600;
+/// The first of those lines is rounded down to a multiple of this, so it stays put while the user types
+/// (and moves at most once every this many lines).
+pub const LINES_BEFORE_STEP: u32 = 200;
+
+/// The first line of the text handed to the engine for a cursor on `cursor_line`.
+pub fn first_line(cursor_line: u32) -> u32 {
+    cursor_line.saturating_sub(LINES_BEFORE) / LINES_BEFORE_STEP * LINES_BEFORE_STEP
+}
+
 /// Byte offset in `before` where the prefix window starts, and that line's absolute number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PrefixWindow {
@@ -80,6 +92,19 @@ mod tests {
 
     fn doc(lines: usize) -> String {
         (0..lines).map(|i| format!("a{i} b c d\n")).collect()
+    }
+
+    #[test]
+    fn first_line_steps_and_stays_put_between_steps() {
+        assert_eq!(first_line(0), 0);
+        assert_eq!(first_line(LINES_BEFORE + LINES_BEFORE_STEP - 1), 0);
+        assert_eq!(first_line(LINES_BEFORE + LINES_BEFORE_STEP), LINES_BEFORE_STEP);
+        for line in [0, 150, 799, 800, 1234, 100_000] {
+            let f = first_line(line);
+            assert!(f <= line && line - f < LINES_BEFORE + LINES_BEFORE_STEP, "{line} -> {f}");
+            assert!(line < LINES_BEFORE || line - f >= LINES_BEFORE, "at least {LINES_BEFORE} lines of context: {line} -> {f}");
+            assert_eq!(f % LINES_BEFORE_STEP, 0);
+        }
     }
 
     #[test]

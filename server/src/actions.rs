@@ -3,19 +3,17 @@
 //! syntax tree (no model work); the model runs in `codeAction/resolve` or in the command. Every result is a
 //! versioned `WorkspaceEdit`, and generated code that does not parse is cut back or refused, never
 //! inserted broken.
-use crate::lsp::{invalid_params, request_failed, Backend};
-use crate::tiers::uri_to_path;
+use crate::backend::Backend;
+use crate::conv::{from_proto, invalid_params, request_failed, to_proto};
+use crate::ext::{ActionData, ActionTask, DesignDocArgs, DesignDocResult, RewriteArgs, DEFAULT_REWRITE, IMPLEMENT_FROM_DESIGN_DOC, REWRITE};
 use crate::work::{create_file, versioned_edit, workspace_edit};
 use lokal_engine::syntax::{design_doc, longest_parsing_prefix, longest_prefix_where, no_new_errors, Lang, SyntaxTree, TestPlace};
-use lokal_engine::{CancelToken, CompletionRequest, EngineError, GenerateRequest};
+use lokal_engine::{CancelToken, CompletionRequest, GenerateRequest};
 use serde_json::{json, Value};
 use std::ops::Range as Bytes;
 use tower_lsp_server::jsonrpc::{Error, ErrorCode, Result};
 use tower_lsp_server::ls_types::*;
 
-pub const IMPLEMENT_FROM_DESIGN_DOC: &str = "lokal.implementFromDesignDoc";
-pub const REWRITE: &str = "lokal.rewrite";
-const DEFAULT_REWRITE: &str = "Simplify this code and make it clearer, keeping its behaviour.";
 
 /// A snapshot of an open document for one action.
 struct Snap {
@@ -32,21 +30,16 @@ fn snap(b: &Backend, uri: &Uri) -> Result<Snap> {
 
 fn byte_range(b: &Backend, uri: &Uri, r: Range) -> Result<Bytes<usize>> {
     let d = b.docs.get(uri).ok_or_else(|| invalid_params("document not open"))?;
-    let enc = b.enc();
-    let s = d.char_at(r.start, enc).map_err(|e| invalid_params(e.0))?;
-    let e = d.char_at(r.end, enc).map_err(|e| invalid_params(e.0))?;
-    Ok(d.rope.char_to_byte(s.min(e))..d.rope.char_to_byte(s.max(e)))
+    from_proto::byte_range(&d, r, b.enc())
 }
 
 fn lsp_range(b: &Backend, uri: &Uri, r: Bytes<usize>) -> Result<Range> {
     let d = b.docs.get(uri).ok_or_else(|| invalid_params("document not open"))?;
-    let enc = b.enc();
-    let c = |x: usize| d.rope.byte_to_char(x.min(d.rope.len_bytes()));
-    Ok(Range::new(d.position_of(c(r.start), enc), d.position_of(c(r.end), enc)))
+    Ok(to_proto::range(&d, r, b.enc()))
 }
 
-fn action(title: String, kind: CodeActionKind, data: Value) -> CodeActionOrCommand {
-    CodeActionOrCommand::CodeAction(CodeAction { title, kind: Some(kind), data: Some(data), ..Default::default() })
+fn action(title: String, kind: CodeActionKind, data: &ActionData) -> CodeActionOrCommand {
+    CodeActionOrCommand::CodeAction(CodeAction { title, kind: Some(kind), data: serde_json::to_value(data).ok(), ..Default::default() })
 }
 
 pub fn list(b: &Backend, uri: &Uri, range: Range, ctx: &CodeActionContext) -> Vec<CodeActionOrCommand> {
@@ -57,18 +50,16 @@ pub fn list(b: &Backend, uri: &Uri, range: Range, ctx: &CodeActionContext) -> Ve
         out.push(CodeActionOrCommand::CodeAction(CodeAction {
             title: title.clone(),
             kind: Some(CodeActionKind::new("source.lokal.implementDesign")),
-            command: Some(Command { title, command: IMPLEMENT_FROM_DESIGN_DOC.into(), arguments: Some(vec![json!({"uri": uri})]) }),
+            command: Some(Command {
+                title,
+                command: IMPLEMENT_FROM_DESIGN_DOC.into(),
+                arguments: serde_json::to_value(DesignDocArgs { uri: uri.clone(), section: None }).ok().map(|a| vec![a]),
+            }),
             ..Default::default()
         }));
     }
     let Ok(sel) = byte_range(b, uri, range) else { return out };
-    let base = json!({"uri": uri, "version": s.version});
-    let with = |mut v: Value, extra: Value| {
-        for (k, x) in extra.as_object().unwrap() {
-            v[k] = x.clone();
-        }
-        v
-    };
+    let data = |task: ActionTask| ActionData { uri: uri.clone(), version: s.version, task };
     if let Some(t) = b.trees.get(uri) {
         let t = t.lock().unwrap();
         for stub in t.stubs(&s.text) {
@@ -76,38 +67,31 @@ pub fn list(b: &Backend, uri: &Uri, range: Range, ctx: &CodeActionContext) -> Ve
                 out.push(action(
                     format!("lokal: implement `{}`", stub.item.name),
                     CodeActionKind::REFACTOR_REWRITE,
-                    with(base.clone(), json!({"kind": "implement", "start": stub.replace.start, "end": stub.replace.end, "item": stub.item.range.start})),
+                    &data(ActionTask::Implement { start: stub.replace.start, end: stub.replace.end, item: stub.item.range.start }),
                 ));
             }
         }
         if let Some(item) = t.enclosing_item(&s.text, sel.clone()) {
             if !item.documented {
-                out.push(action(format!("lokal: add a doc comment to `{}`", item.name), CodeActionKind::REFACTOR, with(base.clone(), json!({"kind": "doc", "start": item.range.start, "end": item.range.end}))));
+                out.push(action(format!("lokal: add a doc comment to `{}`", item.name), CodeActionKind::REFACTOR, &data(ActionTask::Doc { start: item.range.start, end: item.range.end })));
             }
             if item.kind == lokal_engine::syntax::ItemKind::Function {
-                out.push(action(format!("lokal: write tests for `{}`", item.name), CodeActionKind::REFACTOR, with(base.clone(), json!({"kind": "tests", "start": item.range.start, "end": item.range.end}))));
+                out.push(action(format!("lokal: write tests for `{}`", item.name), CodeActionKind::REFACTOR, &data(ActionTask::Tests { start: item.range.start, end: item.range.end })));
             }
         }
     }
     for d in &ctx.diagnostics {
         let title = format!("lokal: fix `{}`", d.message.lines().next().unwrap_or("").chars().take(60).collect::<String>());
-        out.push(action(title, CodeActionKind::QUICKFIX, with(base.clone(), json!({"kind": "fix", "message": d.message, "range": d.range}))));
+        out.push(action(title, CodeActionKind::QUICKFIX, &data(ActionTask::Fix { message: d.message.clone(), range: d.range })));
     }
     if !sel.is_empty() {
         out.push(action(
             "lokal: rewrite the selection".into(),
             CodeActionKind::REFACTOR_REWRITE,
-            with(base, json!({"kind": "rewrite", "start": sel.start, "end": sel.end, "instruction": DEFAULT_REWRITE})),
+            &data(ActionTask::Rewrite { start: sel.start, end: sel.end, instruction: DEFAULT_REWRITE.into() }),
         ));
     }
     out
-}
-
-fn engine_err(e: EngineError) -> Error {
-    match e {
-        EngineError::Cancelled | EngineError::Superseded => Error::request_cancelled(),
-        other => request_failed(format!("lokal: {other}")),
-    }
 }
 
 /// The model's answer as code: the fenced block if it wrote one, else the text.
@@ -126,7 +110,7 @@ async fn instruct(b: &Backend, key: &str, lang: Option<Lang>, task: &str, max_to
         max_tokens,
         stop: vec!["```".into()],
     };
-    let g = b.engine()?.generate(req, cancel.clone()).await.map_err(engine_err)?;
+    let g = b.engine()?.generate(req, cancel.clone()).await.map_err(to_proto::engine_error)?;
     Ok(code_of(&g.text))
 }
 
@@ -146,24 +130,24 @@ fn checked_splice(lang: Option<Lang>, text: &str, range: Bytes<usize>, code: &st
 
 pub async fn resolve(b: &Backend, mut action: CodeAction, cancel: CancelToken) -> Result<CodeAction> {
     let data = action.data.clone().ok_or_else(|| invalid_params("code action without data"))?;
-    let uri: Uri = serde_json::from_value(data["uri"].clone()).map_err(|e| invalid_params(e.to_string()))?;
-    let version = data["version"].as_i64().unwrap_or(-1) as i32;
+    let ActionData { uri, version, task } = serde_json::from_value(data).map_err(|e| invalid_params(format!("code action data: {e}")))?;
     let s = snap(b, &uri)?;
     let stale = || Error { code: ErrorCode::ContentModified, message: "lokal: the document changed since this action was offered; ask again".into(), data: None };
     if s.version != version {
         return Err(stale());
     }
-    let at = |k: &str| data[k].as_u64().map(|v| v as usize).filter(|&v| v <= s.text.len()).ok_or_else(|| invalid_params(format!("bad {k}")));
+    // Offsets come back from the client: slice only where they are inside the text and on a character.
+    let at = |k: &str, v: usize| Some(v).filter(|&v| s.text.is_char_boundary(v)).ok_or_else(|| invalid_params(format!("bad {k}")));
     // Session-prefixed like completions: the shared engine picks this session's remote engine (and policy
     // gate) and cache by it.
-    let key = &format!("{}{}", b.session, uri.as_str());
+    let key = &b.key(&uri);
     let tree = s.lang.map(|l| SyntaxTree::new(l, &s.text));
     let context = tree.as_ref().map(|t| t.context(&s.text, None)).unwrap_or_default();
     let fence = s.lang.map(Lang::fence).unwrap_or("");
-    let (range, new_text, extra): (Bytes<usize>, String, Vec<DocumentChangeOperation>) = match data["kind"].as_str().unwrap_or("") {
-        "implement" => {
-            let (start, end) = (at("start")?, at("end")?);
-            let item_start = at("item")?;
+    let (range, new_text, extra): (Bytes<usize>, String, Vec<DocumentChangeOperation>) = match task {
+        ActionTask::Implement { start, end, item } => {
+            let (start, end) = (at("start", start)?, at("end", end)?);
+            let item_start = at("item", item)?;
             let line_start = s.text[..item_start].rfind('\n').map(|i| i + 1).unwrap_or(0);
             let indent: String = s.text[line_start..].chars().take_while(|c| c.is_whitespace() && *c != '\n').collect();
             let body_indent = format!("{indent}    ");
@@ -176,13 +160,13 @@ pub async fn resolve(b: &Backend, mut action: CodeAction, cancel: CancelToken) -
                 max_tokens: Some(160),
                 max_lines: Some(24),
             };
-            let c = b.engine()?.complete(req, cancel.clone()).await.map_err(engine_err)?;
+            let c = b.engine()?.complete(req, cancel.clone()).await.map_err(to_proto::engine_error)?;
             let body = c.text.ok_or_else(|| request_failed("lokal: the model suggested nothing for this body"))?;
             let code = format!("\n{body_indent}{body}\n{indent}");
             (start..end, checked_splice(s.lang, &s.text, start..end, &code)?, vec![])
         }
-        "doc" => {
-            let start = at("start")?;
+        ActionTask::Doc { start, .. } => {
+            let start = at("start", start)?;
             let line_start = s.text[..start].rfind('\n').map(|i| i + 1).unwrap_or(0);
             let indent: String = s.text[line_start..].chars().take_while(|c| c.is_whitespace() && *c != '\n').collect();
             let marker = match s.lang {
@@ -198,7 +182,7 @@ pub async fn resolve(b: &Backend, mut action: CodeAction, cancel: CancelToken) -
                 max_tokens: Some(48),
                 max_lines: Some(3),
             };
-            let c = b.engine()?.complete(req, cancel.clone()).await.map_err(engine_err)?;
+            let c = b.engine()?.complete(req, cancel.clone()).await.map_err(to_proto::engine_error)?;
             let raw = c.text.unwrap_or_default();
             // The first line continues the marker; later lines count only while they stay comments.
             let mut lines = vec![format!("{indent}{marker} {}", raw.lines().next().unwrap_or("").trim())];
@@ -209,24 +193,25 @@ pub async fn resolve(b: &Backend, mut action: CodeAction, cancel: CancelToken) -
             let code = lines.join("\n") + "\n";
             (line_start..line_start, checked_splice(s.lang, &s.text, line_start..line_start, &code)?, vec![])
         }
-        "fix" | "rewrite" => {
-            let (range, task) = if data["kind"] == "fix" {
-                let r: Range = serde_json::from_value(data["range"].clone()).map_err(|e| invalid_params(e.to_string()))?;
-                let diag = byte_range(b, &uri, r)?;
-                let item = tree.as_ref().and_then(|t| t.enclosing_item(&s.text, diag.clone())).map(|i| i.range).unwrap_or(diag);
-                let msg = data["message"].as_str().unwrap_or("");
-                (item.clone(), format!("Fix this error: {msg}\n\nCode:\n```{fence}\n{}\n```\nContext:\n{context}\nAnswer with the corrected code.", &s.text[item]))
-            } else {
-                let r = at("start")?..at("end")?;
-                let ins = data["instruction"].as_str().unwrap_or(DEFAULT_REWRITE);
-                (r.clone(), format!("{ins}\n\nCode:\n```{fence}\n{}\n```\nContext:\n{context}\nAnswer with the rewritten code.", &s.text[r]))
+        task @ (ActionTask::Fix { .. } | ActionTask::Rewrite { .. }) => {
+            let (range, task) = match task {
+                ActionTask::Fix { message, range } => {
+                    let diag = byte_range(b, &uri, range)?;
+                    let item = tree.as_ref().and_then(|t| t.enclosing_item(&s.text, diag.clone())).map(|i| i.range).unwrap_or(diag);
+                    (item.clone(), format!("Fix this error: {message}\n\nCode:\n```{fence}\n{}\n```\nContext:\n{context}\nAnswer with the corrected code.", &s.text[item]))
+                }
+                ActionTask::Rewrite { start, end, instruction } => {
+                    let r = at("start", start)?..at("end", end)?;
+                    (r.clone(), format!("{instruction}\n\nCode:\n```{fence}\n{}\n```\nContext:\n{context}\nAnswer with the rewritten code.", &s.text[r]))
+                }
+                _ => unreachable!("matched above"),
             };
             let code = instruct(b, key, s.lang, &task, 320, &cancel).await?;
             (range.clone(), checked_splice(s.lang, &s.text, range, &code)?, vec![])
         }
-        "tests" => {
-            let item = at("start")?..at("end")?;
-            let rel = uri_to_path(&uri).map(|p| p.display().to_string()).unwrap_or_default();
+        ActionTask::Tests { start, end } => {
+            let item = at("start", start)?..at("end", end)?;
+            let rel = from_proto::path(&uri).map(|p| p.display().to_string()).unwrap_or_default();
             let place = tree.as_ref().map(|t| t.test_place(&s.text, &rel)).unwrap_or(TestPlace::SameFile { at: s.text.len(), wrap_in_module: false });
             let task = format!("Write unit tests for this function, in the usual style of the language.\n```{fence}\n{}\n```\nContext:\n{context}", &s.text[item]);
             let code = instruct(b, key, s.lang, &task, 320, &cancel).await?;
@@ -236,7 +221,7 @@ pub async fn resolve(b: &Backend, mut action: CodeAction, cancel: CancelToken) -
                     (at..at, checked_splice(s.lang, &s.text, at..at, &code)?, vec![])
                 }
                 TestPlace::File { relative } => {
-                    let path = uri_to_path(&uri).and_then(|p| p.parent().map(|d| d.to_path_buf())).unwrap_or_default();
+                    let path = from_proto::path(&uri).and_then(|p| p.parent().map(|d| d.to_path_buf())).unwrap_or_default();
                     // `relative` is relative to the file's own directory for the languages that keep tests beside it.
                     let name = relative.rsplit('/').next().unwrap_or(&relative).to_string();
                     let target = if relative.starts_with("tests/") { path.join("tests").join(&name) } else { path.join(&name) };
@@ -255,7 +240,6 @@ pub async fn resolve(b: &Backend, mut action: CodeAction, cancel: CancelToken) -
                 }
             }
         }
-        other => return Err(invalid_params(format!("unknown action kind {other:?}"))),
     };
     if cancel.is_cancelled() {
         return Err(Error::request_cancelled());
@@ -280,12 +264,14 @@ fn indent_all(code: &str, pad: &str) -> String {
 pub async fn execute(b: &Backend, command: &str, arg: Value, token: Option<ProgressToken>, cancel: CancelToken) -> Result<Option<Value>> {
     match command {
         REWRITE => {
-            let uri: Uri = serde_json::from_value(arg["uri"].clone()).map_err(|e| invalid_params(format!("{REWRITE}: uri: {e}")))?;
-            let range: Range = serde_json::from_value(arg["range"].clone()).map_err(|e| invalid_params(format!("{REWRITE}: range: {e}")))?;
-            let instruction = arg["instruction"].as_str().filter(|s| !s.trim().is_empty()).ok_or_else(|| invalid_params(format!("{REWRITE} needs an instruction")))?;
+            let RewriteArgs { uri, range, instruction } = serde_json::from_value(arg).map_err(|e| invalid_params(format!("{REWRITE}: {e}")))?;
+            if instruction.trim().is_empty() {
+                return Err(invalid_params(format!("{REWRITE} needs an instruction")));
+            }
             let s = snap(b, &uri)?;
             let r = byte_range(b, &uri, range)?;
-            let data = json!({"uri": uri, "version": s.version, "kind": "rewrite", "start": r.start, "end": r.end, "instruction": instruction});
+            let data = ActionData { uri, version: s.version, task: ActionTask::Rewrite { start: r.start, end: r.end, instruction } };
+            let data = serde_json::to_value(data).map_err(|e| request_failed(e.to_string()))?;
             let a = resolve(b, CodeAction { title: "rewrite".into(), data: Some(data), ..Default::default() }, cancel).await?;
             apply(b, a.edit.unwrap_or_default()).await
         }
@@ -303,13 +289,13 @@ async fn apply(b: &Backend, edit: WorkspaceEdit) -> Result<Option<Value>> {
 }
 
 async fn implement_design(b: &Backend, arg: Value, token: Option<ProgressToken>, cancel: CancelToken) -> Result<Option<Value>> {
-    let uri: Uri = serde_json::from_value(arg["uri"].clone()).map_err(|e| invalid_params(format!("{IMPLEMENT_FROM_DESIGN_DOC}: uri: {e}")))?;
+    let DesignDocArgs { uri, section } = serde_json::from_value(arg).map_err(|e| invalid_params(format!("{IMPLEMENT_FROM_DESIGN_DOC}: {e}")))?;
     let doc_text = match b.docs.get(&uri) {
         Some(d) => d.text(),
-        None => uri_to_path(&uri).and_then(|p| std::fs::read_to_string(p).ok()).ok_or_else(|| invalid_params(format!("cannot read {}", uri.as_str())))?,
+        None => from_proto::path(&uri).and_then(|p| std::fs::read_to_string(p).ok()).ok_or_else(|| invalid_params(format!("cannot read {}", uri.as_str())))?,
     };
-    let plan = design_doc::plan(&doc_text, arg["section"].as_str()).map_err(|e| request_failed(format!("lokal: {e}")))?;
-    let doc_path = uri_to_path(&uri).ok_or_else(|| invalid_params("the design document is not a file"))?;
+    let plan = design_doc::plan(&doc_text, section.as_deref()).map_err(|e| request_failed(format!("lokal: {e}")))?;
+    let doc_path = from_proto::path(&uri).ok_or_else(|| invalid_params("the design document is not a file"))?;
     let root = b.folder_of(&uri).map(|f| f.root).or_else(|| doc_path.parent().map(|p| p.to_path_buf())).unwrap_or_default();
     let work = b.work.begin(&b.client, "lokal: implementing the design document", token, b.can_create_progress(), cancel.clone()).await;
     let n = plan.targets.len();
@@ -338,7 +324,7 @@ async fn implement_design(b: &Backend, arg: Value, token: Option<ProgressToken>,
             ),
             None => format!("Design document:\n{}\n{}\nWrite the complete content of the new file {}.\nSignatures it must fit:\n{signatures}", plan.overview, t.spec, t.path),
         };
-        let code = match instruct(b, &format!("{}{}", b.session, uri.as_str()), lang, &task, 384, &cancel).await {
+        let code = match instruct(b, &b.key(&uri), lang, &task, 384, &cancel).await {
             Ok(c) => c,
             Err(e) if e.code == ErrorCode::RequestCancelled => break,
             Err(e) => {
@@ -395,5 +381,6 @@ async fn implement_design(b: &Backend, arg: Value, token: Option<ProgressToken>,
     if !notes.is_empty() {
         b.client.show_message(MessageType::WARNING, format!("lokal: {}", notes.join("; "))).await;
     }
-    r.map(|_| Some(json!({"targets": plan.targets.iter().map(|t| t.path.clone()).collect::<Vec<_>>(), "skipped": notes})))
+    let done = DesignDocResult { targets: plan.targets.iter().map(|t| t.path.clone()).collect(), skipped: notes };
+    r.and_then(|_| serde_json::to_value(done).map(Some).map_err(|e| request_failed(e.to_string())))
 }

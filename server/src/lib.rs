@@ -1,22 +1,15 @@
-//! The `lokal` language server: a thin LSP layer over `lokal-engine`, plus the CLI around it.
+//! The `lokal` language server: a thin LSP layer over `lokal-engine`; the CLI around it is
+//! `main.rs` (benchmarks and the demo live in `lokal-bench`).
 pub mod actions;
-pub mod bench;
-pub mod client;
+pub mod backend;
+pub mod conv;
 pub mod daemon;
-pub mod demo;
 pub mod documents;
+pub mod ext;
 pub mod framing;
 pub mod lsp;
-pub mod peer;
 pub mod proxy;
 pub mod tiers;
-pub mod trace;
 pub mod work;
 
-/// Every command the server executes (`workspace/executeCommand`).
-pub const COMMANDS: &[&str] = &[
-    tiers::CLOUD_DESIGN,
-    tiers::PREVIEW_CLOUD,
-    actions::IMPLEMENT_FROM_DESIGN_DOC,
-    actions::REWRITE,
-];
+pub use ext::COMMANDS;

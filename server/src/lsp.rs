@@ -1,66 +1,23 @@
 //! The LSP layer: converts protocol types to engine calls and back. No model logic lives here.
+use crate::backend::{Backend, ClientCaps};
+use crate::conv::{from_proto, invalid_params, request_failed, to_proto};
 use crate::documents::{Document, Encoding};
-use dashmap::DashMap;
-use lokal_engine::{CancelOnDrop, CancelToken, CompletionRequest, Engine, EngineConfig, EngineError, EngineEvent, EngineState};
-use serde::Deserialize;
+use crate::ext::{self, CloudArgs, NoParams};
+use crate::tiers::TierSettings;
+use lokal_engine::stats::EngineStats;
+use lokal_engine::{CancelOnDrop, CancelToken, CompletionRequest, Engine, EngineConfig, EngineEvent};
 use serde_json::Value;
-use crate::tiers::{CommandArgs, TierSettings, CLOUD_DESIGN, PREVIEW_CLOUD};
-use crate::work::WorkRegistry;
-use lokal_engine::policy::tier::WorkspacePolicy;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::Mutex;
 use tokio::sync::mpsc;
-use tower_lsp_server::jsonrpc::{Error, ErrorCode, Result};
+use tower_lsp_server::jsonrpc::Result;
 use tower_lsp_server::ls_types::*;
-use tower_lsp_server::{Client, LanguageServer, LspService};
+use tower_lsp_server::{LanguageServer, LspService};
 
-/// Lines of text before the cursor handed to the engine. The window's first line is rounded down so it
-/// stays put while the user types; the engine picks its own stable anchor inside it.
-const LINES_BEFORE: u32 = 600;
-const LINES_BEFORE_STEP: u32 = 200;
+pub use crate::backend::SessionHandle;
+
+/// Lines of text after the cursor handed to the engine (before it: `lokal_engine::window::first_line`).
 const LINES_AFTER: usize = 120;
-
-pub struct Backend {
-    pub(crate) client: Client,
-    engine: Arc<OnceLock<Engine>>,
-    /// The daemon's engine when this session is one of many; `None` runs an engine of our own.
-    shared: Option<Engine>,
-    /// Prefix of this session's cache keys: sessions sharing a daemon never see each other's documents.
-    pub(crate) session: String,
-    pub(crate) docs: Arc<DashMap<Uri, Document>>,
-    encoding: OnceLock<Encoding>,
-    config: Mutex<EngineConfig>,
-    events: Mutex<Option<mpsc::UnboundedReceiver<EngineEvent>>>,
-    progress_supported: OnceLock<bool>,
-    pub(crate) roots: RwLock<Vec<PathBuf>>,
-    /// Shared with the remote engine's per-request gate, which reads the live policy.
-    pub(crate) policy: Arc<RwLock<WorkspacePolicy>>,
-    pub(crate) tier_settings: RwLock<TierSettings>,
-    pub(crate) work: WorkRegistry,
-    watch_supported: OnceLock<bool>,
-    /// tree-sitter trees of open documents in languages with a grammar, kept in step with every change.
-    pub(crate) trees: DashMap<Uri, Mutex<lokal_engine::syntax::SyntaxTree>>,
-}
-
-/// What outlives a session's service: enough to free its documents when the connection ends.
-#[derive(Clone)]
-pub struct SessionHandle {
-    engine: Arc<OnceLock<Engine>>,
-    docs: Arc<DashMap<Uri, Document>>,
-    session: String,
-}
-
-impl SessionHandle {
-    /// The client went away (with or without `shutdown`): free its sequences and snapshots.
-    pub fn close_all(&self) {
-        if let Some(e) = self.engine.get() {
-            for d in self.docs.iter() {
-                e.close(&format!("{}{}", self.session, d.key().as_str()));
-            }
-        }
-        self.docs.clear();
-    }
-}
 
 /// An in-process session with its own engine.
 pub fn service() -> (LspService<Backend>, tower_lsp_server::ClientSocket) {
@@ -70,49 +27,19 @@ pub fn service() -> (LspService<Backend>, tower_lsp_server::ClientSocket) {
 
 /// A session; with `shared`, one of the daemon's many, on the daemon's engine.
 pub fn session(shared: Option<Engine>, session: String) -> (LspService<Backend>, tower_lsp_server::ClientSocket, SessionHandle) {
-    let engine: Arc<OnceLock<Engine>> = Arc::new(OnceLock::new());
-    let docs: Arc<DashMap<Uri, Document>> = Arc::new(DashMap::new());
-    let handle = SessionHandle { engine: engine.clone(), docs: docs.clone(), session: session.clone() };
-    let (svc, sock) = LspService::build(move |client| Backend {
-        client,
-        engine,
-        shared,
-        session,
-        docs,
-        encoding: OnceLock::new(),
-        config: Mutex::new(EngineConfig::default()),
-        events: Mutex::new(None),
-        progress_supported: OnceLock::new(),
-        roots: RwLock::new(Vec::new()),
-        policy: Arc::new(RwLock::new(WorkspacePolicy::default())),
-        tier_settings: RwLock::new(TierSettings::default()),
-        work: WorkRegistry::default(),
-        watch_supported: OnceLock::new(),
-        trees: DashMap::new(),
+    let mut handle = None;
+    let (svc, sock) = LspService::build(|client| {
+        let (b, h) = Backend::new(client, shared, session);
+        handle = Some(h);
+        b
     })
     .custom_method("textDocument/inlineCompletion", Backend::inline_completion)
-    .custom_method("lokal/stats", Backend::stats)
-    .custom_method("lokal/status", Backend::status)
+    .custom_method(ext::STATS, Backend::stats)
+    .custom_method(ext::STATUS, Backend::status)
     .custom_method("window/workDoneProgress/cancel", Backend::progress_cancel)
     .custom_method(crate::framing::MALFORMED_METHOD, Backend::malformed)
     .finish();
-    (svc, sock, handle)
-}
-
-pub(crate) fn request_failed(msg: impl Into<String>) -> Error {
-    // -32803 is LSP's RequestFailed: the request was valid but could not be carried out.
-    Error { code: ErrorCode::ServerError(-32803), message: msg.into().into(), data: None }
-}
-
-pub(crate) fn invalid_params(msg: impl Into<String>) -> Error {
-    Error { code: ErrorCode::InvalidParams, message: msg.into().into(), data: None }
-}
-
-fn engine_error(e: EngineError) -> Error {
-    match e {
-        EngineError::Cancelled | EngineError::Superseded => Error::request_cancelled(),
-        other => request_failed(format!("lokal: {other}")),
-    }
+    (svc, sock, handle.expect("LspService::build calls its init at once"))
 }
 
 /// `initializationOptions` may carry the settings at the top level or under "lokal".
@@ -130,29 +57,9 @@ fn settings_from(value: &Value, base: &EngineConfig) -> std::result::Result<Engi
     serde_json::from_value(merged).map_err(|e| format!("invalid lokal settings: {e}"))
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct StatsParams {}
-
 impl Backend {
-    pub(crate) fn can_create_progress(&self) -> bool {
-        *self.progress_supported.get().unwrap_or(&false)
-    }
-
     async fn progress_cancel(&self, params: WorkDoneProgressCancelParams) {
         self.work.cancel(&params.token);
-    }
-
-    pub(crate) fn engine(&self) -> Result<&Engine> {
-        self.engine.get().ok_or_else(|| invalid_params("server not initialized"))
-    }
-
-    fn key(&self, uri: &Uri) -> String {
-        format!("{}{}", self.session, uri.as_str())
-    }
-
-    pub(crate) fn enc(&self) -> Encoding {
-        *self.encoding.get().unwrap_or(&Encoding::Utf16)
     }
 
     /// Build the engine request for a cursor; all reads of the document happen here, before any await.
@@ -164,7 +71,8 @@ impl Backend {
         let cursor = doc.char_at(pos, self.enc()).map_err(|e| invalid_params(e.0))?;
         let rope = &doc.rope;
         let line = pos.line;
-        let first_line = line.saturating_sub(LINES_BEFORE) / LINES_BEFORE_STEP * LINES_BEFORE_STEP;
+        // Rounded so it stays put while the user types; the engine picks its own stable anchor inside it.
+        let first_line = lokal_engine::window::first_line(line);
         let before = rope.slice(rope.line_to_char(first_line as usize)..cursor).to_string();
         let end_line = (line as usize + LINES_AFTER).min(rope.len_lines());
         let end = if end_line >= rope.len_lines() { rope.len_chars() } else { rope.line_to_char(end_line) };
@@ -191,7 +99,7 @@ impl Backend {
         // The framework drops this future on $/cancelRequest; the guard turns the drop into a stop of the
         // model work.
         let _guard = CancelOnDrop(cancel.clone());
-        let c = engine.complete(req, cancel).await.map_err(engine_error)?;
+        let c = engine.complete(req, cancel).await.map_err(to_proto::engine_error)?;
         tracing::debug!(?c.timings, "completion");
         Ok(c.text.map(|t| (t, word)))
     }
@@ -215,20 +123,20 @@ impl Backend {
         self.client.log_message(MessageType::ERROR, format!("lokal: ignored a malformed message: {why}")).await;
     }
 
-    async fn stats(&self, _params: StatsParams) -> Result<Value> {
+    async fn stats(&self, _params: NoParams) -> Result<EngineStats> {
         let mut s = self.engine()?.stats().await;
         // Only this session's documents, under the URIs the client knows.
         s.documents = std::mem::take(&mut s.documents)
             .into_iter()
             .filter_map(|(k, v)| k.strip_prefix(&self.session).map(|u| (u.to_string(), v)))
             .collect();
-        serde_json::to_value(s).map_err(|e| request_failed(e.to_string()))
+        Ok(s)
     }
 
     async fn forward_events(&self) {
         let Some(mut rx) = self.events.lock().unwrap().take() else { return };
         let token = NumberOrString::String("lokal/model-load".into());
-        let can_progress = *self.progress_supported.get().unwrap_or(&false)
+        let can_progress = self.can_create_progress()
             && self.client.create_work_done_progress(token.clone()).await.is_ok();
         let mut progress = None;
         let mut last_pct = u32::MAX;
@@ -310,33 +218,19 @@ impl Backend {
 
 impl LanguageServer for Backend {
     async fn initialize(&self, params: InitializeParams) -> Result<InitializeResult> {
-        let utf8 = params
-            .capabilities
-            .general
-            .as_ref()
-            .and_then(|g| g.position_encodings.as_ref())
-            .is_some_and(|v| v.contains(&PositionEncodingKind::UTF8));
-        let _ = self.encoding.set(if utf8 { Encoding::Utf8 } else { Encoding::Utf16 });
-        let progress = params.capabilities.window.as_ref().and_then(|w| w.work_done_progress).unwrap_or(false);
-        let watch = params
-            .capabilities
-            .workspace
-            .as_ref()
-            .and_then(|w| w.did_change_watched_files.as_ref())
-            .and_then(|d| d.dynamic_registration)
-            .unwrap_or(false);
-        let _ = self.watch_supported.set(watch);
+        let caps = ClientCaps::from_proto(&params.capabilities);
+        let _ = self.caps.set(caps);
+        let utf8 = caps.encoding == Encoding::Utf8;
         #[allow(deprecated)]
         let roots: Vec<PathBuf> = match (&params.workspace_folders, &params.root_uri) {
-            (Some(fs), _) if !fs.is_empty() => fs.iter().filter_map(|f| crate::tiers::uri_to_path(&f.uri)).collect(),
-            (_, Some(u)) => crate::tiers::uri_to_path(u).into_iter().collect(),
+            (Some(fs), _) if !fs.is_empty() => fs.iter().filter_map(|f| from_proto::path(&f.uri)).collect(),
+            (_, Some(u)) => from_proto::path(u).into_iter().collect(),
             _ => vec![],
         };
         *self.roots.write().unwrap() = roots;
         if let Some(o) = &params.initialization_options {
             *self.tier_settings.write().unwrap() = TierSettings::from_settings(o);
         }
-        let _ = self.progress_supported.set(progress);
         let cfg = match params.initialization_options.as_ref().map(|v| settings_from(v, &EngineConfig::default())) {
             Some(Ok(c)) => c,
             Some(Err(e)) => {
@@ -374,7 +268,7 @@ impl LanguageServer for Backend {
                     ..Default::default()
                 })),
                 execute_command_provider: Some(ExecuteCommandOptions {
-                    commands: crate::COMMANDS.iter().map(|c| c.to_string()).collect(),
+                    commands: ext::COMMANDS.iter().map(|c| c.to_string()).collect(),
                     ..Default::default()
                 }),
                 workspace: Some(WorkspaceServerCapabilities {
@@ -394,7 +288,7 @@ impl LanguageServer for Backend {
 
     async fn initialized(&self, _: InitializedParams) {
         self.refresh_policy(true).await;
-        if *self.watch_supported.get().unwrap_or(&false) {
+        if self.caps().watch {
             // Tag files change without a restart: the editor tells us when one does.
             let opts = DidChangeWatchedFilesRegistrationOptions {
                 watchers: vec![FileSystemWatcher { glob_pattern: GlobPattern::String(format!("**/{}", lokal_engine::policy::tier::TAG_FILE)), kind: None }],
@@ -423,9 +317,9 @@ impl LanguageServer for Backend {
     async fn did_change_workspace_folders(&self, params: DidChangeWorkspaceFoldersParams) {
         {
             let mut roots = self.roots.write().unwrap();
-            let removed: Vec<PathBuf> = params.event.removed.iter().filter_map(|f| crate::tiers::uri_to_path(&f.uri)).collect();
+            let removed: Vec<PathBuf> = params.event.removed.iter().filter_map(|f| from_proto::path(&f.uri)).collect();
             roots.retain(|r| !removed.contains(r));
-            roots.extend(params.event.added.iter().filter_map(|f| crate::tiers::uri_to_path(&f.uri)));
+            roots.extend(params.event.added.iter().filter_map(|f| from_proto::path(&f.uri)));
         }
         self.refresh_policy(false).await;
     }
@@ -450,10 +344,10 @@ impl LanguageServer for Backend {
         let _guard = CancelOnDrop(cancel.clone());
         let token = params.work_done_progress_params.work_done_token.clone();
         let arg = params.arguments.into_iter().next().unwrap_or(Value::Null);
-        let args = || serde_json::from_value::<CommandArgs>(arg.clone()).map_err(|e| invalid_params(format!("{}: {e}", params.command)));
+        let args = || serde_json::from_value::<CloudArgs>(arg.clone()).map_err(|e| invalid_params(format!("{}: {e}", params.command)));
         match params.command.as_str() {
-            CLOUD_DESIGN => self.cloud_design(args()?, token, cancel).await,
-            PREVIEW_CLOUD => self.preview_cloud(args()?).await,
+            ext::CLOUD_DESIGN => self.cloud_design(args()?, token, cancel).await,
+            ext::PREVIEW_CLOUD => self.preview_cloud(args()?).await,
             other => crate::actions::execute(self, other, arg, token, cancel).await,
         }
     }
@@ -548,7 +442,7 @@ impl LanguageServer for Backend {
         };
         // Replace the word being typed with word + suggestion, so clients that filter by the current word
         // (Helix, Emacs) keep the item.
-        let start = Position::new(tdp.position.line, tdp.position.character - word_units(&word, self.enc()));
+        let start = Position::new(tdp.position.line, tdp.position.character - to_proto::units(&word, self.enc()));
         let new_text = format!("{word}{text}");
         let label = new_text.lines().next().unwrap_or("").trim().to_string();
         Ok(Some(CompletionResponse::Array(vec![CompletionItem {
@@ -560,20 +454,5 @@ impl LanguageServer for Backend {
             sort_text: Some("0".into()),
             ..Default::default()
         }])))
-    }
-}
-
-fn word_units(word: &str, enc: Encoding) -> u32 {
-    match enc {
-        Encoding::Utf8 => word.len() as u32,
-        Encoding::Utf16 => word.encode_utf16().count() as u32,
-    }
-}
-
-pub fn engine_state_name(s: &EngineState) -> &'static str {
-    match s {
-        EngineState::Loading => "loading",
-        EngineState::Ready(_) => "ready",
-        EngineState::Failed(_) => "failed",
     }
 }

@@ -1,6 +1,8 @@
 //! The workspace's client tiers in the protocol: folders and their `.lokal.toml`, `lokal/status`,
 //! diagnostics on broken tag files, the cloud-assisted design command, and the on-premises engine setting.
-use crate::lsp::{invalid_params, request_failed, Backend};
+use crate::backend::Backend;
+use crate::conv::{from_proto, invalid_params, request_failed, to_proto};
+use crate::ext::{CloudArgs, CloudPreview, FolderStatus, ModelStatus, NoParams, StatusResult, CLOUD_DESIGN};
 use crate::work::{create_file, workspace_edit};
 use lokal_engine::policy::anonymize;
 use lokal_engine::policy::audit::AuditLog;
@@ -11,12 +13,8 @@ use lokal_engine::remote::{RemoteConfig, RemoteGate};
 use lokal_engine::CancelToken;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
 use tower_lsp_server::jsonrpc::Result;
 use tower_lsp_server::ls_types::*;
-
-pub const CLOUD_DESIGN: &str = "lokal.cloudDesign";
-pub const PREVIEW_CLOUD: &str = "lokal.previewCloudPayload";
 
 /// Tier-related settings, read from the same settings object as the engine's.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -40,28 +38,13 @@ impl TierSettings {
     }
 }
 
-pub fn uri_to_path(uri: &Uri) -> Option<PathBuf> {
-    uri.to_file_path().map(|p| p.into_owned())
-}
-
-fn path_uri(p: &Path) -> Option<Uri> {
-    Uri::from_file_path(p)
-}
-
-#[derive(Debug, Deserialize)]
-pub struct CommandArgs {
-    pub uri: Uri,
-    #[serde(default)]
-    pub range: Option<Range>,
-}
-
 impl Backend {
     pub(crate) fn policy(&self) -> WorkspacePolicy {
         self.policy.read().unwrap().clone()
     }
 
     pub(crate) fn folder_of(&self, uri: &Uri) -> Option<FolderPolicy> {
-        let p = uri_to_path(uri)?;
+        let p = from_proto::path(uri)?;
         self.policy.read().unwrap().folder_for(&p).cloned()
     }
 
@@ -87,7 +70,7 @@ impl Backend {
                 let typ = if f.source == lokal_engine::policy::tier::TierSource::Fallback { MessageType::WARNING } else { MessageType::INFO };
                 self.client.show_message(typ, format!("lokal: {} is {} ({how})", f.root.display(), f.tier.describe())).await;
             }
-            if let Some(uri) = path_uri(&f.root.join(TAG_FILE)) {
+            if let Some(uri) = to_proto::uri(&f.root.join(TAG_FILE)) {
                 let diags = f
                     .diagnostics
                     .iter()
@@ -131,28 +114,26 @@ impl Backend {
         }
     }
 
-    pub(crate) async fn status(&self, _params: Value) -> Result<Value> {
-        let folders: Vec<Value> = self
+    pub(crate) async fn status(&self, _params: NoParams) -> Result<StatusResult> {
+        let folders = self
             .policy()
             .folders
             .iter()
-            .map(|f| {
-                json!({
-                    "uri": path_uri(&f.root).map(|u| u.as_str().to_string()),
-                    "tier": f.tier as u8,
-                    "source": f.source,
-                    "endpoints": f.endpoints,
-                    "problems": f.diagnostics.iter().map(|d| d.message.clone()).collect::<Vec<_>>(),
-                })
+            .map(|f| FolderStatus {
+                uri: to_proto::uri(&f.root).map(|u| u.as_str().to_string()),
+                tier: f.tier as u8,
+                source: f.source,
+                endpoints: f.endpoints.clone(),
+                problems: f.diagnostics.iter().map(|d| d.message.clone()).collect(),
             })
             .collect();
         let engine = self.engine()?;
         let model = match engine.state() {
-            lokal_engine::EngineState::Ready(i) => json!({"state": "ready", "name": i.name, "path": i.path, "architecture": i.architecture}),
-            lokal_engine::EngineState::Loading => json!({"state": "loading"}),
-            lokal_engine::EngineState::Failed(e) => json!({"state": "failed", "error": e}),
+            lokal_engine::EngineState::Ready(i) => ModelStatus::Ready { name: i.name, path: i.path, architecture: i.architecture },
+            lokal_engine::EngineState::Loading => ModelStatus::Loading,
+            lokal_engine::EngineState::Failed(error) => ModelStatus::Failed { error },
         };
-        Ok(json!({"folders": folders, "model": model, "remote": engine.remote(&self.session).map(|r| r.url)}))
+        Ok(StatusResult { folders, model, remote: engine.remote(&self.session).map(|r| r.url) })
     }
 
     /// The cloud-design code action, where the tier allows cloud help at all. In Tier 3 it is not offered.
@@ -167,7 +148,7 @@ impl Backend {
             Tier::Cloud => "lokal: draft design with cloud model",
             _ => "lokal: draft design with cloud model (anonymized schema only)",
         };
-        let args = json!({"uri": uri, "range": range});
+        let args = serde_json::to_value(CloudArgs { uri: uri.clone(), range: Some(range) }).unwrap_or_default();
         vec![CodeActionOrCommand::CodeAction(CodeAction {
             title: title.into(),
             kind: Some(CodeActionKind::new("refactor.lokal.cloudDesign")),
@@ -177,7 +158,7 @@ impl Backend {
     }
 
     /// What the cloud would receive for this requirement, or why nothing may go.
-    fn cloud_payload(&self, args: &CommandArgs) -> std::result::Result<(Option<FolderPolicy>, bool, String, String), String> {
+    fn cloud_payload(&self, args: &CloudArgs) -> std::result::Result<(Option<FolderPolicy>, bool, String, String), String> {
         let folder = self.folder_of(&args.uri);
         let tier = folder.as_ref().map(|f| f.tier).unwrap_or(Tier::Local);
         if tier == Tier::Local {
@@ -214,14 +195,14 @@ impl Backend {
         Ok((folder, tier == Tier::Hybrid, system, user))
     }
 
-    pub(crate) async fn preview_cloud(&self, args: CommandArgs) -> Result<Option<Value>> {
+    pub(crate) async fn preview_cloud(&self, args: CloudArgs) -> Result<Option<Value>> {
         match self.cloud_payload(&args) {
-            Ok((_, anonymized, system, user)) => Ok(Some(json!({"anonymized": anonymized, "system": system, "user": user}))),
+            Ok((_, anonymized, system, user)) => serde_json::to_value(CloudPreview { anonymized, system, user }).map(Some).map_err(|e| request_failed(e.to_string())),
             Err(e) => Err(request_failed(e)),
         }
     }
 
-    pub(crate) async fn cloud_design(&self, args: CommandArgs, token: Option<ProgressToken>, cancel: CancelToken) -> Result<Option<Value>> {
+    pub(crate) async fn cloud_design(&self, args: CloudArgs, token: Option<ProgressToken>, cancel: CancelToken) -> Result<Option<Value>> {
         let (folder, anonymized, system, user) = self.cloud_payload(&args).map_err(request_failed)?;
         let cfg = CloudConfig::from_env();
         let work = self.work.begin(&self.client, "lokal: drafting design with the cloud model", token, self.can_create_progress(), cancel.clone()).await;
@@ -241,14 +222,14 @@ impl Backend {
         }
         let root = folder.map(|f| f.root).unwrap_or_default();
         let dir = root.join("docs").join("design");
-        let stem = uri_to_path(&args.uri).and_then(|p| p.file_stem().map(|s| s.to_string_lossy().to_string())).unwrap_or_else(|| "design".into());
+        let stem = from_proto::path(&args.uri).and_then(|p| p.file_stem().map(|s| s.to_string_lossy().to_string())).unwrap_or_else(|| "design".into());
         let mut path = dir.join(format!("{stem}-design.md"));
         let mut n = 2;
         while path.exists() {
             path = dir.join(format!("{stem}-design-{n}.md"));
             n += 1;
         }
-        let uri = path_uri(&path).ok_or_else(|| invalid_params("bad design path"))?;
+        let uri = to_proto::uri(&path).ok_or_else(|| invalid_params("bad design path"))?;
         let edit = workspace_edit(create_file(uri.clone(), text));
         let applied = self.client.apply_edit(edit).await;
         work.finish("done").await;

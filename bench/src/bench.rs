@@ -82,15 +82,7 @@ pub fn run_trace_with(exe: &Path, trace_path: &Path, options: serde_json::Value,
     let cache = options["cacheEnabled"].as_bool().unwrap_or(true);
     let t0 = std::time::Instant::now();
     r.client.initialize(Some(&trace::uri_of(&root, "")), options, false).map_err(|e| e.to_string())?;
-    // Wait for the model: lokal/stats answers "ready" once loaded.
-    loop {
-        let s = r.client.request("lokal/stats", json!({})).map_err(|e| e.to_string())?;
-        match s["state"].as_str() {
-            Some("ready") => break,
-            Some("failed") => return Err(format!("model failed to load: {}", s["error"])),
-            _ => std::thread::sleep(Duration::from_millis(20)),
-        }
-    }
+    crate::testing::wait_ready(&mut r.client, Duration::from_secs(600))?;
     let model_load_ms = t0.elapsed().as_secs_f64() * 1e3;
     for step in &tr.steps {
         r.step(step, false, &mut |_, s| {

@@ -36,9 +36,6 @@ const MAX_LAST_PICK_LINE_DISTANCE: usize = 32;
 const LRU_KEYS: usize = 250;
 /// Queued chunks that enter the ring during one pause (its timer moves one a second, after 3 s idle).
 const CHUNKS_PER_PAUSE: usize = 3;
-/// Lines before the cursor that lokal's server hands to the engine (server/src/lsp.rs).
-const LINES_BEFORE: usize = 600;
-const LINES_BEFORE_STEP: usize = 200;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -332,7 +329,8 @@ impl LlamaServer {
     /// lokal's prompt for a base model: its own prefix window over the text its server hands the engine.
     fn completion_prompt(&mut self, file: &str, text: &str, cursor: usize) -> String {
         let line = text[..cursor].matches('\n').count();
-        let first_line = line.saturating_sub(LINES_BEFORE) / LINES_BEFORE_STEP * LINES_BEFORE_STEP;
+        // The text lokal's server hands its engine for this cursor.
+        let first_line = lokal_engine::window::first_line(line as u32) as usize;
         let start = if first_line == 0 { 0 } else { text.match_indices('\n').nth(first_line - 1).map(|(i, _)| i + 1).unwrap_or(0) };
         let before = &text[start..cursor];
         let prev = self.anchors.get(file).copied();

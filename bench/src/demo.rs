@@ -23,25 +23,16 @@ pub fn run(trace_path: &Path, model: Option<&Path>) -> Result<(), String> {
     }
     let started = std::time::Instant::now();
     r.client.initialize(Some(&trace::uri_of(&root, "")), opts, false).map_err(|e| e.to_string())?;
-    loop {
-        let s = r.client.request("lokal/stats", json!({})).map_err(|e| e.to_string())?;
-        match s["state"].as_str() {
-            Some("ready") => {
-                let m = &s["model"];
-                println!(
-                    "model: {} ({}, {} layers, {:.0} MB) ready in {:.0} ms\n",
-                    m["name"].as_str().unwrap_or("?"),
-                    m["architecture"].as_str().unwrap_or("?"),
-                    m["nLayer"],
-                    m["sizeBytes"].as_f64().unwrap_or(0.0) / 1e6,
-                    started.elapsed().as_secs_f64() * 1e3
-                );
-                break;
-            }
-            Some("failed") => return Err(format!("the model could not be loaded: {}", s["error"])),
-            _ => std::thread::sleep(Duration::from_millis(50)),
-        }
-    }
+    let s = crate::testing::wait_ready(&mut r.client, Duration::from_secs(600))?;
+    let m = &s["model"];
+    println!(
+        "model: {} ({}, {} layers, {:.0} MB) ready in {:.0} ms\n",
+        m["name"].as_str().unwrap_or("?"),
+        m["architecture"].as_str().unwrap_or("?"),
+        m["nLayer"],
+        m["sizeBytes"].as_f64().unwrap_or(0.0) / 1e6,
+        started.elapsed().as_secs_f64() * 1e3
+    );
     for step in &tr.steps {
         r.step(step, true, &mut |rep, s| {
             let _ = rep;

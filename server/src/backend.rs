@@ -1,0 +1,129 @@
+//! One session's state: its documents and syntax trees, the engine it completes with, what the client can
+//! do, the workspace's tiers and the work in flight. The protocol handlers (lsp.rs, actions.rs, tiers.rs)
+//! all work on this.
+use crate::conv::{doc_key, invalid_params};
+use crate::documents::{Document, Encoding};
+use crate::tiers::TierSettings;
+use crate::work::WorkRegistry;
+use dashmap::DashMap;
+use lokal_engine::policy::tier::WorkspacePolicy;
+use lokal_engine::{Engine, EngineConfig, EngineEvent};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use tokio::sync::mpsc;
+use tower_lsp_server::jsonrpc::Result;
+use tower_lsp_server::ls_types::{ClientCapabilities, PositionEncodingKind, Uri};
+use tower_lsp_server::Client;
+
+/// What the client said it can do in `initialize`, read once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientCaps {
+    pub encoding: Encoding,
+    /// Server-initiated `$/progress` (`window/workDoneProgress/create`).
+    pub progress: bool,
+    /// Dynamic registration of `workspace/didChangeWatchedFiles`.
+    pub watch: bool,
+}
+
+impl Default for ClientCaps {
+    /// What the protocol assumes of a client that says nothing.
+    fn default() -> Self {
+        ClientCaps { encoding: Encoding::Utf16, progress: false, watch: false }
+    }
+}
+
+impl ClientCaps {
+    pub fn from_proto(c: &ClientCapabilities) -> Self {
+        let utf8 = c.general.as_ref().and_then(|g| g.position_encodings.as_ref()).is_some_and(|v| v.contains(&PositionEncodingKind::UTF8));
+        let progress = c.window.as_ref().and_then(|w| w.work_done_progress).unwrap_or(false);
+        let watch = c.workspace.as_ref().and_then(|w| w.did_change_watched_files.as_ref()).and_then(|d| d.dynamic_registration).unwrap_or(false);
+        ClientCaps { encoding: if utf8 { Encoding::Utf8 } else { Encoding::Utf16 }, progress, watch }
+    }
+}
+
+pub struct Backend {
+    pub(crate) client: Client,
+    pub(crate) engine: Arc<OnceLock<Engine>>,
+    /// The daemon's engine when this session is one of many; `None` runs an engine of our own.
+    pub(crate) shared: Option<Engine>,
+    /// Prefix of this session's cache keys: sessions sharing a daemon never see each other's documents.
+    pub(crate) session: String,
+    pub(crate) docs: Arc<DashMap<Uri, Document>>,
+    pub(crate) caps: OnceLock<ClientCaps>,
+    pub(crate) config: Mutex<EngineConfig>,
+    pub(crate) events: Mutex<Option<mpsc::UnboundedReceiver<EngineEvent>>>,
+    pub(crate) roots: RwLock<Vec<PathBuf>>,
+    /// Shared with the remote engine's per-request gate, which reads the live policy.
+    pub(crate) policy: Arc<RwLock<WorkspacePolicy>>,
+    pub(crate) tier_settings: RwLock<TierSettings>,
+    pub(crate) work: WorkRegistry,
+    /// tree-sitter trees of open documents in languages with a grammar, kept in step with every change.
+    pub(crate) trees: DashMap<Uri, Mutex<lokal_engine::syntax::SyntaxTree>>,
+}
+
+/// What outlives a session's service: enough to free its documents when the connection ends.
+#[derive(Clone)]
+pub struct SessionHandle {
+    engine: Arc<OnceLock<Engine>>,
+    docs: Arc<DashMap<Uri, Document>>,
+    session: String,
+}
+
+impl SessionHandle {
+    /// The client went away (with or without `shutdown`): free its sequences and snapshots.
+    pub fn close_all(&self) {
+        if let Some(e) = self.engine.get() {
+            for d in self.docs.iter() {
+                e.close(&doc_key(&self.session, d.key()));
+            }
+        }
+        self.docs.clear();
+    }
+}
+
+impl Backend {
+    /// A session's state and the handle that frees it; with `shared`, one of the daemon's sessions.
+    pub fn new(client: Client, shared: Option<Engine>, session: String) -> (Backend, SessionHandle) {
+        let engine: Arc<OnceLock<Engine>> = Arc::new(OnceLock::new());
+        let docs: Arc<DashMap<Uri, Document>> = Arc::new(DashMap::new());
+        let handle = SessionHandle { engine: engine.clone(), docs: docs.clone(), session: session.clone() };
+        let b = Backend {
+            client,
+            engine,
+            shared,
+            session,
+            docs,
+            caps: OnceLock::new(),
+            config: Mutex::new(EngineConfig::default()),
+            events: Mutex::new(None),
+            roots: RwLock::new(Vec::new()),
+            policy: Arc::new(RwLock::new(WorkspacePolicy::default())),
+            tier_settings: RwLock::new(TierSettings::default()),
+            work: WorkRegistry::default(),
+            trees: DashMap::new(),
+        };
+        (b, handle)
+    }
+
+    /// The client's capabilities; the protocol's defaults before `initialize`.
+    pub(crate) fn caps(&self) -> ClientCaps {
+        self.caps.get().copied().unwrap_or_default()
+    }
+
+    pub(crate) fn enc(&self) -> Encoding {
+        self.caps().encoding
+    }
+
+    pub(crate) fn can_create_progress(&self) -> bool {
+        self.caps().progress
+    }
+
+    pub(crate) fn engine(&self) -> Result<&Engine> {
+        self.engine.get().ok_or_else(|| invalid_params("server not initialized"))
+    }
+
+    /// This session's engine key for a document.
+    pub(crate) fn key(&self, uri: &Uri) -> String {
+        doc_key(&self.session, uri)
+    }
+}
