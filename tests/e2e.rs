@@ -5,7 +5,7 @@
 use lokal_bench::client::LspClient;
 use lokal_bench::testing;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 

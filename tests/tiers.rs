@@ -2,13 +2,11 @@
 //! must match it exactly. Runs the real binary with the real small model.
 use lokal_bench::client::LspClient;
 use lokal_bench::testing;
+use lokal_engine::policy::testing::{FakeServer, Reply, Request};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 fn exe() -> PathBuf {
@@ -19,53 +17,14 @@ fn model() -> String {
     testing::test_model().display().to_string()
 }
 
-/// One request as the fake cloud saw it.
-#[derive(Debug, Clone)]
-struct Seen {
-    path: String,
-    api_key: String,
-    body: String,
+/// A loopback HTTP server speaking the Anthropic Messages shape; it records every request.
+fn fake_cloud() -> FakeServer {
+    let answer = json!({"content": [{"type": "text", "text": "# Design: reminders\n\nFile: src/reminders.rs\n\nSend a reminder when an invoice is overdue.\n"}]}).to_string();
+    FakeServer::start((0..20).map(|_| Reply::json(200, &answer)).collect())
 }
 
-/// A loopback HTTP server speaking the Anthropic Messages shape; it records every request.
-fn fake_cloud() -> (String, Arc<Mutex<Vec<Seen>>>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", l.local_addr().unwrap());
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let s2 = seen.clone();
-    std::thread::spawn(move || {
-        for conn in l.incoming().take(20) {
-            let Ok(mut s) = conn else { continue };
-            let mut r = BufReader::new(s.try_clone().unwrap());
-            let mut first = String::new();
-            if r.read_line(&mut first).is_err() {
-                continue;
-            }
-            let (mut len, mut key) = (0usize, String::new());
-            loop {
-                let mut h = String::new();
-                r.read_line(&mut h).unwrap();
-                if h.trim().is_empty() {
-                    break;
-                }
-                let lower = h.to_ascii_lowercase();
-                if let Some(v) = lower.strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap();
-                }
-                if lower.starts_with("x-api-key:") {
-                    key = h[10..].trim().to_string();
-                }
-            }
-            let mut body = vec![0; len];
-            r.read_exact(&mut body).unwrap();
-            s2.lock().unwrap().push(Seen { path: first.split_whitespace().nth(1).unwrap_or("").into(), api_key: key, body: String::from_utf8_lossy(&body).into() });
-            let answer = json!({"content": [{"type": "text", "text": "# Design: reminders\n\nFile: src/reminders.rs\n\nSend a reminder when an invoice is overdue.\n"}]});
-            let out = serde_json::to_vec(&answer).unwrap();
-            let _ = write!(s, "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", out.len());
-            let _ = s.write_all(&out);
-        }
-    });
-    (base, seen)
+fn body(r: &Request) -> String {
+    String::from_utf8_lossy(&r.body).into()
 }
 
 fn write(root: &Path, rel: &str, text: &str) {
@@ -144,7 +103,8 @@ fn what_crosses_the_boundary_per_tier_and_the_audit_log_matches() {
     let base = std::env::temp_dir().join(format!("lokal-tiers-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
     let roots = workspace(&base);
-    let (cloud, seen) = fake_cloud();
+    let fake = fake_cloud();
+    let cloud = fake.url("");
     let audit = base.join("audit.jsonl");
     let strict_override = json!({"overrides": {roots[4].display().to_string(): 2, roots[2].display().to_string(): 1}});
     let mut c = start(&roots, &cloud, &audit, strict_override);
@@ -172,10 +132,11 @@ fn what_crosses_the_boundary_per_tier_and_the_audit_log_matches() {
     let edit = c.received.iter().find(|m| m["method"] == "workspace/applyEdit").expect("the design is proposed as an edit").clone();
     assert_eq!(edit["params"]["edit"]["documentChanges"][0]["kind"], "create");
     {
-        let s = seen.lock().unwrap();
+        let s = fake.requests();
         assert_eq!(s.len(), 1);
-        assert_eq!((s[0].path.as_str(), s[0].api_key.as_str()), ("/v1/messages", "test-key"));
-        assert!(s[0].body.contains("Add overdue reminders") && s[0].body.contains("items.iter().sum()"), "tier 1 sends context: {}", s[0].body);
+        assert_eq!((s[0].path.as_str(), s[0].header("x-api-key")), ("/v1/messages", Some("test-key")));
+        let b = body(&s[0]);
+        assert!(b.contains("Add overdue reminders") && b.contains("items.iter().sum()"), "tier 1 sends context: {b}");
     }
 
     // Tier 2: only the requirement and the anonymized schema.
@@ -185,9 +146,9 @@ fn what_crosses_the_boundary_per_tier_and_the_audit_log_matches() {
     let preview = c.request("workspace/executeCommand", json!({"command": "lokal.previewCloudPayload", "arguments": [{"uri": f2}]})).unwrap();
     design(&mut c, &f2, whole).unwrap();
     {
-        let s = seen.lock().unwrap();
+        let s = fake.requests();
         assert_eq!(s.len(), 2);
-        let body = &s[1].body;
+        let body = &body(&s[1]);
         for canary in CANARIES {
             assert!(!body.contains(canary), "{canary} crossed the boundary: {body}");
         }
@@ -203,11 +164,11 @@ fn what_crosses_the_boundary_per_tier_and_the_audit_log_matches() {
     assert!(!actions(&mut c, &f3, json!({"start": {"line": 0, "character": 0}, "end": {"line": 2, "character": 5}})).contains(&"lokal.cloudDesign".to_string()));
     let refused = design(&mut c, &f3, json!(null)).expect_err("Tier 3 refuses cloud help");
     assert!(refused.message.contains("Tier 3"), "{refused}");
-    assert_eq!(seen.lock().unwrap().len(), 2, "nothing arrived from Tier 3");
+    assert_eq!(fake.accepted(), 2, "nothing arrived from Tier 3");
 
     // The audit log holds exactly the requests the fake cloud received.
     let records: Vec<Value> = std::fs::read_to_string(&audit).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let bodies: Vec<String> = seen.lock().unwrap().iter().map(|s| format!("{:x}", Sha256::digest(s.body.as_bytes()))).collect();
+    let bodies: Vec<String> = fake.requests().iter().map(|r| format!("{:x}", Sha256::digest(&r.body))).collect();
     let logged: Vec<String> = records.iter().map(|r| r["sha256"].as_str().unwrap().to_string()).collect();
     assert_eq!(logged, bodies);
     assert_eq!(records.iter().map(|r| (r["tier"].as_u64().unwrap(), r["anonymized"].as_bool().unwrap())).collect::<Vec<_>>(), vec![(1, false), (2, true)]);

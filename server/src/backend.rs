@@ -3,7 +3,7 @@
 //! all work on this.
 use crate::conv::{doc_key, invalid_params};
 use crate::documents::{Document, Encoding};
-use crate::tiers::TierSettings;
+use crate::settings::TierSettings;
 use crate::work::WorkRegistry;
 use dashmap::DashMap;
 use lokal_engine::policy::tier::WorkspacePolicy;

@@ -9,6 +9,7 @@ pub mod ext;
 pub mod framing;
 pub mod lsp;
 pub mod proxy;
+pub mod settings;
 pub mod tiers;
 pub mod work;
 

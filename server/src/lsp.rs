@@ -3,7 +3,7 @@ use crate::backend::{Backend, ClientCaps};
 use crate::conv::{from_proto, invalid_params, request_failed, to_proto};
 use crate::documents::{Document, Encoding};
 use crate::ext::{self, CloudArgs, NoParams};
-use crate::tiers::TierSettings;
+use crate::settings::TierSettings;
 use lokal_engine::stats::EngineStats;
 use lokal_engine::{CancelOnDrop, CancelToken, CompletionRequest, Engine, EngineConfig, EngineEvent};
 use serde_json::Value;

@@ -39,6 +39,7 @@ pub mod anonymize;
 pub mod audit;
 pub mod cloud;
 pub mod egress;
-#[cfg(test)]
-mod testing;
+// The one fake HTTP server: the engine's unit tests and, through `test-support`, the end-to-end tests.
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
 pub mod tier;

@@ -173,6 +173,11 @@ impl FakeServer {
         self.accepted.load(Ordering::SeqCst)
     }
 
+    /// Every request received so far, in the order they arrived.
+    pub fn requests(&self) -> Vec<Request> {
+        self.requests.lock().unwrap().clone()
+    }
+
     /// The `i`th request received, waiting briefly for it.
     pub fn request(&self, i: usize) -> Request {
         for _ in 0..200 {
