@@ -81,12 +81,12 @@ mod tests {
         let doc = Document::new("aé𝄞b\nxyz\n", 1, "rust".into());
         let r16 = Range::new(Position::new(0, 2), Position::new(1, 1));
         let bytes = from_proto::byte_range(&doc, r16, Encoding::Utf16).unwrap();
-        assert_eq!(bytes, 3..9);
+        assert_eq!(bytes, 3..10);
         assert_eq!(to_proto::range(&doc, bytes.clone(), Encoding::Utf16), r16);
         assert_eq!(to_proto::range(&doc, bytes, Encoding::Utf8), Range::new(Position::new(0, 3), Position::new(1, 1)));
         // A reversed range means the same bytes; a position past the end is the client's error.
         let reversed = Range::new(r16.end, r16.start);
-        assert_eq!(from_proto::byte_range(&doc, reversed, Encoding::Utf16).unwrap(), 3..9);
+        assert_eq!(from_proto::byte_range(&doc, reversed, Encoding::Utf16).unwrap(), 3..10);
         let e = from_proto::byte_range(&doc, Range::new(Position::new(7, 0), Position::new(7, 0)), Encoding::Utf16).unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidParams);
         assert_eq!(to_proto::units("é𝄞", Encoding::Utf16), 3);
