@@ -105,7 +105,7 @@ pub fn list(b: &Backend, uri: &Uri, range: Range, ctx: &CodeActionContext) -> Ve
 
 fn engine_err(e: EngineError) -> Error {
     match e {
-        EngineError::Cancelled | EngineError::Superseded => Error::request_cancelled(),
+        EngineError::Cancelled => Error::request_cancelled(),
         other => request_failed(format!("lokal: {other}")),
     }
 }

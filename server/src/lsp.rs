@@ -110,7 +110,7 @@ pub(crate) fn invalid_params(msg: impl Into<String>) -> Error {
 
 fn engine_error(e: EngineError) -> Error {
     match e {
-        EngineError::Cancelled | EngineError::Superseded => Error::request_cancelled(),
+        EngineError::Cancelled => Error::request_cancelled(),
         other => request_failed(format!("lokal: {other}")),
     }
 }
