@@ -5,12 +5,13 @@ use crate::config::EngineConfig;
 use crate::error::{EngineError, Result};
 use crate::remote::{RemoteBackend, RemoteConfig, RemoteGate};
 use crate::stats::EngineStats;
-use crate::worker::{self, Completion, CompletionRequest, EngineEvent, EngineState, GenerateRequest, Generation, Job, Timings};
+use crate::api::{Completion, CompletionRequest, EngineEvent, EngineState, GenerateRequest, Generation, Timings};
+use crate::worker::{self, Job};
 use std::collections::HashMap;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 /// What was last suggested for a document, to serve "typed the beginning of the suggestion" for free.
 #[derive(Debug, Clone)]
@@ -24,7 +25,8 @@ struct LastSuggestion {
 #[derive(Clone)]
 pub struct Engine {
     tx: Sender<Job>,
-    state: Arc<RwLock<EngineState>>,
+    /// Written by the model thread (and by `reload`); a watch so `wait_ready` sleeps until it changes.
+    state: Arc<watch::Sender<EngineState>>,
     inflight: Arc<Mutex<HashMap<String, CancelToken>>>,
     last: Arc<Mutex<HashMap<String, LastSuggestion>>>,
     from_suggestion: Arc<Mutex<HashMap<String, u64>>>,
@@ -52,7 +54,7 @@ impl Engine {
     /// Starts the model thread; loading happens there, reported through `events`.
     pub fn start(cfg: EngineConfig, events: impl Fn(EngineEvent) + Send + Sync + 'static) -> Engine {
         let (tx, rx) = std::sync::mpsc::channel();
-        let state = Arc::new(RwLock::new(EngineState::Loading));
+        let state = Arc::new(watch::Sender::new(EngineState::Loading));
         let st = state.clone();
         let budgets = (cfg.max_tokens, cfg.max_lines);
         let cache_enabled = cfg.cache_enabled;
@@ -103,7 +105,7 @@ impl Engine {
     }
 
     pub fn state(&self) -> EngineState {
-        self.state.read().unwrap().clone()
+        self.state.borrow().clone()
     }
 
     fn send(&self, job: Job) -> Result<()> {
@@ -207,12 +209,6 @@ impl Engine {
         rx.await.map_err(|_| EngineError::ShutDown)?
     }
 
-    pub async fn count_tokens(&self, text: String) -> Result<usize> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Job::Tokenize { text, reply })?;
-        rx.await.map_err(|_| EngineError::ShutDown)?
-    }
-
     /// The document was closed: free its sequence, snapshot and remembered suggestion.
     pub fn close(&self, doc: &str) {
         self.last.lock().unwrap().remove(doc);
@@ -220,12 +216,6 @@ impl Engine {
             c.cancel();
         }
         let _ = self.send(Job::Close { doc: doc.to_string() });
-    }
-
-    /// The document changed somewhere other than by typing at the end of the last prompt; the remembered
-    /// suggestion no longer applies. (Typing ahead is detected from the request itself.)
-    pub fn forget_suggestion(&self, doc: &str) {
-        self.last.lock().unwrap().remove(doc);
     }
 
     pub async fn stats(&self) -> EngineStats {
@@ -246,14 +236,9 @@ impl Engine {
         s
     }
 
-    pub fn set_cache_enabled(&self, on: bool) {
-        self.reuse.store(on, std::sync::atomic::Ordering::Relaxed);
-        let _ = self.send(Job::SetCacheEnabled(on));
-    }
-
     /// Load another model or apply new settings; requests queue behind the reload.
     pub fn reload(&self, cfg: EngineConfig) {
-        *self.state.write().unwrap() = EngineState::Loading;
+        self.state.send_replace(EngineState::Loading);
         self.reuse.store(cfg.cache_enabled, std::sync::atomic::Ordering::Relaxed);
         self.last.lock().unwrap().clear();
         let _ = self.send(Job::Reload(Box::new(cfg)));
@@ -261,12 +246,13 @@ impl Engine {
 
     /// Wait until the model is loaded (or failed to load).
     pub async fn wait_ready(&self) -> Result<Box<crate::model_info::ModelInfo>> {
-        loop {
-            match self.state() {
-                EngineState::Ready(i) => return Ok(i),
-                EngineState::Failed(e) => return Err(EngineError::ModelUnavailable(e)),
-                EngineState::Loading => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
-            }
+        let mut rx = self.state.subscribe();
+        // The sender lives in `self`, so the channel cannot close while this waits.
+        let state = rx.wait_for(|s| !matches!(s, EngineState::Loading)).await.map_err(|_| EngineError::ShutDown)?.clone();
+        match state {
+            EngineState::Ready(i) => Ok(i),
+            EngineState::Failed(e) => Err(EngineError::ModelUnavailable(e)),
+            EngineState::Loading => unreachable!("wait_for returned a state it waits past"),
         }
     }
 

@@ -4,12 +4,9 @@ use thiserror::Error;
 pub enum EngineError {
     #[error("the model is not available: {0}")]
     ModelUnavailable(String),
-    #[error("the model is still loading")]
-    Loading,
+    /// Cancelled by the client, or superseded by a newer request for the same document.
     #[error("request cancelled")]
     Cancelled,
-    #[error("superseded by a newer request for the same document")]
-    Superseded,
     #[error("prompt does not fit: {0}")]
     PromptTooLong(String),
     #[error("llama.cpp failed: {0}")]
@@ -19,8 +16,6 @@ pub enum EngineError {
     /// The tier policy refused the connection (the message says which workspace, tier and file).
     #[error("{0}")]
     Denied(String),
-    #[error("invalid request: {0}")]
-    Invalid(String),
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;

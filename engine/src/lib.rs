@@ -1,10 +1,14 @@
 //! lokal's analysis core: everything that is not the LSP protocol. See ARCHITECTURE.md.
+mod abort;
+mod api;
 pub mod cancel;
 pub mod catalog;
 pub mod config;
 pub mod engine;
 pub mod error;
 pub mod fim;
+mod llama_kv;
+mod loader;
 pub mod model_info;
 pub mod policy;
 pub mod postprocess;
@@ -19,4 +23,5 @@ pub use cancel::{CancelOnDrop, CancelToken};
 pub use config::EngineConfig;
 pub use engine::Engine;
 pub use error::EngineError;
-pub use worker::{gpu_offload_supported, inspect, Completion, CompletionRequest, EngineEvent, EngineState, GenerateRequest, Generation, Timings};
+pub use api::{Completion, CompletionRequest, EngineEvent, EngineState, GenerateRequest, Generation, Timings};
+pub use loader::{gpu_offload_supported, inspect};

@@ -12,7 +12,7 @@ use crate::cancel::CancelToken;
 use crate::error::{EngineError, Result};
 use crate::policy::egress::{EgressDenied, EgressError, Permit};
 use crate::postprocess::{self, StopRules};
-use crate::worker::{Completion, CompletionRequest, GenerateRequest, Generation, Timings};
+use crate::api::{Completion, CompletionRequest, GenerateRequest, Generation, Timings};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::Arc;

@@ -1,145 +1,57 @@
 //! The model thread. llama.cpp contexts are not `Send`, so one OS thread loads the model, owns the context
 //! and serves jobs from a channel, one at a time. Cancellation reaches it through llama.cpp's abort
 //! callback (checked inside a decode) and between decode steps.
+use crate::abort::{with_abort_callback, AbortSlot};
+use crate::api::{Completion, CompletionRequest, EngineEvent, EngineState, GenerateRequest, Generation, Timings};
 use crate::cancel::CancelToken;
 use crate::config::EngineConfig;
 use crate::error::{EngineError, Result};
-use crate::fim::{self, PromptFormat};
-use crate::model_info::{FimTokens, ModelInfo, SpecialToken, Token};
+use crate::fim::PromptFormat;
+use crate::llama_kv::Kv;
+use crate::loader::{backend, load, model_info, prompt_format};
+use crate::model_info::{ModelInfo, Token};
 use crate::postprocess::{self, StopRules};
 use crate::prefix_cache::{CacheConfig, KvOps, PrefixCache};
 use crate::stats::{DocStats, EngineStats};
 use crate::window;
 use llama_cpp_2::context::params::LlamaContextParams;
-use llama_cpp_2::context::session::{LlamaStateSeqFlags, SeqState};
+use llama_cpp_2::context::session::SeqState;
 use llama_cpp_2::context::LlamaContext;
-use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
-use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaModel};
 use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::DecodeError;
 use std::collections::HashMap;
-use std::ffi::c_void;
 use std::num::NonZeroU32;
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
-
-/// A completion request in engine terms: text around the cursor, no protocol types.
-#[derive(Debug, Clone)]
-pub struct CompletionRequest {
-    /// Cache key: one per open document (the server uses the URI).
-    pub doc: String,
-    /// Document text from line `first_line` up to the cursor.
-    pub before: String,
-    pub first_line: u32,
-    /// Document text from the cursor to the end (or a generous window of it).
-    pub after: String,
-    pub max_tokens: Option<usize>,
-    pub max_lines: Option<usize>,
-}
-
-#[derive(Debug, Clone, Default, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Timings {
-    pub queue_ms: f64,
-    pub prompt_ms: f64,
-    pub ttft_ms: f64,
-    pub total_ms: f64,
-    pub prompt_tokens: usize,
-    pub reused_tokens: usize,
-    pub redecoded_tokens: usize,
-    pub generated_tokens: usize,
-    pub gen_tokens_per_s: f64,
-    pub restored: bool,
-    pub from_suggestion: bool,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Completion {
-    /// `None`: the model produced nothing worth showing.
-    pub text: Option<String>,
-    pub timings: Timings,
-}
-
-/// Free-form generation for instructions (code actions, design docs).
-#[derive(Debug, Clone)]
-pub struct GenerateRequest {
-    /// Cache key, so repeated actions on one document reuse their prompt prefix.
-    pub key: String,
-    pub system: Option<String>,
-    pub user: String,
-    /// Text the answer starts with (e.g. an opening code fence), appended after the assistant turn opens.
-    pub answer_prefix: String,
-    pub max_tokens: usize,
-    /// Generation stops when the text contains one of these; the stop string is not returned.
-    pub stop: Vec<String>,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Generation {
-    pub text: String,
-    pub timings: Timings,
-}
-
-#[derive(Debug, Clone)]
-pub enum EngineEvent {
-    Loading { path: String },
-    Progress(f32),
-    Ready(Box<ModelInfo>),
-    Failed(String),
-}
+use tokio::sync::{oneshot, watch};
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T>>;
 
 pub(crate) enum Job {
     Complete { req: CompletionRequest, cancel: CancelToken, queued: Instant, reply: Reply<Completion> },
     Generate { req: GenerateRequest, cancel: CancelToken, queued: Instant, reply: Reply<Generation> },
-    Tokenize { text: String, reply: Reply<usize> },
     Close { doc: String },
     Stats { reply: oneshot::Sender<EngineStats> },
-    SetCacheEnabled(bool),
     Reload(Box<EngineConfig>),
     Shutdown,
 }
 
-/// Shared, cheap view of the engine's state for the async side.
-#[derive(Debug, Clone)]
-pub enum EngineState {
-    Loading,
-    Ready(Box<ModelInfo>),
-    Failed(String),
-}
-
-fn backend() -> std::result::Result<&'static LlamaBackend, String> {
-    static BACKEND: OnceLock<std::result::Result<LlamaBackend, String>> = OnceLock::new();
-    BACKEND
-        .get_or_init(|| {
-            // llama.cpp logs go to tracing (stderr or a file), never stdout, which is the LSP channel.
-            llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
-            LlamaBackend::init().map_err(|e| e.to_string())
-        })
-        .as_ref()
-        .map_err(Clone::clone)
-}
-
-pub(crate) fn run(rx: Receiver<Job>, mut cfg: EngineConfig, state: Arc<RwLock<EngineState>>, events: Arc<dyn Fn(EngineEvent) + Send + Sync>) {
+pub(crate) fn run(rx: Receiver<Job>, mut cfg: EngineConfig, state: Arc<watch::Sender<EngineState>>, events: Arc<dyn Fn(EngineEvent) + Send + Sync>) {
     loop {
-        *state.write().unwrap() = EngineState::Loading;
+        state.send_replace(EngineState::Loading);
         let next = match load(&cfg, &events) {
-            Ok(model) => {
-                let info = model_info(&model, &cfg);
-                *state.write().unwrap() = EngineState::Ready(Box::new(info.clone()));
+            Ok(loaded) => {
+                let info = model_info(&loaded.model, &cfg, loaded.gpu_layers);
+                state.send_replace(EngineState::Ready(Box::new(info.clone())));
                 events(EngineEvent::Ready(Box::new(info.clone())));
-                serve_model(&rx, &cfg, &model, info)
+                serve_model(&rx, &cfg, &loaded.model, info)
             }
             Err(e) => {
                 tracing::error!("model load failed: {e}");
-                *state.write().unwrap() = EngineState::Failed(e.clone());
+                state.send_replace(EngineState::Failed(e.clone()));
                 events(EngineEvent::Failed(e.clone()));
                 serve_failed(&rx, &e)
             }
@@ -158,179 +70,15 @@ fn serve_failed(rx: &Receiver<Job>, why: &str) -> Option<EngineConfig> {
         match job {
             Job::Complete { reply, .. } => drop(reply.send(Err(err()))),
             Job::Generate { reply, .. } => drop(reply.send(Err(err()))),
-            Job::Tokenize { reply, .. } => drop(reply.send(Err(err()))),
             Job::Stats { reply } => {
                 drop(reply.send(EngineStats { state: "failed".into(), error: Some(why.into()), ..Default::default() }))
             }
-            Job::Close { .. } | Job::SetCacheEnabled(_) => {}
+            Job::Close { .. } => {}
             Job::Reload(cfg) => return Some(*cfg),
             Job::Shutdown => return None,
         }
     }
     None
-}
-
-fn load(cfg: &EngineConfig, events: &Arc<dyn Fn(EngineEvent) + Send + Sync>) -> std::result::Result<LlamaModel, String> {
-    cfg.validate()?;
-    let path = cfg.resolved_model_path();
-    events(EngineEvent::Loading { path: path.display().to_string() });
-    check_gguf(&path)?;
-    let n_layer = gguf_layer_count(&path);
-    let backend = backend()?;
-    // Asked at run time, not from our cargo features: with the `dynamic-link` build the GPU backend comes
-    // from the llama.cpp libraries found at run time.
-    let gpu = backend.supports_gpu_offload();
-    // llama.cpp counts the output layer as one more offloadable layer; never ask for more than exist.
-    let max_layers = n_layer.map(|n| n + 1).unwrap_or(0);
-    let layers = if gpu { cfg.gpu_layers.unwrap_or(max_layers).min(max_layers) } else { 0 };
-    let ev = events.clone();
-    let params = LlamaModelParams::default().with_n_gpu_layers(layers).with_progress_callback(move |p| {
-        ev(EngineEvent::Progress(p));
-        true
-    });
-    let started = Instant::now();
-    let model = LlamaModel::load_from_file(backend, &path, &params)
-        .map_err(|e| format!("llama.cpp could not load {}: {e}", path.display()))?;
-    tracing::info!(path = %path.display(), ms = started.elapsed().as_millis() as u64, "model loaded");
-    Ok(model)
-}
-
-/// Fail early with a readable message instead of letting llama.cpp print to stderr and return null.
-fn check_gguf(path: &Path) -> std::result::Result<(), String> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path).map_err(|e| {
-        format!(
-            "model file {}: {e}. Fetch the default model with scripts/fetch-model.sh or set lokal.modelPath",
-            path.display()
-        )
-    })?;
-    let mut magic = [0u8; 4];
-    f.read_exact(&mut magic).map_err(|_| format!("model file {} is too short to be a GGUF file", path.display()))?;
-    if &magic != b"GGUF" {
-        return Err(format!("model file {} is not a GGUF file (bad magic)", path.display()));
-    }
-    if llama_cpp_2::gguf::GgufContext::from_file(path).is_none() {
-        return Err(format!("model file {} is a corrupt or truncated GGUF file", path.display()));
-    }
-    // ggml reads only the header; a file cut inside its tensor data (an interrupted download) passes that,
-    // and llama.cpp's loader then fails with no message we can show.
-    let len = f.metadata().map(|m| m.len()).map_err(|e| format!("model file {}: {e}", path.display()))?;
-    match crate::catalog::gguf_meta::read_header(path) {
-        Ok(h) if len < h.data_end() => Err(format!(
-            "model file is truncated: {len} bytes, expected at least {} ({}; download it again)",
-            h.data_end(),
-            path.display()
-        )),
-        Ok(_) => Ok(()),
-        Err(e) => {
-            // ggml accepted the header, so leave the verdict to llama.cpp.
-            tracing::warn!("could not check the length of {}: {e}", path.display());
-            Ok(())
-        }
-    }
-}
-
-fn gguf_layer_count(path: &Path) -> Option<u32> {
-    let g = llama_cpp_2::gguf::GgufContext::from_file(path)?;
-    let arch_idx = g.find_key("general.architecture");
-    if arch_idx < 0 {
-        return None;
-    }
-    let arch = g.val_str(arch_idx)?.to_string();
-    let idx = g.find_key(&format!("{arch}.block_count"));
-    (idx >= 0).then(|| g.val_u32(idx))
-}
-
-/// Whether this build of llama.cpp can offload layers to a GPU (CUDA, Metal, Vulkan).
-pub fn gpu_offload_supported() -> bool {
-    backend().map(|b| b.supports_gpu_offload()).unwrap_or(false)
-}
-
-/// Read a GGUF's metadata and vocabulary (no weights) and report what the engine would make of it: the
-/// model catalog and the template tests use this.
-pub fn inspect(path: &Path) -> std::result::Result<(ModelInfo, PromptFormat), String> {
-    check_gguf(path)?;
-    let backend = backend()?;
-    let params = LlamaModelParams::default().with_vocab_only(true);
-    let model = LlamaModel::load_from_file(backend, path, &params)
-        .map_err(|e| format!("llama.cpp could not read {}: {e}", path.display()))?;
-    let cfg = EngineConfig { model_path: Some(path.to_path_buf()), ..Default::default() };
-    let info = model_info(&model, &cfg);
-    let format = prompt_format(&model, &info);
-    Ok((info, format))
-}
-
-/// The ids of the vocabulary's tokens whose text is one of `texts`, in one pass over the vocabulary.
-fn tokens_by_text(model: &LlamaModel, texts: &[&'static str]) -> HashMap<&'static str, Token> {
-    let v = model.vocab();
-    let mut found = HashMap::new();
-    for t in v.tokens() {
-        let Some(text) = v.text(t) else { continue };
-        let Ok(text) = text.to_str() else { continue };
-        if let Some(&known) = texts.iter().find(|k| **k == text) {
-            found.entry(known).or_insert(t.0);
-        }
-    }
-    found
-}
-
-/// The template for the model's family, with the family's end-of-fill tokens that its vocabulary has.
-fn prompt_format(model: &LlamaModel, info: &ModelInfo) -> PromptFormat {
-    let format = PromptFormat::detect(info);
-    let Some(family) = format.family() else { return format };
-    let found = tokens_by_text(model, family.stop_texts());
-    format.with_family_stops(|text| found.get(text).copied())
-}
-
-fn special(model: &LlamaModel, t: LlamaToken) -> Option<SpecialToken> {
-    if t.0 < 0 {
-        return None;
-    }
-    let text = String::from_utf8_lossy(&model.vocab().token_to_piece(t, true, None)).into_owned();
-    Some(SpecialToken { id: t.0, text })
-}
-
-/// The FIM tokens llama.cpp reports (from id keys, or found by texts it knows), else a known family's set
-/// found by text (Codestral's `[PREFIX]`/`[SUFFIX]`/`[MIDDLE]` are not in llama.cpp's list).
-fn fim_tokens(model: &LlamaModel) -> FimTokens {
-    let v = model.vocab();
-    let mut fim = FimTokens {
-        pre: special(model, v.fim_pre()),
-        suf: special(model, v.fim_suf()),
-        mid: special(model, v.fim_mid()),
-        pad: special(model, v.fim_pad()),
-        rep: special(model, v.fim_rep()),
-        sep: special(model, v.fim_sep()),
-    };
-    if !fim.is_complete() {
-        let texts: Vec<&'static str> = fim::FIM_TOKEN_TEXTS.iter().flatten().copied().collect();
-        let found = tokens_by_text(model, &texts);
-        fim::fill_fim_by_text(&mut fim, |text| found.get(text).copied());
-    }
-    fim
-}
-
-fn model_info(model: &LlamaModel, cfg: &EngineConfig) -> ModelInfo {
-    let v = model.vocab();
-    let arch = model.meta_val_str("general.architecture").unwrap_or_default();
-    let gpu = backend().map(|b| b.supports_gpu_offload()).unwrap_or(false);
-    let n_layer = model.n_layer();
-    ModelInfo {
-        path: cfg.resolved_model_path().display().to_string(),
-        name: model.meta_val_str("general.name").ok(),
-        sliding_window: model.meta_val_str(&format!("{arch}.attention.sliding_window")).ok().and_then(|s| s.parse().ok()),
-        architecture: arch,
-        n_layer,
-        n_ctx_train: model.n_ctx_train(),
-        n_params: model.n_params(),
-        size_bytes: model.size(),
-        n_vocab: model.n_vocab(),
-        bos: (v.bos().0 >= 0).then_some(v.bos().0),
-        add_bos: v.should_add_bos(),
-        fim: fim_tokens(model),
-        chat_template: model.chat_template(None).ok().and_then(|t| t.to_string().ok()),
-        gpu_layers: if gpu { cfg.gpu_layers.unwrap_or(n_layer + 1).min(n_layer + 1) } else { 0 },
-    }
 }
 
 /// Index of the largest logit, the first one on ties (as llama.cpp's greedy sampler). Lane-wise maxima over
@@ -357,30 +105,8 @@ pub(crate) fn argmax(logits: &[f32]) -> usize {
 /// Changed tokens a spliced FIM suffix may not have seen before it is decoded fresh: a line or two of typing.
 const TAIL_MAX_STALE: usize = 48;
 
-/// Where llama.cpp's abort callback looks for the current request's cancellation flag.
-struct AbortSlot(AtomicPtr<AtomicBool>);
-
-extern "C" fn abort_callback(data: *mut c_void) -> bool {
-    // SAFETY: `data` is the AbortSlot boxed in `serve_model`, which outlives the context.
-    let slot = unsafe { &*(data as *const AbortSlot) };
-    let flag = slot.0.load(Ordering::Acquire);
-    // SAFETY: a non-null flag points into a CancelToken that the running job keeps alive.
-    !flag.is_null() && unsafe { (*flag).load(Ordering::Acquire) }
-}
-
-/// llama-cpp-2 0.1.160 has no safe setter for the abort callback; the context parameters carry it, so we set
-/// the raw field. `LlamaContextParams` is a one-field wrapper around `llama_context_params`; `transmute`
-/// refuses to compile if the sizes ever differ.
-fn with_abort_callback(params: LlamaContextParams, slot: *const AbortSlot) -> LlamaContextParams {
-    // SAFETY: same size (checked by transmute) and the only field is the raw struct.
-    let mut raw: llama_cpp_sys_2::llama_context_params = unsafe { std::mem::transmute(params) };
-    raw.abort_callback = Some(abort_callback);
-    raw.abort_callback_data = slot as *mut c_void;
-    unsafe { std::mem::transmute(raw) }
-}
-
 fn serve_model(rx: &Receiver<Job>, cfg: &EngineConfig, model: &LlamaModel, info: ModelInfo) -> Option<EngineConfig> {
-    let slot = Box::new(AbortSlot(AtomicPtr::new(std::ptr::null_mut())));
+    let slot = Box::new(AbortSlot::new());
     let threads = cfg.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get() as i32).unwrap_or(4));
     let n_ctx = cfg.sequences * cfg.ctx_per_sequence;
     let params = LlamaContextParams::default()
@@ -397,18 +123,14 @@ fn serve_model(rx: &Receiver<Job>, cfg: &EngineConfig, model: &LlamaModel, info:
         .with_swa_full(true)
         .with_n_threads(threads)
         .with_n_threads_batch(threads);
-    let params = with_abort_callback(params, &*slot);
+    let params = with_abort_callback(params, &slot);
     let ctx = match model.new_context(backend().ok()?, params) {
         Ok(c) => c,
         Err(e) => return serve_failed(rx, &format!("could not create a context of {n_ctx} cells: {e}")),
     };
     let mut s = Session::new(model, ctx, cfg, info, &slot);
     loop {
-        let job = match rx.recv_timeout(Duration::from_secs(3600)) {
-            Ok(j) => j,
-            Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => return None,
-        };
+        let Ok(job) = rx.recv() else { return None };
         match job {
             Job::Complete { req, cancel, queued, reply } => {
                 let r = s.complete(&req, &cancel, queued);
@@ -418,14 +140,10 @@ fn serve_model(rx: &Receiver<Job>, cfg: &EngineConfig, model: &LlamaModel, info:
                 let r = s.generate(&req, &cancel, queued);
                 let _ = reply.send(r);
             }
-            Job::Tokenize { text, reply } => {
-                let _ = reply.send(Ok(s.tokenize(&text).len()));
-            }
             Job::Close { doc } => s.close(&doc),
             Job::Stats { reply } => {
                 let _ = reply.send(s.stats());
             }
-            Job::SetCacheEnabled(on) => s.cache.set_enabled(on),
             Job::Reload(cfg) => return Some(*cfg),
             Job::Shutdown => return None,
         }
@@ -446,71 +164,6 @@ struct Session<'m, 's> {
     /// Measured prompt processing rate, for deciding whether restoring a snapshot beats recomputing.
     pp_tokens_per_s: f64,
     decode_calls: u64,
-}
-
-/// The prefix cache's view of the llama.cpp context.
-struct Kv<'a, 'm> {
-    ctx: &'a mut LlamaContext<'m>,
-    pp_tokens_per_s: f64,
-    scratch: u32,
-    /// Cells changed position (llama_memory_seq_add): the next decode first re-rotates the keys of every
-    /// cell and llama.cpp then re-reserves its worst-case graph (docs/performance.md); the phases show such
-    /// requests apart.
-    moved: bool,
-}
-
-impl<'a, 'm> Kv<'a, 'm> {
-    fn new(ctx: &'a mut LlamaContext<'m>, pp_tokens_per_s: f64, scratch: u32) -> Self {
-        Self { ctx, pp_tokens_per_s, scratch, moved: false }
-    }
-}
-
-impl KvOps for Kv<'_, '_> {
-    type Snapshot = SeqState;
-    fn truncate(&mut self, seq: u32, pos: usize) -> bool {
-        self.ctx.clear_kv_cache_seq(Some(seq), Some(pos as u32), None).unwrap_or(false)
-    }
-    fn clear(&mut self, seq: u32) {
-        let _ = self.ctx.clear_kv_cache_seq(Some(seq), None, None);
-    }
-    fn remove_range(&mut self, seq: u32, p0: usize, p1: usize) -> bool {
-        p0 >= p1 || self.ctx.clear_kv_cache_seq(Some(seq), Some(p0 as u32), Some(p1 as u32)).unwrap_or(false)
-    }
-    fn shift(&mut self, seq: u32, p0: usize, p1: usize, delta: i64) -> bool {
-        self.moved |= delta != 0;
-        self.ctx.kv_cache_seq_add(seq as i32, Some(p0 as u32), Some(p1 as u32), delta as i32).is_ok()
-    }
-    fn snapshot(&mut self, seq: u32) -> Option<(SeqState, usize)> {
-        let s = self.ctx.state_seq_get(seq as i32, LlamaStateSeqFlags::empty()).ok()?;
-        let n = s.byte_len();
-        Some((s, n))
-    }
-    fn restore(&mut self, seq: u32, snap: &SeqState) -> bool {
-        self.ctx.state_seq_set(snap, seq as i32).is_ok()
-    }
-    // With one unified pool of cells, copying a range to another sequence only tags the cells: no KV data
-    // moves, and the positions are per cell, so the shift applies to the parked run alone.
-    fn park(&mut self, seq: u32, p0: usize, p1: usize, delta: i64) -> bool {
-        let (s, x) = (seq as i32, self.scratch as i32);
-        let _ = self.ctx.clear_kv_cache_seq(Some(self.scratch), None, None);
-        self.ctx.copy_kv_cache_seq(s, x, Some(p0 as u32), Some(p1 as u32)).is_ok()
-            && self.ctx.clear_kv_cache_seq(Some(seq), Some(p0 as u32), Some(p1 as u32)).unwrap_or(false)
-            && (delta == 0 || self.shift(self.scratch, p0, p1, delta))
-    }
-    fn unpark(&mut self, seq: u32, p0: usize, p1: usize) -> bool {
-        let ok = self.ctx.copy_kv_cache_seq(self.scratch as i32, seq as i32, Some(p0 as u32), Some(p1 as u32)).is_ok();
-        self.drop_parked();
-        ok
-    }
-    fn drop_parked(&mut self) {
-        let _ = self.ctx.clear_kv_cache_seq(Some(self.scratch), None, None);
-    }
-    fn restore_is_cheaper(&self, bytes: usize, tokens: usize) -> bool {
-        // A host-to-KV copy runs at memory speed (a conservative 2 GB/s); recomputing costs the measured rate.
-        let copy_s = bytes as f64 / 2e9;
-        let recompute_s = tokens as f64 / self.pp_tokens_per_s.max(1.0);
-        copy_s < recompute_s
-    }
 }
 
 enum Stop<'a> {
@@ -713,10 +366,10 @@ impl<'m, 's> Session<'m, 's> {
         let plan_time = started.elapsed();
         let seq = plan.seq;
         // Everything the job touches through the abort callback lives until the slot is cleared below.
-        self.abort.0.store(cancel.flag_ptr() as *mut AtomicBool, Ordering::Release);
+        self.abort.arm(cancel);
         let result = self.decode_and_generate(seq, &prompt, plan.keep, plan.tail, max_tokens, stop_ids, stop, cancel, started);
         let reused = plan.keep + plan.tail.map(|(a, b)| b - a).unwrap_or(0);
-        self.abort.0.store(std::ptr::null_mut(), Ordering::Release);
+        self.abort.disarm();
         let held = match &result {
             Ok((_, held)) => held.clone(),
             Err((_, held)) => held.clone(),

@@ -8,9 +8,9 @@ mod support;
 
 use lokal_engine::fim::{FimFamily, Order, PromptFormat};
 use lokal_engine::model_info::{ModelInfo, SpecialToken};
-use lokal_engine::{Completion, CompletionRequest, Engine, EngineConfig, EngineState};
+use lokal_engine::{Completion, CompletionRequest, Engine, EngineConfig};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::families::{self, Keys, Model};
 use support::gguf::{Gguf, TempFile};
 use support::model::{N_CTX_TRAIN, N_LAYER};
@@ -284,16 +284,12 @@ fn start_engine(path: &Path) -> std::result::Result<(Engine, Box<ModelInfo>), St
         ..Default::default()
     };
     let engine = Engine::start(cfg, |_| {});
-    let started = Instant::now();
-    loop {
-        match engine.state() {
-            EngineState::Ready(info) => return Ok((engine, info)),
-            EngineState::Failed(e) => {
-                engine.shutdown();
-                return Err(e);
-            }
-            EngineState::Loading if started.elapsed() > Duration::from_secs(120) => panic!("model load hangs"),
-            EngineState::Loading => std::thread::sleep(Duration::from_millis(5)),
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    match rt.block_on(async { tokio::time::timeout(Duration::from_secs(120), engine.wait_ready()).await }).expect("model load hangs") {
+        Ok(info) => Ok((engine, info)),
+        Err(e) => {
+            engine.shutdown();
+            Err(e.to_string())
         }
     }
 }

@@ -78,7 +78,7 @@ enum Cmd {
         #[arg(long, default_value_t = 8)]
         sequences: u32,
     },
-    /// Check the set-up (model, backend, GPU, memory, tier files) and say what to fix.
+    /// Check the set-up (model, backend, GPU, memory, tier files, audit log, cloud model) and say what to fix.
     Doctor {
         /// Workspace folders whose tier files to check.
         #[arg(long)]
@@ -159,6 +159,7 @@ fn main() {
                 ctx_per_sequence: cfg.ctx_per_sequence,
                 sequences: cfg.sequences,
                 workspaces: workspace,
+                setup: doctor::Setup::from_env(),
             });
             print!("{}", doctor::render(&findings));
             i32::from(findings.iter().any(|f| f.status == doctor::Status::Fail))

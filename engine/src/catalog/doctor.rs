@@ -2,12 +2,16 @@
 //!
 //! Checks, in order: the model file (exists, is a readable GGUF: [`super::gguf_meta`]), the llama.cpp
 //! backend compiled in (the server passes `LlamaBackend::supports_gpu_offload()`), the GPU seen against that
-//! backend, memory headroom for the model at the configured context, and the `.lokal.toml` tier file of each
-//! workspace folder (present, parses as TOML, `tier` in 1..=3: a minimal check; the tier policy itself lives
-//! elsewhere).
+//! backend, memory headroom for the model at the configured context, the tier of each workspace folder (as
+//! the policy itself resolves it: [`crate::policy::tier::resolve_folder`], so doctor never approves what the
+//! server refuses), the audit log (a request whose record cannot be written is not sent), and the cloud
+//! model's settings.
 use super::fit::{fit, Class, FitConfig, RunsOn};
 use super::hardware::Hardware;
 use super::render::size;
+use crate::policy::audit::AuditLog;
+use crate::policy::cloud::{CloudConfig, CloudProvider};
+use crate::policy::tier::{resolve_folder, FolderPolicy, Tier, TierSource, UserTierSettings};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -37,6 +41,31 @@ pub struct DoctorInput<'a> {
     pub sequences: u32,
     /// Workspace folders whose tier files to check.
     pub workspaces: Vec<PathBuf>,
+    pub setup: Setup,
+}
+
+/// What the policy checks read besides the workspace folders: tier settings, the audit log, the cloud model.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub tiers: UserTierSettings,
+    pub audit_log: AuditLog,
+    pub cloud: CloudConfig,
+    /// The user chose a cloud model (`LOKAL_CLOUD_PROVIDER`, `LOKAL_CLOUD_BASE_URL` or `LOKAL_CLOUD_MODEL`
+    /// set), so its settings must be complete; otherwise only Tier-1/2 folders make them matter.
+    pub cloud_chosen: bool,
+}
+
+impl Setup {
+    /// As the server reads them: the environment, and no tier settings (those come from the editor).
+    pub fn from_env() -> Self {
+        let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+        Setup {
+            tiers: UserTierSettings::default(),
+            audit_log: AuditLog::default_location(),
+            cloud: CloudConfig::from_env(),
+            cloud_chosen: ["LOKAL_CLOUD_PROVIDER", "LOKAL_CLOUD_BASE_URL", "LOKAL_CLOUD_MODEL"].into_iter().any(set),
+        }
+    }
 }
 
 fn finding(check: &str, status: Status, detail: impl Into<String>, fix: Option<&str>) -> Finding {
@@ -151,36 +180,106 @@ pub fn run(i: &DoctorInput) -> Vec<Finding> {
         }
     }
 
+    let mut policies = Vec::new();
     for w in &i.workspaces {
-        out.push(tier_file(w));
+        match tier_file(w, &i.setup.tiers) {
+            Ok((f, p)) => {
+                out.push(f);
+                policies.push(p);
+            }
+            Err(f) => out.push(f),
+        }
     }
+    out.push(audit_log(&i.setup.audit_log));
+    out.push(cloud(&i.setup, &policies));
     out
 }
 
-/// Minimal check of a workspace's `.lokal.toml`: present, parses, `tier` in 1..=3.
-pub fn tier_file(root: &Path) -> Finding {
+/// A workspace folder's tier as the policy resolves it, with every diagnostic the policy has on the tier
+/// file; the policy too, for the checks that depend on the tier. `Err` when the folder does not exist.
+pub fn tier_file(root: &Path, tiers: &UserTierSettings) -> Result<(Finding, FolderPolicy), Finding> {
     let check = format!("tier file of {}", root.display());
-    let fix = Some("write `tier = 1`, `2` or `3` in .lokal.toml (1: cloud allowed, 2: anonymized structure only, 3: nothing leaves)");
     if !root.is_dir() {
-        return finding(&check, Status::Fail, format!("{} is not a folder", root.display()), Some("pass an existing workspace folder"));
+        return Err(finding(&check, Status::Fail, format!("{} is not a folder", root.display()), Some("pass an existing workspace folder")));
     }
-    let p = root.join(".lokal.toml");
-    let text = match std::fs::read_to_string(&p) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return finding(&check, Status::Ok, "no .lokal.toml: the defaultTier setting applies (Tier 3 unless set)", None);
+    let p = resolve_folder(root, tiers);
+    let mut detail = format!("{}, set by {}", p.tier.describe(), p.set_by());
+    for d in &p.diagnostics {
+        detail.push_str(&format!("\n         {}:{}:{}: {}", d.file.display(), d.line + 1, d.column + 1, d.message));
+    }
+    let f = if p.source == TierSource::Fallback {
+        finding(&check, Status::Fail, detail, Some("write `tier = 1`, `2` or `3` in .lokal.toml (1: cloud allowed, 2: anonymized structure only, 3: nothing leaves) and only known keys"))
+    } else if !p.diagnostics.is_empty() {
+        // The tier stands but the entries above are ignored: connections to the hosts they meant are refused.
+        finding(&check, Status::Fail, detail, Some("fix or remove the entries above (allowed_hosts: a host name or address with an optional port; endpoints: an http(s) URL)"))
+    } else {
+        finding(&check, Status::Ok, detail, None)
+    };
+    Ok((f, p))
+}
+
+/// Opens the log as a request would (creating it, owner-only, if missing) without writing a record.
+pub fn audit_log(log: &AuditLog) -> Finding {
+    let check = "audit log";
+    let path = log.path().display();
+    match log.open() {
+        Err(e) => finding(
+            check,
+            Status::Fail,
+            format!("{path} cannot be written ({e}): every cloud or on-premises request would be refused, since a request whose record cannot be written is not sent"),
+            Some("set LOKAL_AUDIT_LOG to a file you can write, or fix the folder's permissions"),
+        ),
+        Ok(w) => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(w.path()).map(|m| m.permissions().mode()).unwrap_or(0o600);
+                if mode & 0o077 != 0 {
+                    return finding(
+                        check,
+                        Status::Warn,
+                        format!("{path} is readable by other users (mode {:o}); it names workspaces and hosts", mode & 0o777),
+                        Some("chmod 600 the file"),
+                    );
+                }
+            }
+            finding(check, Status::Ok, format!("{path} is writable"), None)
         }
-        Err(e) => return finding(&check, Status::Fail, format!("{}: {e} (treated as Tier 3)", p.display()), Some("make the file readable")),
-    };
-    let doc = match text.parse::<toml::Table>() {
-        Ok(d) => d,
-        Err(e) => return finding(&check, Status::Fail, format!("{} does not parse (treated as Tier 3): {}", p.display(), e.message()), fix),
-    };
-    match doc.get("tier") {
-        Some(toml::Value::Integer(t)) if (1..=3).contains(t) => finding(&check, Status::Ok, format!("Tier {t} from {}", p.display()), None),
-        Some(v) => finding(&check, Status::Fail, format!("{}: tier = {v} is not 1, 2 or 3 (treated as Tier 3)", p.display()), fix),
-        None => finding(&check, Status::Fail, format!("{} has no `tier` (treated as Tier 3)", p.display()), fix),
     }
+}
+
+/// The cloud model's settings, where a cloud model can be used: chosen by the user, or a Tier-1/2 folder
+/// (where the cloud design action is offered).
+pub fn cloud(setup: &Setup, folders: &[FolderPolicy]) -> Finding {
+    let check = "cloud model";
+    let c = &setup.cloud;
+    let cloud_folders: Vec<String> = folders.iter().filter(|p| p.tier < Tier::Local).map(|p| p.root.display().to_string()).collect();
+    if !setup.cloud_chosen && cloud_folders.is_empty() {
+        return finding(check, Status::Ok, "none configured, and no folder here allows one", None);
+    }
+    let (key_var, fix_key) = match c.provider {
+        CloudProvider::Anthropic => ("ANTHROPIC_API_KEY", "set ANTHROPIC_API_KEY (or LOKAL_CLOUD_PROVIDER=openai with OPENAI_API_KEY)"),
+        CloudProvider::OpenAiCompatible => ("OPENAI_API_KEY", "set OPENAI_API_KEY"),
+    };
+    // A chosen model must work; one only allowed by a folder's tier is not a failure to go unused.
+    let missing = if setup.cloud_chosen { Status::Fail } else { Status::Warn };
+    let whom = if setup.cloud_chosen { "the cloud model you configured".to_string() } else { format!("cloud design in {}", cloud_folders.join(", ")) };
+    if c.provider == CloudProvider::OpenAiCompatible && c.base_url.trim().is_empty() {
+        return finding(check, missing, format!("LOKAL_CLOUD_PROVIDER=openai without LOKAL_CLOUD_BASE_URL: {whom} would be refused"), Some("set LOKAL_CLOUD_BASE_URL to the endpoint (https://host/v1)"));
+    }
+    if c.api_key.is_none() {
+        return finding(check, missing, format!("{key_var} is not set: {whom} would be refused"), Some(fix_key));
+    }
+    let endpoint = c.endpoint();
+    if !endpoint.starts_with("https://") {
+        return finding(
+            check,
+            Status::Warn,
+            format!("{endpoint} is not https: it is refused unless a folder's .lokal.toml lists its host"),
+            Some("use an https URL in LOKAL_CLOUD_BASE_URL"),
+        );
+    }
+    finding(check, Status::Ok, format!("{} at {endpoint}, {key_var} set", c.model), None)
 }
 
 pub fn render(findings: &[Finding]) -> String {
@@ -206,80 +305,5 @@ pub fn render(findings: &[Finding]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tmp(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("lokal-doctor-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
-    #[test]
-    fn missing_model_and_broken_tier_files() {
-        let dir = tmp("a");
-        let (bad, garbled, none, good) = (dir.join("bad"), dir.join("garbled"), dir.join("none"), dir.join("good"));
-        for d in [&bad, &garbled, &none, &good] {
-            std::fs::create_dir_all(d).unwrap();
-        }
-        std::fs::write(bad.join(".lokal.toml"), "tier = 9\n").unwrap();
-        std::fs::write(garbled.join(".lokal.toml"), "tier = = 2\n").unwrap();
-        std::fs::write(good.join(".lokal.toml"), "tier = 2\n[[endpoints]]\nurl = \"http://gpu-box.internal:8080\"\n").unwrap();
-        let hw = Hardware::cpu_only(2, 24.0, 24.0);
-        let out = run(&DoctorInput {
-            model: "/nonexistent/model.gguf".into(),
-            hardware: &hw,
-            gpu_offload_supported: false,
-            ctx_per_sequence: 2048,
-            sequences: 8,
-            workspaces: vec![bad.clone(), garbled.clone(), none.clone(), good.clone(), dir.join("missing")],
-        });
-        assert_eq!(out[0].check, "model file");
-        assert_eq!(out[0].status, Status::Fail);
-        assert!(out[0].fix.as_deref().unwrap().contains("fetch-model"));
-        assert!(!out.iter().any(|f| f.check == "memory"), "no memory check without a model");
-        let tier = |d: &Path| out.iter().find(|f| f.check == format!("tier file of {}", d.display())).unwrap().clone();
-        assert_eq!(tier(&bad).status, Status::Fail);
-        assert!(tier(&bad).detail.contains("not 1, 2 or 3"));
-        assert_eq!(tier(&garbled).status, Status::Fail);
-        assert!(tier(&garbled).detail.contains("does not parse"));
-        assert_eq!(tier(&none).status, Status::Ok);
-        assert_eq!(tier(&good).status, Status::Ok);
-        assert!(tier(&good).detail.contains("Tier 2"));
-        assert_eq!(tier(&dir.join("missing")).status, Status::Fail);
-        let text = render(&out);
-        assert!(text.contains("[FAIL] model file") && text.contains("fix:") && text.contains("some checks failed"), "{text}");
-        let _ = std::fs::remove_dir_all(dir);
-    }
-
-    #[test]
-    fn a_broken_model_file_and_a_gpu_without_offload() {
-        let dir = tmp("b");
-        let m = dir.join("broken.gguf");
-        std::fs::write(&m, b"GGUF\x03\x00\x00\x00").unwrap();
-        let hw = Hardware::cpu_only(16, 64.0, 80.0).with_gpu("NVIDIA GeForce RTX 4090", 24.0);
-        let out = run(&DoctorInput { model: m, hardware: &hw, gpu_offload_supported: false, ctx_per_sequence: 2048, sequences: 8, workspaces: vec![] });
-        assert_eq!(out[0].status, Status::Fail);
-        assert!(out[0].detail.contains("ends early"), "{}", out[0].detail);
-        let gpu = out.iter().find(|f| f.check == "GPU").unwrap();
-        assert_eq!(gpu.status, Status::Warn);
-        assert!(gpu.fix.as_deref().unwrap().contains("--features lokal-engine/cuda"));
-        let _ = std::fs::remove_dir_all(dir);
-    }
-
-    #[test]
-    fn the_embedded_model_on_a_small_box() {
-        let p = crate::config::default_model_dir().join(crate::config::DEFAULT_MODEL_FILE);
-        if !p.exists() {
-            eprintln!("SKIPPED doctor real-model test: no model at {}", p.display());
-            return;
-        }
-        let hw = Hardware::cpu_only(2, 24.0, 24.0);
-        let out = run(&DoctorInput { model: p, hardware: &hw, gpu_offload_supported: false, ctx_per_sequence: 2048, sequences: 8, workspaces: vec![] });
-        print!("{}", render(&out));
-        assert!(out.iter().all(|f| f.status == Status::Ok), "{out:?}");
-        let mem = out.iter().find(|f| f.check == "memory").unwrap();
-        assert!(mem.detail.contains("great fit") && mem.detail.contains("in RAM"), "{}", mem.detail);
-    }
-}
+#[path = "doctor_tests.rs"]
+mod tests;

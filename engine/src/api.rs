@@ -1,0 +1,76 @@
+//! The engine's public request and answer types: what the server sends in and gets back, no protocol types
+//! and no llama.cpp types.
+use crate::model_info::ModelInfo;
+
+/// A completion request in engine terms: text around the cursor, no protocol types.
+#[derive(Debug, Clone)]
+pub struct CompletionRequest {
+    /// Cache key: one per open document (the server uses the URI).
+    pub doc: String,
+    /// Document text from line `first_line` up to the cursor.
+    pub before: String,
+    pub first_line: u32,
+    /// Document text from the cursor to the end (or a generous window of it).
+    pub after: String,
+    pub max_tokens: Option<usize>,
+    pub max_lines: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Timings {
+    pub queue_ms: f64,
+    pub prompt_ms: f64,
+    pub ttft_ms: f64,
+    pub total_ms: f64,
+    pub prompt_tokens: usize,
+    pub reused_tokens: usize,
+    pub redecoded_tokens: usize,
+    pub generated_tokens: usize,
+    pub gen_tokens_per_s: f64,
+    pub restored: bool,
+    pub from_suggestion: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Completion {
+    /// `None`: the model produced nothing worth showing.
+    pub text: Option<String>,
+    pub timings: Timings,
+}
+
+/// Free-form generation for instructions (code actions, design docs).
+#[derive(Debug, Clone)]
+pub struct GenerateRequest {
+    /// Cache key, so repeated actions on one document reuse their prompt prefix.
+    pub key: String,
+    pub system: Option<String>,
+    pub user: String,
+    /// Text the answer starts with (e.g. an opening code fence), appended after the assistant turn opens.
+    pub answer_prefix: String,
+    pub max_tokens: usize,
+    /// Generation stops when the text contains one of these; the stop string is not returned.
+    pub stop: Vec<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Generation {
+    pub text: String,
+    pub timings: Timings,
+}
+
+#[derive(Debug, Clone)]
+pub enum EngineEvent {
+    Loading { path: String },
+    Progress(f32),
+    Ready(Box<ModelInfo>),
+    Failed(String),
+}
+
+/// Shared, cheap view of the engine's state for the async side.
+#[derive(Debug, Clone)]
+pub enum EngineState {
+    Loading,
+    Ready(Box<ModelInfo>),
+    Failed(String),
+}
