@@ -161,7 +161,7 @@ pub fn parse(value: &Value, base: &EngineConfig) -> Settings {
             return out;
         }
     };
-    out.given = true;
+    out.given = !obj.is_empty();
     let engine_keys: Vec<String> = match serde_json::to_value(EngineConfig::default()) {
         Ok(Value::Object(m)) => m.keys().cloned().collect(),
         _ => vec![],

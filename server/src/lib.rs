@@ -9,6 +9,7 @@ pub mod framing;
 pub mod lsp;
 pub mod peer;
 pub mod proxy;
+pub mod settings;
 pub mod tiers;
 pub mod trace;
 pub mod work;

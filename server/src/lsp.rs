@@ -4,6 +4,7 @@ use dashmap::DashMap;
 use lokal_engine::{CancelOnDrop, CancelToken, CompletionRequest, Engine, EngineConfig, EngineError, EngineEvent, EngineState};
 use serde::Deserialize;
 use serde_json::Value;
+use crate::settings::EngineKind;
 use crate::tiers::{CommandArgs, TierSettings, CLOUD_DESIGN, PREVIEW_CLOUD};
 use crate::work::WorkRegistry;
 use lokal_engine::policy::tier::WorkspacePolicy;
@@ -29,7 +30,7 @@ pub struct Backend {
     pub(crate) session: String,
     pub(crate) docs: Arc<DashMap<Uri, Document>>,
     encoding: OnceLock<Encoding>,
-    config: Mutex<EngineConfig>,
+    pub(crate) config: Mutex<EngineConfig>,
     events: Mutex<Option<mpsc::UnboundedReceiver<EngineEvent>>>,
     progress_supported: OnceLock<bool>,
     pub(crate) roots: RwLock<Vec<PathBuf>>,
@@ -40,6 +41,9 @@ pub struct Backend {
     watch_supported: OnceLock<bool>,
     /// tree-sitter trees of open documents in languages with a grammar, kept in step with every change.
     pub(crate) trees: DashMap<Uri, Mutex<lokal_engine::syntax::SyntaxTree>>,
+    pub(crate) settings_state: Mutex<crate::settings::SettingsState>,
+    /// Set in `initialize`: whose engine serves this session.
+    pub(crate) engine_kind: Arc<OnceLock<EngineKind>>,
 }
 
 /// What outlives a session's service: enough to free its documents when the connection ends.
@@ -48,6 +52,7 @@ pub struct SessionHandle {
     engine: Arc<OnceLock<Engine>>,
     docs: Arc<DashMap<Uri, Document>>,
     session: String,
+    kind: Arc<OnceLock<EngineKind>>,
 }
 
 impl SessionHandle {
@@ -56,6 +61,10 @@ impl SessionHandle {
         if let Some(e) = self.engine.get() {
             for d in self.docs.iter() {
                 e.close(&format!("{}{}", self.session, d.key().as_str()));
+            }
+            // A daemon session's own engine (another modelPath) holds a model nobody else uses.
+            if self.kind.get() == Some(&EngineKind::DaemonOwn) {
+                e.shutdown();
             }
         }
         self.docs.clear();
@@ -72,7 +81,8 @@ pub fn service() -> (LspService<Backend>, tower_lsp_server::ClientSocket) {
 pub fn session(shared: Option<Engine>, session: String) -> (LspService<Backend>, tower_lsp_server::ClientSocket, SessionHandle) {
     let engine: Arc<OnceLock<Engine>> = Arc::new(OnceLock::new());
     let docs: Arc<DashMap<Uri, Document>> = Arc::new(DashMap::new());
-    let handle = SessionHandle { engine: engine.clone(), docs: docs.clone(), session: session.clone() };
+    let kind: Arc<OnceLock<EngineKind>> = Arc::new(OnceLock::new());
+    let handle = SessionHandle { engine: engine.clone(), docs: docs.clone(), session: session.clone(), kind: kind.clone() };
     let (svc, sock) = LspService::build(move |client| Backend {
         client,
         engine,
@@ -89,6 +99,8 @@ pub fn session(shared: Option<Engine>, session: String) -> (LspService<Backend>,
         work: WorkRegistry::default(),
         watch_supported: OnceLock::new(),
         trees: DashMap::new(),
+        settings_state: Default::default(),
+        engine_kind: kind,
     })
     .custom_method("textDocument/inlineCompletion", Backend::inline_completion)
     .custom_method("lokal/stats", Backend::stats)
@@ -113,21 +125,6 @@ fn engine_error(e: EngineError) -> Error {
         EngineError::Cancelled | EngineError::Superseded => Error::request_cancelled(),
         other => request_failed(format!("lokal: {other}")),
     }
-}
-
-/// `initializationOptions` may carry the settings at the top level or under "lokal".
-fn settings_from(value: &Value, base: &EngineConfig) -> std::result::Result<EngineConfig, String> {
-    let v = value.get("lokal").unwrap_or(value);
-    if !v.is_object() {
-        return Ok(base.clone());
-    }
-    let mut merged = serde_json::to_value(base).map_err(|e| e.to_string())?;
-    for (k, val) in v.as_object().unwrap() {
-        if !val.is_null() {
-            merged[k] = val.clone();
-        }
-    }
-    serde_json::from_value(merged).map_err(|e| format!("invalid lokal settings: {e}"))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -270,38 +267,31 @@ impl Backend {
         let items = vec![ConfigurationItem { scope_uri: None, section: Some("lokal".into()) }];
         let Ok(values) = self.client.configuration(items).await else { return };
         let Some(v) = values.into_iter().next() else { return };
-        let (old, new) = {
-            let cur = self.config.lock().unwrap().clone();
-            match settings_from(&v, &cur) {
-                Ok(n) => (cur, n),
-                Err(e) => {
-                    self.client.show_message(MessageType::ERROR, format!("lokal: {e}")).await;
-                    return;
-                }
-            }
-        };
-        if old != new {
-            self.apply_settings(new).await;
-        }
+        self.settings_changed(&v).await;
     }
 
     /// Session-level settings (token and line budgets) apply at once; model-level ones reload our own
     /// engine, but never a daemon's, which other editor windows are using.
-    async fn apply_settings(&self, new: EngineConfig) {
+    pub(crate) async fn apply_settings(&self, new: EngineConfig) {
         let old = std::mem::replace(&mut *self.config.lock().unwrap(), new.clone());
         let model_level = EngineConfig { max_tokens: old.max_tokens, max_lines: old.max_lines, ..new.clone() } != old;
         if !model_level {
             return;
         }
-        match (&self.shared, self.engine()) {
-            (None, Ok(e)) => {
+        match (self.engine_kind(), self.engine()) {
+            (EngineKind::Daemon, _) => {
+                let msg = match crate::settings::needs_own_engine(&new) {
+                    Some(theirs) => format!(
+                        "lokal: the daemon serves {}; reopen this window to have its modelPath served by an engine of its own",
+                        theirs.display()
+                    ),
+                    None => "lokal: model settings belong to the shared daemon; restart `lokal daemon` to change them".into(),
+                };
+                self.client.show_message(MessageType::WARNING, msg).await;
+            }
+            (_, Ok(e)) => {
                 tracing::info!("settings changed; reloading the engine");
                 e.reload(new);
-            }
-            (Some(_), _) => {
-                self.client
-                    .show_message(MessageType::WARNING, "lokal: model settings belong to the shared daemon; restart `lokal daemon` to change them")
-                    .await;
             }
             _ => {}
         }
@@ -333,25 +323,32 @@ impl LanguageServer for Backend {
             _ => vec![],
         };
         *self.roots.write().unwrap() = roots;
-        if let Some(o) = &params.initialization_options {
-            *self.tier_settings.write().unwrap() = TierSettings::from_settings(o);
-        }
         let _ = self.progress_supported.set(progress);
-        let cfg = match params.initialization_options.as_ref().map(|v| settings_from(v, &EngineConfig::default())) {
-            Some(Ok(c)) => c,
-            Some(Err(e)) => {
-                // Bad settings must not take the server down: use the defaults and say why.
-                self.client.show_message(MessageType::ERROR, format!("lokal: {e}; using defaults")).await;
-                EngineConfig::default()
-            }
-            None => EngineConfig::default(),
-        };
+        // Each setting on its own: a bad one keeps its default and is reported; the others apply.
+        let settings = lokal_engine::settings::parse(params.initialization_options.as_ref().unwrap_or(&Value::Null), &EngineConfig::default());
+        self.take_settings(&settings).await;
+        let cfg = settings.engine;
         *self.config.lock().unwrap() = cfg.clone();
-        match &self.shared {
-            Some(e) => {
+        let own = self.shared.is_some().then(|| crate::settings::needs_own_engine(&cfg)).flatten();
+        if let Some(theirs) = &own {
+            self.client
+                .show_message(
+                    MessageType::INFO,
+                    format!(
+                        "lokal: the daemon serves {}; this window's modelPath {} gets an engine of its own in the daemon (its own memory)",
+                        theirs.display(),
+                        cfg.resolved_model_path().display()
+                    ),
+                )
+                .await;
+        }
+        match (&self.shared, own) {
+            (Some(e), None) => {
+                let _ = self.engine_kind.set(EngineKind::Daemon);
                 let _ = self.engine.set(e.clone());
             }
-            None => {
+            (shared, _) => {
+                let _ = self.engine_kind.set(if shared.is_some() { EngineKind::DaemonOwn } else { EngineKind::InProcess });
                 let (tx, rx) = mpsc::unbounded_channel();
                 *self.events.lock().unwrap() = Some(rx);
                 let _ = self.engine.set(Engine::start(cfg, move |ev| {
@@ -459,13 +456,13 @@ impl LanguageServer for Backend {
     }
 
     async fn shutdown(&self) -> Result<()> {
-        match (&self.shared, self.engine.get()) {
-            (None, Some(e)) => e.shutdown(),
-            (Some(e), _) => {
+        match (self.engine_kind(), self.engine.get()) {
+            (EngineKind::Daemon, Some(e)) => {
                 for d in self.docs.iter() {
                     e.close(&self.key(d.key()));
                 }
             }
+            (_, Some(e)) => e.shutdown(),
             _ => {}
         }
         Ok(())
@@ -520,23 +517,10 @@ impl LanguageServer for Backend {
     }
 
     async fn did_change_configuration(&self, params: DidChangeConfigurationParams) {
-        if !params.settings.is_null() {
-            let ts = TierSettings::from_settings(&params.settings);
-            if ts != *self.tier_settings.read().unwrap() {
-                *self.tier_settings.write().unwrap() = ts;
-                self.refresh_policy(false).await;
-            }
-        }
-        // Clients either push the settings or just signal a change; pull in both cases for one code path,
-        // but accept pushed values when the client cannot answer workspace/configuration.
-        if !params.settings.is_null() {
-            let cur = self.config.lock().unwrap().clone();
-            if let Ok(n) = settings_from(&params.settings, &cur) {
-                if n != cur {
-                    self.apply_settings(n).await;
-                }
-                return;
-            }
+        // Clients either push the settings or just signal a change: take pushed values, else ask.
+        if !params.settings.is_null() && params.settings.as_object().is_none_or(|o| !o.is_empty()) {
+            self.settings_changed(&params.settings).await;
+            return;
         }
         self.pull_configuration().await;
     }

@@ -30,13 +30,10 @@ pub struct TierSettings {
 
 impl TierSettings {
     pub fn from_settings(v: &Value) -> Self {
-        let v = v.get("lokal").unwrap_or(v);
-        // Settings that do not parse (`"minimumTier": "3"`) must not drop a floor the user set: fail closed,
-        // every folder Tier 3 and no remote engine, until they are fixed.
-        serde_json::from_value(v.clone()).unwrap_or_else(|e| {
-            tracing::error!("lokal settings do not parse ({e}); every folder is Tier 3 until they are fixed");
-            TierSettings { user: UserTierSettings { minimum_tier: Some(3), ..Default::default() }, remote: None }
-        })
+        // One reading of the settings for the whole server: lokal_engine::settings, which fails closed on
+        // tier values it cannot read (`"minimumTier": "3"` makes every folder Tier 3, and says so).
+        let s = lokal_engine::settings::parse(v, &lokal_engine::EngineConfig::default());
+        TierSettings { user: s.tiers, remote: s.remote }
     }
 }
 
@@ -152,7 +149,12 @@ impl Backend {
             lokal_engine::EngineState::Loading => json!({"state": "loading"}),
             lokal_engine::EngineState::Failed(e) => json!({"state": "failed", "error": e}),
         };
-        Ok(json!({"folders": folders, "model": model, "remote": engine.remote(&self.session).map(|r| r.url)}))
+        let mut model = model;
+        let mut st = self.settings_status(&mut model);
+        st["folders"] = json!(folders);
+        st["model"] = model;
+        st["remote"] = json!(engine.remote(&self.session).map(|r| r.url));
+        Ok(st)
     }
 
     /// The cloud-design code action, where the tier allows cloud help at all. In Tier 3 it is not offered.
