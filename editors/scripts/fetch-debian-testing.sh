@@ -70,6 +70,6 @@ cat >"$BIN" <<EOF
 $ENVVAR exec "$EXE" "\$@"
 EOF
 chmod +x "$BIN"
-works || { log "$BIN does not work (or lacks what the tests need): $("$BIN" --version 2>&1 | head -1)"; exit 1; }
-log "$("$BIN" --version | head -1) in $R"
+works || { log "$BIN does not work (or lacks what the tests need): $(in_temp_home "$BIN" --version 2>&1 | head -1)"; exit 1; }
+log "$(in_temp_home "$BIN" --version | head -1) in $R"
 echo "$BIN"
