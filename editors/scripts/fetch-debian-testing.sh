@@ -12,18 +12,27 @@
 # The mirror is the one the system's apt sources already use; patchelf comes from scripts/setup.sh.
 set -euo pipefail
 PKG="${1:?usage: fetch-debian-testing.sh neovim|hx}"
-W="${XDG_CACHE_HOME:-$HOME/.cache}/lokal/editors/debian-testing"
+W="${LOKAL_EDITORS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lokal/editors}/debian-testing"
 R="$W/root-$PKG"
 LIB="$R/usr/lib/x86_64-linux-gnu"
 log() { echo "fetch-debian-testing: $*" >&2; }
+# The check that the editor runs gets a throw-away HOME: an editor's first start writes state and logs there.
+in_temp_home() {
+  local home rc=0
+  home="$(mktemp -d)"
+  env HOME="$home" XDG_CONFIG_HOME="$home/.config" XDG_DATA_HOME="$home/.local/share" XDG_CACHE_HOME="$home/.cache" \
+    XDG_STATE_HOME="$home/.local/state" "$@" || rc=$?
+  rm -rf "$home"
+  return $rc
+}
 case "$PKG" in
   neovim)
     BIN="$W/bin/nvim" EXE="$R/usr/bin/nvim" ENVVAR="VIMRUNTIME=$R/usr/share/nvim/runtime"
     # Neovim with native LSP inline completion (0.12+).
-    works() { "$BIN" --headless -u NONE -i NONE -c 'lua if vim.lsp.inline_completion == nil then vim.cmd("cquit 1") end' -c 'qa!' >/dev/null 2>&1; } ;;
+    works() { in_temp_home "$BIN" --headless -u NONE -i NONE -c 'lua if vim.lsp.inline_completion == nil then vim.cmd("cquit 1") end' -c 'qa!' >/dev/null 2>&1; } ;;
   hx)
     BIN="$W/bin/hx" EXE="$R/usr/bin/hx" ENVVAR="HELIX_RUNTIME=$R/usr/lib/hx/runtime"
-    works() { "$BIN" --version >/dev/null 2>&1; } ;;
+    works() { in_temp_home "$BIN" --version >/dev/null 2>&1; } ;;
   *) log "unknown package $PKG (neovim or hx)"; exit 2 ;;
 esac
 
@@ -61,6 +70,6 @@ cat >"$BIN" <<EOF
 $ENVVAR exec "$EXE" "\$@"
 EOF
 chmod +x "$BIN"
-works || { log "$BIN does not work (or lacks what the tests need): $("$BIN" --version 2>&1 | head -1)"; exit 1; }
-log "$("$BIN" --version | head -1) in $R"
+works || { log "$BIN does not work (or lacks what the tests need): $(in_temp_home "$BIN" --version 2>&1 | head -1)"; exit 1; }
+log "$(in_temp_home "$BIN" --version | head -1) in $R"
 echo "$BIN"

@@ -14,6 +14,7 @@ pub mod policy;
 pub mod postprocess;
 pub mod prefix_cache;
 pub mod remote;
+pub mod settings;
 pub mod stats;
 pub mod syntax;
 pub mod window;

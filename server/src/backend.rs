@@ -3,7 +3,7 @@
 //! all work on this.
 use crate::conv::{doc_key, invalid_params};
 use crate::documents::{Document, Encoding};
-use crate::settings::TierSettings;
+use crate::settings::{EngineKind, SettingsState, TierSettings};
 use crate::work::WorkRegistry;
 use dashmap::DashMap;
 use lokal_engine::policy::tier::WorkspacePolicy;
@@ -59,6 +59,9 @@ pub struct Backend {
     pub(crate) work: WorkRegistry,
     /// tree-sitter trees of open documents in languages with a grammar, kept in step with every change.
     pub(crate) trees: DashMap<Uri, Mutex<lokal_engine::syntax::SyntaxTree>>,
+    pub(crate) settings_state: Mutex<SettingsState>,
+    /// Set in `initialize`: whose engine serves this session.
+    pub(crate) engine_kind: Arc<OnceLock<EngineKind>>,
 }
 
 /// What outlives a session's service: enough to free its documents when the connection ends.
@@ -67,6 +70,7 @@ pub struct SessionHandle {
     engine: Arc<OnceLock<Engine>>,
     docs: Arc<DashMap<Uri, Document>>,
     session: String,
+    kind: Arc<OnceLock<EngineKind>>,
 }
 
 impl SessionHandle {
@@ -75,6 +79,10 @@ impl SessionHandle {
         if let Some(e) = self.engine.get() {
             for d in self.docs.iter() {
                 e.close(&doc_key(&self.session, d.key()));
+            }
+            // A daemon session's own engine (another modelPath) holds a model nobody else uses.
+            if self.kind.get() == Some(&EngineKind::DaemonOwn) {
+                e.shutdown();
             }
         }
         self.docs.clear();
@@ -86,7 +94,8 @@ impl Backend {
     pub fn new(client: Client, shared: Option<Engine>, session: String) -> (Backend, SessionHandle) {
         let engine: Arc<OnceLock<Engine>> = Arc::new(OnceLock::new());
         let docs: Arc<DashMap<Uri, Document>> = Arc::new(DashMap::new());
-        let handle = SessionHandle { engine: engine.clone(), docs: docs.clone(), session: session.clone() };
+        let kind: Arc<OnceLock<EngineKind>> = Arc::new(OnceLock::new());
+        let handle = SessionHandle { engine: engine.clone(), docs: docs.clone(), session: session.clone(), kind: kind.clone() };
         let b = Backend {
             client,
             engine,
@@ -101,6 +110,8 @@ impl Backend {
             tier_settings: RwLock::new(TierSettings::default()),
             work: WorkRegistry::default(),
             trees: DashMap::new(),
+            settings_state: Default::default(),
+            engine_kind: kind,
         };
         (b, handle)
     }

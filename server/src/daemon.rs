@@ -4,6 +4,7 @@ use lokal_engine::{Engine, EngineConfig, EngineEvent};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+
 use tokio::net::{UnixListener, UnixStream};
 
 /// `$LOKAL_SOCKET`, else `$XDG_RUNTIME_DIR/lokal/daemon.sock`, else `~/.cache/lokal/daemon.sock`.
@@ -39,6 +40,12 @@ pub fn run(cfg: EngineConfig) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
     rt.block_on(async move {
         let listener = bind(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let why = match lokal_engine::settings::ModelSource::of(&cfg) {
+            lokal_engine::settings::ModelSource::Setting => "lokal daemon --model",
+            lokal_engine::settings::ModelSource::Env => "the daemon's LOKAL_MODEL",
+            lokal_engine::settings::ModelSource::Default => "the default model",
+        };
+        crate::settings::set_daemon_model(cfg.resolved_model_path(), why.to_string());
         let engine = Engine::start(cfg, |ev| match ev {
             EngineEvent::Ready(i) => tracing::info!("daemon: model ready: {}", i.path),
             EngineEvent::Failed(e) => tracing::error!("daemon: model failed: {e}"),

@@ -26,9 +26,41 @@ pub struct NoParams {}
 #[derive(Debug, Serialize)]
 pub struct StatusResult {
     pub folders: Vec<FolderStatus>,
-    pub model: ModelStatus,
+    pub model: ModelReport,
     /// URL of the on-premises engine serving this session's completions, if one does.
     pub remote: Option<String>,
+    /// Whether the client gave settings at all.
+    pub settings: SettingsOrigin,
+    /// Settings that were not applied as given, each with what is used instead.
+    pub problems: Vec<SettingProblem>,
+    /// Whose engine serves this session: `in-process`, `daemon` or `daemon-own`.
+    pub engine: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SettingsOrigin {
+    /// `settings` when the client sent any, `default` otherwise.
+    pub source: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SettingProblem {
+    pub key: String,
+    /// The value as the client sent it (compact JSON).
+    pub value: String,
+    pub message: String,
+}
+
+/// The model's state, and which file and why (`source`: `modelPath`, `LOKAL_MODEL`, `default`, `daemon`).
+#[derive(Debug, Serialize)]
+pub struct ModelReport {
+    #[serde(flatten)]
+    pub status: ModelStatus,
+    /// The file being loaded or that failed; a ready model names its own (`status.path`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    pub source: String,
+    pub why: String,
 }
 
 #[derive(Debug, Serialize)]

@@ -2,6 +2,7 @@
 //! `main.rs` (benchmarks and the demo live in `lokal-bench`).
 pub mod actions;
 pub mod backend;
+pub mod configure;
 pub mod conv;
 pub mod daemon;
 pub mod documents;

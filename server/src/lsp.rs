@@ -3,7 +3,7 @@ use crate::backend::{Backend, ClientCaps};
 use crate::conv::{from_proto, invalid_params, request_failed, to_proto};
 use crate::documents::{Document, Encoding};
 use crate::ext::{self, CloudArgs, NoParams};
-use crate::settings::TierSettings;
+use crate::settings::{needs_own_engine, EngineKind};
 use lokal_engine::stats::EngineStats;
 use lokal_engine::{CancelOnDrop, CancelToken, CompletionRequest, Engine, EngineConfig, EngineEvent};
 use serde_json::Value;
@@ -40,21 +40,6 @@ pub fn session(shared: Option<Engine>, session: String) -> (LspService<Backend>,
     .custom_method(crate::framing::MALFORMED_METHOD, Backend::malformed)
     .finish();
     (svc, sock, handle.expect("LspService::build calls its init at once"))
-}
-
-/// `initializationOptions` may carry the settings at the top level or under "lokal".
-fn settings_from(value: &Value, base: &EngineConfig) -> std::result::Result<EngineConfig, String> {
-    let v = value.get("lokal").unwrap_or(value);
-    if !v.is_object() {
-        return Ok(base.clone());
-    }
-    let mut merged = serde_json::to_value(base).map_err(|e| e.to_string())?;
-    for (k, val) in v.as_object().unwrap() {
-        if !val.is_null() {
-            merged[k] = val.clone();
-        }
-    }
-    serde_json::from_value(merged).map_err(|e| format!("invalid lokal settings: {e}"))
 }
 
 impl Backend {
@@ -178,38 +163,31 @@ impl Backend {
         let items = vec![ConfigurationItem { scope_uri: None, section: Some("lokal".into()) }];
         let Ok(values) = self.client.configuration(items).await else { return };
         let Some(v) = values.into_iter().next() else { return };
-        let (old, new) = {
-            let cur = self.config.lock().unwrap().clone();
-            match settings_from(&v, &cur) {
-                Ok(n) => (cur, n),
-                Err(e) => {
-                    self.client.show_message(MessageType::ERROR, format!("lokal: {e}")).await;
-                    return;
-                }
-            }
-        };
-        if old != new {
-            self.apply_settings(new).await;
-        }
+        self.settings_changed(&v).await;
     }
 
     /// Session-level settings (token and line budgets) apply at once; model-level ones reload our own
     /// engine, but never a daemon's, which other editor windows are using.
-    async fn apply_settings(&self, new: EngineConfig) {
+    pub(crate) async fn apply_settings(&self, new: EngineConfig) {
         let old = std::mem::replace(&mut *self.config.lock().unwrap(), new.clone());
         let model_level = EngineConfig { max_tokens: old.max_tokens, max_lines: old.max_lines, ..new.clone() } != old;
         if !model_level {
             return;
         }
-        match (&self.shared, self.engine()) {
-            (None, Ok(e)) => {
+        match (self.engine_kind(), self.engine()) {
+            (EngineKind::Daemon, _) => {
+                let msg = match needs_own_engine(&new) {
+                    Some(theirs) => format!(
+                        "lokal: the daemon serves {}; reopen this window to have its modelPath served by an engine of its own",
+                        theirs.display()
+                    ),
+                    None => "lokal: model settings belong to the shared daemon; restart `lokal daemon` to change them".into(),
+                };
+                self.client.show_message(MessageType::WARNING, msg).await;
+            }
+            (_, Ok(e)) => {
                 tracing::info!("settings changed; reloading the engine");
                 e.reload(new);
-            }
-            (Some(_), _) => {
-                self.client
-                    .show_message(MessageType::WARNING, "lokal: model settings belong to the shared daemon; restart `lokal daemon` to change them")
-                    .await;
             }
             _ => {}
         }
@@ -228,24 +206,31 @@ impl LanguageServer for Backend {
             _ => vec![],
         };
         *self.roots.write().unwrap() = roots;
-        if let Some(o) = &params.initialization_options {
-            *self.tier_settings.write().unwrap() = TierSettings::from_settings(o);
-        }
-        let cfg = match params.initialization_options.as_ref().map(|v| settings_from(v, &EngineConfig::default())) {
-            Some(Ok(c)) => c,
-            Some(Err(e)) => {
-                // Bad settings must not take the server down: use the defaults and say why.
-                self.client.show_message(MessageType::ERROR, format!("lokal: {e}; using defaults")).await;
-                EngineConfig::default()
-            }
-            None => EngineConfig::default(),
-        };
+        // Each setting on its own: a bad one keeps its default and is reported; the others apply.
+        let settings = lokal_engine::settings::parse(params.initialization_options.as_ref().unwrap_or(&Value::Null), &EngineConfig::default());
+        self.take_settings(&settings).await;
+        let cfg = settings.engine;
         *self.config.lock().unwrap() = cfg.clone();
-        match &self.shared {
-            Some(e) => {
+        let own = self.shared.is_some().then(|| needs_own_engine(&cfg)).flatten();
+        if let Some(theirs) = &own {
+            self.client
+                .show_message(
+                    MessageType::INFO,
+                    format!(
+                        "lokal: the daemon serves {}; this window's modelPath {} gets an engine of its own in the daemon (its own memory)",
+                        theirs.display(),
+                        cfg.resolved_model_path().display()
+                    ),
+                )
+                .await;
+        }
+        match (&self.shared, own) {
+            (Some(e), None) => {
+                let _ = self.engine_kind.set(EngineKind::Daemon);
                 let _ = self.engine.set(e.clone());
             }
-            None => {
+            (shared, _) => {
+                let _ = self.engine_kind.set(if shared.is_some() { EngineKind::DaemonOwn } else { EngineKind::InProcess });
                 let (tx, rx) = mpsc::unbounded_channel();
                 *self.events.lock().unwrap() = Some(rx);
                 let _ = self.engine.set(Engine::start(cfg, move |ev| {
@@ -353,13 +338,13 @@ impl LanguageServer for Backend {
     }
 
     async fn shutdown(&self) -> Result<()> {
-        match (&self.shared, self.engine.get()) {
-            (None, Some(e)) => e.shutdown(),
-            (Some(e), _) => {
+        match (self.engine_kind(), self.engine.get()) {
+            (EngineKind::Daemon, Some(e)) => {
                 for d in self.docs.iter() {
                     e.close(&self.key(d.key()));
                 }
             }
+            (_, Some(e)) => e.shutdown(),
             _ => {}
         }
         Ok(())
@@ -414,23 +399,10 @@ impl LanguageServer for Backend {
     }
 
     async fn did_change_configuration(&self, params: DidChangeConfigurationParams) {
-        if !params.settings.is_null() {
-            let ts = TierSettings::from_settings(&params.settings);
-            if ts != *self.tier_settings.read().unwrap() {
-                *self.tier_settings.write().unwrap() = ts;
-                self.refresh_policy(false).await;
-            }
-        }
-        // Clients either push the settings or just signal a change; pull in both cases for one code path,
-        // but accept pushed values when the client cannot answer workspace/configuration.
-        if !params.settings.is_null() {
-            let cur = self.config.lock().unwrap().clone();
-            if let Ok(n) = settings_from(&params.settings, &cur) {
-                if n != cur {
-                    self.apply_settings(n).await;
-                }
-                return;
-            }
+        // Clients either push the settings or just signal a change: take pushed values, else ask.
+        if !params.settings.is_null() && params.settings.as_object().is_none_or(|o| !o.is_empty()) {
+            self.settings_changed(&params.settings).await;
+            return;
         }
         self.pull_configuration().await;
     }

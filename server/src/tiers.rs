@@ -110,7 +110,15 @@ impl Backend {
             lokal_engine::EngineState::Loading => ModelStatus::Loading,
             lokal_engine::EngineState::Failed(error) => ModelStatus::Failed { error },
         };
-        Ok(StatusResult { folders, model, remote: engine.remote(&self.session).map(|r| r.url) })
+        let (settings, problems) = self.settings_report();
+        Ok(StatusResult {
+            folders,
+            model: self.model_report(model),
+            remote: engine.remote(&self.session).map(|r| r.url),
+            settings,
+            problems,
+            engine: self.engine_kind().name(),
+        })
     }
 
     /// The cloud-design code action, where the tier allows cloud help at all. In Tier 3 it is not offered.

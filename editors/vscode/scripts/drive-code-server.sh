@@ -8,14 +8,16 @@
 #
 # Run by scripts/test-editors.sh after scripts/package.sh built the .vsix. code-server and playwright-core
 # are installed by install-code-server.sh under ~/.cache/lokal/editors/code-server; screenshots and logs of
-# the last run go to ~/.cache/lokal/editors/code-server-run.
+# the last run go to ~/.cache/lokal/editors/code-server-run ($LOKAL_EDITORS_CACHE instead of
+# ~/.cache/lokal/editors when set). code-server, Chromium and lokal run with HOME and every XDG directory
+# inside that run directory: nothing is written into the user's own configuration.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 ROOT="$PWD"
 LOKAL="$1"
 MODEL="$2"
 VSIX="$ROOT/editors/vscode/lokal.vsix"
-CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/lokal/editors"
+CACHE="${LOKAL_EDITORS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lokal/editors}"
 log() { echo "drive-code-server: $*" >&2; }
 [[ -f "$VSIX" ]] || { log "no $VSIX: run editors/vscode/scripts/package.sh"; exit 1; }
 CHROMIUM="$(command -v chromium || true)"
@@ -27,7 +29,11 @@ CS="$DIR/node_modules/code-server"
 # A fresh profile, extensions dir and copy of the fixture workspace for each run.
 RUN="$CACHE/code-server-run"
 rm -rf "$RUN"
-mkdir -p "$RUN/data/User" "$RUN/ext" "$RUN/shots"
+mkdir -p "$RUN/data/User" "$RUN/ext" "$RUN/shots" "$RUN/home"
+mkdir -m 700 "$RUN/run"
+# From here on, everything this script starts sees a HOME of its own (a fresh machine, each run).
+export HOME="$RUN/home" XDG_CONFIG_HOME="$RUN/home/.config" XDG_DATA_HOME="$RUN/home/.local/share" \
+  XDG_CACHE_HOME="$RUN/home/.cache" XDG_STATE_HOME="$RUN/home/.local/state" XDG_RUNTIME_DIR="$RUN/run"
 cp -r fixtures/workspaces/tiny "$RUN/workspace"
 cat >"$RUN/data/User/settings.json" <<EOF
 {
@@ -64,7 +70,7 @@ for _ in $(seq 150); do
   curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
   sleep 0.2
 done
-log "$("${CODE[0]}" "$CS/out/node/entry.js" --version | head -1) on Node $("${CODE[0]}" --version), port $PORT; extension $installed; $("$CHROMIUM" --version 2>/dev/null | head -1)"
+log "code-server $("${CODE[0]}" "$CS/out/node/entry.js" --version 2>/dev/null | grep -Eo '^[0-9]+\.[0-9]+\.[0-9]+' | head -1) on Node $("${CODE[0]}" --version), port $PORT; extension $installed; $("$CHROMIUM" --version 2>/dev/null | head -1)"
 
 LINE=$(($(grep -n 'pub fn sum_of_squares' "$RUN/workspace/src/lib.rs" | cut -d: -f1) + 1))
 if node editors/vscode/scripts/drive.mjs "$DIR/node_modules/playwright-core" "$CHROMIUM" \

