@@ -6,6 +6,7 @@ pub mod daemon;
 pub mod demo;
 pub mod documents;
 pub mod framing;
+pub mod lifecycle;
 pub mod lsp;
 pub mod peer;
 pub mod proxy;

@@ -94,7 +94,6 @@ pub fn session(shared: Option<Engine>, session: String) -> (LspService<Backend>,
     .custom_method("lokal/stats", Backend::stats)
     .custom_method("lokal/status", Backend::status)
     .custom_method("window/workDoneProgress/cancel", Backend::progress_cancel)
-    .custom_method(crate::framing::MALFORMED_METHOD, Backend::malformed)
     .finish();
     (svc, sock, handle)
 }
@@ -208,11 +207,6 @@ impl Backend {
             command: None,
             insert_text_format: None,
         }])))
-    }
-
-    async fn malformed(&self, params: Value) {
-        let why = params["error"].as_str().unwrap_or("malformed message").to_string();
-        self.client.log_message(MessageType::ERROR, format!("lokal: ignored a malformed message: {why}")).await;
     }
 
     async fn stats(&self, _params: StatsParams) -> Result<Value> {
