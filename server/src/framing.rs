@@ -210,10 +210,11 @@ impl FrameReader {
             let n = self.resync(1);
             return if n == 0 { Some(None) } else { Some(Some(Event::Skipped(format!("{n} bytes outside any frame")))) };
         }
-        let Some(end) = find_ci(&self.buf[..self.buf.len().min(MAX_HEADER)], b"\r\n\r\n").map(|e| (e, 4)).or_else(|| {
-            // Some clients end header lines with a bare newline.
-            find_ci(&self.buf[..self.buf.len().min(MAX_HEADER)], b"\n\n").map(|e| (e, 2))
-        }) else {
+        let head = &self.buf[..self.buf.len().min(MAX_HEADER)];
+        // Some clients end header lines with a bare newline; whichever ending comes first ends this block.
+        let crlf = find_ci(head, b"\r\n\r\n").map(|e| (e, 4));
+        let lf = find_ci(head, b"\n\n").map(|e| (e, 2));
+        let Some(end) = [crlf, lf].into_iter().flatten().min() else {
             if self.buf.len() >= MAX_HEADER {
                 self.resync(1);
                 return Some(Some(parse_error(Value::Null, "header block too long")));

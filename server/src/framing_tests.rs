@@ -155,3 +155,10 @@ async fn the_guard_answers_bad_frames_on_the_same_output_as_the_framework() {
     let s = String::from_utf8(out).unwrap();
     assert!(s.starts_with("Content-Length: ") && s.contains("-32600"), "{s}");
 }
+
+#[test]
+fn bare_newline_headers_end_at_their_own_blank_line() {
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"x"}"#;
+    let ev = assert_recovers(format!("Content-Length: {}\n\n{body}", body.len()).as_bytes());
+    assert!(matches!(&ev[0], Event::Message(m) if m["id"] == 1), "{ev:?}");
+}

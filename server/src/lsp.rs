@@ -164,9 +164,12 @@ impl Backend {
         let rope = &doc.rope;
         let line = pos.line;
         let first_line = line.saturating_sub(LINES_BEFORE) / LINES_BEFORE_STEP * LINES_BEFORE_STEP;
-        let before = rope.slice(rope.line_to_char(first_line as usize)..cursor).to_string();
+        let (long_start, long_end) = doc.long_line_window(line as usize, cursor);
+        let first_line = if long_start.is_some() { line } else { first_line };
+        let before = rope.slice(long_start.unwrap_or_else(|| rope.line_to_char(first_line as usize))..cursor).to_string();
         let end_line = (line as usize + LINES_AFTER).min(rope.len_lines());
         let end = if end_line >= rope.len_lines() { rope.len_chars() } else { rope.line_to_char(end_line) };
+        let end = long_end.unwrap_or(end);
         let after = rope.slice(cursor..end.max(cursor)).to_string();
         // The word being typed, so list-completion clients (Helix) can filter the item against it.
         let word: String = before.chars().rev().take_while(|c| c.is_alphanumeric() || *c == '_').collect::<Vec<_>>().into_iter().rev().collect();
