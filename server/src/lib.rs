@@ -9,6 +9,8 @@ pub mod framing;
 pub mod lifecycle;
 pub mod lsp;
 pub mod peer;
+#[cfg(test)]
+mod props;
 pub mod proxy;
 pub mod tiers;
 pub mod trace;

@@ -115,7 +115,7 @@ fn engine_error(e: EngineError) -> Error {
 }
 
 /// `initializationOptions` may carry the settings at the top level or under "lokal".
-fn settings_from(value: &Value, base: &EngineConfig) -> std::result::Result<EngineConfig, String> {
+pub(crate) fn settings_from(value: &Value, base: &EngineConfig) -> std::result::Result<EngineConfig, String> {
     let v = value.get("lokal").unwrap_or(value);
     if !v.is_object() {
         return Ok(base.clone());
