@@ -1,7 +1,7 @@
 //! Open documents as ropes, with LSP positions (UTF-16 by default, UTF-8 when negotiated) converted here
 //! and nowhere else.
 use ropey::Rope;
-use tower_lsp_server::ls_types::{Position, Range, TextDocumentContentChangeEvent};
+use ls_types::{Position, Range, TextDocumentContentChangeEvent};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {

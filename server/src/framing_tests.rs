@@ -1,4 +1,5 @@
 use super::*;
+use serde_json::json;
 
 fn frame_of(body: &str) -> Vec<u8> {
     let mut v = format!("Content-Length: {}\r\n\r\n", body.len()).into_bytes();

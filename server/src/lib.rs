@@ -5,6 +5,7 @@ pub mod client;
 pub mod daemon;
 pub mod demo;
 pub mod documents;
+pub mod frames;
 pub mod framing;
 pub mod lifecycle;
 pub mod lsp;
