@@ -13,6 +13,7 @@ import json, os, subprocess, sys, threading, time
 exe, secs = sys.argv[1], float(sys.argv[2])
 p = subprocess.Popen([exe, "--stdio"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
 answered = {"ok": 0, "cancelled": 0, "other": 0}
+initialized = threading.Event()
 def send(m):
     b = json.dumps(m).encode()
     p.stdin.write(b"Content-Length: %d\r\n\r\n" % len(b) + b)
@@ -30,14 +31,21 @@ def reader():
         m = json.loads(p.stdout.read(n))
         if "id" in m and "method" in m:
             send({"jsonrpc": "2.0", "id": m["id"], "result": [None] if m["method"] == "workspace/configuration" else None})
+        elif m.get("id") == "init":
+            initialized.set()
         elif "id" in m and str(m["id"]).startswith("k"):
-            answered["ok" if "result" in m else "cancelled" if m["error"]["code"] == -32800 else "other"] += 1
+            kind = "ok" if "result" in m else "cancelled" if m["error"]["code"] == -32800 else "other"
+            if kind == "other" and answered["other"] == 0:
+                print("first unexpected answer: %s" % m, flush=True)
+            answered[kind] += 1
 threading.Thread(target=reader, daemon=True).start()
 def status(field):
     for l in open("/proc/%d/status" % p.pid):
         if l.startswith(field):
             return int(l.split()[1])
 send({"jsonrpc": "2.0", "id": "init", "method": "initialize", "params": {"processId": os.getpid(), "capabilities": {}, "initializationOptions": {"maxTokens": 16}}})
+# The framework drops what arrives before `initialize` is answered.
+initialized.wait(60)
 send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
 uri = "file:///tmp/lokal-soak/main.rs"
 text = "fn main() {\n"
