@@ -7,5 +7,7 @@ LOKAL_MODEL="$(scripts/fetch-model.sh)"
 export LOKAL_MODEL
 # One profile for tests, demo and bench, so llama.cpp is compiled once.
 cargo test --release --workspace "$@"
+# Fuzzing, bounded: 45 s per target keeps the whole run well inside CI's time on two cores.
+FUZZ_SECONDS="${FUZZ_SECONDS:-45}" scripts/fuzz.sh
 # The editor integrations, driven for real where the editor runs here.
 scripts/test-editors.sh

@@ -53,7 +53,8 @@ pub fn run(cfg: EngineConfig) -> Result<(), String> {
         });
         eprintln!("lokal daemon: listening on {}", path.display());
         let sessions = AtomicU64::new(0);
-        let shutdown = tokio::signal::ctrl_c();
+        // Without this the socket file outlives a SIGTERM, and the next `lokal` tries it first.
+        let shutdown = crate::lifecycle::terminated();
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -79,11 +80,7 @@ async fn serve_session(stream: UnixStream, engine: Engine, id: u64) {
     tracing::info!(session = id, "daemon: session connected");
     let (read, write) = stream.into_split();
     let (service, socket, handle) = crate::lsp::session(Some(engine), format!("s{id}:"));
-    let (guarded, input) = tokio::io::duplex(1 << 20);
-    tokio::spawn(async move {
-        let _ = crate::framing::sanitize(read, guarded).await;
-    });
-    tower_lsp_server::Server::new(input, write, socket).serve(service).await;
+    crate::lifecycle::serve_guarded(read, write, service, socket, false).await;
     handle.close_all();
     tracing::info!(session = id, "daemon: session ended; its sequences are free");
 }

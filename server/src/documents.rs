@@ -1,7 +1,7 @@
 //! Open documents as ropes, with LSP positions (UTF-16 by default, UTF-8 when negotiated) converted here
 //! and nowhere else.
 use ropey::Rope;
-use tower_lsp_server::ls_types::{Position, Range, TextDocumentContentChangeEvent};
+use ls_types::{Position, Range, TextDocumentContentChangeEvent};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
@@ -11,6 +11,10 @@ pub enum Encoding {
 
 /// Files above this size are not kept: a completion prompt only ever needs a window of them.
 pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
+
+/// Characters of one line around the cursor above which only a part of the line goes to the engine.
+pub const LONG_LINE: usize = 4096;
+const LONG_LINE_STEP: usize = 1024;
 
 #[derive(Debug)]
 pub struct Document {
@@ -162,6 +166,18 @@ impl Document {
         }
     }
 
+    /// Where the text around `cursor` handed to the engine must start and end when the cursor's line is
+    /// too long to go into a prompt whole (minified or generated files): the prompt window always keeps the
+    /// cursor's whole line, and a 3 MB line would take the model minutes to read and block every other
+    /// request meanwhile. The start moves in steps, so it stays put while the user types and the cache holds.
+    pub fn long_line_window(&self, line: usize, cursor: usize) -> (Option<usize>, Option<usize>) {
+        let ls = self.rope.line_to_char(line);
+        let le = ls + self.rope.line(line).len_chars();
+        let start = (cursor - ls > LONG_LINE).then(|| ls + (cursor - ls - LONG_LINE / 2) / LONG_LINE_STEP * LONG_LINE_STEP);
+        let end = (le - cursor > LONG_LINE).then_some(cursor + LONG_LINE / 2);
+        (start, end)
+    }
+
     pub fn text(&self) -> String {
         self.rope.to_string()
     }
@@ -219,6 +235,20 @@ mod tests {
         assert_eq!(d.char_at(Position::new(2, 0), Encoding::Utf16).unwrap(), 13);
         assert_eq!(d.char_at(Position::new(3, 1), Encoding::Utf16).unwrap(), 16);
         assert!(d.char_at(Position::new(4, 0), Encoding::Utf16).is_err());
+    }
+
+    #[test]
+    fn a_long_line_is_cut_around_the_cursor_at_steps_that_hold_while_typing() {
+        let mut d = Document::new(&format!("a\n{}\nb", "x".repeat(100_000)), 1, "js".into());
+        let ls = 2;
+        assert_eq!(d.long_line_window(0, 1), (None, None), "short lines stay whole");
+        let (s1, e1) = d.long_line_window(1, ls + 50_000);
+        let s1 = s1.unwrap();
+        assert!(ls + 50_000 - s1 > LONG_LINE / 2 && ls + 50_000 - s1 <= LONG_LINE / 2 + LONG_LINE_STEP, "{s1}");
+        assert_eq!(e1, Some(ls + 50_000 + LONG_LINE / 2));
+        d.apply_change(&change(1, 50_000, 1, 50_000, "y"), Encoding::Utf16);
+        assert_eq!(d.long_line_window(1, ls + 50_001).0, Some(s1), "one keystroke does not move the start");
+        assert_eq!(d.long_line_window(1, ls + 10).0, None);
     }
 
     #[test]

@@ -1,85 +1,136 @@
-//! A guard in front of the LSP framework's input. tower-lsp-server stops reading its input for good after a
-//! frame whose body is not JSON (its framed stream ends on the first decode error), which would leave the
-//! editor with a server that silently never answers again. We check each frame here and replace a
-//! malformed one with a notification the server reports, so one bad message costs one message.
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+//! The transport in front of the LSP framework. tower-lsp-server's framed reader stops for good on the first
+//! frame it cannot decode (a body that is not a JSON-RPC message, a Content-Length that does not match the
+//! body, a header block without one), which leaves the editor with a server that never answers again. So we
+//! read the frames ourselves: each one is checked for the JSON-RPC 2.0 shape, a broken one is answered with
+//! a JSON-RPC error (or skipped with a log line when it cannot be answered) and the reader finds the next
+//! `Content-Length:` header; only well-formed messages reach the framework. Our replies and the framework's
+//! output go through one channel to one writer, so frames never interleave.
+use crate::lifecycle::Lifecycle;
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
 
-pub const MALFORMED_METHOD: &str = "$/lokal/malformedMessage";
+pub use crate::frames::*;
 
-fn frame(body: &[u8]) -> Vec<u8> {
+pub fn encode(v: &Value) -> Vec<u8> {
+    let body = serde_json::to_vec(v).expect("a Value always serializes");
     let mut out = format!("Content-Length: {}\r\n\r\n", body.len()).into_bytes();
-    out.extend_from_slice(body);
+    out.extend_from_slice(&body);
     out
 }
 
-fn malformed(why: &str) -> Vec<u8> {
-    let body = serde_json::json!({"jsonrpc": "2.0", "method": MALFORMED_METHOD, "params": {"error": why}});
-    frame(&serde_json::to_vec(&body).unwrap())
+/// What `read_messages` hands on.
+#[derive(Debug)]
+pub enum Incoming {
+    Message(Value),
+    /// An error response for the client, from the transport itself.
+    Reply(Value),
 }
 
-/// Copy LSP frames from `input` to `output` until EOF, rewriting frames the framework would choke on.
-pub async fn sanitize(input: impl AsyncRead + Unpin, mut output: impl AsyncWrite + Unpin) -> std::io::Result<()> {
-    let mut r = BufReader::new(input);
-    loop {
-        let mut len: Option<usize> = None;
-        let mut bad_header = None;
-        let mut saw_any = false;
+/// Read frames from `input` into a channel until EOF, telling `life` about `initialize`'s processId,
+/// `shutdown`, `exit` and the end of input.
+pub fn read_messages(mut input: impl AsyncRead + Unpin + Send + 'static, life: Lifecycle) -> mpsc::UnboundedReceiver<Incoming> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut r = FrameReader::default();
+        let mut chunk = vec![0u8; 64 * 1024];
         loop {
-            let mut line = String::new();
-            if r.read_line(&mut line).await? == 0 {
-                output.shutdown().await?;
-                return Ok(());
-            }
-            let l = line.trim_end_matches(['\r', '\n']);
-            if l.is_empty() {
-                if saw_any {
+            let n = match input.read(&mut chunk).await {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!("reading LSP input: {e}");
                     break;
                 }
-                continue;
-            }
-            saw_any = true;
-            match l.split_once(':') {
-                Some((k, v)) if k.eq_ignore_ascii_case("content-length") => match v.trim().parse::<usize>() {
-                    Ok(n) if n <= 256 * 1024 * 1024 => len = Some(n),
-                    _ => bad_header = Some(format!("bad Content-Length {:?}", v.trim())),
-                },
-                Some(_) => {}
-                None => bad_header = Some(format!("not a header line: {:?}", l.chars().take(80).collect::<String>())),
+            };
+            r.push(&chunk[..n]);
+            while let Some(ev) = r.next_event() {
+                let out = match ev {
+                    Event::Message(m) => {
+                        life.observe(&m);
+                        Incoming::Message(m)
+                    }
+                    Event::Reply(e) => {
+                        tracing::warn!("answered a malformed LSP frame: {}", e["error"]["message"]);
+                        Incoming::Reply(e)
+                    }
+                    Event::Skipped(why) => {
+                        tracing::warn!("skipped LSP input: {why}");
+                        continue;
+                    }
+                };
+                if tx.send(out).is_err() {
+                    return;
+                }
             }
         }
-        let Some(n) = len.filter(|_| bad_header.is_none()) else {
-            let why = bad_header.unwrap_or_else(|| "missing Content-Length".into());
-            tracing::warn!("dropped malformed LSP frame: {why}");
-            output.write_all(&malformed(&why)).await?;
-            output.flush().await?;
-            continue;
-        };
-        let mut body = vec![0u8; n];
-        r.read_exact(&mut body).await?;
-        let out = match serde_json::from_slice::<serde_json::Value>(&body) {
-            Ok(v) if v.is_object() || v.is_array() => frame(&body),
-            Ok(_) => malformed("message body is not a JSON object"),
-            Err(e) => {
-                tracing::warn!("dropped malformed LSP message: {e}");
-                malformed(&format!("message body is not valid JSON: {e}"))
-            }
-        };
-        output.write_all(&out).await?;
-        output.flush().await?;
+        if r.pending() > 0 {
+            tracing::warn!("input ended inside a frame ({} bytes dropped)", r.pending());
+        }
+        life.input_closed();
+    });
+    rx
+}
+
+/// An `AsyncWrite` that sends each write to the output channel. The framework's framed writer only ever
+/// writes whole encoded frames from its buffer, and this writer takes every write in full, so each chunk is
+/// whole frames and never interleaves with our replies.
+struct ChannelWriter(mpsc::UnboundedSender<Vec<u8>>);
+
+impl AsyncWrite for ChannelWriter {
+    fn poll_write(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>, buf: &[u8]) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::Poll::Ready(match self.0.send(buf.to_vec()) {
+            Ok(()) => Ok(buf.len()),
+            Err(_) => Err(std::io::ErrorKind::BrokenPipe.into()),
+        })
     }
+    fn poll_flush(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// The framework's side of a guarded connection.
+pub struct Guarded {
+    pub input: tokio::io::DuplexStream,
+    pub output: Box<dyn AsyncWrite + Unpin + Send>,
+    /// Ends when every frame has been written out.
+    pub writer: tokio::task::JoinHandle<()>,
+}
+
+/// Put our reader and one writer between a connection and the framework.
+pub fn guard(input: impl AsyncRead + Unpin + Send + 'static, mut output: impl AsyncWrite + Unpin + Send + 'static, life: Lifecycle) -> Guarded {
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let writer = tokio::spawn(async move {
+        while let Some(bytes) = out_rx.recv().await {
+            if output.write_all(&bytes).await.is_err() || output.flush().await.is_err() {
+                break;
+            }
+        }
+    });
+    let (mut ours, theirs) = tokio::io::duplex(1 << 20);
+    let mut rx = read_messages(input, life);
+    let replies = out_tx.clone();
+    tokio::spawn(async move {
+        while let Some(m) = rx.recv().await {
+            match m {
+                Incoming::Message(v) => {
+                    if ours.write_all(&encode(&v)).await.is_err() {
+                        break;
+                    }
+                }
+                Incoming::Reply(v) => {
+                    let _ = replies.send(encode(&v));
+                }
+            }
+        }
+        let _ = ours.shutdown().await;
+    });
+    Guarded { input: theirs, output: Box::new(ChannelWriter(out_tx)), writer }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn malformed_frames_become_notifications_and_good_ones_pass() {
-        let input = b"Content-Length: 9\r\n\r\n{not jsonContent-Length: 2\r\n\r\n{}".to_vec();
-        let mut out = Vec::new();
-        sanitize(&input[..], &mut out).await.unwrap();
-        let s = String::from_utf8(out).unwrap();
-        assert!(s.contains(MALFORMED_METHOD), "{s}");
-        assert!(s.ends_with("Content-Length: 2\r\n\r\n{}"), "{s}");
-    }
-}
+#[path = "framing_tests.rs"]
+mod tests;

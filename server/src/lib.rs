@@ -7,8 +7,12 @@ pub mod conv;
 pub mod daemon;
 pub mod documents;
 pub mod ext;
+pub mod frames;
 pub mod framing;
+pub mod lifecycle;
 pub mod lsp;
+#[cfg(test)]
+mod props;
 pub mod proxy;
 pub mod settings;
 pub mod tiers;

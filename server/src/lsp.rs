@@ -37,7 +37,6 @@ pub fn session(shared: Option<Engine>, session: String) -> (LspService<Backend>,
     .custom_method(ext::STATS, Backend::stats)
     .custom_method(ext::STATUS, Backend::status)
     .custom_method("window/workDoneProgress/cancel", Backend::progress_cancel)
-    .custom_method(crate::framing::MALFORMED_METHOD, Backend::malformed)
     .finish();
     (svc, sock, handle.expect("LspService::build calls its init at once"))
 }
@@ -58,9 +57,12 @@ impl Backend {
         let line = pos.line;
         // Rounded so it stays put while the user types; the engine picks its own stable anchor inside it.
         let first_line = lokal_engine::window::first_line(line);
-        let before = rope.slice(rope.line_to_char(first_line as usize)..cursor).to_string();
+        let (long_start, long_end) = doc.long_line_window(line as usize, cursor);
+        let first_line = if long_start.is_some() { line } else { first_line };
+        let before = rope.slice(long_start.unwrap_or_else(|| rope.line_to_char(first_line as usize))..cursor).to_string();
         let end_line = (line as usize + LINES_AFTER).min(rope.len_lines());
         let end = if end_line >= rope.len_lines() { rope.len_chars() } else { rope.line_to_char(end_line) };
+        let end = long_end.unwrap_or(end);
         let after = rope.slice(cursor..end.max(cursor)).to_string();
         // The word being typed, so list-completion clients (Helix) can filter the item against it.
         let word: String = before.chars().rev().take_while(|c| c.is_alphanumeric() || *c == '_').collect::<Vec<_>>().into_iter().rev().collect();
@@ -101,11 +103,6 @@ impl Backend {
             command: None,
             insert_text_format: None,
         }])))
-    }
-
-    async fn malformed(&self, params: Value) {
-        let why = params["error"].as_str().unwrap_or("malformed message").to_string();
-        self.client.log_message(MessageType::ERROR, format!("lokal: ignored a malformed message: {why}")).await;
     }
 
     async fn stats(&self, _params: NoParams) -> Result<EngineStats> {

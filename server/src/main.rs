@@ -118,10 +118,7 @@ fn main() {
     let cli = Cli::parse();
     init_logging(cli.log_file.as_ref());
     let code = match cli.command {
-        None | Some(Cmd::Serve) => {
-            serve();
-            0
-        }
+        None | Some(Cmd::Serve) => serve(),
         Some(Cmd::Daemon { model, sequences }) => {
             report(lokal_server::daemon::run(EngineConfig { model_path: model, sequences, ..Default::default() }))
         }
@@ -192,29 +189,27 @@ fn report(r: Result<(), String>) -> i32 {
     }
 }
 
-fn serve() {
+fn serve() -> i32 {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-    rt.block_on(async {
+    let code = rt.block_on(async {
         // A running daemon serves this editor window from its resident model; otherwise run our own.
         let sock = lokal_server::daemon::socket_path();
         if std::env::var_os("LOKAL_NO_DAEMON").is_none() {
             if let Some(conn) = lokal_server::proxy::try_connect(&sock).await {
                 tracing::info!("using the lokal daemon at {}", sock.display());
-                if let Err(e) = lokal_server::proxy::run(sock, conn).await {
-                    tracing::error!("proxy: {e}");
-                }
-                return;
+                return match lokal_server::proxy::run(sock, conn).await {
+                    Ok(code) => code,
+                    Err(e) => {
+                        tracing::error!("proxy: {e}");
+                        1
+                    }
+                };
             }
         }
         let (service, socket) = lokal_server::lsp::service();
-        let (guarded, input) = tokio::io::duplex(1 << 20);
-        tokio::spawn(async move {
-            if let Err(e) = lokal_server::framing::sanitize(tokio::io::stdin(), guarded).await {
-                tracing::error!("reading LSP input: {e}");
-            }
-        });
-        tower_lsp_server::Server::new(input, tokio::io::stdout(), socket).serve(service).await;
+        lokal_server::lifecycle::serve_guarded(tokio::io::stdin(), tokio::io::stdout(), service, socket, true).await
     });
     // The stdin reader sits in a blocking read that would hold a normal runtime shutdown open forever.
     rt.shutdown_background();
+    code
 }

@@ -150,8 +150,12 @@ fn frames(r: Reader) -> tokio::sync::mpsc::UnboundedReceiver<Value> {
     rx
 }
 
-pub async fn run(path: std::path::PathBuf, first: (Reader, Writer)) -> std::io::Result<()> {
-    let mut editor_in = frames(Box::new(tokio::io::stdin()));
+/// Forward until the session ends; returns the exit code.
+pub async fn run(path: std::path::PathBuf, first: (Reader, Writer)) -> std::io::Result<i32> {
+    // The editor's side goes through our framing: the proxy must not go deaf on a bad frame either, and it
+    // must end with its editor.
+    let life = crate::lifecycle::Lifecycle::new(true);
+    let mut editor_in = crate::framing::read_messages(tokio::io::stdin(), life.clone());
     let mut editor_out: Writer = Box::new(tokio::io::stdout());
     let (r, mut backend_out) = first;
     let mut backend_in = frames(r);
@@ -162,8 +166,16 @@ pub async fn run(path: std::path::PathBuf, first: (Reader, Writer)) -> std::io::
     let mut held: Option<Vec<Value>> = None;
     loop {
         tokio::select! {
+            end = life.ended() => return Ok(life.exit_code(end)),
             msg = editor_in.recv() => {
-                let Some(m) = msg else { return Ok(()) };
+                let m = match msg {
+                    Some(crate::framing::Incoming::Message(m)) => m,
+                    Some(crate::framing::Incoming::Reply(e)) => {
+                        write_frame(&mut editor_out, &e).await?;
+                        continue;
+                    }
+                    None => return Ok(life.exit_code(life.ended().await)),
+                };
                 mirror.observe_client(&m);
                 if let Some(h) = held.as_mut() {
                     h.push(m);
@@ -174,7 +186,7 @@ pub async fn run(path: std::path::PathBuf, first: (Reader, Writer)) -> std::io::
                     continue;
                 }
                 if m["method"] == "exit" {
-                    return Ok(());
+                    return Ok(life.exit_code(crate::lifecycle::End::Exit));
                 }
             }
             msg = backend_in.recv() => {

@@ -378,6 +378,10 @@ impl WorkspacePolicy {
 }
 
 #[cfg(test)]
+#[path = "tier_props.rs"]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -551,6 +551,10 @@ fn strip_copy_blocks(sql: &str) -> (String, Vec<(String, Vec<String>)>) {
 }
 
 #[cfg(test)]
+#[path = "sql_props.rs"]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
