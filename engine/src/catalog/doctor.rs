@@ -151,6 +151,10 @@ pub fn run(i: &DoctorInput) -> Vec<Finding> {
         }
     }
 
+    if entry.is_some() {
+        out.extend(super::choice::doctor_hint(&i.model, hw, &FitConfig { ctx_per_sequence: i.ctx_per_sequence, sequences: i.sequences }));
+    }
+
     for w in &i.workspaces {
         out.push(tier_file(w));
     }
@@ -278,7 +282,9 @@ mod tests {
         let hw = Hardware::cpu_only(2, 24.0, 24.0);
         let out = run(&DoctorInput { model: p, hardware: &hw, gpu_offload_supported: false, ctx_per_sequence: 2048, sequences: 8, workspaces: vec![] });
         print!("{}", render(&out));
-        assert!(out.iter().all(|f| f.status == Status::Ok), "{out:?}");
+        assert!(out.iter().all(|f| f.status == Status::Ok || f.check == "model choice"), "{out:?}");
+        let hint = out.iter().find(|f| f.check == "model choice").expect("the demo model gets a hint");
+        assert!(hint.fix.as_deref().unwrap().contains("lokal models pull "), "{hint:?}");
         let mem = out.iter().find(|f| f.check == "memory").unwrap();
         assert!(mem.detail.contains("great fit") && mem.detail.contains("in RAM"), "{}", mem.detail);
     }
