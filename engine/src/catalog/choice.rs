@@ -193,4 +193,52 @@ mod tests {
         let tiny = doctor_hint(demo, &Hardware::cpu_only(1, 2.0, 2.0), &cfg).unwrap();
         assert!(tiny.fix.unwrap().contains("no catalog model fits"));
     }
+
+    fn tiny_gguf(path: &Path) {
+        let b = super::super::gguf_meta::tests::Builder::new()
+            .str("general.architecture", "llama")
+            .str("general.name", "Tiny")
+            .u32("general.file_type", 15)
+            .u32("llama.block_count", 2)
+            .u32("llama.embedding_length", 64)
+            .u32("llama.attention.head_count", 4)
+            .u32("llama.attention.head_count_kv", 2)
+            .u32("llama.context_length", 4096)
+            .tensor("token_embd.weight", &[64, 100], 8);
+        std::fs::write(path, b.bytes()).unwrap();
+    }
+
+    #[test]
+    fn use_writes_the_choice_that_sessions_then_load() {
+        let dir = tmp("use");
+        let models = dir.join("models");
+        std::fs::create_dir_all(&models).unwrap();
+        let reg = super::super::Registry::at(dir.join("config"), &models);
+        let choice = Choice { dir: dir.join("config") };
+        let e = use_model("qwen2.5-coder-1.5b-q4_k_m", &reg, &choice).unwrap_err();
+        assert!(e.contains("`lokal models pull qwen2.5-coder-1.5b-q4_k_m`"), "{e}");
+        assert_eq!(choice.model(), Ok(None), "nothing written on failure");
+
+        // A pulled catalog model, by id: found under the hub's file name.
+        let pulled = models.join("Qwen2.5-Coder-1.5B-Instruct-Q4_K_M.gguf");
+        tiny_gguf(&pulled);
+        assert_eq!(use_model("qwen2.5-coder-1.5b-q4_k_m", &reg, &choice).unwrap(), pulled);
+        assert_eq!(choice.model(), Ok(Some(pulled.clone())));
+        let embedded = models.join(crate::config::DEFAULT_MODEL_FILE);
+        let chosen = choice.model().unwrap();
+        assert_eq!(pick(None, None, chosen.as_deref(), &embedded), (pulled.clone(), ModelSource::Config), "the choice beats the embedded default");
+        assert_eq!(pick(None, Some(Path::new("/e.gguf")), chosen.as_deref(), &embedded).1, ModelSource::Env, "LOKAL_MODEL beats the choice");
+        assert_eq!(pick(Some(Path::new("/s.gguf")), Some(Path::new("/e.gguf")), chosen.as_deref(), &embedded).1, ModelSource::Setting);
+
+        // A file of one's own, by path; then things that are not models.
+        let own = dir.join("own.gguf");
+        tiny_gguf(&own);
+        assert_eq!(use_model(own.to_str().unwrap(), &reg, &choice).unwrap(), own.canonicalize().unwrap());
+        assert_eq!(choice.model(), Ok(Some(own.canonicalize().unwrap())));
+        std::fs::write(dir.join("not.gguf"), b"hello").unwrap();
+        assert!(use_model(dir.join("not.gguf").to_str().unwrap(), &reg, &choice).unwrap_err().contains("not a GGUF"));
+        assert!(use_model("no-such-model", &reg, &choice).unwrap_err().contains("no such file"));
+        assert_eq!(choice.model(), Ok(Some(own.canonicalize().unwrap())), "failures leave the choice alone");
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

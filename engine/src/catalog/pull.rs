@@ -271,7 +271,7 @@ async fn transfer(client: &reqwest::Client, url: &str, part: &Path, opts: &PullO
 }
 
 /// Refuse to start when the file cannot fit (with 1% or 64 MB to spare), instead of failing hours in.
-fn check_space(dir: &Path, need: u64) -> Result<(), String> {
+pub fn check_space(dir: &Path, need: u64) -> Result<(), String> {
     let free = fs4::available_space(dir).map_err(|e| format!("free space of {}: {e}", dir.display()))?;
     let spare = (need / 100).max(64 << 20);
     if free < need + spare {
@@ -335,5 +335,13 @@ mod tests {
         assert_eq!(normalize_sha(&"AB".repeat(32)).unwrap(), "ab".repeat(32));
         assert!(normalize_sha("abc").is_err());
         assert_eq!(part_path(Path::new("/m/x.gguf")), PathBuf::from("/m/x.gguf.part"));
+    }
+
+    #[test]
+    fn a_download_that_cannot_fit_is_refused_up_front() {
+        let dir = std::env::temp_dir();
+        assert!(check_space(&dir, 1 << 20).is_ok());
+        let e = check_space(&dir, u64::MAX / 4).unwrap_err();
+        assert!(e.contains("not enough disk space") && e.contains("is free"), "{e}");
     }
 }
