@@ -46,8 +46,10 @@ impl PullOptions {
     }
 }
 
-/// What a pull reports while it runs (the CLI draws a bar, prints lines, or JSON).
-#[derive(Debug, Clone, PartialEq)]
+/// What a pull reports while it runs (the CLI draws a bar, prints lines, or JSON lines for the editor
+/// extension: `{"event":"progress","file":..,"done":..,"total":..}`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "event", rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum Event {
     /// A file's transfer starts (or resumes `from` bytes in).
     Start { file: String, total: Option<u64>, from: u64 },
@@ -59,7 +61,7 @@ pub enum Event {
     Done { file: String, path: PathBuf, cached: bool },
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Pulled {
     /// The file to load (the first part of a split model).
     pub path: PathBuf,
