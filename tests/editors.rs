@@ -79,5 +79,11 @@ fn vscode_extension_exposes_the_servers_commands() {
     for k in ["lokal.path", "lokal.modelPath", "lokal.maxTokens"] {
         assert!(settings.contains_key(k), "package.json lacks setting {k}");
     }
-    assert!(p["main"].as_str().unwrap().starts_with("./out/"));
+    // Packaged as one esbuild bundle: the .vsix carries it, the manifest files and nothing else.
+    assert_eq!(p["main"].as_str(), Some("./dist/extension.js"));
+    assert!(p["scripts"]["vscode:prepublish"].as_str().unwrap().contains("bundle"));
+    let ignore = read("vscode/.vscodeignore");
+    assert!(ignore.lines().any(|l| l == "**") && ignore.lines().any(|l| l == "!dist/extension.js"), "{ignore}");
+    assert!(read("vscode/LICENSE").contains("Apache License") && read("vscode/CHANGELOG.md").contains("Pull the Recommended Model"));
+    assert!(cmds.contains(&"lokal.pullRecommendedModel"));
 }

@@ -54,14 +54,10 @@ impl Default for EngineConfig {
 }
 
 impl EngineConfig {
+    /// The model file: `model_path` (modelPath), else `LOKAL_MODEL`, else `lokal models use`'s choice, else
+    /// the embedded default (the order lives in [`crate::catalog::choice`]).
     pub fn resolved_model_path(&self) -> PathBuf {
-        if let Some(p) = &self.model_path {
-            return p.clone();
-        }
-        if let Some(p) = std::env::var_os("LOKAL_MODEL") {
-            return PathBuf::from(p);
-        }
-        default_model_dir().join(DEFAULT_MODEL_FILE)
+        crate::catalog::choice::resolve(self.model_path.as_deref()).0
     }
 
     /// Settings that cannot work together, reported before anything is loaded.

@@ -2,6 +2,8 @@ use clap::{Parser, Subcommand};
 use lokal_engine::EngineConfig;
 use std::path::PathBuf;
 
+mod models_cli;
+
 /// lokal: AI code completion from a resident local model, over LSP.
 #[derive(Parser)]
 #[command(version, about)]
@@ -68,6 +70,8 @@ enum Cmd {
     },
     /// The model catalog scored against this machine (memory, GPU layers, tokens/s, fit).
     Models {
+        #[command(subcommand)]
+        action: Option<ModelsCmd>,
         #[arg(long)]
         json: bool,
         /// Add a GGUF file of your own to the list (kept in ~/.config/lokal/models.toml).
@@ -104,6 +108,25 @@ enum Cmd {
     },
 }
 
+#[derive(Subcommand)]
+enum ModelsCmd {
+    /// Download a catalog model (or hf://OWNER/REPO/FILE.gguf) into the model directory, sha256-checked;
+    /// resumes an interrupted download. HF_ENDPOINT: a hub mirror; HF_TOKEN: gated repositories.
+    Pull {
+        /// Catalog id (see `lokal models`) or hf://OWNER/REPO[@REVISION]/FILE.gguf.
+        what: String,
+        /// The file's expected sha256 (needed where the catalog pins none, and for hf:// URLs).
+        #[arg(long)]
+        sha256: Option<String>,
+        /// Progress as JSON lines on stdout (for editor extensions).
+        #[arg(long)]
+        progress_json: bool,
+    },
+    /// Make a model the default of every session (catalog id or name on disk, or a GGUF path); LOKAL_MODEL
+    /// and the modelPath setting still win over it.
+    Use { what: String },
+}
+
 fn init_logging(file: Option<&PathBuf>) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("LOKAL_LOG").unwrap_or_else(|_| EnvFilter::new("warn,lokal_engine=info,lokal_server=info"));
@@ -126,7 +149,9 @@ fn main() {
         Some(Cmd::Bench { trace, json, model, max_tokens, threads, only_on, peer, peer_bin, profile, set }) => {
             report(lokal_bench::bench::run(lokal_bench::bench::BenchArgs { trace, json, model, max_tokens, threads, only_on, peer, peer_bin, profile, set }))
         }
-        Some(Cmd::Models { json, add, ctx_per_sequence, sequences }) => {
+        Some(Cmd::Models { action: Some(ModelsCmd::Pull { what, sha256, progress_json }), .. }) => report(models_cli::pull(&what, sha256, progress_json)),
+        Some(Cmd::Models { action: Some(ModelsCmd::Use { what }), .. }) => report(models_cli::use_model(&what)),
+        Some(Cmd::Models { action: None, json, add, ctx_per_sequence, sequences }) => {
             use lokal_engine::catalog;
             if let Some(p) = add {
                 match catalog::add_model(&p) {

@@ -8,5 +8,5 @@ npm run --silent lint
 npm run --silent build
 npm test
 if [[ "${1:-}" != "--no-package" ]]; then
-  npx vsce package --out lokal.vsix --allow-missing-repository
+  npx vsce package --no-dependencies --out lokal.vsix --allow-missing-repository
 fi

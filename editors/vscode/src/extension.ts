@@ -3,6 +3,7 @@
 import * as vscode from 'vscode';
 import { LanguageClient, LanguageClientOptions, ServerOptions } from 'vscode-languageclient/node';
 import { argsFor, Status, statusText } from './util';
+import { pullRecommended } from './pull';
 
 let client: LanguageClient | undefined;
 
@@ -70,6 +71,7 @@ export async function activate(ctx: vscode.ExtensionContext): Promise<void> {
       await refresh();
       void vscode.window.showInformationMessage(typeof bar.tooltip === 'string' && bar.tooltip ? bar.tooltip : bar.text);
     }),
+    vscode.commands.registerCommand('lokal.pullRecommendedModel', () => pullRecommended(command, async () => client?.restart())),
     vscode.commands.registerCommand('lokal.showAudit', () => {
       const t = vscode.window.createTerminal('lokal audit');
       t.sendText(`${command} audit`);

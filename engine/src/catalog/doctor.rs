@@ -180,6 +180,10 @@ pub fn run(i: &DoctorInput) -> Vec<Finding> {
         }
     }
 
+    if entry.is_some() {
+        out.extend(super::choice::doctor_hint(&i.model, hw, &FitConfig { ctx_per_sequence: i.ctx_per_sequence, sequences: i.sequences }));
+    }
+
     let mut policies = Vec::new();
     for w in &i.workspaces {
         match tier_file(w, &i.setup.tiers) {

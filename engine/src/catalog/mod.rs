@@ -15,14 +15,20 @@
 //! * [`doctor::run`]`(&DoctorInput) -> Vec<Finding>` and [`doctor::render`]: model file, backend compiled in,
 //!   GPU seen, memory headroom, tier files, each with what to fix.
 //!
+//! * [`pull::pull`]: download a catalog model (pinned in [`hub`]) or an `hf://` file, sha256-checked;
+//!   [`choice`]: `lokal models use` (`config.toml`) and the order that picks the model file.
+//!
 //! Modules: [`entries`] (the curated table), [`hardware`], [`fit`] (the memory/speed model, documented
 //! there), [`gguf_meta`] (a GGUF header reader in plain Rust), [`registry`] (user-added files),
 //! [`render`], [`doctor`]. Nothing here loads a model or touches llama.cpp.
+pub mod choice;
 pub mod doctor;
 pub mod entries;
 pub mod fit;
 pub mod gguf_meta;
 pub mod hardware;
+pub mod hub;
+pub mod pull;
 pub mod registry;
 pub mod render;
 
