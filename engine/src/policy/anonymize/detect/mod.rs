@@ -17,7 +17,9 @@ pub(crate) fn bounded(text: &str, r: &Range<usize>) -> bool {
     let glued = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
     let first_word = text[r.clone()].chars().next().is_some_and(char::is_alphanumeric);
     let last_word = text[r.clone()].chars().next_back().is_some_and(char::is_alphanumeric);
-    !(first_word && glued(text[..r.start].chars().next_back())) && !(last_word && glued(text[r.end..].chars().next()))
+    let glued_before = first_word && glued(text[..r.start].chars().next_back());
+    let glued_after = last_word && glued(text[r.end..].chars().next());
+    !glued_before && !glued_after
 }
 
 pub(crate) fn digits(s: &str) -> String {
