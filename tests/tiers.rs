@@ -212,3 +212,68 @@ fn a_tier_3_session_works_with_no_network_at_all() {
     c.shutdown();
     let _ = std::fs::remove_dir_all(&base);
 }
+
+/// One canary per detector, planted in the requirement, the selection, the open file and the data files.
+const T2_CANARIES: [(&str, &str); 12] = [
+    ("e-mail in the requirement", "w.kowalczyk@klinik-ost.example"),
+    ("phone in the requirement", "+49 341 5550199"),
+    ("date in the requirement", "23.07.1961"),
+    ("IBAN in the requirement", "GB82 WEST 1234 5698 7654 32"),
+    ("card in the selection", "4111 1111 1111 1111"),
+    ("token in the selection", "ghp_Zq8Lw2Rt5Yx9Pk3Mn7Bv4Cj6Hd1Fg0SaQe"),
+    ("password value in the open file", "Winter#2025"),
+    ("string literal in the open file", "Brunhilde Sauerbier"),
+    ("data-file name (SQL)", "Wilhelmine"),
+    ("data-file value (CSV)", "Kowalczyk"),
+    ("data-file value (JSON)", "Quedlinburg"),
+    ("data-file e-mail (SQL)", "wk@privat.example"),
+];
+
+#[test]
+fn tier_2_canaries_of_every_kind_never_reach_the_cloud() {
+    let base = std::env::temp_dir().join(format!("lokal-t2-canaries-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let root = base.join("clinic");
+    write(&root, ".lokal.toml", "tier = 2\n");
+    write(
+        &root,
+        "db/schema.sql",
+        "CREATE TABLE patients (id integer PRIMARY KEY, full_name text, email text, born date);\n\
+         INSERT INTO patients VALUES (90210, 'Wilhelmine Kowalczyk', 'wk@privat.example', '1961-07-23');\n",
+    );
+    write(&root, "data/contacts.csv", "patient_id,last_name,city\n90210,Kowalczyk,Quedlinburg\n");
+    write(&root, "data/visits.json", "[{\"patient_id\": 90210, \"town\": \"Quedlinburg\", \"note\": \"Kontrolle\"}]\n");
+    let req = "# Requirement\n\nSend payment reminders to Wilhelmine Kowalczyk (w.kowalczyk@klinik-ost.example, +49 341 5550199, \
+               born 23.07.1961, IBAN GB82 WEST 1234 5698 7654 32) when an invoice is overdue.\n";
+    write(&root, "docs/req.md", req);
+    let code = "SMTP_PASSWORD = \"Winter#2025\"\nGREETING = \"Liebe Brunhilde Sauerbier\"\n\n\
+                def send_payment_reminder(patient_id: int) -> bool:\n    card = \"4111 1111 1111 1111\"\n    token = \"ghp_Zq8Lw2Rt5Yx9Pk3Mn7Bv4Cj6Hd1Fg0SaQe\"\n    return notify(patient_id, card, token)\n";
+    write(&root, "src/reminders.py", code);
+    let fake = fake_cloud();
+    let audit = base.join("audit.jsonl");
+    let mut c = start(std::slice::from_ref(&root), &fake.url(""), &audit, json!({}));
+    let f_req = uri(&root.join("docs/req.md"));
+    let f_code = uri(&root.join("src/reminders.py"));
+    c.open(&f_req, "markdown", req);
+    c.open(&f_code, "python", code);
+    design(&mut c, &f_req, json!({"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 0}})).unwrap();
+    // The selection is the function; the open file around it holds the constants.
+    design(&mut c, &f_code, json!({"start": {"line": 3, "character": 0}, "end": {"line": 7, "character": 0}})).unwrap();
+    let bodies: Vec<String> = fake.requests().iter().map(body).collect();
+    assert_eq!(bodies.len(), 2);
+    for body in &bodies {
+        for (what, canary) in T2_CANARIES {
+            assert!(!body.to_lowercase().contains(&canary.to_lowercase()), "{what} ({canary}) crossed the boundary: {body}");
+        }
+    }
+    for structure in ["patients", "full_name", "patient_id", "last_name", "Send payment reminders to", "when an invoice is overdue"] {
+        assert!(bodies[0].contains(structure), "{structure} missing from the requirement's request: {}", bodies[0]);
+    }
+    for structure in ["def send_payment_reminder(patient_id: int) -> bool:", "SMTP_PASSWORD = \\\"<redacted>\\\"", "return notify(patient_id, card, token)", "CREATE TABLE patients"] {
+        assert!(bodies[1].contains(structure), "{structure} missing from the code's request: {}", bodies[1]);
+    }
+    let records: Vec<Value> = std::fs::read_to_string(&audit).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(records.iter().map(|r| (r["tier"].as_u64().unwrap(), r["anonymized"].as_bool().unwrap())).collect::<Vec<_>>(), vec![(2, true), (2, true)]);
+    c.shutdown();
+    let _ = std::fs::remove_dir_all(&base);
+}

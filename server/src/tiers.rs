@@ -155,29 +155,35 @@ impl Backend {
         }
         let doc = self.docs.get(&args.uri).ok_or_else(|| format!("document not open: {}", args.uri.as_str()))?;
         let text = doc.text();
-        let requirement = match args.range {
+        let language = doc.language_id.clone();
+        let selected = match args.range {
             Some(r) if r.start != r.end => {
                 let enc = self.enc();
                 let a = doc.char_at(r.start, enc).map_err(|e| e.0)?;
                 let b = doc.char_at(r.end, enc).map_err(|e| e.0)?;
-                doc.rope.slice(a.min(b)..a.max(b)).to_string()
+                Some(doc.rope.slice(a.min(b)..a.max(b)).to_string())
             }
-            _ => text.clone(),
+            _ => None,
         };
         drop(doc);
-        let system = "You are a senior software architect. Write a concise design document in markdown for the \
-                      requirement. Name each file to create or change on its own line as `File: path/to/file.ext` \
-                      under the section that describes it, so a local model can implement it."
-            .to_string();
-        let user = match tier {
-            Tier::Cloud => format!("Requirement:\n{requirement}\n\nRelevant code ({}):\n{}", args.uri.as_str(), text.chars().take(12_000).collect::<String>()),
-            _ => {
-                let root = folder.as_ref().map(|f| f.root.clone()).unwrap_or_default();
-                let payload = anonymize::anonymize_workspace(&root);
-                format!("Requirement:\n{requirement}\n\nData structure (anonymized, synthetic values):\n{}", payload.preview())
-            }
+        let root = folder.as_ref().map(|f| f.root.clone()).unwrap_or_default();
+        let file = from_proto::path(&args.uri).unwrap_or_default();
+        let rel = file.strip_prefix(&root).unwrap_or(&file).display().to_string();
+        // Prose (a markdown requirement) is the requirement; in code, the selection is, with its file around it.
+        let prose = anonymize::pass::TextKind::of(&language, &rel) == anonymize::pass::TextKind::Prose;
+        use lokal_engine::policy::payload::{self, PayloadInput, Snippet};
+        let whole = Snippet { path: &rel, language: &language, text: &text };
+        let input = match (&selected, prose) {
+            (Some(sel), true) => PayloadInput { tier, root: &root, requirement: sel, selection: None, open_files: vec![] },
+            (None, true) => PayloadInput { tier, root: &root, requirement: &text, selection: None, open_files: vec![] },
+            (Some(sel), false) => PayloadInput { tier, root: &root, requirement: "", selection: Some(Snippet { text: sel, ..whole }), open_files: vec![whole] },
+            (None, false) => PayloadInput { tier, root: &root, requirement: "", selection: None, open_files: vec![whole] },
         };
-        Ok((folder, tier == Tier::Hybrid, system, user))
+        let p = payload::build(&input)?;
+        if p.anonymized {
+            tracing::info!("lokal: Tier-2 payload anonymized: {}", payload::describe_counts(&p.counts));
+        }
+        Ok((folder, p.anonymized, p.system, p.user))
     }
 
     pub(crate) async fn preview_cloud(&self, args: CloudArgs) -> Result<Option<Value>> {

@@ -26,6 +26,8 @@ pub struct CloudConfig {
     pub base_url: String,
     pub model: String,
     pub api_key: Option<String>,
+    /// Why the configured key file was refused: every request fails with it, and none is sent keyless.
+    pub key_problem: Option<String>,
 }
 
 impl std::fmt::Debug for CloudConfig {
@@ -36,13 +38,14 @@ impl std::fmt::Debug for CloudConfig {
             .field("base_url", &self.base_url)
             .field("model", &self.model)
             .field("api_key", &self.api_key.as_ref().map(|_| "<set>"))
+            .field("key_problem", &self.key_problem)
             .finish()
     }
 }
 
 impl CloudConfig {
     /// `LOKAL_CLOUD_PROVIDER` (anthropic | openai), `LOKAL_CLOUD_BASE_URL`, `LOKAL_CLOUD_MODEL`, and the key
-    /// from `ANTHROPIC_API_KEY` or `OPENAI_API_KEY`.
+    /// from `ANTHROPIC_API_KEY` or `OPENAI_API_KEY`, else from the file `LOKAL_CLOUD_API_KEY_FILE`.
     pub fn from_env() -> Self {
         Self::from_vars(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
     }
@@ -50,19 +53,28 @@ impl CloudConfig {
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
         let openai = var("LOKAL_CLOUD_PROVIDER").is_some_and(|p| p.eq_ignore_ascii_case("openai") || p.eq_ignore_ascii_case("openai-compatible"));
         let base = var("LOKAL_CLOUD_BASE_URL");
+        let (file_key, key_problem) = match var("LOKAL_CLOUD_API_KEY_FILE") {
+            Some(p) => match key_from_file(std::path::Path::new(&p)) {
+                Ok(k) => (Some(k), None),
+                Err(e) => (None, Some(e)),
+            },
+            None => (None, None),
+        };
         if openai {
             CloudConfig {
                 provider: CloudProvider::OpenAiCompatible,
                 base_url: base.unwrap_or_default(),
                 model: var("LOKAL_CLOUD_MODEL").unwrap_or_else(|| OPENAI_DEFAULT_MODEL.into()),
-                api_key: var("OPENAI_API_KEY"),
+                api_key: var("OPENAI_API_KEY").or(file_key),
+                key_problem,
             }
         } else {
             CloudConfig {
                 provider: CloudProvider::Anthropic,
                 base_url: base.unwrap_or_else(|| ANTHROPIC_DEFAULT_BASE.into()),
                 model: var("LOKAL_CLOUD_MODEL").unwrap_or_else(|| ANTHROPIC_DEFAULT_MODEL.into()),
-                api_key: var("ANTHROPIC_API_KEY"),
+                api_key: var("ANTHROPIC_API_KEY").or(file_key),
+                key_problem,
             }
         }
     }
@@ -77,6 +89,32 @@ impl CloudConfig {
             CloudProvider::OpenAiCompatible => format!("{base}/v1/chat/completions"),
         }
     }
+}
+
+/// A key kept in a file, which like an ssh private key must be readable by its owner only: a key that
+/// others on the machine can read is refused, not used.
+pub fn key_from_file(path: &std::path::Path) -> Result<String, String> {
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| format!("the cloud API key file {shown} cannot be read: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("the cloud API key file {shown} is not a file"));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "the cloud API key file {shown} is readable by others (mode {mode:03o}); it is not used: run `chmod 600 {shown}`"
+            ));
+        }
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("the cloud API key file {shown} cannot be read: {e}"))?;
+    let key = text.trim();
+    if key.is_empty() || key.contains(char::is_whitespace) {
+        return Err(format!("the cloud API key file {shown} must hold the key alone, on one line"));
+    }
+    Ok(key.to_string())
 }
 
 /// One question to the cloud model.
@@ -241,10 +279,13 @@ impl CloudClient {
             return Err(CloudError::Config("LOKAL_CLOUD_BASE_URL is not set; an OpenAI-compatible provider has no default".into()));
         }
         let dest = Destination::cloud(&self.cfg.endpoint())?;
+        if let Some(problem) = &self.cfg.key_problem {
+            return Err(CloudError::Config(problem.clone()));
+        }
         let permit = self.egress.check(folder, &dest, action, anonymized)?;
         let headers = match (self.cfg.provider, &self.cfg.api_key) {
             (CloudProvider::Anthropic, Some(k)) => vec![("x-api-key", k.clone()), ("anthropic-version", ANTHROPIC_VERSION.to_string())],
-            (CloudProvider::Anthropic, None) => return Err(CloudError::Config("ANTHROPIC_API_KEY is not set".into())),
+            (CloudProvider::Anthropic, None) => return Err(CloudError::Config("ANTHROPIC_API_KEY is not set (nor LOKAL_CLOUD_API_KEY_FILE)".into())),
             (CloudProvider::OpenAiCompatible, Some(k)) => vec![("authorization", format!("Bearer {k}"))],
             // Self-hosted OpenAI-compatible servers often want no key.
             (CloudProvider::OpenAiCompatible, None) => vec![],
@@ -333,11 +374,11 @@ mod tests {
     }
 
     fn anthropic(base: &str) -> CloudConfig {
-        CloudConfig { provider: CloudProvider::Anthropic, base_url: base.into(), model: "claude-test".into(), api_key: Some("sk-test-key".into()) }
+        CloudConfig { provider: CloudProvider::Anthropic, base_url: base.into(), model: "claude-test".into(), api_key: Some("sk-test-key".into()), key_problem: None }
     }
 
     fn openai(base: &str, key: Option<&str>) -> CloudConfig {
-        CloudConfig { provider: CloudProvider::OpenAiCompatible, base_url: base.into(), model: "m".into(), api_key: key.map(str::to_string) }
+        CloudConfig { provider: CloudProvider::OpenAiCompatible, base_url: base.into(), model: "m".into(), api_key: key.map(str::to_string), key_problem: None }
     }
 
     fn rq() -> CloudRequest {
@@ -421,6 +462,54 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(e, CloudError::Config(_)), "{e}");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_key_file_is_used_only_when_its_owner_alone_can_read_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("lokal-keyfile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("anthropic.key");
+        std::fs::write(&file, "  sk-file-key\n").unwrap();
+        let path = file.display().to_string();
+        let cfg = |extra: Option<(&str, &str)>| {
+            let path = path.clone();
+            let extra = extra.map(|(k, v)| (k.to_string(), v.to_string()));
+            CloudConfig::from_vars(move |k| match k {
+                "LOKAL_CLOUD_API_KEY_FILE" => Some(path.clone()),
+                _ => extra.as_ref().filter(|(n, _)| n == k).map(|(_, v)| v.clone()),
+            })
+        };
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let c = cfg(None);
+        assert_eq!((c.api_key.as_deref(), c.key_problem.as_deref()), (Some("sk-file-key"), None));
+        assert!(!format!("{c:?}").contains("sk-file-key"));
+        assert_eq!(cfg(Some(("ANTHROPIC_API_KEY", "env-key"))).api_key.as_deref(), Some("env-key"), "the variable wins over the file");
+        let o = cfg(Some(("LOKAL_CLOUD_PROVIDER", "openai")));
+        assert_eq!(o.api_key.as_deref(), Some("sk-file-key"), "OpenAI-compatible providers read it too");
+
+        for mode in [0o644, 0o640, 0o604] {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+            let c = cfg(Some(("ANTHROPIC_API_KEY", "env-key")));
+            let problem = c.key_problem.clone().unwrap_or_default();
+            assert!(problem.contains("readable by others") && problem.contains(&format!("{mode:03o}")) && problem.contains("chmod 600"), "{mode:o}: {problem}");
+            assert_eq!(cfg(None).api_key, None, "an exposed key is not used");
+            // Refused before any connection, and nothing in the audit log.
+            let server = FakeServer::start(vec![Reply::json(200, ANTHROPIC_ANSWER)]);
+            let log = temp_log("cloud-keyfile");
+            let c = CloudConfig { base_url: server.url(""), ..c };
+            let e = CloudClient::new(c, Egress::new(log.clone())).complete(Some(&folder(Tier::Cloud)), "d", false, &rq(), &CancelToken::new()).await.unwrap_err();
+            assert!(matches!(e, CloudError::Config(_)) && e.to_string().contains("chmod 600"), "{e}");
+            assert_eq!(server.accepted(), 0);
+            assert!(log.read().is_empty());
+        }
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::write(&file, "two words\n").unwrap();
+        assert!(cfg(None).key_problem.unwrap().contains("the key alone"));
+        std::fs::remove_file(&file).unwrap();
+        assert!(cfg(None).key_problem.unwrap().contains("cannot be read"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]

@@ -32,6 +32,9 @@
 //! * [`anonymize`]: the Tier-2 payload: `collect_schema_sources(root) -> SchemaSources`,
 //!   `anonymize(&SchemaSources) -> AnonymizedPayload`, `anonymize_workspace(root)`,
 //!   `AnonymizedPayload::preview() -> String` (exactly the text that would be sent).
+//! * [`payload`]: `payload::build(&PayloadInput { tier, root, requirement, selection, open_files }) ->
+//!   Result<CloudPayload { system, user, anonymized, counts }, String>`: the exact cloud-design request; in
+//!   Tier 2 every byte has passed `anonymize::pass::Pass::scrub` (detectors in `anonymize::detect`).
 //! * [`audit`]: the append-only JSON-lines log of what left the machine: `AuditLog::default_location()`
 //!   (`$LOKAL_AUDIT_LOG`, else `$XDG_DATA_HOME/lokal/audit.jsonl`, else `~/.local/share/lokal/audit.jsonl`),
 //!   `.load()`, `.read()`, `.render_table(workspace)`, `audit::render(&[AuditRecord], workspace)`.
@@ -39,6 +42,7 @@ pub mod anonymize;
 pub mod audit;
 pub mod cloud;
 pub mod egress;
+pub mod payload;
 // The one fake HTTP server: the engine's unit tests and, through `test-support`, the end-to-end tests.
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;

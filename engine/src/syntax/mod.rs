@@ -93,7 +93,7 @@ impl Lang {
     }
 }
 
-fn parser(lang: Lang) -> Parser {
+pub(crate) fn parser(lang: Lang) -> Parser {
     let mut p = Parser::new();
     p.set_language(&lang.grammar()).expect("grammar version matches tree-sitter");
     p

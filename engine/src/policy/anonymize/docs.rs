@@ -393,6 +393,7 @@ impl Anonymizer {
             }
             let Some(c) = ENV_LINE.captures(line.trim()) else { continue };
             let value = c[2].trim();
+            self.synth.remember(value.trim_matches(['"', '\'']));
             if let Some(q) = value.chars().next().filter(|q| *q == '"' || *q == '\'') {
                 if value.len() == 1 || !value.ends_with(q) {
                     open_quote = Some(q);

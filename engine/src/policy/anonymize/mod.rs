@@ -10,7 +10,9 @@
 //! any other name and passes. A CSV file without a header whose first row is plain words is read as
 //! having one.
 mod collect;
+pub mod detect;
 mod docs;
+pub mod pass;
 mod sql;
 pub mod synth;
 
@@ -363,9 +365,15 @@ impl Anonymizer {
     }
 
     pub fn finish(self) -> AnonymizedPayload {
+        self.finish_with_pass().0
+    }
+
+    /// The payload, and the text pass that continues its mapping: the values it saw are the known data,
+    /// and the same value gets the same stand-in in the schema and in any text.
+    pub fn finish_with_pass(self) -> (AnonymizedPayload, pass::Pass) {
         let mut sources = self.sources;
         sources.dedup();
-        AnonymizedPayload { tables: self.tables, documents: self.documents, sources, omitted: self.omitted }
+        (AnonymizedPayload { tables: self.tables, documents: self.documents, sources, omitted: self.omitted }, pass::Pass::new(self.synth))
     }
 }
 

@@ -33,7 +33,7 @@ impl Rng {
     }
 }
 
-const LOREM: &[&str] = &[
+pub(crate) const LOREM: &[&str] = &[
     "a",
     "ad",
     "at",
@@ -340,6 +340,14 @@ pub struct Synth {
     seen: u64,
     emails: u64,
     occurrences: u64,
+    /// Every raw value seen (lowercased): the folder's known personal data, and what no stand-in may equal.
+    raw: HashSet<String>,
+    raw_order: Vec<String>,
+    /// Every name that passed as structure (tables, columns, keys), lowercased: never replaced as a value.
+    structure: HashSet<String>,
+    phones: u64,
+    dates: u64,
+    cards: u64,
 }
 
 impl Synth {
@@ -349,6 +357,7 @@ impl Synth {
         if v.is_empty() {
             return String::new();
         }
+        self.remember(v);
         if is_secret_key(key) || looks_like_secret(v) {
             return REDACTED.into();
         }
@@ -365,7 +374,7 @@ impl Synth {
         let mut out = self.shape(v, &mut rng);
         // Distinct values keep distinct stand-ins where the shape leaves room, so joins do not merge.
         for _ in 0..16 {
-            if out != v && !self.used.contains(&out) {
+            if out != v && !self.used.contains(&out) && !self.raw.contains(&out.to_lowercase()) {
                 break;
             }
             out = self.shape(v, &mut rng);
@@ -373,6 +382,34 @@ impl Synth {
         self.used.insert(out.clone());
         self.map.insert(norm, out.clone());
         out
+    }
+
+    /// Record a raw value from a data file without asking for its stand-in (`.env` values, redacted whole).
+    pub fn remember(&mut self, raw: &str) {
+        let v = raw.trim();
+        if !v.is_empty() && self.raw.insert(v.to_lowercase()) {
+            self.raw_order.push(v.to_string());
+        }
+    }
+
+    /// The raw values seen, in the order first seen.
+    pub fn raw_values(&self) -> &[String] {
+        &self.raw_order
+    }
+
+    /// Whether `v` is a raw value some source holds (case-insensitive).
+    pub fn is_raw(&self, v: &str) -> bool {
+        self.raw.contains(&v.to_lowercase())
+    }
+
+    /// Names that passed as structure, lowercased.
+    pub fn structure_names(&self) -> &HashSet<String> {
+        &self.structure
+    }
+
+    /// The stand-ins issued so far.
+    pub fn issued(&self) -> impl Iterator<Item = &String> {
+        self.map.values()
     }
 
     /// A boolean is not a join key, and a consistent mapping of two values is trivially inverted, so each
@@ -385,6 +422,7 @@ impl Synth {
     /// A name for something whose real name may not pass ([`safe_name`] said no), consistent per payload.
     pub fn name(&mut self, kind: &str, raw: &str) -> String {
         if safe_name(raw) {
+            self.structure.insert(raw.to_lowercase());
             return raw.to_string();
         }
         let n = self.names.len() + 1;
@@ -420,8 +458,19 @@ impl Synth {
             }
             return out;
         }
+        if super::detect::card::is_card(v) {
+            self.cards += 1;
+            return super::detect::card::standin(v, &mut self.cards);
+        }
+        if super::detect::phone::is_phone(v) {
+            self.phones += 1;
+            return super::detect::phone::standin(v, self.phones);
+        }
         if let Some(c) = DATE_ISO.captures(v) {
-            let mut out = format!("{:04}-{:02}-{:02}", 1970 + rng.below(56), 1 + rng.below(12), 1 + rng.below(28));
+            // Stand-in dates lie in 1900-1909, so they stay valid dates and a later pass knows them.
+            self.dates += 1;
+            let (y, m, d) = super::detect::date::nth_day(self.dates);
+            let mut out = format!("{y:04}-{m:02}-{d:02}");
             if let Some(sep) = c.get(4) {
                 out.push_str(&format!("{}{:02}:{:02}", sep.as_str(), rng.below(24), rng.below(60)));
                 if c.get(7).is_some() {
@@ -438,11 +487,12 @@ impl Synth {
             return out;
         }
         if let Some(c) = DATE_DMY.captures(v) {
-            let (d, m) = (1 + rng.below(28), 1 + rng.below(12));
+            self.dates += 1;
+            let (y, m, d) = super::detect::date::nth_day(self.dates);
             let pad = |n: u64, like: &str| if like.len() == 2 { format!("{n:02}") } else { n.to_string() };
             let sep = &c[2];
             // `/` dates are usually month first, `.` dates day first; either way the result is a valid date.
-            return format!("{}{sep}{}{sep}{}", pad(if sep == "/" { m } else { d }, &c[1]), pad(if sep == "/" { d } else { m }, &c[3]), 1970 + rng.below(56));
+            return format!("{}{sep}{}{sep}{y}", pad(if sep == "/" { m } else { d }, &c[1]), pad(if sep == "/" { d } else { m }, &c[3]));
         }
         if let Some(c) = TIME.captures(v) {
             let mut out = format!("{:02}:{:02}", rng.below(24), rng.below(60));
