@@ -2,6 +2,7 @@
 pub mod cancel;
 pub mod catalog;
 pub mod config;
+pub mod context;
 pub mod engine;
 pub mod error;
 pub mod fim;
