@@ -96,19 +96,23 @@ impl<'a> Walk<'a> {
     /// The text from `n`'s start to `end` (a body's start), trimmed, as a signature.
     fn head(&self, n: Node, end: usize) -> String {
         let s = self.text[n.start_byte()..end.max(n.start_byte())].trim();
-        let s = s.trim_end_matches(['{', '=']).trim_end();
+        let s = s.trim_end_matches(['{', '=', ';']).trim_end();
         match s.char_indices().nth(MAX_SIGNATURE) {
             Some((i, _)) => format!("{}…", &s[..i]),
             None => s.to_string(),
         }
     }
 
-    fn push(&mut self, n: Node, name: Node, kind: TagKind, body: Option<Node>, container: Option<&str>) {
+    /// Record a definition; `body` is where its body starts (None: it has none).
+    fn push(&mut self, n: Node, name: Node, kind: TagKind, body: Option<usize>, container: Option<&str>) {
         let name = self.src(name).to_string();
         if name.is_empty() {
             return;
         }
-        let signature = self.head(n, body.map(|b| b.start_byte()).unwrap_or(n.end_byte()));
+        let signature = match kind {
+            TagKind::Const => self.src(n).lines().next().unwrap_or("").trim().to_string(),
+            _ => self.head(n, body.unwrap_or(n.end_byte())),
+        };
         let text = match kind {
             TagKind::Function | TagKind::Method => match self.lang {
                 Lang::Python => format!("{}: ...", signature.trim_end_matches(':')),
@@ -124,7 +128,7 @@ impl<'a> Walk<'a> {
                     signature.clone()
                 }
             }
-            TagKind::Const => self.src(n).lines().next().unwrap_or("").trim_end().to_string(),
+            TagKind::Const => signature.clone(),
         };
         let line = n.start_position().row;
         self.tags.push(Tag { name, kind, line, signature, text, container: container.map(str::to_string) });
@@ -150,15 +154,16 @@ impl<'a> Walk<'a> {
     fn rust(&mut self, n: Node, container: Option<&str>) {
         let name = n.child_by_field_name("name");
         let body = n.child_by_field_name("body");
+        let at = body.map(|b| b.start_byte());
         match (n.kind(), name) {
             ("function_item" | "function_signature_item", Some(name)) => {
-                self.push(n, name, Self::function_kind(container), body, container)
+                self.push(n, name, Self::function_kind(container), at, container)
             }
             ("struct_item" | "enum_item" | "union_item" | "type_item", Some(name)) => {
-                self.push(n, name, TagKind::Type, body, container)
+                self.push(n, name, TagKind::Type, at, container)
             }
             ("trait_item", Some(name)) => {
-                self.push(n, name, TagKind::Type, body, container);
+                self.push(n, name, TagKind::Type, at, container);
                 if let Some(b) = body {
                     let header = self.head(n, b.start_byte());
                     self.children(b, Some(&header));
@@ -188,10 +193,11 @@ impl<'a> Walk<'a> {
     fn python(&mut self, n: Node, container: Option<&str>) {
         let name = n.child_by_field_name("name");
         let body = n.child_by_field_name("body");
+        let at = body.map(|b| b.start_byte());
         match (n.kind(), name) {
-            ("function_definition", Some(name)) => self.push(n, name, Self::function_kind(container), body, container),
+            ("function_definition", Some(name)) => self.push(n, name, Self::function_kind(container), at, container),
             ("class_definition", Some(name)) => {
-                self.push(n, name, TagKind::Type, body, container);
+                self.push(n, name, TagKind::Type, at, container);
                 if let Some(b) = body {
                     let header = self.head(n, b.start_byte()).trim_end_matches(':').to_string();
                     self.children(b, Some(&header));
@@ -234,22 +240,23 @@ impl<'a> Walk<'a> {
     fn typescript(&mut self, n: Node, container: Option<&str>) {
         let name = n.child_by_field_name("name");
         let body = n.child_by_field_name("body");
+        let at = body.map(|b| b.start_byte());
         match (n.kind(), name) {
             ("function_declaration" | "generator_function_declaration" | "function_signature", Some(name)) => {
-                self.push(n, name, TagKind::Function, body, container)
+                self.push(n, name, TagKind::Function, at, container)
             }
             ("method_definition" | "abstract_method_signature", Some(name)) => {
-                self.push(n, name, TagKind::Method, body, container)
+                self.push(n, name, TagKind::Method, at, container)
             }
             ("class_declaration" | "abstract_class_declaration", Some(name)) => {
-                self.push(n, name, TagKind::Type, body, container);
+                self.push(n, name, TagKind::Type, at, container);
                 if let Some(b) = body {
                     let header = self.head(n, b.start_byte());
                     self.children(b, Some(&header));
                 }
             }
             ("interface_declaration" | "type_alias_declaration" | "enum_declaration", Some(name)) => {
-                self.push(n, name, TagKind::Type, body, container)
+                self.push(n, name, TagKind::Type, at, container)
             }
             ("export_statement" | "ambient_declaration", _) => {
                 self.children(n, container);
@@ -263,8 +270,8 @@ impl<'a> Walk<'a> {
                     let Some(name) = d.child_by_field_name("name").filter(|x| x.kind() == "identifier") else { continue };
                     let value = d.child_by_field_name("value");
                     match value.filter(|v| matches!(v.kind(), "arrow_function" | "function_expression" | "function")) {
-                        Some(f) => self.push(n, name, TagKind::Function, f.child_by_field_name("body"), None),
-                        None if constant => self.push(n, name, TagKind::Const, value, None),
+                        Some(f) => self.push(n, name, TagKind::Function, f.child_by_field_name("body").map(|b| b.start_byte()), None),
+                        None if constant => self.push(n, name, TagKind::Const, None, None),
                         None => {}
                     }
                 }
@@ -281,10 +288,9 @@ impl<'a> Walk<'a> {
                                 names.push(self.src(x).to_string());
                             }
                         }
-                        _ => stack.extend(named_children(c)),
+                        _ => stack.extend(named_children(c).collect::<Vec<_>>().into_iter().rev()),
                     }
                 }
-                names.reverse();
                 self.imports.push(Import { module: unquote(self.src(src)), names });
             }
             _ => {}
@@ -294,20 +300,21 @@ impl<'a> Walk<'a> {
     fn go(&mut self, n: Node) {
         let name = n.child_by_field_name("name");
         let body = n.child_by_field_name("body");
+        let at = body.map(|b| b.start_byte());
         match (n.kind(), name) {
-            ("function_declaration", Some(name)) => self.push(n, name, TagKind::Function, body, None),
+            ("function_declaration", Some(name)) => self.push(n, name, TagKind::Function, at, None),
             // The receiver is part of the signature, so a method needs no container.
-            ("method_declaration", Some(name)) => self.push(n, name, TagKind::Method, body, None),
+            ("method_declaration", Some(name)) => self.push(n, name, TagKind::Method, at, None),
             ("type_declaration", _) => {
                 let single = n.named_child_count() == 1;
                 for spec in named_children(n).filter(|s| matches!(s.kind(), "type_spec" | "type_alias")) {
                     let Some(name) = spec.child_by_field_name("name") else { continue };
                     // `type X struct {…}` alone is shown whole; a spec of a grouped `type (…)` on its own.
-                    let at = if single { n } else { spec };
+                    let node = if single { n } else { spec };
                     let body = spec.child_by_field_name("type").filter(|t| matches!(t.kind(), "struct_type" | "interface_type"));
-                    let body = body.and_then(|t| named_children(t).find(|c| c.kind().ends_with("_list")).or(Some(t)));
+                    let body = body.and_then(|t| self.src(t).find('{').map(|i| t.start_byte() + i));
                     let before = self.tags.len();
-                    self.push(at, name, TagKind::Type, body, None);
+                    self.push(node, name, TagKind::Type, body, None);
                     if !single {
                         if let Some(t) = self.tags.get_mut(before) {
                             t.signature = format!("type {}", t.signature);
@@ -335,7 +342,8 @@ impl<'a> Walk<'a> {
                                 self.imports.push(Import { module: unquote(self.src(p)), names: vec![] });
                             }
                         }
-                        _ => stack.extend(named_children(c)),
+                        // Reversed, so the stack yields them in source order.
+                        _ => stack.extend(named_children(c).collect::<Vec<_>>().into_iter().rev()),
                     }
                 }
             }

@@ -1,0 +1,197 @@
+//! Workspace context: tags per language (fixtures in tests/fixtures/context), the symbol index on real
+//! directories (ignore rules, huge and binary files, memory bound, incremental updates), and context
+//! assembly under a token budget. No model: token counts come from a counting closure.
+use lokal_engine::context::index::{normalize, IndexLimits, Origin, Skip, SymbolIndex, Watched};
+use lokal_engine::context::tags::{self, TagKind};
+use lokal_engine::syntax::Lang;
+use std::path::{Path, PathBuf};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/context")
+}
+
+fn kind_name(k: TagKind) -> &'static str {
+    match k {
+        TagKind::Function => "function",
+        TagKind::Method => "method",
+        TagKind::Type => "type",
+        TagKind::Const => "const",
+    }
+}
+
+/// Each `tags/NAME` source against `tags/NAME.tags`, line by line.
+#[test]
+fn tags_per_language() {
+    let dir = fixtures().join("tags");
+    let mut seen = vec![];
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let Some(lang) = Lang::from_id_or_path("", &name) else { continue };
+        let text = std::fs::read_to_string(&path).unwrap();
+        let want = std::fs::read_to_string(dir.join(format!("{name}.tags"))).unwrap();
+        let (tags, imports) = tags::scan(lang, &text);
+        let mut got: Vec<String> = tags
+            .iter()
+            .map(|t| {
+                let sig = t.signature.replace('\n', "\\n");
+                let mut s = format!("{} {} {} | {sig}", kind_name(t.kind), t.line, t.name);
+                if let Some(c) = &t.container {
+                    s += &format!(" | in {c}");
+                }
+                s
+            })
+            .collect();
+        got.extend(imports.iter().map(|i| format!("import {}:{}", i.module, i.names.iter().map(|n| format!(" {n}")).collect::<String>())));
+        let want: Vec<&str> = want.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(got, want, "{name}");
+        seen.push(lang);
+    }
+    for lang in [Lang::Rust, Lang::Python, Lang::TypeScript, Lang::Go] {
+        assert!(seen.contains(&lang), "no fixture for {lang:?}");
+    }
+}
+
+#[test]
+fn shown_text_closes_functions_and_keeps_short_types_whole() {
+    let text = std::fs::read_to_string(fixtures().join("tags/sample.rs")).unwrap();
+    let tags = tags::tags(Lang::Rust, &text);
+    let by = |name: &str| tags.iter().find(|t| t.name == name).unwrap();
+    assert_eq!(by("LineItem").text, "pub struct LineItem {\n    pub description: String,\n    pub cents: i64,\n}");
+    assert!(by("compute_total").text.ends_with("-> Money;"), "{}", by("compute_total").text);
+    let py = tags::tags(Lang::Python, "def f(x: int) -> int:\n    return x\n");
+    assert_eq!(py[0].text, "def f(x: int) -> int: ...");
+    // A long type shows only its signature.
+    let long = format!("pub struct Big {{\n{}}}\n", (0..30).map(|i| format!("    f{i}: u8,\n")).collect::<String>());
+    assert_eq!(tags::tags(Lang::Rust, &long)[0].text, "pub struct Big");
+}
+
+fn write(root: &Path, rel: &str, text: impl AsRef<[u8]>) -> PathBuf {
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, text).unwrap();
+    normalize(&p)
+}
+
+fn indexed_names(ix: &SymbolIndex) -> Vec<String> {
+    let mut v: Vec<String> = ix.paths().map(|p| ix.display_path(p)).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn scan_honours_gitignore_and_skips_huge_and_binary_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(root, ".gitignore", "target/\n*.gen.rs\n!keep.gen.rs\n");
+    write(root, "src/lib.rs", "pub fn kept() {}\n");
+    write(root, "src/out.gen.rs", "pub fn generated() {}\n");
+    write(root, "src/keep.gen.rs", "pub fn whitelisted() {}\n");
+    write(root, "target/debug/build.rs", "pub fn built() {}\n");
+    write(root, "web/sub/.gitignore", "local.ts\n");
+    write(root, "web/sub/local.ts", "export function local() {}\n");
+    write(root, "web/sub/api.ts", "export function api() {}\n");
+    write(root, ".hidden/x.py", "def hidden(): pass\n");
+    write(root, "notes.txt", "fn not_source() {}\n");
+    // Over 1 MB: generated code nobody calls by hand.
+    write(root, "src/huge.rs", format!("pub fn huge() {{}}\n{}", "// padding\n".repeat(110_000)));
+    write(root, "src/blob.py", b"def blob():\n    pass\n\x00\x01\x02".to_vec());
+    write(root, "src/latin1.go", b"package p\n// caf\xe9\nfunc Latin() {}\n".to_vec());
+
+    let mut ix = SymbolIndex::new(IndexLimits::default());
+    let report = ix.scan(root);
+    assert_eq!(indexed_names(&ix), ["src/keep.gen.rs", "src/lib.rs", "web/sub/api.ts"]);
+    assert_eq!((report.indexed, report.too_large, report.binary, report.full), (3, 1, 2, false));
+    assert_eq!(ix.lookup("kept").len(), 1);
+    assert!(ix.lookup("generated").is_empty() && ix.lookup("huge").is_empty() && ix.lookup("blob").is_empty());
+
+    // The same rules for single files from the watcher.
+    let gen = write(root, "src/new.gen.rs", "pub fn fresh_generated() {}\n");
+    assert_eq!(ix.watched(&gen, Watched::Created), Err(Skip::Ignored));
+    let built = write(root, "target/release/x.rs", "pub fn built2() {}\n");
+    assert_eq!(ix.watched(&built, Watched::Created), Err(Skip::Ignored));
+    let local = normalize(&root.join("web/sub/local.ts"));
+    assert_eq!(ix.watched(&local, Watched::Changed), Err(Skip::Ignored));
+    let fresh = write(root, "src/fresh.rs", "pub fn fresh() {}\n");
+    assert_eq!(ix.watched(&fresh, Watched::Created), Ok(()));
+    assert_eq!(ix.lookup("fresh").len(), 1);
+
+    // Editing .gitignore rescans: what it now ignores leaves, what it no longer ignores joins.
+    let gi = write(root, ".gitignore", "target/\nlib.rs\n");
+    ix.watched(&gi, Watched::Changed).unwrap();
+    assert!(ix.lookup("kept").is_empty());
+    assert_eq!(ix.lookup("generated").len(), 1);
+}
+
+#[test]
+fn incremental_updates_from_editor_and_watcher() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let a = write(root, "src/a.rs", "pub fn on_disk() {}\n");
+    let mut ix = SymbolIndex::new(IndexLimits::default());
+    ix.scan(root);
+    assert_eq!(ix.get(&a).unwrap().origin, Origin::Disk);
+    // The editor's text replaces the disk's, and a disk event does not overwrite an open document.
+    ix.update(&a, "pub fn typed_in_editor() {}\n", Origin::Open);
+    std::fs::write(&a, "pub fn saved_elsewhere() {}\n").unwrap();
+    ix.watched(&a, Watched::Changed).unwrap();
+    assert!(ix.lookup("on_disk").is_empty() && ix.lookup("saved_elsewhere").is_empty());
+    assert_eq!(ix.lookup("typed_in_editor").len(), 1);
+    // Closed, it is a visited file; a later disk change applies and it stays visited.
+    ix.close(&a);
+    ix.watched(&a, Watched::Changed).unwrap();
+    assert_eq!(ix.get(&a).unwrap().origin, Origin::Visited);
+    assert_eq!(ix.lookup("saved_elsewhere").len(), 1);
+    assert!(ix.lookup("typed_in_editor").is_empty());
+    // Deleting a directory removes what was under it.
+    write(root, "src/m/b.rs", "pub fn in_b() {}\n");
+    ix.watched(&root.join("src/m/b.rs"), Watched::Created).unwrap();
+    assert_eq!(ix.lookup("in_b").len(), 1);
+    ix.watched(&root.join("src/m"), Watched::Deleted).unwrap();
+    assert!(ix.lookup("in_b").is_empty());
+    // Prefix lookup, in name order.
+    ix.update(&root.join("src/c.rs"), "pub fn compute_total() {}\npub fn compute_tax() {}\npub fn other() {}\n", Origin::Open);
+    assert_eq!(ix.names_with_prefix("compute_t", 10), ["compute_tax", "compute_total"]);
+}
+
+#[test]
+fn memory_is_bounded_and_disk_entries_are_evicted_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for i in 0..40 {
+        write(root, &format!("src/f{i:02}.rs"), format!("pub fn disk_{i}(x: i32) -> i32 {{ x }}\npub struct S{i} {{ a: u8 }}\n"));
+    }
+    // Room for 10 files by count.
+    let mut ix = SymbolIndex::new(IndexLimits { max_files: 10, ..IndexLimits::default() });
+    let report = ix.scan(root);
+    assert!(report.full && ix.len() <= 10, "{report:?} {}", ix.len());
+    // A disk entry used by a prompt recently is kept over older ones.
+    let used = normalize(&root.join("src/f05.rs"));
+    let older = normalize(&root.join("src/f09.rs"));
+    ix.touch(&used);
+    let open = normalize(&root.join("src/open.rs"));
+    let visited = normalize(&root.join("src/visited.rs"));
+    ix.update(&visited, "pub fn was_visited() {}\n", Origin::Open);
+    ix.close(&visited);
+    ix.update(&open, "pub fn is_open() {}\n", Origin::Open);
+    for i in 0..20 {
+        ix.update(&root.join(format!("src/more{i}.rs")), &format!("pub fn more_{i}() {{}}\n"), Origin::Disk);
+        if i == 6 {
+            assert!(ix.contains(&used) && !ix.contains(&older), "least recently used first");
+        }
+    }
+    assert_eq!(ix.len(), 10);
+    assert!(ix.contains(&open) && ix.contains(&visited), "open and visited files outlive disk-only ones");
+    assert!(ix.lookup("more_19").len() == 1 && ix.lookup("disk_1").is_empty());
+    // Only disk entries were evicted while any were left.
+    assert!(ix.paths().filter(|p| ix.get(p).unwrap().origin == Origin::Disk).count() == 8);
+
+    // By bytes: a budget of about 20 small files' tags holds about that many, whatever the file count cap.
+    let mut ix = SymbolIndex::new(IndexLimits { max_bytes: 20_000, ..IndexLimits::default() });
+    for i in 0..200 {
+        ix.update(&root.join(format!("g/{i}.py")), &format!("def f_{i}(a, b):\n    return a\n\nclass C{i}:\n    pass\n"), Origin::Disk);
+    }
+    assert!(ix.bytes() <= 20_000 && ix.len() > 10 && ix.len() < 100, "{} files, {} bytes", ix.len(), ix.bytes());
+    assert_eq!(ix.lookup("f_199").len(), 1, "the newest stays");
+    assert!(ix.lookup("f_0").is_empty(), "the oldest went");
+}
