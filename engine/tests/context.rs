@@ -195,3 +195,192 @@ fn memory_is_bounded_and_disk_entries_are_evicted_first() {
     assert_eq!(ix.lookup("f_199").len(), 1, "the newest stays");
     assert!(ix.lookup("f_0").is_empty(), "the oldest went");
 }
+
+// ---- assembly ----
+
+use lokal_engine::context::assemble::Source;
+use lokal_engine::context::{resolve, BlockStyle, ContextConfig, Cursor, WorkspaceContext};
+use lokal_engine::fim::FimFamily;
+
+/// A stand-in for the model's tokenizer: about four characters a token, as code tokenizes.
+fn tokens(s: &str) -> usize {
+    s.len().div_ceil(4)
+}
+
+const INVOICE: &str = "pub struct LineItem {\n    pub cents: i64,\n}\n\npub struct Invoice {\n    pub items: Vec<LineItem>,\n}\n\nimpl Invoice {\n    pub fn total(&self) -> i64 {\n        compute_total(&self.items)\n    }\n}\n\npub fn compute_total(items: &[LineItem]) -> i64 {\n    items.iter().map(|i| i.cents).sum()\n}\n\npub fn compute_tax(net: i64, basis_points: i64) -> i64 {\n    net * basis_points / 10_000\n}\n";
+const LEDGER: &str = "pub struct Entry {\n    pub amount: i64,\n}\n\npub fn balance(entries: &[Entry]) -> i64 {\n    entries.iter().map(|e| e.amount).sum()\n}\n";
+const REPORT_HEAD: &str = "use crate::ledger::*;\n\npub fn summary(lines: &[String]) -> String {\n    let mut out = String::new();\n    for l in lines {\n        out.push_str(l);\n    }\n";
+const REPORT_TAIL: &str = "\n    out\n}\n";
+
+/// A small crate, plus `extra` unrelated modules to fill budgets with.
+fn workspace(extra: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(root, "src/lib.rs", "pub mod invoice;\npub mod ledger;\npub mod report;\n");
+    write(root, "src/invoice.rs", INVOICE);
+    write(root, "src/ledger.rs", LEDGER);
+    write(root, "src/report.rs", format!("{REPORT_HEAD}{REPORT_TAIL}"));
+    for i in 0..extra {
+        write(root, &format!("src/extra/m{i}.rs"), format!("pub fn helper_{i}(x: i64) -> i64 {{ x }}\npub struct Thing{i} {{ pub v: u8 }}\n"));
+    }
+    dir
+}
+
+fn comments() -> BlockStyle {
+    BlockStyle::choose(None, None, "ws", "src/report.rs")
+}
+
+/// The context at the end of `typed`, a line being typed after REPORT_HEAD in src/report.rs.
+fn at(ctx: &mut WorkspaceContext, root: &Path, typed: &str, style: &BlockStyle, budget: usize) -> lokal_engine::context::Assembled {
+    let path = normalize(&root.join("src/report.rs"));
+    let before = format!("{REPORT_HEAD}{typed}");
+    let text = format!("{before}{REPORT_TAIL}");
+    let line = before.lines().count() - 1;
+    ctx.change(&path, &text, line..line + 1);
+    let cur = Cursor { path: &path, before: &before, after: REPORT_TAIL, line };
+    ctx.assemble(&cur, style, budget, &tokens)
+}
+
+fn open_report(root: &Path) -> WorkspaceContext {
+    let mut ctx = WorkspaceContext::new(ContextConfig::default());
+    ctx.add_folder(root);
+    let path = normalize(&root.join("src/report.rs"));
+    ctx.open(&path, &format!("{REPORT_HEAD}{REPORT_TAIL}"), 7);
+    ctx
+}
+
+#[test]
+fn a_partly_typed_name_brings_its_definition_from_another_file() {
+    let ws = workspace(0);
+    let root = ws.path();
+    let mut ctx = open_report(root);
+    let before = at(&mut ctx, root, "    let t = ", &comments(), 400);
+    assert!(!before.block.contains("compute_total"), "nothing asked for it yet:\n{}", before.block);
+    let mut ctx = open_report(root);
+    let got = at(&mut ctx, root, "    let t = comp", &comments(), 400);
+    let inv = got.snippets.iter().find(|s| s.path == "src/invoice.rs").unwrap_or_else(|| panic!("{:#?}", got.snippets));
+    assert_eq!(inv.source, Source::Definition);
+    assert!(inv.text.contains("pub fn compute_total(items: &[LineItem]) -> i64;"), "{}", inv.text);
+    assert!(got.block.contains("// path: src/invoice.rs\n// pub fn compute_total(items: &[LineItem]) -> i64;\n// pub fn compute_tax("), "{}", got.block);
+    // The file's own import is context too, though no name near the cursor is defined there.
+    let ledger = got.snippets.iter().find(|s| s.path == "src/ledger.rs").unwrap();
+    assert_eq!(ledger.source, Source::Import);
+    assert!(ledger.text.contains("pub fn balance(entries: &[Entry]) -> i64;"));
+    assert!(got.block.ends_with("\n\n") && got.tokens == tokens(&got.block));
+}
+
+#[test]
+fn the_block_stays_put_while_typing_within_a_line() {
+    let ws = workspace(0);
+    let root = ws.path();
+    let mut ctx = open_report(root);
+    // A file visited before: its chunk is in the ring, and stays in the block throughout.
+    let ledger = normalize(&root.join("src/ledger.rs"));
+    ctx.open(&ledger, LEDGER, 2);
+    ctx.close(&ledger);
+    let line = "    let grand = compute_total(&items) + balance(&entries);";
+    let mut blocks: Vec<(usize, String)> = vec![];
+    for n in 0..=line.len() {
+        let got = at(&mut ctx, root, &line[..n], &comments(), 400);
+        assert!(got.block.contains("// path: src/ledger.rs"), "{}", got.block);
+        if blocks.last().map(|(_, b)| b) != Some(&got.block) {
+            blocks.push((n, got.block));
+        }
+    }
+    let typed_at: Vec<&str> = blocks.iter().map(|(n, _)| &line[..*n]).collect();
+    // One block before the name, one once its first three letters are typed, and no other change
+    // (`balance` is already there as an import of the file).
+    assert_eq!(typed_at, ["", "    let grand = com"], "the block changed at these points");
+    // The next line of the same band keeps it too.
+    let next = at(&mut ctx, root, &format!("{line}\n    let x = 1"), &comments(), 400);
+    assert_eq!(next.block, blocks[1].1);
+}
+
+#[test]
+fn the_budget_is_respected() {
+    let ws = workspace(40);
+    let root = ws.path();
+    let mut ctx = open_report(root);
+    for i in 0..10 {
+        let p = normalize(&root.join(format!("src/extra/m{i}.rs")));
+        ctx.visit(&p, &std::fs::read_to_string(&p).unwrap().repeat(3), 0);
+    }
+    let typed = "    let v = helper_1(1) + helper_2(2) + helper_3(3) + comp";
+    let mut last = 0;
+    for budget in [0, 5, 20, 60, 120, 250, 500, 1000, 4000] {
+        for style in [comments(), BlockStyle::choose(Some(FimFamily::QwenCoder), Some(("<|repo_name|>", "<|file_sep|>")), "ws", "src/report.rs")] {
+            let mut fresh = open_report(root);
+            let got = at(&mut fresh, root, typed, &style, budget);
+            assert!(tokens(&got.block) <= budget, "{budget}: {} tokens", tokens(&got.block));
+            assert_eq!(got.block.is_empty(), got.snippets.is_empty());
+            if budget >= 60 {
+                assert!(got.snippets.iter().any(|s| s.text.contains("pub fn compute_")), "{budget}: the typed name comes first:\n{}", got.block);
+            }
+        }
+        let got = at(&mut ctx, root, typed, &comments(), budget);
+        assert!(got.snippets.len() >= last, "a larger budget holds at least as much");
+        last = got.snippets.len();
+    }
+    let all = at(&mut ctx, root, typed, &comments(), 4000);
+    let sources: std::collections::BTreeSet<Source> = all.snippets.iter().map(|s| s.source).collect();
+    assert_eq!(sources.into_iter().collect::<Vec<_>>(), [Source::Definition, Source::Import, Source::Visited]);
+}
+
+#[test]
+fn qwen_gets_the_repository_format() {
+    let ws = workspace(0);
+    let root = ws.path();
+    let mut ctx = open_report(root);
+    let style = BlockStyle::choose(Some(FimFamily::QwenCoder), Some(("<|repo_name|>", "<|file_sep|>")), "billing", "src/report.rs");
+    let got = at(&mut ctx, root, "    let t = comp", &style, 400);
+    assert!(got.block.starts_with("<|repo_name|>billing\n<|file_sep|>"), "{}", got.block);
+    assert!(got.block.ends_with("<|file_sep|>src/report.rs\n"), "{}", got.block);
+    for s in &got.snippets {
+        assert!(got.block.contains(&format!("<|file_sep|>{}\n{}\n", s.path, s.text.trim_end())), "{}", s.path);
+    }
+    assert!(got.block.contains("<|file_sep|>src/invoice.rs\n") && !got.block.contains("// path:"));
+}
+
+/// Imports resolved to indexed files, per language: (file, its source, the targets expected).
+#[test]
+fn imports_resolve_to_workspace_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let files = [
+        ("rs/src/lib.rs", "mod billing;\n"),
+        ("rs/src/billing.rs", "pub mod tax;\npub fn bill() {}\n"),
+        ("rs/src/billing/tax.rs", "use super::bill;\nuse crate::billing::tax::{Rate, helpers::round};\npub struct Rate;\n"),
+        ("rs/src/billing/tax/helpers.rs", "pub fn round() {}\n"),
+        ("py/app/models.py", "class Invoice:\n    pass\n"),
+        ("py/app/__init__.py", ""),
+        ("py/app/api/views.py", "from ..models import Invoice\nimport app.models\nfrom app import models\nimport os\n"),
+        ("ts/src/http.ts", "export function get() {}\n"),
+        ("ts/src/lib/index.ts", "export const x = 1;\n"),
+        ("ts/src/main.ts", "import { get } from './http';\nimport * as lib from './lib';\nimport React from 'react';\n"),
+        ("go/internal/tax/tax.go", "package tax\nfunc Rate() int { return 1 }\n"),
+        ("go/cmd/app/main.go", "package main\nimport (\n\t\"fmt\"\n\t\"example.com/acme/internal/tax\"\n)\n"),
+        ("go/cmd/app/util.go", "package main\nfunc util() {}\n"),
+        ("go/cmd/app/util_test.go", "package main\nfunc TestUtil() {}\n"),
+    ];
+    let mut ix = SymbolIndex::new(IndexLimits::default());
+    ix.add_root(root);
+    for (p, t) in files {
+        ix.update(&write(root, p, t), t, Origin::Disk);
+    }
+    let cases: [(&str, &[&str]); 5] = [
+        ("rs/src/lib.rs", &["rs/src/billing.rs"]),
+        ("rs/src/billing/tax.rs", &["rs/src/billing.rs bill", "rs/src/billing/tax/helpers.rs round"]),
+        ("py/app/api/views.py", &["py/app/models.py"]),
+        ("ts/src/main.ts", &["ts/src/http.ts get", "ts/src/lib/index.ts lib"]),
+        ("go/cmd/app/main.go", &["go/internal/tax/tax.go", "go/cmd/app/util.go"]),
+    ];
+    for (from, want) in cases {
+        let from = normalize(&root.join(from));
+        let e = ix.get(&from).unwrap();
+        let got: Vec<String> = resolve::targets(&ix, &from, e.lang, &e.imports)
+            .into_iter()
+            .map(|t| std::iter::once(ix.display_path(&t.path)).chain(t.names).collect::<Vec<_>>().join(" "))
+            .collect();
+        assert_eq!(got, want, "{}", from.display());
+    }
+}

@@ -310,7 +310,10 @@ pub fn assemble(ix: &SymbolIndex, ring: &ChunkRing, edits: &RecentEdits, cur: &C
         CHUNK => room * 2 / 5,
         _ => room * 3 / 5,
     };
-    let group = |rank: u8| rank.min(EDIT);
+    let group = |rank: u8| match rank {
+        EDIT | CHUNK => rank,
+        _ => 0,
+    };
     let mut chosen: Vec<usize> = vec![];
     let (mut used, mut used_by) = (0usize, BTreeMap::<u8, usize>::new());
     for pass in 0..2 {
