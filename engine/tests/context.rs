@@ -95,8 +95,8 @@ fn scan_honours_gitignore_and_skips_huge_and_binary_files() {
     write(root, "notes.txt", "fn not_source() {}\n");
     // Over 1 MB: generated code nobody calls by hand.
     write(root, "src/huge.rs", format!("pub fn huge() {{}}\n{}", "// padding\n".repeat(110_000)));
-    write(root, "src/blob.py", b"def blob():\n    pass\n\x00\x01\x02".to_vec());
-    write(root, "src/latin1.go", b"package p\n// caf\xe9\nfunc Latin() {}\n".to_vec());
+    write(root, "src/blob.py", b"def blob():\n    pass\n\x00\x01\x02");
+    write(root, "src/latin1.go", b"package p\n// caf\xe9\nfunc Latin() {}\n");
 
     let mut ix = SymbolIndex::new(IndexLimits::default());
     let report = ix.scan(root);

@@ -32,6 +32,8 @@ const PER_NAME: usize = 3;
 /// Top-level items taken from a file imported whole.
 const PER_IMPORT: usize = 16;
 const MAX_KEYS: usize = 256;
+/// A name defined in more files than this (`new`, `len`, `test`) says nothing about which one is meant.
+const GENERIC: usize = 6;
 
 /// Where the cursor is: the document's path, the text before and after the cursor that the prompt
 /// holds, and the cursor's 0-based line in the document.
@@ -271,12 +273,18 @@ pub fn assemble(ix: &SymbolIndex, ring: &ChunkRing, edits: &RecentEdits, cur: &C
     };
     let mut by_rank: Vec<(&Key, u8)> = keys.iter().collect();
     by_rank.sort_by_key(|(k, r)| (*r, (*k).clone()));
+    let room = budget - frame;
+    let mut def_total = 0;
     for (key, rank) in by_rank {
+        // Past twice the room no later (less close) definition can be chosen.
+        if def_total > 2 * room {
+            break;
+        }
         let (names, per_name): (Vec<&str>, usize) = match key {
             Key::Exact(n) => (vec![n.as_str()], PER_NAME),
             Key::Prefix(p) => (ix.names_with_prefix(p, PREFIX_MATCHES), 2),
         };
-        for name in names {
+        for name in names.into_iter().filter(|n| ix.files_defining(n) <= GENERIC) {
             let mut defs: Vec<(&Path, &Tag)> = ix.lookup(name).into_iter().filter(|(p, _)| *p != cur.path).collect();
             // Imported files first, then what the user has open or visited, then by path for a stable choice.
             defs.sort_by_key(|(p, t)| (!target_paths.contains(p), std::cmp::Reverse(ix.get(p).map(|e| e.origin)), p.to_path_buf(), t.line));
@@ -285,6 +293,7 @@ pub fn assemble(ix: &SymbolIndex, ring: &ChunkRing, edits: &RecentEdits, cur: &C
                 push_def(&mut cands, p, e, t, rank, &mut headers);
             }
         }
+        def_total = cands.iter().map(|c| c.cost).sum();
     }
     for t in &targets {
         let Some(e) = ix.get(&t.path) else { continue };
@@ -304,7 +313,6 @@ pub fn assemble(ix: &SymbolIndex, ring: &ChunkRing, edits: &RecentEdits, cur: &C
 
     // Definitions may not crowd out what the user just did, nor the ring everything else: a first pass
     // within shares of the budget, then a second fills what is left in order of closeness.
-    let room = budget - frame;
     let share = |rank: u8| match rank {
         EDIT => room / 5,
         CHUNK => room * 2 / 5,
@@ -315,10 +323,11 @@ pub fn assemble(ix: &SymbolIndex, ring: &ChunkRing, edits: &RecentEdits, cur: &C
         _ => 0,
     };
     let mut chosen: Vec<usize> = vec![];
+    let mut taken = vec![false; cands.len()];
     let (mut used, mut used_by) = (0usize, BTreeMap::<u8, usize>::new());
     for pass in 0..2 {
         for (i, c) in cands.iter().enumerate() {
-            if chosen.contains(&i) || used + c.cost > room {
+            if taken[i] || used + c.cost > room {
                 continue;
             }
             let g = used_by.entry(group(c.rank)).or_default();
@@ -327,6 +336,7 @@ pub fn assemble(ix: &SymbolIndex, ring: &ChunkRing, edits: &RecentEdits, cur: &C
             }
             *g += c.cost;
             used += c.cost;
+            taken[i] = true;
             chosen.push(i);
         }
     }
@@ -344,7 +354,12 @@ pub fn assemble(ix: &SymbolIndex, ring: &ChunkRing, edits: &RecentEdits, cur: &C
             }
             return Assembled { snippets, block, tokens };
         }
-        chosen.pop();
+        // Drop the least close pieces until their estimated cost covers the excess, then check again.
+        let mut dropped = 0;
+        while dropped < tokens - budget {
+            let Some(i) = chosen.pop() else { break };
+            dropped += cands[i].cost.max(1);
+        }
     }
 }
 

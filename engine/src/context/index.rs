@@ -222,6 +222,11 @@ impl SymbolIndex {
         paths.iter().filter_map(|p| self.get(p).map(|e| (p.as_path(), e))).flat_map(|(p, e)| e.tags.iter().filter(|t| t.name == name).map(move |t| (p, t))).collect()
     }
 
+    /// How many files define `name`.
+    pub fn files_defining(&self, name: &str) -> usize {
+        self.names.get(name).map_or(0, BTreeSet::len)
+    }
+
     /// Names of definitions that start with `prefix`, in name order, at most `limit`.
     pub fn names_with_prefix(&self, prefix: &str, limit: usize) -> Vec<&str> {
         self.names.range(prefix.to_string()..).take_while(|(n, _)| n.starts_with(prefix)).take(limit).map(|(n, _)| n.as_str()).collect()
