@@ -384,3 +384,20 @@ fn imports_resolve_to_workspace_files() {
         assert_eq!(got, want, "{}", from.display());
     }
 }
+
+#[test]
+fn context_stays_within_the_cursors_workspace_folder() {
+    let ws = workspace(0);
+    let root = ws.path();
+    let other = tempfile::tempdir().unwrap();
+    // Another client's folder, open in the same editor window, defines a name the cursor asks for.
+    let secret = write(other.path(), "src/vault.rs", "pub fn compute_secret_rate(key: &str) -> i64 { 42 }\n");
+    let mut ctx = open_report(root);
+    ctx.add_folder(other.path());
+    ctx.open(&secret, &std::fs::read_to_string(&secret).unwrap(), 0);
+    ctx.close(&secret);
+    let got = at(&mut ctx, root, "    let t = compute_secret_rate(1) + comp", &comments(), 4000);
+    assert!(got.snippets.iter().any(|s| s.path == "src/invoice.rs"), "{}", got.block);
+    assert!(!got.block.contains("vault") && !got.block.contains("compute_secret_rate"), "{}", got.block);
+    assert!(got.snippets.iter().all(|s| s.file.starts_with(root)), "{:?}", got.snippets.iter().map(|s| &s.file).collect::<Vec<_>>());
+}

@@ -249,6 +249,10 @@ pub fn assemble(ix: &SymbolIndex, ring: &ChunkRing, edits: &RecentEdits, cur: &C
         _ => vec![],
     };
     let target_paths: HashSet<&Path> = targets.iter().map(|t| t.path.as_path()).collect();
+    // Only the cursor's own workspace folder: folders can be different clients with different tiers, and
+    // a prompt may go to an engine that one folder allows and another does not.
+    let root = ix.root_of(cur.path);
+    let other = |p: &Path| p == cur.path || ix.root_of(p) != root;
 
     let mut cands: Vec<Candidate> = vec![];
     let mut seen: HashSet<Piece> = HashSet::new();
@@ -285,7 +289,7 @@ pub fn assemble(ix: &SymbolIndex, ring: &ChunkRing, edits: &RecentEdits, cur: &C
             Key::Prefix(p) => (ix.names_with_prefix(p, PREFIX_MATCHES), 2),
         };
         for name in names.into_iter().filter(|n| ix.files_defining(n) <= GENERIC) {
-            let mut defs: Vec<(&Path, &Tag)> = ix.lookup(name).into_iter().filter(|(p, _)| *p != cur.path).collect();
+            let mut defs: Vec<(&Path, &Tag)> = ix.lookup(name).into_iter().filter(|(p, _)| !other(p)).collect();
             // Imported files first, then what the user has open or visited, then by path for a stable choice.
             defs.sort_by_key(|(p, t)| (!target_paths.contains(p), std::cmp::Reverse(ix.get(p).map(|e| e.origin)), p.to_path_buf(), t.line));
             for (p, t) in defs.into_iter().take(per_name) {
@@ -295,7 +299,7 @@ pub fn assemble(ix: &SymbolIndex, ring: &ChunkRing, edits: &RecentEdits, cur: &C
         }
         def_total = cands.iter().map(|c| c.cost).sum();
     }
-    for t in &targets {
+    for t in targets.iter().filter(|t| !other(&t.path)) {
         let Some(e) = ix.get(&t.path) else { continue };
         let wanted = e.tags.iter().filter(|x| x.container.is_none() && (t.names.is_empty() || t.names.contains(&x.name)));
         for x in wanted.take(PER_IMPORT) {
@@ -303,11 +307,11 @@ pub fn assemble(ix: &SymbolIndex, ring: &ChunkRing, edits: &RecentEdits, cur: &C
         }
     }
     let recent: Vec<_> = edits.ranges().collect();
-    for (i, r) in recent.iter().enumerate().rev().filter(|(_, r)| r.path != cur.path) {
+    for (i, r) in recent.iter().enumerate().rev().filter(|(_, r)| !other(&r.path)) {
         cands.push(Candidate { piece: Piece::Edit(i), rank: EDIT, cost: count(&style.snippet(&ix.display_path(&r.path), &r.text)) });
     }
     let chunks: Vec<_> = ring.chunks().collect();
-    for (i, c) in chunks.iter().enumerate().rev().filter(|(_, c)| c.path != cur.path) {
+    for (i, c) in chunks.iter().enumerate().rev().filter(|(_, c)| !other(&c.path)) {
         cands.push(Candidate { piece: Piece::Chunk(i), rank: CHUNK, cost: count(&style.snippet(&ix.display_path(&c.path), &c.text)) });
     }
 
