@@ -401,3 +401,23 @@ fn context_stays_within_the_cursors_workspace_folder() {
     assert!(!got.block.contains("vault") && !got.block.contains("compute_secret_rate"), "{}", got.block);
     assert!(got.snippets.iter().all(|s| s.file.starts_with(root)), "{:?}", got.snippets.iter().map(|s| &s.file).collect::<Vec<_>>());
 }
+
+/// On the billing fixture (real-sized files): in ledger.rs, the first letters of a helper that only
+/// invoice.rs defines, and that ledger.rs does not import, bring its signature.
+#[test]
+fn billing_fixture_brings_a_helper_from_another_file() {
+    let root = normalize(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/workspaces/billing"));
+    let ledger = root.join("src/ledger.rs");
+    let text = std::fs::read_to_string(&ledger).unwrap();
+    let mut ctx = WorkspaceContext::new(ContextConfig::default());
+    let report = ctx.add_folder(&root);
+    assert!(report.indexed >= 6, "{report:?}");
+    ctx.open(&ledger, &text, 0);
+    let before = format!("{text}\nfn rounded(x: i64) -> i64 {{\n    rou");
+    let line = before.lines().count() - 1;
+    let cur = Cursor { path: &ledger, before: &before, after: "\n}\n", line };
+    let style = BlockStyle::choose(Some(FimFamily::QwenCoder), Some(("<|repo_name|>", "<|file_sep|>")), "billing", "src/ledger.rs");
+    let got = ctx.assemble(&cur, &style, 256, &tokens);
+    assert!(got.tokens <= 256);
+    assert!(got.block.contains("<|file_sep|>src/invoice.rs\n") && got.block.contains("pub fn round_div(numerator: i64, denominator: i64) -> i64;"), "{}", got.block);
+}
