@@ -4,6 +4,7 @@ mod api;
 pub mod cancel;
 pub mod catalog;
 pub mod config;
+pub mod context;
 pub mod engine;
 pub mod error;
 pub mod fim;
