@@ -12,6 +12,7 @@ pub mod prefix_cache;
 pub mod remote;
 pub mod stats;
 pub mod syntax;
+pub mod verify;
 pub mod window;
 mod worker;
 
