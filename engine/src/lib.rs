@@ -18,6 +18,7 @@ pub mod remote;
 pub mod settings;
 pub mod stats;
 pub mod syntax;
+pub mod verify;
 pub mod window;
 mod worker;
 
