@@ -19,8 +19,15 @@ fn uri(rel: &str) -> String {
 }
 
 fn start() -> LspClient {
-    let mut c = LspClient::spawn(Path::new(env!("CARGO_BIN_EXE_lokal")), &["--stdio"], &[("LOKAL_NO_DAEMON", "1"), ("LOKAL_LOG", "warn")], Stdio::null()).unwrap();
-    c.initialize(Some(&format!("file://{}", root().display())), json!({"modelPath": model(), "maxTokens": 16}), false).unwrap();
+    let mut c = LspClient::spawn(
+        Path::new(env!("CARGO_BIN_EXE_lokal")),
+        &["--stdio"],
+        &[("LOKAL_NO_DAEMON", "1"), ("LOKAL_LOG", "warn")],
+        Stdio::null(),
+    )
+    .unwrap();
+    c.initialize(Some(&format!("file://{}", root().display())), json!({"modelPath": model(), "maxTokens": 16}), false)
+        .unwrap();
     testing::wait_ready(&mut c, testing::READY_TIMEOUT).unwrap();
     c
 }
@@ -36,11 +43,14 @@ fn line_of(text: &str, needle: &str) -> u32 {
 }
 
 fn list(c: &mut LspClient, rel: &str, range: Value, diagnostics: Value) -> Vec<Value> {
-    c.request("textDocument/codeAction", json!({"textDocument": {"uri": uri(rel)}, "range": range, "context": {"diagnostics": diagnostics}}))
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
+    c.request(
+        "textDocument/codeAction",
+        json!({"textDocument": {"uri": uri(rel)}, "range": range, "context": {"diagnostics": diagnostics}}),
+    )
+    .unwrap()
+    .as_array()
+    .unwrap()
+    .clone()
 }
 
 fn at(line: u32, ch: u32) -> Value {
@@ -63,7 +73,8 @@ fn actions_are_offered_per_context_and_listing_never_runs_the_model() {
     let t = titles(&list(&mut c, "src/lib.rs", at(plain, 8), json!([])));
     assert!(!t.iter().any(|x| x.contains("implement")), "a written function is no stub: {t:?}");
     assert!(t.iter().any(|x| x.contains("write tests for `perimeter`")), "{t:?}");
-    let diag = json!([{"range": at(plain, 8), "message": "mismatched types: expected `f64`, found `i32`", "severity": 1}]);
+    let diag =
+        json!([{"range": at(plain, 8), "message": "mismatched types: expected `f64`, found `i32`", "severity": 1}]);
     let t = titles(&list(&mut c, "src/lib.rs", at(plain, 8), diag));
     assert!(t.iter().any(|x| x.starts_with("lokal: fix `mismatched types")), "{t:?}");
     open(&mut c, "docs/design/stats.md", "markdown");
@@ -91,7 +102,11 @@ fn resolve_returns_a_versioned_edit_and_refuses_a_stale_version() {
     let src = "pub fn half(x: f64) -> f64 {\n    x / 2.0\n}\n";
     c.open(&uri("src/half.rs"), "rust", src);
     let actions = list(&mut c, "src/half.rs", at(1, 4), json!([]));
-    let doc = actions.iter().find(|a| a["title"].as_str().unwrap().contains("doc comment")).cloned().expect("doc comment offered");
+    let doc = actions
+        .iter()
+        .find(|a| a["title"].as_str().unwrap().contains("doc comment"))
+        .cloned()
+        .expect("doc comment offered");
     let resolved = c.request("codeAction/resolve", doc.clone()).unwrap();
     let change = &resolved["edit"]["documentChanges"][0];
     assert_eq!(change["textDocument"]["version"], 1, "edit pinned to the version seen");
@@ -112,23 +127,49 @@ fn implement_from_design_doc_creates_files_reports_progress_and_cancel_applies_n
     let mut c = start();
     open(&mut c, "docs/design/stats.md", "markdown");
     let r = c
-        .request("workspace/executeCommand", json!({"command": "lokal.implementFromDesignDoc", "arguments": [{"uri": uri("docs/design/stats.md")}]}))
+        .request(
+            "workspace/executeCommand",
+            json!({"command": "lokal.implementFromDesignDoc", "arguments": [{"uri": uri("docs/design/stats.md")}]}),
+        )
         .unwrap();
     assert_eq!(r["targets"], json!(["src/stats.rs", "src/lib.rs"]));
     let edit = c.received.iter().find(|m| m["method"] == "workspace/applyEdit").expect("one edit applied").clone();
     let ops = edit["params"]["edit"]["documentChanges"].as_array().unwrap();
     let skipped = r["skipped"].as_array().unwrap().len();
-    assert!(ops.iter().any(|o| o["kind"] == "create" && o["uri"].as_str().unwrap().ends_with("src/stats.rs")) || skipped > 0, "{edit}");
-    assert!(ops.iter().any(|o| o["textDocument"]["uri"].as_str().is_some_and(|u| u.ends_with("src/lib.rs"))) || skipped > 0, "{edit}");
+    assert!(
+        ops.iter().any(|o| o["kind"] == "create" && o["uri"].as_str().unwrap().ends_with("src/stats.rs"))
+            || skipped > 0,
+        "{edit}"
+    );
+    assert!(
+        ops.iter().any(|o| o["textDocument"]["uri"].as_str().is_some_and(|u| u.ends_with("src/lib.rs"))) || skipped > 0,
+        "{edit}"
+    );
     let is_work = |m: &Value| m["method"] == "$/progress" && m["params"]["token"] != "lokal/model-load";
-    c.wait_for(Duration::from_secs(10), |m| is_work(m) && m["params"]["value"]["kind"] == "end").expect("progress ends");
-    let kinds: Vec<String> = c.received.iter().filter(|m| is_work(m)).map(|m| m["params"]["value"]["kind"].as_str().unwrap().to_string()).collect();
-    assert!(kinds.contains(&"begin".to_string()) && kinds.contains(&"report".to_string()) && kinds.last() == Some(&"end".to_string()), "{kinds:?}");
+    c.wait_for(Duration::from_secs(10), |m| is_work(m) && m["params"]["value"]["kind"] == "end")
+        .expect("progress ends");
+    let kinds: Vec<String> = c
+        .received
+        .iter()
+        .filter(|m| is_work(m))
+        .map(|m| m["params"]["value"]["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        kinds.contains(&"begin".to_string())
+            && kinds.contains(&"report".to_string())
+            && kinds.last() == Some(&"end".to_string()),
+        "{kinds:?}"
+    );
 
     // Cancel as soon as the work reports progress: nothing may be applied.
     c.received.clear();
-    let id = c.request_async("workspace/executeCommand", json!({"command": "lokal.implementFromDesignDoc", "arguments": [{"uri": uri("docs/design/stats.md")}]}));
-    let begin = c.wait_for(Duration::from_secs(60), |m| m["method"] == "$/progress" && m["params"]["value"]["kind"] == "report").expect("progress");
+    let id = c.request_async(
+        "workspace/executeCommand",
+        json!({"command": "lokal.implementFromDesignDoc", "arguments": [{"uri": uri("docs/design/stats.md")}]}),
+    );
+    let begin = c
+        .wait_for(Duration::from_secs(60), |m| m["method"] == "$/progress" && m["params"]["value"]["kind"] == "report")
+        .expect("progress");
     c.notify("window/workDoneProgress/cancel", json!({"token": begin["params"]["token"]}));
     let err = c.wait(id, Duration::from_secs(120)).expect_err("cancelled");
     assert_eq!(err.code, -32800, "{err}");
@@ -137,7 +178,10 @@ fn implement_from_design_doc_creates_files_reports_progress_and_cancel_applies_n
     // A design document without targets says how to name one.
     c.open(&uri("docs/design/no-target.md"), "markdown", "# Ideas\n\nNo files yet.\n");
     let e = c
-        .request("workspace/executeCommand", json!({"command": "lokal.implementFromDesignDoc", "arguments": [{"uri": uri("docs/design/no-target.md")}]}))
+        .request(
+            "workspace/executeCommand",
+            json!({"command": "lokal.implementFromDesignDoc", "arguments": [{"uri": uri("docs/design/no-target.md")}]}),
+        )
         .expect_err("no target");
     assert!(e.message.contains("File: src/billing/invoice.rs"), "{e}");
     c.shutdown();

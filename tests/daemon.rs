@@ -56,7 +56,13 @@ fn start_daemon(sock: &Path) -> Daemon {
 }
 
 fn session(sock: &Path) -> LspClient {
-    let mut c = LspClient::spawn(&exe(), &["--stdio"], &[("LOKAL_SOCKET", sock.to_str().unwrap()), ("LOKAL_LOG", "warn")], Stdio::null()).unwrap();
+    let mut c = LspClient::spawn(
+        &exe(),
+        &["--stdio"],
+        &[("LOKAL_SOCKET", sock.to_str().unwrap()), ("LOKAL_LOG", "warn")],
+        Stdio::null(),
+    )
+    .unwrap();
     c.initialize(None, json!({"maxTokens": 8}), false).unwrap();
     testing::wait_ready(&mut c, testing::READY_TIMEOUT).unwrap();
     c
@@ -148,7 +154,8 @@ fn a_window_whose_model_path_differs_from_the_daemons_gets_its_own_engine_and_is
 
     let mut own = LspClient::spawn(&exe(), &["--stdio"], &env, Stdio::null()).unwrap();
     own.initialize(None, json!({"modelPath": other, "maxTokens": 8}), false).unwrap();
-    let note = own.wait_for(Duration::from_secs(10), |m| m["method"] == "window/showMessage").expect("the user is told");
+    let note =
+        own.wait_for(Duration::from_secs(10), |m| m["method"] == "window/showMessage").expect("the user is told");
     let text = note["params"]["message"].as_str().unwrap();
     assert!(text.contains("engine of its own") && text.contains("another-model.gguf"), "{note}");
     let st = status_when_loaded(&mut own);
@@ -162,7 +169,15 @@ fn a_window_whose_model_path_differs_from_the_daemons_gets_its_own_engine_and_is
     assert_eq!((st["engine"].as_str(), st["model"]["source"].as_str()), (Some("daemon"), Some("daemon")), "{st}");
     assert_eq!(st["model"]["path"], json!(model().display().to_string()), "{st}");
     assert!(st["model"]["why"].as_str().unwrap().contains("--model"), "{st}");
-    assert!(!same.received.iter().any(|m| m["method"] == "window/showMessage" && m["params"]["message"].as_str().unwrap_or("").contains("own")), "{:?}", same.received);
+    assert!(
+        !same
+            .received
+            .iter()
+            .any(|m| m["method"] == "window/showMessage"
+                && m["params"]["message"].as_str().unwrap_or("").contains("own")),
+        "{:?}",
+        same.received
+    );
 
     // Both serve completions, each from its own engine.
     let (uri, text) = fixture("src/lib.rs");

@@ -51,7 +51,9 @@ impl Session {
         if options.get("modelPath").is_none() {
             options["modelPath"] = json!(model_path());
         }
-        let mut c = LspClient::spawn(&exe(), &["--stdio"], &[("LOKAL_LOG", "warn"), ("LOKAL_NO_DAEMON", "1")], Stdio::null()).unwrap();
+        let mut c =
+            LspClient::spawn(&exe(), &["--stdio"], &[("LOKAL_LOG", "warn"), ("LOKAL_NO_DAEMON", "1")], Stdio::null())
+                .unwrap();
         c.initialize(Some(&format!("file://{}", fixture_root().display())), options, false).unwrap();
         let mut s = Session { c };
         if wait_ready {
@@ -118,9 +120,11 @@ fn suggests_at_a_fixture_cursor_through_both_completion_requests() {
     assert!(!inline.trim().is_empty(), "suggestion must not be blank: {inline:?}");
 
     // Plain completion returns the same suggestion as one item for clients without inline completion.
-    let r = s
-        .c
-        .request("textDocument/completion", json!({"textDocument": {"uri": uri("src/lib.rs")}, "position": {"line": at.0, "character": at.1}}))
+    let r =
+        s.c.request(
+            "textDocument/completion",
+            json!({"textDocument": {"uri": uri("src/lib.rs")}, "position": {"line": at.0, "character": at.1}}),
+        )
         .unwrap();
     let items = r.as_array().expect("completion items");
     assert_eq!(items.len(), 1);
@@ -154,7 +158,9 @@ fn a_one_character_edit_redecodes_only_a_small_tail() {
         let passes = ph["passes"].as_array().expect("passes");
         assert_eq!(passes.iter().map(|p| p["tokens"].as_u64().unwrap()).sum::<u64>(), decoded, "{ph}");
         assert!(passes.iter().all(|p| p["ms"].as_f64().unwrap() > 0.0), "{ph}");
-        let parts = ph["planMs"].as_f64().unwrap() + passes.iter().map(|p| p["ms"].as_f64().unwrap()).sum::<f64>() + ph["firstSampleMs"].as_f64().unwrap();
+        let parts = ph["planMs"].as_f64().unwrap()
+            + passes.iter().map(|p| p["ms"].as_f64().unwrap()).sum::<f64>()
+            + ph["firstSampleMs"].as_f64().unwrap();
         let ttft = st["lastTtftMs"].as_f64().unwrap();
         assert!(parts <= ttft + 0.01 && parts >= 0.5 * ttft, "phases {parts} ms against ttft {ttft} ms: {ph}");
     }
@@ -236,10 +242,9 @@ fn a_missing_model_gives_a_clear_error_and_the_server_keeps_answering() {
     let mut s = Session::start_with(json!({"modelPath": "/nonexistent/model.gguf"}), false);
     let st = s.wait_state(&["failed"]);
     assert!(st["error"].as_str().unwrap().contains("/nonexistent/model.gguf"), "{st}");
-    let msg = s
-        .c
-        .wait_for(Duration::from_secs(10), |m| m["method"] == "window/showMessage" && m["params"]["type"] == 1)
-        .expect("the user is told through an error window/showMessage");
+    let msg =
+        s.c.wait_for(Duration::from_secs(10), |m| m["method"] == "window/showMessage" && m["params"]["type"] == 1)
+            .expect("the user is told through an error window/showMessage");
     assert!(msg["params"]["message"].as_str().unwrap().contains("could not be loaded"));
 
     let text = s.open("src/lib.rs");
@@ -294,13 +299,17 @@ fn bad_positions_unopened_documents_and_malformed_messages_get_errors_not_crashe
 
 #[test]
 fn model_loading_reports_progress_and_utf8_positions_are_negotiated() {
-    let mut c = LspClient::spawn(&exe(), &["--stdio"], &[("LOKAL_LOG", "warn"), ("LOKAL_NO_DAEMON", "1")], Stdio::null()).unwrap();
+    let mut c =
+        LspClient::spawn(&exe(), &["--stdio"], &[("LOKAL_LOG", "warn"), ("LOKAL_NO_DAEMON", "1")], Stdio::null())
+            .unwrap();
     let caps = c.initialize(None, json!({"modelPath": model_path()}), true).unwrap();
     assert_eq!(caps["capabilities"]["positionEncoding"], "utf-8");
     assert_eq!(caps["capabilities"]["inlineCompletionProvider"], true);
-    let begin = c.wait_for(Duration::from_secs(60), |m| m["method"] == "$/progress" && m["params"]["value"]["kind"] == "begin");
+    let begin =
+        c.wait_for(Duration::from_secs(60), |m| m["method"] == "$/progress" && m["params"]["value"]["kind"] == "begin");
     assert!(begin.is_some(), "progress begin while the model loads");
-    let end = c.wait_for(Duration::from_secs(60), |m| m["method"] == "$/progress" && m["params"]["value"]["kind"] == "end");
+    let end =
+        c.wait_for(Duration::from_secs(60), |m| m["method"] == "$/progress" && m["params"]["value"]["kind"] == "end");
     assert!(end.is_some(), "progress end once loaded");
     c.shutdown();
 }

@@ -12,9 +12,24 @@ fn read(rel: &str) -> String {
 /// Helix's languages.toml schema (book: "Languages" and "Language server configuration").
 const HELIX_SERVER_KEYS: [&str; 6] = ["command", "args", "config", "environment", "timeout", "required-root-patterns"];
 const HELIX_FEATURES: [&str; 18] = [
-    "format", "goto-definition", "goto-declaration", "goto-type-definition", "goto-reference", "goto-implementation", "signature-help", "hover",
-    "document-highlight", "completion", "code-action", "workspace-command", "document-symbols", "workspace-symbols", "diagnostics", "rename-symbol",
-    "inlay-hints", "document-colors",
+    "format",
+    "goto-definition",
+    "goto-declaration",
+    "goto-type-definition",
+    "goto-reference",
+    "goto-implementation",
+    "signature-help",
+    "hover",
+    "document-highlight",
+    "completion",
+    "code-action",
+    "workspace-command",
+    "document-symbols",
+    "workspace-symbols",
+    "diagnostics",
+    "rename-symbol",
+    "inlay-hints",
+    "document-colors",
 ];
 
 #[test]
@@ -71,7 +86,8 @@ fn zed_extension_manifest_and_settings() {
 #[test]
 fn vscode_extension_exposes_the_servers_commands() {
     let p: serde_json::Value = serde_json::from_str(&read("vscode/package.json")).unwrap();
-    let cmds: Vec<&str> = p["contributes"]["commands"].as_array().unwrap().iter().map(|c| c["command"].as_str().unwrap()).collect();
+    let cmds: Vec<&str> =
+        p["contributes"]["commands"].as_array().unwrap().iter().map(|c| c["command"].as_str().unwrap()).collect();
     for c in lokal_server::COMMANDS {
         assert!(cmds.contains(c), "package.json lacks {c}");
     }
@@ -84,6 +100,9 @@ fn vscode_extension_exposes_the_servers_commands() {
     assert!(p["scripts"]["vscode:prepublish"].as_str().unwrap().contains("bundle"));
     let ignore = read("vscode/.vscodeignore");
     assert!(ignore.lines().any(|l| l == "**") && ignore.lines().any(|l| l == "!dist/extension.js"), "{ignore}");
-    assert!(read("vscode/LICENSE").contains("Apache License") && read("vscode/CHANGELOG.md").contains("Pull the Recommended Model"));
+    assert!(
+        read("vscode/LICENSE").contains("Apache License")
+            && read("vscode/CHANGELOG.md").contains("Pull the Recommended Model")
+    );
     assert!(cmds.contains(&"lokal.pullRecommendedModel"));
 }

@@ -27,7 +27,10 @@ fn still_answers(s: &mut Raw, n: usize, what: &str) {
 fn no_hostile_frame_or_message_deafens_the_server() {
     let mut s = spawn();
     s.initialize(json!({"maxTokens": 8}));
-    s.notify("textDocument/didOpen", json!({"textDocument": {"uri": URI, "languageId": "rust", "version": 1, "text": TEXT}}));
+    s.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": URI, "languageId": "rust", "version": 1, "text": TEXT}}),
+    );
     let mut n = 0;
 
     let mut frames: Vec<_> = std::fs::read_dir(corpus().join("frames")).unwrap().map(|e| e.unwrap().path()).collect();
@@ -49,8 +52,14 @@ fn no_hostile_frame_or_message_deafens_the_server() {
         assert!(r.get("result").is_some(), "id {id}: {r}");
     }
     // Answers with id null for what had no readable id.
-    assert!(s.received.iter().any(|m| m["id"].is_null() && m["error"]["code"] == -32600), "no Invalid Request with id null");
-    assert!(s.received.iter().any(|m| m["id"].is_null() && m["error"]["code"] == -32700), "no Parse error with id null");
+    assert!(
+        s.received.iter().any(|m| m["id"].is_null() && m["error"]["code"] == -32600),
+        "no Invalid Request with id null"
+    );
+    assert!(
+        s.received.iter().any(|m| m["id"].is_null() && m["error"]["code"] == -32700),
+        "no Parse error with id null"
+    );
 
     let messages = std::fs::read_to_string(corpus().join("messages.jsonl")).unwrap();
     let mut ids = Vec::new();
@@ -66,17 +75,26 @@ fn no_hostile_frame_or_message_deafens_the_server() {
     }
     assert!(ids.len() >= 15, "the message corpus is missing");
     for id in &ids {
-        let r = s.response(&json!(id), Duration::from_secs(60)).unwrap_or_else(|| panic!("request {id} never answered"));
+        let r =
+            s.response(&json!(id), Duration::from_secs(60)).unwrap_or_else(|| panic!("request {id} never answered"));
         assert!(r.get("result").is_some() || r["error"]["code"].is_i64(), "{id}: {r}");
     }
     // Edits outside the document clamp, the document stays usable.
-    let r = s.ask("pos", "textDocument/inlineCompletion", json!({"textDocument": {"uri": URI}, "position": {"line": 0, "character": 0}, "context": {"triggerKind": 2}}), Duration::from_secs(120));
+    let r = s.ask(
+        "pos",
+        "textDocument/inlineCompletion",
+        json!({"textDocument": {"uri": URI}, "position": {"line": 0, "character": 0}, "context": {"triggerKind": 2}}),
+        Duration::from_secs(120),
+    );
     assert!(r.as_ref().is_some_and(|r| r.get("result").is_some() || r["error"]["code"] == -32800), "{r:?}");
 
     // A 3 MB file on one line, then a completion at its end and one past it.
     let big = format!("let s = \"{}\";", "abcdefghij".repeat(300_000));
     let big_uri = "file:///tmp/lokal-hostile/big.rs";
-    s.notify("textDocument/didOpen", json!({"textDocument": {"uri": big_uri, "languageId": "rust", "version": 1, "text": big}}));
+    s.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": big_uri, "languageId": "rust", "version": 1, "text": big}}),
+    );
     n += 1;
     still_answers(&mut s, n, "a 3 MB one-line file");
     let end = big.encode_utf16().count();
@@ -90,7 +108,9 @@ fn no_hostile_frame_or_message_deafens_the_server() {
     n += 1;
     still_answers(&mut s, n, "a completion at the end of a 3 MB line");
     let stats = s.ask("big-stats", "lokal/stats", json!({}), Duration::from_secs(30)).unwrap();
-    let held = stats["result"]["documents"][big_uri]["tokensHeld"].as_u64().or_else(|| stats["result"]["documents"][big_uri]["tokens"].as_u64());
+    let held = stats["result"]["documents"][big_uri]["tokensHeld"]
+        .as_u64()
+        .or_else(|| stats["result"]["documents"][big_uri]["tokens"].as_u64());
     eprintln!("3 MB line: prompt held {held:?} tokens");
 
     // And it still shuts down cleanly.

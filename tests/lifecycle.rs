@@ -87,7 +87,12 @@ fn the_daemon_removes_its_socket_on_sigterm_and_sigint_and_its_forwarders_end_wi
             // Forwarding processes (what editors start while a daemon runs) end with their editor too.
             let envs = [("LOKAL_SOCKET", sock.to_str().unwrap())];
             let mut a = spawn_with(&["--stdio"], &envs);
-            let r = a.ask("init", "initialize", json!({"processId": std::process::id(), "capabilities": {}}), Duration::from_secs(30));
+            let r = a.ask(
+                "init",
+                "initialize",
+                json!({"processId": std::process::id(), "capabilities": {}}),
+                Duration::from_secs(30),
+            );
             assert!(r.is_some_and(|r| r.get("result").is_some()));
             assert!(rss_mb(a.pid()) < 64.0, "a forwarder, not an engine of its own");
             a.close_stdin();
@@ -96,7 +101,12 @@ fn the_daemon_removes_its_socket_on_sigterm_and_sigint_and_its_forwarders_end_wi
 
             let mut editor = Command::new("sleep").arg("600").spawn().unwrap();
             let mut b = spawn_with(&["--stdio"], &envs);
-            let r = b.ask("init", "initialize", json!({"processId": editor.id(), "capabilities": {}}), Duration::from_secs(30));
+            let r = b.ask(
+                "init",
+                "initialize",
+                json!({"processId": editor.id(), "capabilities": {}}),
+                Duration::from_secs(30),
+            );
             assert!(r.is_some_and(|r| r.get("result").is_some()));
             editor.kill().unwrap();
             editor.wait().unwrap();

@@ -34,7 +34,9 @@ fn model_under_another_name(dir: &Path) -> PathBuf {
 }
 
 fn start(root: &Path, options: Value) -> LspClient {
-    let mut c = LspClient::spawn(&exe(), &["--stdio"], &[("LOKAL_LOG", "warn"), ("LOKAL_NO_DAEMON", "1")], Stdio::null()).unwrap();
+    let mut c =
+        LspClient::spawn(&exe(), &["--stdio"], &[("LOKAL_LOG", "warn"), ("LOKAL_NO_DAEMON", "1")], Stdio::null())
+            .unwrap();
     c.initialize(Some(&format!("file://{}", root.display())), options, false).unwrap();
     c
 }
@@ -51,7 +53,14 @@ fn status_when_loaded(c: &mut LspClient) -> Value {
 }
 
 fn warnings_naming(c: &LspClient, key: &str) -> usize {
-    c.received.iter().filter(|m| m["method"] == "window/showMessage" && m["params"]["type"] == 2 && m["params"]["message"].as_str().unwrap_or("").contains(key)).count()
+    c.received
+        .iter()
+        .filter(|m| {
+            m["method"] == "window/showMessage"
+                && m["params"]["type"] == 2
+                && m["params"]["message"].as_str().unwrap_or("").contains(key)
+        })
+        .count()
 }
 
 fn problem_keys(st: &Value) -> Vec<String> {
@@ -62,22 +71,35 @@ fn problem_keys(st: &Value) -> Vec<String> {
 fn a_bad_max_tokens_beside_a_good_model_path_loads_that_model_and_is_reported() {
     let dir = temp_dir("bad-value");
     let renamed = model_under_another_name(&dir);
-    let mut c = start(&dir, json!({"lokal": {"maxTokens": "lots", "modelPath": renamed, "maxLines": 2, "modelpath": "/elsewhere.gguf"}}));
+    let mut c = start(
+        &dir,
+        json!({"lokal": {"maxTokens": "lots", "modelPath": renamed, "maxLines": 2, "modelpath": "/elsewhere.gguf"}}),
+    );
     let st = status_when_loaded(&mut c);
     assert_eq!(st["model"]["state"], "ready", "{st}");
     assert_eq!(st["model"]["path"], json!(renamed), "the good modelPath applied: {st}");
     assert_eq!(st["model"]["source"], "modelPath", "{st}");
-    assert_eq!((st["engine"].as_str(), st["settings"]["source"].as_str()), (Some("in-process"), Some("settings")), "{st}");
+    assert_eq!(
+        (st["engine"].as_str(), st["settings"]["source"].as_str()),
+        (Some("in-process"), Some("settings")),
+        "{st}"
+    );
     assert_eq!(problem_keys(&st), vec!["maxTokens".to_string(), "modelpath".to_string()], "{st}");
     let p = &st["problems"][0];
     assert!(p["value"] == "\"lots\"" && p["message"].as_str().unwrap().contains("using 64"), "{p}");
     assert!(st["problems"][1]["message"].as_str().unwrap().contains("did you mean \"modelPath\""), "{st}");
-    assert!(c.wait_for(Duration::from_secs(10), |m| m["method"] == "window/showMessage" && m["params"]["message"].as_str().unwrap_or("").contains("maxTokens")).is_some());
+    assert!(c
+        .wait_for(Duration::from_secs(10), |m| m["method"] == "window/showMessage"
+            && m["params"]["message"].as_str().unwrap_or("").contains("maxTokens"))
+        .is_some());
     assert_eq!(warnings_naming(&c, "maxTokens"), 1);
 
     // The same settings again: nothing new to say. Fixed: the problem leaves the status.
     c.notify("workspace/didChangeConfiguration", json!({"settings": {"lokal": {"maxTokens": "lots", "modelPath": renamed, "maxLines": 2, "modelpath": "/elsewhere.gguf"}}}));
-    c.notify("workspace/didChangeConfiguration", json!({"settings": {"lokal": {"maxTokens": 8, "modelPath": renamed, "maxLines": 2}}}));
+    c.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"lokal": {"maxTokens": 8, "modelPath": renamed, "maxLines": 2}}}),
+    );
     let st = c.request("lokal/status", json!({})).unwrap();
     assert_eq!(problem_keys(&st), Vec::<String>::new(), "{st}");
     assert_eq!(warnings_naming(&c, "maxTokens"), 1, "shown once per change, not once per message");
@@ -92,12 +114,21 @@ fn a_minimum_tier_written_as_text_fails_closed_and_status_says_why() {
     // No tag file: the folder would take defaultTier 1; the floor cannot be read, so it is Tier 3.
     let mut c = start(&dir, json!({"modelPath": model(), "defaultTier": 1, "minimumTier": "2"}));
     let st = c.request("lokal/status", json!({})).unwrap();
-    assert_eq!((st["folders"][0]["tier"].as_u64(), st["folders"][0]["source"].as_str()), (Some(3), Some("user")), "{st}");
+    assert_eq!(
+        (st["folders"][0]["tier"].as_u64(), st["folders"][0]["source"].as_str()),
+        (Some(3), Some("user")),
+        "{st}"
+    );
     assert_eq!(problem_keys(&st), vec!["minimumTier".to_string()], "{st}");
     assert!(st["problems"][0]["message"].as_str().unwrap().contains("Tier 3"), "{st}");
-    assert!(c.wait_for(Duration::from_secs(10), |m| m["method"] == "window/showMessage" && m["params"]["type"] == 2 && m["params"]["message"].as_str().unwrap_or("").contains("minimumTier")).is_some());
+    assert!(c
+        .wait_for(Duration::from_secs(10), |m| m["method"] == "window/showMessage"
+            && m["params"]["type"] == 2
+            && m["params"]["message"].as_str().unwrap_or("").contains("minimumTier"))
+        .is_some());
     // Pulled configuration goes through the same reading: a number now, and the floor applies as asked.
-    c.answers.insert("workspace/configuration".into(), json!({"modelPath": model(), "defaultTier": 1, "minimumTier": 2}));
+    c.answers
+        .insert("workspace/configuration".into(), json!({"modelPath": model(), "defaultTier": 1, "minimumTier": 2}));
     c.notify("workspace/didChangeConfiguration", json!({"settings": null}));
     let mut st = Value::Null;
     for _ in 0..250 {
@@ -116,7 +147,11 @@ fn a_minimum_tier_written_as_text_fails_closed_and_status_says_why() {
     assert_eq!(st["settings"]["source"], "default", "{st}");
     let expected = if std::env::var_os("LOKAL_MODEL").is_some() { "LOKAL_MODEL" } else { "default" };
     assert_eq!(st["model"]["source"], expected, "{st}");
-    assert_eq!((st["folders"][0]["tier"].as_u64(), st["folders"][0]["source"].as_str()), (Some(3), Some("default")), "{st}");
+    assert_eq!(
+        (st["folders"][0]["tier"].as_u64(), st["folders"][0]["source"].as_str()),
+        (Some(3), Some("default")),
+        "{st}"
+    );
     c.shutdown();
     let _ = std::fs::remove_dir_all(dir);
 }

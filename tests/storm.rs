@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn a_storm_of_cancelled_and_superseded_requests_is_answered_in_full_and_leaks_nothing() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/workspaces/tiny/src/lib.rs").canonicalize().unwrap();
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/workspaces/tiny/src/lib.rs").canonicalize().unwrap();
     let uri = format!("file://{}", path.display());
     let text = std::fs::read_to_string(&path).unwrap();
     let mut line = text.lines().position(|l| l.starts_with("pub fn sum_of_squares")).unwrap() as u32 + 1;
@@ -17,7 +18,10 @@ fn a_storm_of_cancelled_and_superseded_requests_is_answered_in_full_and_leaks_no
     let mut s = spawn();
     s.initialize(json!({"maxTokens": 16}));
     s.wait_ready();
-    s.notify("textDocument/didOpen", json!({"textDocument": {"uri": uri, "languageId": "rust", "version": 1, "text": text}}));
+    s.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": uri, "languageId": "rust", "version": 1, "text": text}}),
+    );
     let complete = |s: &mut Raw, id: &str, line: u32, col: u32| {
         s.request(id, "textDocument/inlineCompletion", json!({"textDocument": {"uri": uri}, "position": {"line": line, "character": col}, "context": {"triggerKind": 1}}));
     };
@@ -53,7 +57,8 @@ fn a_storm_of_cancelled_and_superseded_requests_is_answered_in_full_and_leaks_no
     let typing = t0.elapsed();
     let (mut results, mut cancelled) = (0, 0);
     for id in &ids {
-        let r = s.response(&json!(id), Duration::from_secs(120)).unwrap_or_else(|| panic!("request {id} never answered"));
+        let r =
+            s.response(&json!(id), Duration::from_secs(120)).unwrap_or_else(|| panic!("request {id} never answered"));
         if r.get("result").is_some() {
             results += 1;
         } else {

@@ -33,12 +33,24 @@ fn write(root: &Path, rel: &str, text: &str) {
     std::fs::write(p, text).unwrap();
 }
 
-const CANARIES: [&str; 7] = ["Erika Mustermann", "erika@bank.example", "DE89370400440532013000", "1234.56", "sk-live-CANARY", "+49 30 9876543", "TIER2_SOURCE_CANARY"];
+const CANARIES: [&str; 7] = [
+    "Erika Mustermann",
+    "erika@bank.example",
+    "DE89370400440532013000",
+    "1234.56",
+    "sk-live-CANARY",
+    "+49 30 9876543",
+    "TIER2_SOURCE_CANARY",
+];
 
 fn workspace(base: &Path) -> Vec<PathBuf> {
     let t1 = base.join("tier1");
     write(&t1, ".lokal.toml", "tier = 1\n");
-    write(&t1, "src/billing.rs", "// Add overdue reminders for invoices.\npub fn total(items: &[i64]) -> i64 {\n    items.iter().sum()\n}\n");
+    write(
+        &t1,
+        "src/billing.rs",
+        "// Add overdue reminders for invoices.\npub fn total(items: &[i64]) -> i64 {\n    items.iter().sum()\n}\n",
+    );
     let t2 = base.join("tier2");
     write(&t2, ".lokal.toml", "tier = 2\n");
     write(&t2, "docs/req.md", "# Requirement\n\nSend payment reminders for overdue invoices.\n");
@@ -76,7 +88,8 @@ fn start(roots: &[PathBuf], cloud: &str, audit: &Path, options: Value) -> LspCli
     ];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut c = LspClient::spawn(&exe(), &["--stdio"], &env, Stdio::null()).unwrap();
-    let folders: Vec<Value> = roots.iter().map(|r| json!({"uri": uri(r), "name": r.file_name().unwrap().to_str()})).collect();
+    let folders: Vec<Value> =
+        roots.iter().map(|r| json!({"uri": uri(r), "name": r.file_name().unwrap().to_str()})).collect();
     let mut init = json!({
         "processId": null, "rootUri": null, "workspaceFolders": folders,
         "capabilities": {"window": {"workDoneProgress": true}, "workspace": {"applyEdit": true, "workspaceEdit": {"documentChanges": true}}},
@@ -90,12 +103,24 @@ fn start(roots: &[PathBuf], cloud: &str, audit: &Path, options: Value) -> LspCli
 }
 
 fn actions(c: &mut LspClient, file: &str, range: Value) -> Vec<String> {
-    let r = c.request("textDocument/codeAction", json!({"textDocument": {"uri": file}, "range": range, "context": {"diagnostics": []}})).unwrap();
-    r.as_array().unwrap().iter().map(|a| a["command"]["command"].as_str().or(a["data"]["kind"].as_str()).unwrap_or("").to_string()).collect()
+    let r = c
+        .request(
+            "textDocument/codeAction",
+            json!({"textDocument": {"uri": file}, "range": range, "context": {"diagnostics": []}}),
+        )
+        .unwrap();
+    r.as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["command"]["command"].as_str().or(a["data"]["kind"].as_str()).unwrap_or("").to_string())
+        .collect()
 }
 
 fn design(c: &mut LspClient, file: &str, range: Value) -> Result<Value, lokal_bench::client::RpcError> {
-    c.request("workspace/executeCommand", json!({"command": "lokal.cloudDesign", "arguments": [{"uri": file, "range": range}]}))
+    c.request(
+        "workspace/executeCommand",
+        json!({"command": "lokal.cloudDesign", "arguments": [{"uri": file, "range": range}]}),
+    )
 }
 
 #[test]
@@ -111,14 +136,22 @@ fn what_crosses_the_boundary_per_tier_and_the_audit_log_matches() {
 
     // Every folder keeps its own tier; broken fails closed; overrides only tighten.
     let st = c.request("lokal/status", json!({})).unwrap();
-    let tiers: Vec<(u64, String)> = st["folders"].as_array().unwrap().iter().map(|f| (f["tier"].as_u64().unwrap(), f["source"].as_str().unwrap().to_string())).collect();
+    let tiers: Vec<(u64, String)> = st["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["tier"].as_u64().unwrap(), f["source"].as_str().unwrap().to_string()))
+        .collect();
     assert_eq!(
         tiers,
         vec![(1, "file".into()), (2, "file".into()), (3, "file".into()), (3, "fallback".into()), (2, "user".into())],
         "{st}"
     );
     let diag = c
-        .wait_for(Duration::from_secs(10), |m| m["method"] == "textDocument/publishDiagnostics" && m["params"]["uri"].as_str().unwrap_or("").contains("broken"))
+        .wait_for(Duration::from_secs(10), |m| {
+            m["method"] == "textDocument/publishDiagnostics"
+                && m["params"]["uri"].as_str().unwrap_or("").contains("broken")
+        })
         .expect("a diagnostic on the broken tag file");
     assert!(diag["params"]["diagnostics"][0]["message"].as_str().unwrap().contains("Tier 3"), "{diag}");
 
@@ -129,7 +162,12 @@ fn what_crosses_the_boundary_per_tier_and_the_audit_log_matches() {
     assert!(actions(&mut c, &f1, sel.clone()).contains(&"lokal.cloudDesign".to_string()));
     let r = design(&mut c, &f1, sel).unwrap();
     assert!(r["uri"].as_str().unwrap().ends_with("docs/design/billing-design.md"), "{r}");
-    let edit = c.received.iter().find(|m| m["method"] == "workspace/applyEdit").expect("the design is proposed as an edit").clone();
+    let edit = c
+        .received
+        .iter()
+        .find(|m| m["method"] == "workspace/applyEdit")
+        .expect("the design is proposed as an edit")
+        .clone();
     assert_eq!(edit["params"]["edit"]["documentChanges"][0]["kind"], "create");
     {
         let s = fake.requests();
@@ -143,7 +181,12 @@ fn what_crosses_the_boundary_per_tier_and_the_audit_log_matches() {
     let f2 = uri(&roots[1].join("docs/req.md"));
     c.open(&f2, "markdown", &std::fs::read_to_string(roots[1].join("docs/req.md")).unwrap());
     let whole = json!({"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 0}});
-    let preview = c.request("workspace/executeCommand", json!({"command": "lokal.previewCloudPayload", "arguments": [{"uri": f2}]})).unwrap();
+    let preview = c
+        .request(
+            "workspace/executeCommand",
+            json!({"command": "lokal.previewCloudPayload", "arguments": [{"uri": f2}]}),
+        )
+        .unwrap();
     design(&mut c, &f2, whole).unwrap();
     {
         let s = fake.requests();
@@ -155,28 +198,39 @@ fn what_crosses_the_boundary_per_tier_and_the_audit_log_matches() {
         for structure in ["customers", "invoices", "full_name", "customer_id", "payment reminders"] {
             assert!(body.contains(structure), "{structure} missing: {body}");
         }
-        assert!(body.contains(&serde_json::to_string(preview["user"].as_str().unwrap()).unwrap()), "the preview is exactly what was sent");
+        assert!(
+            body.contains(&serde_json::to_string(preview["user"].as_str().unwrap()).unwrap()),
+            "the preview is exactly what was sent"
+        );
     }
 
     // Tier 3: not offered, refused, nothing arrives.
     let f3 = uri(&roots[2].join("docs/req.md"));
     c.open(&f3, "markdown", "# Requirement\n\nSend payment reminders.\n");
-    assert!(!actions(&mut c, &f3, json!({"start": {"line": 0, "character": 0}, "end": {"line": 2, "character": 5}})).contains(&"lokal.cloudDesign".to_string()));
+    assert!(!actions(&mut c, &f3, json!({"start": {"line": 0, "character": 0}, "end": {"line": 2, "character": 5}}))
+        .contains(&"lokal.cloudDesign".to_string()));
     let refused = design(&mut c, &f3, json!(null)).expect_err("Tier 3 refuses cloud help");
     assert!(refused.message.contains("Tier 3"), "{refused}");
     assert_eq!(fake.accepted(), 2, "nothing arrived from Tier 3");
 
     // The audit log holds exactly the requests the fake cloud received.
-    let records: Vec<Value> = std::fs::read_to_string(&audit).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let records: Vec<Value> =
+        std::fs::read_to_string(&audit).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let bodies: Vec<String> = fake.requests().iter().map(|r| format!("{:x}", Sha256::digest(&r.body))).collect();
     let logged: Vec<String> = records.iter().map(|r| r["sha256"].as_str().unwrap().to_string()).collect();
     assert_eq!(logged, bodies);
-    assert_eq!(records.iter().map(|r| (r["tier"].as_u64().unwrap(), r["anonymized"].as_bool().unwrap())).collect::<Vec<_>>(), vec![(1, false), (2, true)]);
+    assert_eq!(
+        records.iter().map(|r| (r["tier"].as_u64().unwrap(), r["anonymized"].as_bool().unwrap())).collect::<Vec<_>>(),
+        vec![(1, false), (2, true)]
+    );
     assert!(records.iter().all(|r| !r["workspace"].as_str().unwrap().contains("tier3")));
 
     // Changing a tag file takes effect without a restart.
     write(&roots[3], ".lokal.toml", "tier = 1\n");
-    c.notify("workspace/didChangeWatchedFiles", json!({"changes": [{"uri": uri(&roots[3].join(".lokal.toml")), "type": 2}]}));
+    c.notify(
+        "workspace/didChangeWatchedFiles",
+        json!({"changes": [{"uri": uri(&roots[3].join(".lokal.toml")), "type": 2}]}),
+    );
     std::thread::sleep(Duration::from_millis(300));
     let st = c.request("lokal/status", json!({})).unwrap();
     assert_eq!(st["folders"][3]["tier"], 1, "{st}");
@@ -198,12 +252,21 @@ fn a_tier_3_session_works_with_no_network_at_all() {
     write(&root, "src/lib.rs", src);
     let exe = exe();
     let args = ["-n", exe.to_str().unwrap(), "--stdio"];
-    let mut c = LspClient::spawn(Path::new("unshare"), &args, &[("LOKAL_NO_DAEMON", "1"), ("LOKAL_LOG", "warn")], Stdio::null()).unwrap();
+    let mut c = LspClient::spawn(
+        Path::new("unshare"),
+        &args,
+        &[("LOKAL_NO_DAEMON", "1"), ("LOKAL_LOG", "warn")],
+        Stdio::null(),
+    )
+    .unwrap();
     c.initialize(Some(&uri(&root)), json!({"modelPath": model(), "maxTokens": 8}), false).unwrap();
     let f = uri(&root.join("src/lib.rs"));
     c.open(&f, "rust", src);
     testing::wait_ready(&mut c, Duration::from_secs(10)).expect("model loads without network");
-    let r = c.request("textDocument/inlineCompletion", json!({"textDocument": {"uri": f}, "position": {"line": 1, "character": 4}, "context": {"triggerKind": 1}}));
+    let r = c.request(
+        "textDocument/inlineCompletion",
+        json!({"textDocument": {"uri": f}, "position": {"line": 1, "character": 4}, "context": {"triggerKind": 1}}),
+    );
     assert!(r.is_ok(), "completion works offline: {r:?}");
     let acts = c.request("textDocument/codeAction", json!({"textDocument": {"uri": f}, "range": {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 10}}, "context": {"diagnostics": []}}));
     assert!(acts.is_ok(), "code actions answer offline: {acts:?}");
@@ -263,17 +326,31 @@ fn tier_2_canaries_of_every_kind_never_reach_the_cloud() {
     assert_eq!(bodies.len(), 2);
     for body in &bodies {
         for (what, canary) in T2_CANARIES {
-            assert!(!body.to_lowercase().contains(&canary.to_lowercase()), "{what} ({canary}) crossed the boundary: {body}");
+            assert!(
+                !body.to_lowercase().contains(&canary.to_lowercase()),
+                "{what} ({canary}) crossed the boundary: {body}"
+            );
         }
     }
-    for structure in ["patients", "full_name", "patient_id", "last_name", "Send payment reminders to", "when an invoice is overdue"] {
+    for structure in
+        ["patients", "full_name", "patient_id", "last_name", "Send payment reminders to", "when an invoice is overdue"]
+    {
         assert!(bodies[0].contains(structure), "{structure} missing from the requirement's request: {}", bodies[0]);
     }
-    for structure in ["def send_payment_reminder(patient_id: int) -> bool:", "SMTP_PASSWORD = \\\"<redacted>\\\"", "return notify(patient_id, card, token)", "CREATE TABLE patients"] {
+    for structure in [
+        "def send_payment_reminder(patient_id: int) -> bool:",
+        "SMTP_PASSWORD = \\\"<redacted>\\\"",
+        "return notify(patient_id, card, token)",
+        "CREATE TABLE patients",
+    ] {
         assert!(bodies[1].contains(structure), "{structure} missing from the code's request: {}", bodies[1]);
     }
-    let records: Vec<Value> = std::fs::read_to_string(&audit).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(records.iter().map(|r| (r["tier"].as_u64().unwrap(), r["anonymized"].as_bool().unwrap())).collect::<Vec<_>>(), vec![(2, true), (2, true)]);
+    let records: Vec<Value> =
+        std::fs::read_to_string(&audit).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(
+        records.iter().map(|r| (r["tier"].as_u64().unwrap(), r["anonymized"].as_bool().unwrap())).collect::<Vec<_>>(),
+        vec![(2, true), (2, true)]
+    );
     c.shutdown();
     let _ = std::fs::remove_dir_all(&base);
 }

@@ -69,14 +69,26 @@ fn peak_rss_mb(pid: u32) -> f64 {
         .unwrap_or(0.0)
 }
 
-pub fn run_trace(exe: &Path, trace_path: &Path, options: serde_json::Value, verbose: bool) -> Result<RunFigures, String> {
+pub fn run_trace(
+    exe: &Path,
+    trace_path: &Path,
+    options: serde_json::Value,
+    verbose: bool,
+) -> Result<RunFigures, String> {
     run_trace_with(exe, trace_path, options, verbose, Vec::new()).map(|(f, _)| f)
 }
 
 /// Replay the trace against lokal and, request by request right after it, against each peer.
-pub fn run_trace_with(exe: &Path, trace_path: &Path, options: serde_json::Value, verbose: bool, peers: Vec<Box<dyn crate::trace::Peer>>) -> Result<(RunFigures, Vec<Vec<Sample>>), String> {
+pub fn run_trace_with(
+    exe: &Path,
+    trace_path: &Path,
+    options: serde_json::Value,
+    verbose: bool,
+    peers: Vec<Box<dyn crate::trace::Peer>>,
+) -> Result<(RunFigures, Vec<Vec<Sample>>), String> {
     let (tr, root) = trace::load(trace_path)?;
-    let client = LspClient::spawn(exe, &["--stdio"], &[("LOKAL_NO_DAEMON", "1")], Stdio::null()).map_err(|e| e.to_string())?;
+    let client =
+        LspClient::spawn(exe, &["--stdio"], &[("LOKAL_NO_DAEMON", "1")], Stdio::null()).map_err(|e| e.to_string())?;
     let mut r = Replayer::new(client, root.clone());
     r.peers = peers;
     let cache = options["cacheEnabled"].as_bool().unwrap_or(true);
@@ -106,7 +118,10 @@ pub fn run_trace_with(exe: &Path, trace_path: &Path, options: serde_json::Value,
     client.shutdown();
     let kinds = figures(&samples);
     let gen: Vec<f64> = samples.iter().filter(|s| s.generated_tokens >= 8).map(|s| s.gen_tokens_per_s).collect();
-    Ok((RunFigures { cache, kinds, gen_tokens_per_s: percentile(&gen, 0.5), peak_rss_mb: rss, model_load_ms, samples }, peer_samples))
+    Ok((
+        RunFigures { cache, kinds, gen_tokens_per_s: percentile(&gen, 0.5), peak_rss_mb: rss, model_load_ms, samples },
+        peer_samples,
+    ))
 }
 
 pub fn figures(samples: &[Sample]) -> BTreeMap<Kind, KindFigures> {
@@ -161,7 +176,11 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     for &cache in modes {
         let mut o = base.clone();
         o["cacheEnabled"] = json!(cache);
-        eprintln!("lokal bench: replaying {} with the prefix cache {}", args.trace.display(), if cache { "ON" } else { "OFF" });
+        eprintln!(
+            "lokal bench: replaying {} with the prefix cache {}",
+            args.trace.display(),
+            if cache { "ON" } else { "OFF" }
+        );
         runs.push(run_trace(&exe, &args.trace, o, true)?);
     }
     print_table(&runs);
@@ -183,7 +202,10 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
 
 fn print_table(runs: &[RunFigures]) {
     println!();
-    println!("{:<16} {:>5} {:>5} | {:>10} {:>10} | {:>10} {:>10} | {:>9}", "request kind", "cache", "n", "ttft p50", "ttft p90", "total p50", "total p90", "re-dec avg");
+    println!(
+        "{:<16} {:>5} {:>5} | {:>10} {:>10} | {:>10} {:>10} | {:>9}",
+        "request kind", "cache", "n", "ttft p50", "ttft p90", "total p50", "total p90", "re-dec avg"
+    );
     println!("{}", "-".repeat(96));
     for r in runs {
         for (k, f) in &r.kinds {
@@ -219,10 +241,16 @@ fn print_table(runs: &[RunFigures]) {
             }
         }
         if let (Some(cold), Some(key)) = (on.kinds.get(&Kind::Cold), on.kinds.get(&Kind::Keystroke)) {
-            println!("cold/warm (keystroke) ttft p50 with cache = {:.2}x", cold.ttft_p50_ms / key.ttft_p50_ms.max(0.001));
+            println!(
+                "cold/warm (keystroke) ttft p50 with cache = {:.2}x",
+                cold.ttft_p50_ms / key.ttft_p50_ms.max(0.001)
+            );
         }
         if let (Some(sw), Some(key)) = (on.kinds.get(&Kind::Switch), on.kinds.get(&Kind::Keystroke)) {
-            println!("switch-back / keystroke ttft p50 with cache = {:.2}x", sw.ttft_p50_ms / key.ttft_p50_ms.max(0.001));
+            println!(
+                "switch-back / keystroke ttft p50 with cache = {:.2}x",
+                sw.ttft_p50_ms / key.ttft_p50_ms.max(0.001)
+            );
         }
     }
 }
@@ -255,7 +283,9 @@ pub fn phase_rows(samples: &[Sample]) -> Vec<PhaseRow> {
         if of.is_empty() {
             continue;
         }
-        let med = |f: &dyn Fn(&lokal_engine::stats::Phases) -> f64| percentile(&of.iter().map(|(_, p)| f(p)).collect::<Vec<_>>(), 0.5);
+        let med = |f: &dyn Fn(&lokal_engine::stats::Phases) -> f64| {
+            percentile(&of.iter().map(|(_, p)| f(p)).collect::<Vec<_>>(), 0.5)
+        };
         let n_passes = of.iter().map(|(_, p)| p.passes.len()).max().unwrap_or(0);
         let passes = (0..n_passes)
             .map(|i| {
@@ -266,7 +296,15 @@ pub fn phase_rows(samples: &[Sample]) -> Vec<PhaseRow> {
             })
             .collect();
         let ttft = percentile(&of.iter().map(|(s, _)| s.ttft_ms).collect::<Vec<_>>(), 0.5);
-        rows.push(PhaseRow { kind, kv_shift, n: of.len(), plan_ms: med(&|p| p.plan_ms), passes, first_sample_ms: med(&|p| p.first_sample_ms), ttft_ms: ttft });
+        rows.push(PhaseRow {
+            kind,
+            kv_shift,
+            n: of.len(),
+            plan_ms: med(&|p| p.plan_ms),
+            passes,
+            first_sample_ms: med(&|p| p.first_sample_ms),
+            ttft_ms: ttft,
+        });
     }
     rows
 }
@@ -279,10 +317,15 @@ fn print_phases(samples: &[Sample]) {
     }
     println!(
         "where lokal's ttft goes (medians over model requests; {}):",
-        if synced { "each pass synchronised with the device, so these are device times" } else { "pass times are submit times: a GPU's work shows up in the first sample (--profile to split it)" }
+        if synced {
+            "each pass synchronised with the device, so these are device times"
+        } else {
+            "pass times are submit times: a GPU's work shows up in the first sample (--profile to split it)"
+        }
     );
     for r in rows {
-        let p: Vec<String> = r.passes.iter().enumerate().map(|(i, (t, ms))| format!("pass {} ({t:.0} tok) {ms:.1}", i + 1)).collect();
+        let p: Vec<String> =
+            r.passes.iter().enumerate().map(|(i, (t, ms))| format!("pass {} ({t:.0} tok) {ms:.1}", i + 1)).collect();
         println!(
             "  {:<16} {:<9} n {:>3}: plan {:.2} | {} | first sample {:.2} | ttft {:.1} ms",
             r.kind.name(),
@@ -316,7 +359,8 @@ fn model_figures(samples: &[Sample], kind: Kind) -> (usize, f64) {
 }
 
 fn mean_generated(samples: &[Sample], kind: Kind) -> f64 {
-    let v: Vec<f64> = samples.iter().filter(|s| s.kind == kind && !s.from_suggestion).map(|s| s.generated_tokens as f64).collect();
+    let v: Vec<f64> =
+        samples.iter().filter(|s| s.kind == kind && !s.from_suggestion).map(|s| s.generated_tokens as f64).collect();
     if v.is_empty() {
         0.0
     } else {
@@ -340,7 +384,8 @@ fn run_peer(args: &BenchArgs, exe: &Path, mut options: serde_json::Value, peer: 
     };
     let cfg = lokal_engine::EngineConfig { model_path: args.model.clone(), ..Default::default() };
     let model = cfg.resolved_model_path();
-    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get() as i32).unwrap_or(4));
+    let threads =
+        args.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get() as i32).unwrap_or(4));
     options["threads"] = json!(threads);
     let (info, _) = lokal_engine::inspect(&model)?;
     let fim = info.fim.is_complete();
@@ -376,10 +421,19 @@ fn run_peer(args: &BenchArgs, exe: &Path, mut options: serde_json::Value, peer: 
     let (ours, mut theirs) = run_trace_with(exe, &args.trace, options, false, vec![Box::new(server)])?;
     let theirs = theirs.pop().unwrap_or_default();
     // The depth lokal generates at: its median prompt over model requests.
-    let depths: Vec<f64> = ours.samples.iter().filter(|s| !s.from_suggestion && s.prompt_tokens > 0).map(|s| s.prompt_tokens as f64).collect();
+    let depths: Vec<f64> = ours
+        .samples
+        .iter()
+        .filter(|s| !s.from_suggestion && s.prompt_tokens > 0)
+        .map(|s| s.prompt_tokens as f64)
+        .collect();
     let depth = percentile(&depths, 0.5).round() as usize;
-    let ks: Vec<f64> =
-        ours.samples.iter().filter(|s| s.kind == Kind::Keystroke && !s.from_suggestion).map(|s| s.redecoded_tokens as f64).collect();
+    let ks: Vec<f64> = ours
+        .samples
+        .iter()
+        .filter(|s| s.kind == Kind::Keystroke && !s.from_suggestion)
+        .map(|s| s.redecoded_tokens as f64)
+        .collect();
     let ks_tokens = percentile(&ks, 0.5).round() as usize;
     let tg = crate::peer::llama_bench_tg(&bin, &model, threads, gpu, depth, ks_tokens);
     let peer_kinds = figures(&theirs);
@@ -399,9 +453,22 @@ fn run_peer(args: &BenchArgs, exe: &Path, mut options: serde_json::Value, peer: 
     );
     println!(
         "{:<16} {:>3} | {:>15} {:>15} | {:>15} {:>15} | {:>6} {:>6} | {:>11} | {:>11} | {:>9}",
-        "request kind", "n", "lokal ttft p50/90", "peer ttft p50/90", "lokal total p50/90", "peer total p50/90", "ttft", "total", "re-proc l/p", "cached l/p", "gen l/p"
+        "request kind",
+        "n",
+        "lokal ttft p50/90",
+        "peer ttft p50/90",
+        "lokal total p50/90",
+        "peer total p50/90",
+        "ttft",
+        "total",
+        "re-proc l/p",
+        "cached l/p",
+        "gen l/p"
     );
-    println!("{:<16} {:>3} | {:>15} {:>15} | {:>15} {:>15} | {:>6} {:>6} | {:>11} | {:>11} | {:>9}", "", "", "ms", "ms", "ms", "ms", "l/p", "l/p", "tokens", "answers", "tokens");
+    println!(
+        "{:<16} {:>3} | {:>15} {:>15} | {:>15} {:>15} | {:>6} {:>6} | {:>11} | {:>11} | {:>9}",
+        "", "", "ms", "ms", "ms", "ms", "l/p", "l/p", "tokens", "answers", "tokens"
+    );
     println!("{}", "-".repeat(150));
     let mut rows = Vec::new();
     for (k, a) in &ours.kinds {
@@ -445,7 +512,12 @@ fn run_peer(args: &BenchArgs, exe: &Path, mut options: serde_json::Value, peer: 
     print_phases(&ours.samples);
     let mut goals = Vec::new();
     if let (Some(a), Some(b)) = (ours.kinds.get(&Kind::Keystroke), peer_kinds.get(&Kind::Keystroke)) {
-        goals.push(goal("keystroke ttft p50, lokal / llama-server", a.ttft_p50_ms / b.ttft_p50_ms.max(1e-3), 0.5, true));
+        goals.push(goal(
+            "keystroke ttft p50, lokal / llama-server",
+            a.ttft_p50_ms / b.ttft_p50_ms.max(1e-3),
+            0.5,
+            true,
+        ));
         let (n_l, m_l) = model_figures(&ours.samples, Kind::Keystroke);
         let (n_p, m_p) = model_figures(&theirs, Kind::Keystroke);
         println!("keystroke ttft p50 over model requests only: lokal {m_l:.1} ms (n {n_l}), llama-server {m_p:.1} ms (n {n_p}): {:.2}x", m_l / m_p.max(1e-3));
@@ -460,22 +532,55 @@ fn run_peer(args: &BenchArgs, exe: &Path, mut options: serde_json::Value, peer: 
         }
     }
     if let (Some(sw), Some(key)) = (ours.kinds.get(&Kind::Switch), ours.kinds.get(&Kind::Keystroke)) {
-        goals.push(goal("switch back ttft p50 / keystroke ttft p50 (lokal)", sw.ttft_p50_ms / key.ttft_p50_ms.max(1e-3), 1.1, true));
+        goals.push(goal(
+            "switch back ttft p50 / keystroke ttft p50 (lokal)",
+            sw.ttft_p50_ms / key.ttft_p50_ms.max(1e-3),
+            1.1,
+            true,
+        ));
         let (n, m) = model_figures(&ours.samples, Kind::Switch);
         println!("lokal switch back over model requests only: ttft p50 {m:.1} ms (n {n}, the others answered from the remembered suggestion)");
     }
     if let Ok(t) = &tg {
-        goals.push(goal("generation rate, lokal / llama-bench tg (empty context)", ours.gen_tokens_per_s / t.empty, 0.9, false));
-        goals.push(goal(&format!("generation rate, lokal / llama-bench tg (depth {})", t.depth), ours.gen_tokens_per_s / t.at_depth, 0.9, false));
+        goals.push(goal(
+            "generation rate, lokal / llama-bench tg (empty context)",
+            ours.gen_tokens_per_s / t.empty,
+            0.9,
+            false,
+        ));
+        goals.push(goal(
+            &format!("generation rate, lokal / llama-bench tg (depth {})", t.depth),
+            ours.gen_tokens_per_s / t.at_depth,
+            0.9,
+            false,
+        ));
     }
     for g in &goals {
         let (v, t) = (g["value"].as_f64().unwrap_or(0.0), g["target"].as_f64().unwrap_or(0.0));
-        println!("goal {}: {:.2} (target {} {:.2}) {}", g["goal"].as_str().unwrap_or(""), v, if g["goal"].as_str().unwrap_or("").starts_with("generation") { ">=" } else { "<=" }, t, if g["met"].as_bool() == Some(true) { "MET" } else { "MISSED" });
+        println!(
+            "goal {}: {:.2} (target {} {:.2}) {}",
+            g["goal"].as_str().unwrap_or(""),
+            v,
+            if g["goal"].as_str().unwrap_or("").starts_with("generation") { ">=" } else { "<=" },
+            t,
+            if g["met"].as_bool() == Some(true) { "MET" } else { "MISSED" }
+        );
     }
     let svg = args.json.as_ref().map(|p| p.with_extension("svg"));
     if let Some(p) = &svg {
-        std::fs::write(p, plot(&ours.samples, &theirs, &format!("{} — {}", if name.is_empty() { model.display().to_string() } else { name.clone() }, if gpu { "GPU" } else { "CPU" })))
-            .map_err(|e| e.to_string())?;
+        std::fs::write(
+            p,
+            plot(
+                &ours.samples,
+                &theirs,
+                &format!(
+                    "{} — {}",
+                    if name.is_empty() { model.display().to_string() } else { name.clone() },
+                    if gpu { "GPU" } else { "CPU" }
+                ),
+            ),
+        )
+        .map_err(|e| e.to_string())?;
         eprintln!("plot: {}", p.display());
     }
     let report = json!({
@@ -530,7 +635,12 @@ fn plot(a: &[Sample], b: &[Sample], title: &str) -> String {
         let y = |ms: f64| y0 + ph - pad / 2.0 - (ms.max(10f64.powf(lo)).log10() - lo) / (hi - lo).max(1.0) * (ph - pad);
         for (i, s) in a.iter().enumerate() {
             let xi = x(i) - (w - 2.0 * pad) / (n - 1.0) / 2.0;
-            out.push_str(&format!("<rect x=\"{xi:.1}\" y=\"{y0}\" width=\"{:.1}\" height=\"{}\" fill=\"{}\"/>", (w - 2.0 * pad) / (n - 1.0), ph - pad / 2.0, colors(s.kind)));
+            out.push_str(&format!(
+                "<rect x=\"{xi:.1}\" y=\"{y0}\" width=\"{:.1}\" height=\"{}\" fill=\"{}\"/>",
+                (w - 2.0 * pad) / (n - 1.0),
+                ph - pad / 2.0,
+                colors(s.kind)
+            ));
         }
         let mut e = lo;
         while e <= hi {
@@ -545,7 +655,10 @@ fn plot(a: &[Sample], b: &[Sample], title: &str) -> String {
         for (s, color) in [(a, "#1f77b4"), (b, "#d62728")] {
             let v = |t: &Sample| if panel == 0 { t.ttft_ms } else { t.latency_ms };
             let pts: Vec<String> = s.iter().enumerate().map(|(i, t)| format!("{:.1},{:.1}", x(i), y(v(t)))).collect();
-            out.push_str(&format!("<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.2\" points=\"{}\"/>", pts.join(" ")));
+            out.push_str(&format!(
+                "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.2\" points=\"{}\"/>",
+                pts.join(" ")
+            ));
             for (i, t) in s.iter().enumerate() {
                 out.push_str(&format!("<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2\" fill=\"{color}\"/>", x(i), y(v(t))));
             }
@@ -558,7 +671,10 @@ fn plot(a: &[Sample], b: &[Sample], title: &str) -> String {
         out.push_str(&format!("<rect x=\"{lx}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"{}\" stroke=\"#999\"/><text x=\"{}\" y=\"{ly}\" font-size=\"11\">{}</text>", ly - 10.0, colors(k), lx + 16.0, k.name()));
         lx += 120.0;
     }
-    out.push_str(&format!("<text x=\"{}\" y=\"{ly}\" font-size=\"10\">request in trace order</text></svg>", w - pad - 120.0));
+    out.push_str(&format!(
+        "<text x=\"{}\" y=\"{ly}\" font-size=\"10\">request in trace order</text></svg>",
+        w - pad - 120.0
+    ));
     out
 }
 
@@ -585,7 +701,13 @@ mod tests {
     }
 
     fn ph(plan: f64, passes: &[(usize, f64)], first: f64) -> Option<Phases> {
-        Some(Phases { plan_ms: plan, passes: passes.iter().map(|&(tokens, ms)| Pass { tokens, ms }).collect(), first_sample_ms: first, synced: true, kv_shift: false })
+        Some(Phases {
+            plan_ms: plan,
+            passes: passes.iter().map(|&(tokens, ms)| Pass { tokens, ms }).collect(),
+            first_sample_ms: first,
+            synced: true,
+            kv_shift: false,
+        })
     }
 
     #[test]
@@ -601,14 +723,23 @@ mod tests {
         let rows = phase_rows(&s);
         assert_eq!(rows.len(), 3);
         let r = &rows[1];
-        assert_eq!((r.kind, r.kv_shift, r.n), (Kind::Keystroke, false, 3), "the remembered-suggestion answer has no phases");
-        assert!((r.plan_ms - 0.2).abs() < 1e-9 && (r.first_sample_ms - 1.2).abs() < 1e-9 && (r.ttft_ms - 12.0).abs() < 1e-9);
+        assert_eq!(
+            (r.kind, r.kv_shift, r.n),
+            (Kind::Keystroke, false, 3),
+            "the remembered-suggestion answer has no phases"
+        );
+        assert!(
+            (r.plan_ms - 0.2).abs() < 1e-9 && (r.first_sample_ms - 1.2).abs() < 1e-9 && (r.ttft_ms - 12.0).abs() < 1e-9
+        );
         // pass 1 over all three requests, pass 2 over the two that had one
         assert_eq!(r.passes[0], (3.0, 5.0));
         assert_eq!(r.passes.len(), 2);
         assert!(r.passes[1].0 == 1.0 && (3.0..=4.0).contains(&r.passes[1].1));
         assert_eq!((rows[0].kind, &rows[0].passes), (Kind::Cold, &vec![(512.0, 60.0), (200.0, 25.0)]));
         // the keystroke whose suffix moved stands on its own line
-        assert_eq!((rows[2].kind, rows[2].kv_shift, rows[2].n, rows[2].passes[0]), (Kind::Keystroke, true, 1, (2.0, 9.0)));
+        assert_eq!(
+            (rows[2].kind, rows[2].kv_shift, rows[2].n, rows[2].passes[0]),
+            (Kind::Keystroke, true, 1, (2.0, 9.0))
+        );
     }
 }

@@ -71,7 +71,15 @@ impl LspClient {
                 }
             }
         });
-        Ok(Self { child, stdin, rx, next_id: 1, responses: HashMap::new(), received: Vec::new(), answers: HashMap::new() })
+        Ok(Self {
+            child,
+            stdin,
+            rx,
+            next_id: 1,
+            responses: HashMap::new(),
+            received: Vec::new(),
+            answers: HashMap::new(),
+        })
     }
 
     pub fn send(&mut self, msg: &Value) {
@@ -143,7 +151,10 @@ impl LspClient {
             match self.rx.recv_timeout(left) {
                 Ok(m) => self.dispatch(m),
                 Err(RecvTimeoutError::Timeout) => {
-                    return Err(RpcError { code: 0, message: format!("no response to request {id} within {timeout:?}") })
+                    return Err(RpcError {
+                        code: 0,
+                        message: format!("no response to request {id} within {timeout:?}"),
+                    })
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     return Err(RpcError { code: 0, message: "server closed its output".into() })
@@ -196,7 +207,10 @@ impl LspClient {
     }
 
     pub fn open(&mut self, uri: &str, language: &str, text: &str) {
-        self.notify("textDocument/didOpen", json!({"textDocument": {"uri": uri, "languageId": language, "version": 1, "text": text}}));
+        self.notify(
+            "textDocument/didOpen",
+            json!({"textDocument": {"uri": uri, "languageId": language, "version": 1, "text": text}}),
+        );
     }
 
     pub fn shutdown(mut self) -> Option<i32> {

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 pub fn run(location: &str, model: Option<PathBuf>, max_tokens: usize) -> Result<(), String> {
     let mut parts = location.rsplitn(3, ':');
     let (col, line, file) = (parts.next(), parts.next(), parts.next());
-    let (Some(file), Some(line), Some(col)) = (file, line.and_then(|l| l.parse::<usize>().ok()), col.and_then(|c| c.parse::<usize>().ok())) else {
+    let (Some(file), Some(line), Some(col)) =
+        (file, line.and_then(|l| l.parse::<usize>().ok()), col.and_then(|c| c.parse::<usize>().ok()))
+    else {
         return Err(format!("expected FILE:LINE:COL (1-based), got {location:?}"));
     };
     let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;

@@ -15,7 +15,8 @@ pub fn run(trace_path: &Path, model: Option<&Path>) -> Result<(), String> {
     let (tr, root) = trace::load(trace_path)?;
     println!("{BOLD}lokal demo{RESET}: {}", tr.description);
     println!("workspace: {}", root.display());
-    let client = LspClient::spawn(&exe, &["--stdio"], &[("LOKAL_NO_DAEMON", "1")], Stdio::null()).map_err(|e| e.to_string())?;
+    let client =
+        LspClient::spawn(&exe, &["--stdio"], &[("LOKAL_NO_DAEMON", "1")], Stdio::null()).map_err(|e| e.to_string())?;
     let mut r = Replayer::new(client, root.clone());
     let mut opts = json!({"maxTokens": 48, "maxLines": 4});
     if let Some(m) = model {

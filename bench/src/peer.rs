@@ -153,8 +153,29 @@ impl LlamaServer {
     /// The command line the server is started with (also recorded in the report).
     pub fn args(cfg: &PeerConfig, port: u16) -> Vec<String> {
         let batch = if cfg.api == Api::Infill { "1024" } else { "512" };
-        let mut a: Vec<String> = vec!["-m".into(), cfg.model.display().to_string(), "--host".into(), "127.0.0.1".into(), "--port".into(), port.to_string()];
-        for s in ["-c", &cfg.ctx.to_string(), "-np", "1", "-b", batch, "-ub", batch, "-t", &cfg.threads.to_string(), "--cache-reuse", &cfg.cache_reuse.to_string(), "--swa-full"] {
+        let mut a: Vec<String> = vec![
+            "-m".into(),
+            cfg.model.display().to_string(),
+            "--host".into(),
+            "127.0.0.1".into(),
+            "--port".into(),
+            port.to_string(),
+        ];
+        for s in [
+            "-c",
+            &cfg.ctx.to_string(),
+            "-np",
+            "1",
+            "-b",
+            batch,
+            "-ub",
+            batch,
+            "-t",
+            &cfg.threads.to_string(),
+            "--cache-reuse",
+            &cfg.cache_reuse.to_string(),
+            "--swa-full",
+        ] {
             a.push(s.to_string());
         }
         if cfg.gpu {
@@ -179,7 +200,8 @@ impl LlamaServer {
             .stderr(stderr)
             .spawn()
             .map_err(|e| format!("{}: {e} (build it with scripts/fetch-peer.sh)", exe.display()))?;
-        let extra = PeerExtra { api: Some(cfg.api), command: format!("llama-server {}", args.join(" ")), ..Default::default() };
+        let extra =
+            PeerExtra { api: Some(cfg.api), command: format!("llama-server {}", args.join(" ")), ..Default::default() };
         let mut me = Self {
             child,
             port,
@@ -205,7 +227,10 @@ impl LlamaServer {
                 }
             }
             if t.elapsed() > Duration::from_secs(300) || me.child.try_wait().ok().flatten().is_some() {
-                return Err(format!("llama-server did not become healthy (set LOKAL_PEER_LOG=FILE for its log): {}", me.extra.borrow().command));
+                return Err(format!(
+                    "llama-server did not become healthy (set LOKAL_PEER_LOG=FILE for its log): {}",
+                    me.extra.borrow().command
+                ));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -221,7 +246,10 @@ impl LlamaServer {
             .output()
             .map(|o| {
                 let all = format!("{}{}", String::from_utf8_lossy(&o.stderr), String::from_utf8_lossy(&o.stdout));
-                all.lines().filter(|l| l.starts_with("version") || l.starts_with("built with")).collect::<Vec<_>>().join("; ")
+                all.lines()
+                    .filter(|l| l.starts_with("version") || l.starts_with("built with"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
             })
             .unwrap_or_default()
     }
@@ -238,7 +266,10 @@ impl LlamaServer {
         if text.is_empty() {
             return 0;
         }
-        post(self.port, "/tokenize", &json!({"content": text})).ok().and_then(|v| v["tokens"].as_array().map(|a| a.len())).unwrap_or(text.len() / 3)
+        post(self.port, "/tokenize", &json!({"content": text}))
+            .ok()
+            .and_then(|v| v["tokens"].as_array().map(|a| a.len()))
+            .unwrap_or(text.len() / 3)
     }
 
     /// llama.vscode's `pickChunk`: a random half-chunk of the lines, unless they are few.
@@ -331,7 +362,11 @@ impl LlamaServer {
         let line = text[..cursor].matches('\n').count();
         // The text lokal's server hands its engine for this cursor.
         let first_line = lokal_engine::window::first_line(line as u32) as usize;
-        let start = if first_line == 0 { 0 } else { text.match_indices('\n').nth(first_line - 1).map(|(i, _)| i + 1).unwrap_or(0) };
+        let start = if first_line == 0 {
+            0
+        } else {
+            text.match_indices('\n').nth(first_line - 1).map(|(i, _)| i + 1).unwrap_or(0)
+        };
         let before = &text[start..cursor];
         let prev = self.anchors.get(file).copied();
         let count = |t: &str| self.count_tokens(t);
@@ -367,28 +402,58 @@ impl Drop for LlamaServer {
 /// Beside it, the floor of a keystroke: llama.cpp's own time to decode `pp` prompt tokens (what a keystroke
 /// re-processes) on top of `depth` cached ones. A time to first token close to it leaves nothing to win
 /// but the forward pass itself.
-pub fn llama_bench_tg(bin: &Path, model: &Path, threads: i32, gpu: bool, depth: usize, pp: usize) -> Result<Tg, String> {
+pub fn llama_bench_tg(
+    bin: &Path,
+    model: &Path,
+    threads: i32,
+    gpu: bool,
+    depth: usize,
+    pp: usize,
+) -> Result<Tg, String> {
     let mut cmd = Command::new(bin.join("llama-bench"));
     let pp = pp.max(1);
-    cmd.args(["-m", &model.display().to_string(), "-p", &pp.to_string(), "-n", "64", "-r", "5", "-t", &threads.to_string(), "-o", "json"]);
+    cmd.args([
+        "-m",
+        &model.display().to_string(),
+        "-p",
+        &pp.to_string(),
+        "-n",
+        "64",
+        "-r",
+        "5",
+        "-t",
+        &threads.to_string(),
+        "-o",
+        "json",
+    ]);
     cmd.args(["-d", &format!("0,{depth}")]);
     cmd.args(["-ngl", if gpu { "999" } else { "0" }]);
     let out = cmd.output().map_err(|e| e.to_string())?;
-    let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("llama-bench output: {e}: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")))?;
+    let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        format!("llama-bench output: {e}: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or(""))
+    })?;
     parse_llama_bench(&v, depth, pp)
 }
 
 fn parse_llama_bench(v: &Value, depth: usize, pp: usize) -> Result<Tg, String> {
     let row = |d: usize, gen: bool| {
         v.as_array().and_then(|rows| {
-            rows.iter().find(|r| r["n_depth"].as_u64() == Some(d as u64) && (r["n_gen"].as_u64().unwrap_or(0) > 0) == gen)
+            rows.iter()
+                .find(|r| r["n_depth"].as_u64() == Some(d as u64) && (r["n_gen"].as_u64().unwrap_or(0) > 0) == gen)
         })
     };
     let tg = |d: usize| row(d, true).and_then(|r| r["avg_ts"].as_f64());
     let empty = tg(0).ok_or_else(|| format!("llama-bench: no tg avg_ts in {v}"))?;
     // avg_ns is the mean wall time of one whole test: here the `pp` tokens' single decode.
     let pp_ms = |d: usize| row(d, false).and_then(|r| r["avg_ns"].as_f64()).map(|ns| ns / 1e6);
-    Ok(Tg { empty, depth, at_depth: tg(depth).unwrap_or(empty), pp_tokens: pp, pp_ms_empty: pp_ms(0), pp_ms_at_depth: pp_ms(depth) })
+    Ok(Tg {
+        empty,
+        depth,
+        at_depth: tg(depth).unwrap_or(empty),
+        pp_tokens: pp,
+        pp_ms_empty: pp_ms(0),
+        pp_ms_at_depth: pp_ms(depth),
+    })
 }
 
 #[derive(Debug, Clone, Copy, serde::Serialize)]
@@ -438,8 +503,13 @@ impl Peer for LlamaServer {
                 let suffix_lines = &lines[(line + 1).min(lines.len())..(line + 1 + N_SUFFIX_LINES).min(lines.len())];
                 let input_prefix = prefix_lines.join("\n") + "\n";
                 let input_suffix = format!("{line_suffix}\n{}\n", suffix_lines.join("\n"));
-                let nindent = line_prefix.len() + line_suffix.len() - (line_prefix.to_string() + line_suffix).trim_start().len();
-                let prompt = if line_prefix.chars().all(|c| c == ' ' || c == '\t') { String::new() } else { line_prefix.to_string() };
+                let nindent =
+                    line_prefix.len() + line_suffix.len() - (line_prefix.to_string() + line_suffix).trim_start().len();
+                let prompt = if line_prefix.chars().all(|c| c == ' ' || c == '\t') {
+                    String::new()
+                } else {
+                    line_prefix.to_string()
+                };
                 let mut body = json!({
                     "input_prefix": input_prefix, "input_suffix": input_suffix, "input_extra": self.input_extra(), "prompt": prompt,
                     "n_predict": self.cfg.max_tokens, "top_k": 40, "top_p": 0.99, "stream": false,
@@ -496,7 +566,9 @@ impl Peer for LlamaServer {
         if !content.trim().is_empty() {
             self.remember(&context, &prompt, content.clone());
         }
-        if self.cfg.api == Api::Infill && (line as i64 - self.last_line_pick).unsigned_abs() as usize > MAX_LAST_PICK_LINE_DISTANCE {
+        if self.cfg.api == Api::Infill
+            && (line as i64 - self.last_line_pick).unsigned_abs() as usize > MAX_LAST_PICK_LINE_DISTANCE
+        {
             // llama.vscode's addFimContextChunks after a suggestion: a chunk from further up and one from
             // below the suffix window, queued for the next pause
             let n = lines.len();

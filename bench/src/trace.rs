@@ -213,7 +213,8 @@ impl Replayer {
             json!({"textDocument": {"uri": uri}, "position": {"line": line, "character": col}, "context": {"triggerKind": 2}}),
         )?;
         let latency_ms = started.elapsed().as_secs_f64() * 1e3;
-        let suggestion = r.as_array().and_then(|a| a.first()).and_then(|i| i["insertText"].as_str()).map(str::to_string);
+        let suggestion =
+            r.as_array().and_then(|a| a.first()).and_then(|i| i["insertText"].as_str()).map(str::to_string);
         let stats = self.client.request("lokal/stats", json!({}))?;
         let d = &stats["documents"][&uri];
         let seen = self.samples.iter().filter(|s| s.file == file && s.from_suggestion).count() as u64;
@@ -237,7 +238,9 @@ impl Replayer {
         self.samples.push(sample.clone());
         let text = self.texts[&file].clone();
         for (i, p) in self.peers.iter_mut().enumerate() {
-            let s = p.complete(kind, &file, &text, self.cursor).map_err(|e| RpcError { code: 0, message: format!("{}: {e}", p.name()) })?;
+            let s = p
+                .complete(kind, &file, &text, self.cursor)
+                .map_err(|e| RpcError { code: 0, message: format!("{}: {e}", p.name()) })?;
             if self.peer_samples.len() <= i {
                 self.peer_samples.resize(i + 1, Vec::new());
             }
@@ -253,13 +256,19 @@ impl Replayer {
     }
 
     /// Run one step; `on_sample` sees each completion as it arrives (the demo prints them).
-    pub fn step(&mut self, step: &Step, pace: bool, on_sample: &mut dyn FnMut(&Replayer, &Sample)) -> Result<(), String> {
+    pub fn step(
+        &mut self,
+        step: &Step,
+        pace: bool,
+        on_sample: &mut dyn FnMut(&Replayer, &Sample),
+    ) -> Result<(), String> {
         let err = |e: RpcError| e.to_string();
         match step {
             Step::Open(f) => self.open(f)?,
             Step::Goto { file, after } => {
                 let text = self.texts.get(file).ok_or_else(|| format!("goto {file}: not opened in the trace"))?;
-                let pos = text.find(after.as_str()).ok_or_else(|| format!("goto {file}: {after:?} not found"))? + after.len();
+                let pos =
+                    text.find(after.as_str()).ok_or_else(|| format!("goto {file}: {after:?} not found"))? + after.len();
                 // Moving to another place of a file the user already worked in is a jump; the first visit
                 // is a cold open.
                 let kind = if self.visited.contains(file) { Kind::Jump } else { Kind::Cold };
@@ -273,7 +282,8 @@ impl Replayer {
                 on_sample(self, &s);
             }
             Step::Back(file) => {
-                let pos = *self.cursors.get(file).ok_or_else(|| format!("back {file}: not visited earlier in the trace"))?;
+                let pos =
+                    *self.cursors.get(file).ok_or_else(|| format!("back {file}: not visited earlier in the trace"))?;
                 self.leave();
                 self.active = Some(file.clone());
                 self.cursor = pos;

@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 fn main() {
-    let root = std::env::args().skip(1).find(|a| !a.starts_with('-')).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."));
+    let root = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."));
     let root = lokal_engine::context::index::normalize(&std::fs::canonicalize(&root).unwrap_or(root));
     let mut ctx = WorkspaceContext::new(ContextConfig::default());
     let t = Instant::now();
@@ -31,7 +35,8 @@ fn main() {
         let style = BlockStyle::choose(None, None, "bench", &f.to_string_lossy());
         // Cursors every 40 lines, mid-word where there is a word.
         for (line, _) in text.lines().enumerate().step_by(40) {
-            let at: usize = text.lines().take(line).map(|l| l.len() + 1).sum::<usize>() + text.lines().nth(line).map_or(0, |l| l.len().min(12));
+            let at: usize = text.lines().take(line).map(|l| l.len() + 1).sum::<usize>()
+                + text.lines().nth(line).map_or(0, |l| l.len().min(12));
             let (before, after) = text.split_at(at.min(text.len()));
             let cur = Cursor { path: f, before, after, line };
             // The least of a few runs: on a shared machine the others measure the scheduler.

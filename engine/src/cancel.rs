@@ -78,7 +78,9 @@ mod tests {
         for w in waiters {
             tokio::time::timeout(Duration::from_secs(5), w).await.expect("woken by the cancel").unwrap();
         }
-        tokio::time::timeout(Duration::from_secs(5), token.cancelled()).await.expect("already cancelled: resolves at once");
+        tokio::time::timeout(Duration::from_secs(5), token.cancelled())
+            .await
+            .expect("already cancelled: resolves at once");
         assert!(token.is_cancelled());
         assert!(unsafe { (*token.flag_ptr()).load(Ordering::Acquire) }, "the abort callback's flag is the same one");
     }

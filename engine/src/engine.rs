@@ -1,11 +1,11 @@
 //! The handle the server holds: sends jobs to the model thread and keeps the state that must answer without
 //! waiting for it (the last suggestion per document, which requests are in flight).
+use crate::api::{Completion, CompletionRequest, EngineEvent, EngineState, GenerateRequest, Generation, Timings};
 use crate::cancel::CancelToken;
 use crate::config::EngineConfig;
 use crate::error::{EngineError, Result};
 use crate::remote::{RemoteBackend, RemoteConfig, RemoteGate};
 use crate::stats::EngineStats;
-use crate::api::{Completion, CompletionRequest, EngineEvent, EngineState, GenerateRequest, Generation, Timings};
 use crate::worker::{self, Job};
 use std::collections::HashMap;
 use std::sync::mpsc::Sender;
@@ -154,7 +154,12 @@ impl Engine {
                 Some(t) => {
                     last.insert(
                         doc,
-                        LastSuggestion { before: req2.before, first_line: req2.first_line, after_head: after_head(&req2.after), text: t.clone() },
+                        LastSuggestion {
+                            before: req2.before,
+                            first_line: req2.first_line,
+                            after_head: after_head(&req2.after),
+                            text: t.clone(),
+                        },
                     );
                 }
                 None => {
@@ -167,14 +172,18 @@ impl Engine {
 
     /// Blocking variant for the CLI.
     pub fn complete_blocking(&self, req: CompletionRequest) -> Result<Completion> {
-        let rt = tokio::runtime::Builder::new_current_thread().build().map_err(|e| EngineError::Llama(e.to_string()))?;
+        let rt =
+            tokio::runtime::Builder::new_current_thread().build().map_err(|e| EngineError::Llama(e.to_string()))?;
         rt.block_on(self.complete(req, CancelToken::new()))
     }
 
     fn answer_from_last_suggestion(&self, req: &CompletionRequest, queued: Instant) -> Option<Completion> {
         let mut last = self.last.lock().unwrap();
         let prev = last.get(&req.doc)?.clone();
-        if prev.first_line != req.first_line || !req.before.starts_with(&prev.before) || after_head(&req.after) != prev.after_head {
+        if prev.first_line != req.first_line
+            || !req.before.starts_with(&prev.before)
+            || after_head(&req.after) != prev.after_head
+        {
             return None;
         }
         // The same context as last time (a client re-asking after a cursor round trip) gets the same answer;
@@ -186,7 +195,12 @@ impl Engine {
         let rest = prev.text[typed.len()..].to_string();
         last.insert(
             req.doc.clone(),
-            LastSuggestion { before: req.before.clone(), first_line: req.first_line, after_head: prev.after_head.clone(), text: rest.clone() },
+            LastSuggestion {
+                before: req.before.clone(),
+                first_line: req.first_line,
+                after_head: prev.after_head.clone(),
+                text: rest.clone(),
+            },
         );
         *self.from_suggestion.lock().unwrap().entry(req.doc.clone()).or_default() += 1;
         let ms = queued.elapsed().as_secs_f64() * 1e3;
@@ -248,7 +262,8 @@ impl Engine {
     pub async fn wait_ready(&self) -> Result<Box<crate::model_info::ModelInfo>> {
         let mut rx = self.state.subscribe();
         // The sender lives in `self`, so the channel cannot close while this waits.
-        let state = rx.wait_for(|s| !matches!(s, EngineState::Loading)).await.map_err(|_| EngineError::ShutDown)?.clone();
+        let state =
+            rx.wait_for(|s| !matches!(s, EngineState::Loading)).await.map_err(|_| EngineError::ShutDown)?.clone();
         match state {
             EngineState::Ready(i) => Ok(i),
             EngineState::Failed(e) => Err(EngineError::ModelUnavailable(e)),

@@ -119,17 +119,11 @@ impl PromptFormat {
         let (order, parts) = match family {
             // Codestral's native layout is [SUFFIX]…[PREFIX]…, and CodeLlama was trained on an SPM variant
             // (<PRE> <SUF>suffix <MID> prefix): both let the typed text sit at the very end.
-            FimFamily::Codestral => {
-                (Order::SuffixPrefixMiddle, vec![Tok(suf.id), Suffix, Tok(pre.id), Prefix])
+            FimFamily::Codestral => (Order::SuffixPrefixMiddle, vec![Tok(suf.id), Suffix, Tok(pre.id), Prefix]),
+            FimFamily::CodeLlama => {
+                (Order::SuffixPrefixMiddle, vec![Tok(pre.id), Tok(suf.id), Suffix, Tok(mid.id), Prefix])
             }
-            FimFamily::CodeLlama => (
-                Order::SuffixPrefixMiddle,
-                vec![Tok(pre.id), Tok(suf.id), Suffix, Tok(mid.id), Prefix],
-            ),
-            _ => (
-                Order::PrefixSuffixMiddle,
-                vec![Tok(pre.id), Prefix, Tok(suf.id), Suffix, Tok(mid.id)],
-            ),
+            _ => (Order::PrefixSuffixMiddle, vec![Tok(pre.id), Prefix, Tok(suf.id), Suffix, Tok(mid.id)]),
         };
         PromptFormat::Fim(FimTemplate { family, order, parts, stop_ids: fim.stop_ids() })
     }
@@ -238,7 +232,10 @@ mod tests {
         let gemma = gemma.with_family_stops(vocab(&[(1, "<|fim_prefix|>"), (7, "<|file_separator|>"), (8, "<eos>")]));
         assert_eq!(gemma.stop_ids(), &[1, 2, 3, 7, 8]);
         let llama = PromptFormat::detect(&info("llama", "▁<PRE>", "▁<SUF>", "▁<MID>"));
-        assert_eq!(llama.with_family_stops(vocab(&[(40, "▁<EOT>"), (41, "<|file_separator|>")])).stop_ids(), &[1, 2, 3, 40]);
+        assert_eq!(
+            llama.with_family_stops(vocab(&[(40, "▁<EOT>"), (41, "<|file_separator|>")])).stop_ids(),
+            &[1, 2, 3, 40]
+        );
         // Continuation has no family, so nothing to add.
         let none = PromptFormat::Continuation.with_family_stops(vocab(&[(1, "</s>")]));
         assert!(none.stop_ids().is_empty());

@@ -181,7 +181,10 @@ pub(crate) fn model_info(model: &LlamaModel, cfg: &EngineConfig, gpu_layers: u32
     ModelInfo {
         path: cfg.resolved_model_path().display().to_string(),
         name: model.meta_val_str("general.name").ok(),
-        sliding_window: model.meta_val_str(&format!("{arch}.attention.sliding_window")).ok().and_then(|s| s.parse().ok()),
+        sliding_window: model
+            .meta_val_str(&format!("{arch}.attention.sliding_window"))
+            .ok()
+            .and_then(|s| s.parse().ok()),
         architecture: arch,
         n_layer: model.n_layer(),
         n_ctx_train: model.n_ctx_train(),

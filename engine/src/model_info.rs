@@ -28,11 +28,7 @@ impl FimTokens {
     }
     /// Ids that end a completion if the model emits them (it has started a new FIM frame or file).
     pub fn stop_ids(&self) -> Vec<Token> {
-        [&self.pre, &self.suf, &self.mid, &self.pad, &self.rep, &self.sep]
-            .into_iter()
-            .flatten()
-            .map(|t| t.id)
-            .collect()
+        [&self.pre, &self.suf, &self.mid, &self.pad, &self.rep, &self.sep].into_iter().flatten().map(|t| t.id).collect()
     }
 }
 

@@ -12,12 +12,7 @@ pub struct StopRules {
 
 impl StopRules {
     pub fn new(suffix: &str, max_lines: usize, single_line: bool) -> Self {
-        let next_line = suffix
-            .split('\n')
-            .skip(1)
-            .map(str::trim)
-            .find(|l| !l.is_empty())
-            .map(str::to_string);
+        let next_line = suffix.split('\n').skip(1).map(str::trim).find(|l| !l.is_empty()).map(str::to_string);
         Self { max_lines: max_lines.max(1), next_line, single_line }
     }
 

@@ -168,7 +168,11 @@ impl<K: Hash + Eq + Clone, S> PrefixCache<K, S> {
                 if let Some(saved) = self.saved.pop(doc) {
                     self.saved_bytes -= saved.bytes;
                     let gain = common_prefix(&saved.tokens, prompt);
-                    if self.cfg.enabled && gain > 0 && kv.restore_is_cheaper(saved.bytes, gain) && kv.restore(s, &saved.snap) {
+                    if self.cfg.enabled
+                        && gain > 0
+                        && kv.restore_is_cheaper(saved.bytes, gain)
+                        && kv.restore(s, &saved.snap)
+                    {
                         self.slots[s as usize] = saved.tokens;
                         self.prompt_len[s as usize] = saved.prompt_len;
                         self.stale[s as usize] = saved.stale;
@@ -183,7 +187,9 @@ impl<K: Hash + Eq + Clone, S> PrefixCache<K, S> {
         let slot = &mut self.slots[si];
         let mut keep = if self.cfg.enabled { common_prefix(slot, prompt) } else { 0 };
         if self.cfg.enabled && self.cfg.tail_max_stale > 0 {
-            if let Some(t) = splice_tail(slot, old_prompt_len, prompt, keep, self.stale[si], self.cfg.tail_max_stale, seq, kv) {
+            if let Some(t) =
+                splice_tail(slot, old_prompt_len, prompt, keep, self.stale[si], self.cfg.tail_max_stale, seq, kv)
+            {
                 self.stale[si] += t.changed;
                 slot.truncate(keep);
                 return Plan { seq, keep, restored, evicted, shifted: 0, tail: Some((t.t0, t.t1)) };
@@ -258,7 +264,16 @@ struct Splice {
 /// end in the same run of at least [`MIN_TAIL`] tokens, drop the old edited span and everything after the
 /// old prompt, and park that run at its new positions. `None` leaves the cells as they were.
 #[allow(clippy::too_many_arguments)]
-fn splice_tail<O: KvOps>(slot: &[Token], old_prompt_len: usize, prompt: &[Token], keep: usize, stale: usize, max_stale: usize, seq: u32, kv: &mut O) -> Option<Splice> {
+fn splice_tail<O: KvOps>(
+    slot: &[Token],
+    old_prompt_len: usize,
+    prompt: &[Token],
+    keep: usize,
+    stale: usize,
+    max_stale: usize,
+    seq: u32,
+    kv: &mut O,
+) -> Option<Splice> {
     let old_end = old_prompt_len.min(slot.len()).checked_sub(1)?;
     let new_end = prompt.len() - 1;
     if keep >= old_end || keep > new_end {
@@ -271,7 +286,8 @@ fn splice_tail<O: KvOps>(slot: &[Token], old_prompt_len: usize, prompt: &[Token]
         return None;
     }
     let (o0, n0) = (old_end - m, new_end - m);
-    let ok = kv.truncate(seq, old_end) && kv.remove_range(seq, keep, o0) && kv.park(seq, o0, old_end, n0 as i64 - o0 as i64);
+    let ok =
+        kv.truncate(seq, old_end) && kv.remove_range(seq, keep, o0) && kv.park(seq, o0, old_end, n0 as i64 - o0 as i64);
     if !ok {
         kv.drop_parked();
         return None;
@@ -284,7 +300,14 @@ fn splice_tail<O: KvOps>(slot: &[Token], old_prompt_len: usize, prompt: &[Token]
 /// After the common prefix, find runs of the prompt that the sequence holds further on (the window's start
 /// moved down the file, say) and shift them into place. Returns the new number of usable cells and how
 /// many of them were shifted. Only moves cells towards the start, like llama-server.
-fn reuse_chunks<O: KvOps>(slot: &mut [Token], prompt: &[Token], mut n_past: usize, min: usize, seq: u32, kv: &mut O) -> (usize, usize) {
+fn reuse_chunks<O: KvOps>(
+    slot: &mut [Token],
+    prompt: &[Token],
+    mut n_past: usize,
+    min: usize,
+    seq: u32,
+    kv: &mut O,
+) -> (usize, usize) {
     let (mut head_c, mut head_p, mut moved) = (n_past, n_past, 0);
     while head_c < slot.len() && head_p < prompt.len() {
         let n = slot[head_c..].iter().zip(&prompt[head_p..]).take_while(|(a, b)| a == b).count();
@@ -358,10 +381,22 @@ mod tests {
     }
 
     fn cfg(n: u32) -> CacheConfig {
-        CacheConfig { sequences: n, enabled: true, host_budget: 1000, min_snapshot_tokens: 1, reuse_min_chunk: 0, tail_max_stale: 0 }
+        CacheConfig {
+            sequences: n,
+            enabled: true,
+            host_budget: 1000,
+            min_snapshot_tokens: 1,
+            reuse_min_chunk: 0,
+            tail_max_stale: 0,
+        }
     }
 
-    fn run(c: &mut PrefixCache<&'static str, usize>, kv: &mut FakeKv, doc: &'static str, p: &[Token]) -> Plan<&'static str> {
+    fn run(
+        c: &mut PrefixCache<&'static str, usize>,
+        kv: &mut FakeKv,
+        doc: &'static str,
+        p: &[Token],
+    ) -> Plan<&'static str> {
         let plan = c.prepare(&doc, p, kv);
         kv.cells.insert(plan.seq, p.len());
         c.commit(plan.seq, p.to_vec());

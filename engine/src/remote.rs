@@ -8,11 +8,11 @@
 //! [`Permit`] and is sent through that permit (no redirects, no proxy, audited), so a tier file that changed
 //! since, or a policy that no longer allows the host, stops the very next request.
 //! Cancellation drops the request future, which closes the connection, so the remote engine stops too.
+use crate::api::{Completion, CompletionRequest, GenerateRequest, Generation, Timings};
 use crate::cancel::CancelToken;
 use crate::error::{EngineError, Result};
 use crate::policy::egress::{EgressDenied, EgressError, Permit};
 use crate::postprocess::{self, StopRules};
-use crate::api::{Completion, CompletionRequest, GenerateRequest, Generation, Timings};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -122,7 +122,13 @@ impl RemoteBackend {
         })
     }
 
-    pub async fn complete(&self, req: &CompletionRequest, max_tokens: usize, max_lines: usize, cancel: &CancelToken) -> Result<Completion> {
+    pub async fn complete(
+        &self,
+        req: &CompletionRequest,
+        max_tokens: usize,
+        max_lines: usize,
+        cancel: &CancelToken,
+    ) -> Result<Completion> {
         let t0 = Instant::now();
         let before = tail_on_line(&req.before, BEFORE_CHARS);
         let after = head(&req.after, AFTER_CHARS);
@@ -152,7 +158,8 @@ impl RemoteBackend {
                 total_ms: ms,
                 ttft_ms: t["prompt_ms"].as_f64().unwrap_or(ms),
                 prompt_ms: t["prompt_ms"].as_f64().unwrap_or(0.0),
-                prompt_tokens: t["prompt_n"].as_u64().unwrap_or(0) as usize + t["cache_n"].as_u64().unwrap_or(0) as usize,
+                prompt_tokens: t["prompt_n"].as_u64().unwrap_or(0) as usize
+                    + t["cache_n"].as_u64().unwrap_or(0) as usize,
                 reused_tokens: t["cache_n"].as_u64().unwrap_or(0) as usize,
                 redecoded_tokens: t["prompt_n"].as_u64().unwrap_or(0) as usize,
                 generated_tokens: t["predicted_n"].as_u64().unwrap_or(0) as usize,
@@ -190,11 +197,11 @@ mod tests {
     use crate::policy::egress;
     use crate::policy::tier::{FolderPolicy, HostPattern, Tier};
     use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::mpsc;
     use std::sync::RwLock;
     use std::time::Duration;
-    use std::net::TcpListener;
-    use std::sync::mpsc;
 
     /// A loopback HTTP server speaking just enough of the protocol: records each request's path and body and
     /// answers with `reply` after `delay`; reports whether the client hung up before the answer.
@@ -254,8 +261,14 @@ mod tests {
 
     #[test]
     fn llama_server_infill_request_and_answer() {
-        let (url, rx) = fake(json!({"content": "a + b\n}\nfn more() {}", "timings": {"prompt_n": 3, "cache_n": 20, "predicted_n": 5}}), Duration::ZERO);
-        let b = RemoteBackend::new(RemoteConfig { url, kind: RemoteKind::LlamaServer, model: None, fim: true, api_key_env: None }, tier1_gate());
+        let (url, rx) = fake(
+            json!({"content": "a + b\n}\nfn more() {}", "timings": {"prompt_n": 3, "cache_n": 20, "predicted_n": 5}}),
+            Duration::ZERO,
+        );
+        let b = RemoteBackend::new(
+            RemoteConfig { url, kind: RemoteKind::LlamaServer, model: None, fim: true, api_key_env: None },
+            tier1_gate(),
+        );
         let c = rt().block_on(b.complete(&req(), 16, 4, &CancelToken::new())).unwrap();
         assert_eq!(c.text.as_deref(), Some("a + b"), "stops where the suffix repeats");
         assert_eq!(c.timings.reused_tokens, 20);
@@ -268,13 +281,24 @@ mod tests {
 
     #[test]
     fn openai_compatible_completions_and_chat() {
-        let (url, rx) = fake(json!({"choices": [{"text": "a + b", "message": {"content": "done.\nEND more"}}]}), Duration::ZERO);
-        let b = RemoteBackend::new(RemoteConfig { url, kind: RemoteKind::Openai, model: Some("qwen".into()), fim: true, api_key_env: None }, tier1_gate());
+        let (url, rx) =
+            fake(json!({"choices": [{"text": "a + b", "message": {"content": "done.\nEND more"}}]}), Duration::ZERO);
+        let b = RemoteBackend::new(
+            RemoteConfig { url, kind: RemoteKind::Openai, model: Some("qwen".into()), fim: true, api_key_env: None },
+            tier1_gate(),
+        );
         let c = rt().block_on(b.complete(&req(), 16, 4, &CancelToken::new())).unwrap();
         assert_eq!(c.text.as_deref(), Some("a + b"));
         let (path, body, _) = rx.recv().unwrap();
         assert_eq!((path.as_str(), body["model"].as_str()), ("/v1/completions", Some("qwen")));
-        let g = GenerateRequest { key: "k".into(), system: None, user: "hi".into(), answer_prefix: String::new(), max_tokens: 8, stop: vec!["END".into()] };
+        let g = GenerateRequest {
+            key: "k".into(),
+            system: None,
+            user: "hi".into(),
+            answer_prefix: String::new(),
+            max_tokens: 8,
+            stop: vec!["END".into()],
+        };
         let out = rt().block_on(b.generate(&g, &CancelToken::new())).unwrap();
         assert_eq!(out.text, "done.\n");
         assert_eq!(rx.recv().unwrap().0, "/v1/chat/completions");
@@ -283,7 +307,10 @@ mod tests {
     #[test]
     fn cancelling_closes_the_connection() {
         let (url, rx) = fake(json!({"content": "late"}), Duration::from_millis(600));
-        let b = RemoteBackend::new(RemoteConfig { url, kind: RemoteKind::LlamaServer, model: None, fim: true, api_key_env: None }, tier1_gate());
+        let b = RemoteBackend::new(
+            RemoteConfig { url, kind: RemoteKind::LlamaServer, model: None, fim: true, api_key_env: None },
+            tier1_gate(),
+        );
         let cancel = CancelToken::new();
         let c2 = cancel.clone();
         std::thread::spawn(move || {
@@ -320,7 +347,10 @@ mod tests {
                 egress::check(Some(&policy.read().unwrap()), u, "remote engine", false)
             })
         };
-        let b = RemoteBackend::new(RemoteConfig { url, kind: RemoteKind::LlamaServer, model: None, fim: true, api_key_env: None }, gate);
+        let b = RemoteBackend::new(
+            RemoteConfig { url, kind: RemoteKind::LlamaServer, model: None, fim: true, api_key_env: None },
+            gate,
+        );
         let c = rt().block_on(b.complete(&req(), 16, 4, &CancelToken::new())).unwrap();
         assert_eq!(c.text.as_deref(), Some("a + b"), "Tier 3 with the engine listed: allowed");
         assert_eq!(rx.recv().unwrap().0, "/infill");
@@ -330,7 +360,14 @@ mod tests {
         policy.write().unwrap().local_hosts.clear();
         let e = rt().block_on(b.complete(&req(), 16, 4, &CancelToken::new())).unwrap_err();
         assert!(matches!(&e, EngineError::Denied(m) if m.contains("Tier 3")), "{e:?}");
-        let g = GenerateRequest { key: "k".into(), system: None, user: "hi".into(), answer_prefix: String::new(), max_tokens: 8, stop: vec![] };
+        let g = GenerateRequest {
+            key: "k".into(),
+            system: None,
+            user: "hi".into(),
+            answer_prefix: String::new(),
+            max_tokens: 8,
+            stop: vec![],
+        };
         let e = rt().block_on(b.generate(&g, &CancelToken::new())).unwrap_err();
         assert!(matches!(e, EngineError::Denied(_)), "{e:?}");
         assert_eq!(asked.load(Ordering::SeqCst), 3, "one check per request");
@@ -356,7 +393,9 @@ mod tests {
         for doc in ["s2:file:///b.rs", "s10:file:///c.rs"] {
             let mut r = req();
             r.doc = doc.into();
-            let _ = rt().block_on(async { tokio::time::timeout(Duration::from_secs(3), engine.complete(r, CancelToken::new())).await });
+            let _ = rt().block_on(async {
+                tokio::time::timeout(Duration::from_secs(3), engine.complete(r, CancelToken::new())).await
+            });
         }
         assert!(rx.recv_timeout(Duration::from_millis(300)).is_err(), "other sessions stayed local");
         engine.set_remote("s1:", None);
@@ -366,7 +405,13 @@ mod tests {
 
     #[test]
     fn host_of_url() {
-        let c = RemoteConfig { url: "http://gpu.internal:8080/v1".into(), kind: RemoteKind::Openai, model: None, fim: true, api_key_env: None };
+        let c = RemoteConfig {
+            url: "http://gpu.internal:8080/v1".into(),
+            kind: RemoteKind::Openai,
+            model: None,
+            fim: true,
+            api_key_env: None,
+        };
         assert_eq!(c.host().as_deref(), Some("gpu.internal:8080"));
     }
 }

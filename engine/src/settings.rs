@@ -81,7 +81,9 @@ fn shown(v: &Value) -> String {
 
 /// A whole number in `min..=max`. JSON has one number type, so `8.0` is eight; `"8"` is text, not a number.
 fn whole(v: &Value, min: u64, max: u64) -> Option<u64> {
-    let n = v.as_u64().or_else(|| v.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64).map(|f| f as u64))?;
+    let n = v
+        .as_u64()
+        .or_else(|| v.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64).map(|f| f as u64))?;
     (min..=max).contains(&n).then_some(n)
 }
 
@@ -118,7 +120,14 @@ impl Checker {
     }
 
     /// A count setting: applied when in range, else the kept value stands and the user hears why.
-    fn count<T: Copy + std::fmt::Display + TryFrom<u64>>(&mut self, key: &str, v: &Value, slot: &mut T, min: u64, max: u64) {
+    fn count<T: Copy + std::fmt::Display + TryFrom<u64>>(
+        &mut self,
+        key: &str,
+        v: &Value,
+        slot: &mut T,
+        min: u64,
+        max: u64,
+    ) {
         match whole(v, min, max).and_then(|n| T::try_from(n).ok()) {
             Some(n) => *slot = n,
             None => self.bad(key, v, &range_text(min, max), format!("using {}", slot)),
@@ -137,7 +146,11 @@ impl Checker {
     fn tier(&mut self, key: &str, v: &Value, consequence: &str) -> Option<u8> {
         let t = whole(v, 1, 3).map(|n| n as u8);
         if t.is_none() {
-            let hint = if v.as_str().is_some_and(|s| matches!(s.trim(), "1" | "2" | "3")) { " (a number, not text)" } else { "" };
+            let hint = if v.as_str().is_some_and(|s| matches!(s.trim(), "1" | "2" | "3")) {
+                " (a number, not text)"
+            } else {
+                ""
+            };
             self.bad(key, v, &format!("the number 1, 2 or 3{hint}"), consequence.to_string());
         }
         t
@@ -147,7 +160,13 @@ impl Checker {
 /// Read the settings object over `base` (the engine settings in force: keys the client does not send keep
 /// their value). Tier settings are read afresh each time: what is absent is unset.
 pub fn parse(value: &Value, base: &EngineConfig) -> Settings {
-    let mut out = Settings { engine: base.clone(), tiers: UserTierSettings::default(), remote: None, problems: vec![], given: false };
+    let mut out = Settings {
+        engine: base.clone(),
+        tiers: UserTierSettings::default(),
+        remote: None,
+        problems: vec![],
+        given: false,
+    };
     let mut c = Checker { problems: vec![] };
     let v = value.get("lokal").unwrap_or(value);
     let obj: &Map<String, Value> = match v {
@@ -155,7 +174,12 @@ pub fn parse(value: &Value, base: &EngineConfig) -> Settings {
         Value::Object(o) => o,
         other => {
             out.given = true;
-            c.bad("lokal", other, "an object of settings", "every setting keeps its default and every folder is Tier 3".into());
+            c.bad(
+                "lokal",
+                other,
+                "an object of settings",
+                "every setting keeps its default and every folder is Tier 3".into(),
+            );
             out.tiers.minimum_tier = Some(3);
             out.problems = c.problems;
             return out;
@@ -178,7 +202,11 @@ pub fn parse(value: &Value, base: &EngineConfig) -> Settings {
                 Some(s) if s.trim().is_empty() => e.model_path = None,
                 Some(s) => e.model_path = Some(PathBuf::from(s)),
                 None => {
-                    let keep = e.model_path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "the default model".into());
+                    let keep = e
+                        .model_path
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|| "the default model".into());
                     c.bad(key, val, "a path to a GGUF file", format!("using {keep}"))
                 }
             },
@@ -197,7 +225,8 @@ pub fn parse(value: &Value, base: &EngineConfig) -> Settings {
                 if c.problems.len() == before {
                     e.threads = Some(n);
                 } else if e.threads.is_none() {
-                    c.problems.last_mut().unwrap().message = format!("setting threads: {} is not {}; using every core", shown(val), range_text(1, 1024));
+                    c.problems.last_mut().unwrap().message =
+                        format!("setting threads: {} is not {}; using every core", shown(val), range_text(1, 1024));
                 }
             }
             "gpuLayers" => {
@@ -207,7 +236,11 @@ pub fn parse(value: &Value, base: &EngineConfig) -> Settings {
                 if c.problems.len() == before {
                     e.gpu_layers = Some(n);
                 } else if e.gpu_layers.is_none() {
-                    c.problems.last_mut().unwrap().message = format!("setting gpuLayers: {} is not {}; offloading every layer the backend can", shown(val), range_text(0, u32::MAX as u64));
+                    c.problems.last_mut().unwrap().message = format!(
+                        "setting gpuLayers: {} is not {}; offloading every layer the backend can",
+                        shown(val),
+                        range_text(0, u32::MAX as u64)
+                    );
                 }
             }
             "cacheEnabled" => c.flag(key, val, &mut e.cache_enabled),
@@ -215,7 +248,8 @@ pub fn parse(value: &Value, base: &EngineConfig) -> Settings {
             "defaultTier" => out.tiers.default_tier = c.tier(key, val, "folders without a .lokal.toml are Tier 3"),
             "minimumTier" => {
                 // A floor the user asked for must not vanish with a typo: every folder Tier 3 until it is fixed.
-                out.tiers.minimum_tier = Some(c.tier(key, val, "every folder is Tier 3 until it is fixed").unwrap_or(3));
+                out.tiers.minimum_tier =
+                    Some(c.tier(key, val, "every folder is Tier 3 until it is fixed").unwrap_or(3));
             }
             "overrides" => match val.as_object() {
                 Some(m) => {
@@ -233,7 +267,12 @@ pub fn parse(value: &Value, base: &EngineConfig) -> Settings {
             },
             "remote" => match serde_json::from_value::<RemoteConfig>(val.clone()) {
                 Ok(r) => out.remote = Some(r),
-                Err(err) => c.bad(key, val, &format!("an engine {{url, kind: \"llama-server\" | \"openai\", model}} ({err})"), "the local model serves".into()),
+                Err(err) => c.bad(
+                    key,
+                    val,
+                    &format!("an engine {{url, kind: \"llama-server\" | \"openai\", model}} ({err})"),
+                    "the local model serves".into(),
+                ),
             },
             k if CLIENT_KEYS.contains(&k) => {}
             k if engine_keys.iter().any(|n| n == k) => {
@@ -246,7 +285,8 @@ pub fn parse(value: &Value, base: &EngineConfig) -> Settings {
                 }
             }
             k => {
-                let known: Vec<String> = engine_keys.iter().cloned().chain(TIER_KEYS.iter().map(|s| s.to_string())).collect();
+                let known: Vec<String> =
+                    engine_keys.iter().cloned().chain(TIER_KEYS.iter().map(|s| s.to_string())).collect();
                 let message = match nearest(k, &known) {
                     Some(n) => format!("unknown setting {k:?} (did you mean {n:?}?); it is ignored"),
                     None => format!("unknown setting {k:?}; it is ignored (known: {})", known.join(", ")),
@@ -267,8 +307,13 @@ pub fn parse(value: &Value, base: &EngineConfig) -> Settings {
         out.engine.sequences = base.sequences;
         if out.engine.validate().is_err() {
             let d = EngineConfig::default();
-            (out.engine.ctx_per_sequence, out.engine.prefix_tokens, out.engine.suffix_tokens, out.engine.max_tokens, out.engine.sequences) =
-                (d.ctx_per_sequence, d.prefix_tokens, d.suffix_tokens, d.max_tokens, d.sequences);
+            (
+                out.engine.ctx_per_sequence,
+                out.engine.prefix_tokens,
+                out.engine.suffix_tokens,
+                out.engine.max_tokens,
+                out.engine.sequences,
+            ) = (d.ctx_per_sequence, d.prefix_tokens, d.suffix_tokens, d.max_tokens, d.sequences);
         }
         let value = Value::Object(given.iter().map(|k| (k.to_string(), obj[*k].clone())).collect());
         let g = &out.engine;

@@ -7,22 +7,38 @@ fn problem<'a>(s: &'a Settings, key: &str) -> &'a Problem {
 
 #[test]
 fn a_bad_value_keeps_its_default_and_every_other_setting_applies() {
-    let s = parse(&json!({"maxTokens": "lots", "modelPath": "/models/coder.gguf", "maxLines": 3, "sequences": 4}), &EngineConfig::default());
+    let s = parse(
+        &json!({"maxTokens": "lots", "modelPath": "/models/coder.gguf", "maxLines": 3, "sequences": 4}),
+        &EngineConfig::default(),
+    );
     assert_eq!(s.engine.max_tokens, EngineConfig::default().max_tokens);
     assert_eq!(s.engine.model_path, Some(PathBuf::from("/models/coder.gguf")));
     assert_eq!((s.engine.max_lines, s.engine.sequences), (3, 4));
     assert_eq!(s.problems.len(), 1, "{:?}", s.problems);
     let p = problem(&s, "maxTokens");
     assert_eq!(p.value, "\"lots\"");
-    assert!(p.message.contains("maxTokens") && p.message.contains("\"lots\"") && p.message.contains("whole number") && p.message.contains("using 64"), "{}", p.message);
+    assert!(
+        p.message.contains("maxTokens")
+            && p.message.contains("\"lots\"")
+            && p.message.contains("whole number")
+            && p.message.contains("using 64"),
+        "{}",
+        p.message
+    );
     assert!(s.given);
 }
 
 #[test]
 fn out_of_range_fractional_and_wrongly_typed_values_are_each_reported() {
-    let s = parse(&json!({"sequences": 0, "maxLines": 2.5, "cacheEnabled": "yes", "threads": -1, "prefixTokens": 512, "hostCacheMb": 8.0}), &EngineConfig::default());
+    let s = parse(
+        &json!({"sequences": 0, "maxLines": 2.5, "cacheEnabled": "yes", "threads": -1, "prefixTokens": 512, "hostCacheMb": 8.0}),
+        &EngineConfig::default(),
+    );
     let d = EngineConfig::default();
-    assert_eq!((s.engine.sequences, s.engine.max_lines, s.engine.cache_enabled, s.engine.threads), (d.sequences, d.max_lines, d.cache_enabled, None));
+    assert_eq!(
+        (s.engine.sequences, s.engine.max_lines, s.engine.cache_enabled, s.engine.threads),
+        (d.sequences, d.max_lines, d.cache_enabled, None)
+    );
     assert_eq!((s.engine.prefix_tokens, s.engine.host_cache_mb), (512, 8), "the good ones apply, 8.0 is eight");
     for k in ["sequences", "maxLines", "cacheEnabled", "threads"] {
         problem(&s, k);
@@ -42,7 +58,10 @@ fn a_bad_value_keeps_the_value_in_force_not_the_default() {
 
 #[test]
 fn unknown_keys_are_reported_with_the_nearest_known_name() {
-    let s = parse(&json!({"modelpath": "/m.gguf", "maxTokes": 8, "zzzzqqqq": 1, "path": "/usr/bin/lokal", "trace": {"server": "off"}}), &EngineConfig::default());
+    let s = parse(
+        &json!({"modelpath": "/m.gguf", "maxTokes": 8, "zzzzqqqq": 1, "path": "/usr/bin/lokal", "trace": {"server": "off"}}),
+        &EngineConfig::default(),
+    );
     assert_eq!(s.engine.model_path, None, "a mistyped key sets nothing");
     assert!(problem(&s, "modelpath").message.contains("did you mean \"modelPath\""), "{:?}", s.problems);
     assert!(problem(&s, "maxTokes").message.contains("did you mean \"maxTokens\""));
@@ -62,13 +81,20 @@ fn a_minimum_tier_given_as_text_fails_closed_and_says_so() {
     let ok = parse(&json!({"minimumTier": 2}), &EngineConfig::default());
     assert_eq!((ok.tiers.minimum_tier, ok.problems.len()), (Some(2), 0));
     let out = parse(&json!({"minimumTier": 7, "defaultTier": "1"}), &EngineConfig::default());
-    assert_eq!((out.tiers.minimum_tier, out.tiers.default_tier), (Some(3), None), "out of range: Tier 3; a bad default: unset (Tier 3)");
+    assert_eq!(
+        (out.tiers.minimum_tier, out.tiers.default_tier),
+        (Some(3), None),
+        "out of range: Tier 3; a bad default: unset (Tier 3)"
+    );
     assert_eq!(out.problems.len(), 2);
 }
 
 #[test]
 fn overrides_and_remote_are_checked_entry_by_entry() {
-    let s = parse(&json!({"overrides": {"/a": 2, "/b": "x"}, "remote": {"url": "http://gpu:8080"}}), &EngineConfig::default());
+    let s = parse(
+        &json!({"overrides": {"/a": 2, "/b": "x"}, "remote": {"url": "http://gpu:8080"}}),
+        &EngineConfig::default(),
+    );
     assert_eq!(s.tiers.overrides.get("/a"), Some(&2));
     assert_eq!(s.tiers.overrides.get("/b"), Some(&3), "an unreadable override fails closed");
     assert_eq!(s.remote, None, "a remote without kind is refused: the local model serves");
@@ -112,7 +138,15 @@ fn window_sizes_that_do_not_fit_together_keep_their_values_and_name_the_keys() {
 
 #[test]
 fn every_engine_setting_is_a_known_key() {
-    let Value::Object(all) = serde_json::to_value(EngineConfig { threads: Some(2), gpu_layers: Some(1), model_path: Some("/m".into()), ..Default::default() }).unwrap() else { panic!() };
+    let Value::Object(all) = serde_json::to_value(EngineConfig {
+        threads: Some(2),
+        gpu_layers: Some(1),
+        model_path: Some("/m".into()),
+        ..Default::default()
+    })
+    .unwrap() else {
+        panic!()
+    };
     let s = parse(&Value::Object(all), &EngineConfig::default());
     assert!(s.problems.is_empty(), "{:?}", s.problems);
     assert_eq!((s.engine.threads, s.engine.gpu_layers), (Some(2), Some(1)));

@@ -102,7 +102,10 @@ mod tests {
         for line in [0, 150, 799, 800, 1234, 100_000] {
             let f = first_line(line);
             assert!(f <= line && line - f < LINES_BEFORE + LINES_BEFORE_STEP, "{line} -> {f}");
-            assert!(line < LINES_BEFORE || line - f >= LINES_BEFORE, "at least {LINES_BEFORE} lines of context: {line} -> {f}");
+            assert!(
+                line < LINES_BEFORE || line - f >= LINES_BEFORE,
+                "at least {LINES_BEFORE} lines of context: {line} -> {f}"
+            );
             assert_eq!(f % LINES_BEFORE_STEP, 0);
         }
     }

@@ -39,7 +39,12 @@ pub(crate) enum Job {
     Shutdown,
 }
 
-pub(crate) fn run(rx: Receiver<Job>, mut cfg: EngineConfig, state: Arc<watch::Sender<EngineState>>, events: Arc<dyn Fn(EngineEvent) + Send + Sync>) {
+pub(crate) fn run(
+    rx: Receiver<Job>,
+    mut cfg: EngineConfig,
+    state: Arc<watch::Sender<EngineState>>,
+    events: Arc<dyn Fn(EngineEvent) + Send + Sync>,
+) {
     loop {
         state.send_replace(EngineState::Loading);
         let next = match load(&cfg, &events) {
@@ -107,7 +112,8 @@ const TAIL_MAX_STALE: usize = 48;
 
 fn serve_model(rx: &Receiver<Job>, cfg: &EngineConfig, model: &LlamaModel, info: ModelInfo) -> Option<EngineConfig> {
     let slot = Box::new(AbortSlot::new());
-    let threads = cfg.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get() as i32).unwrap_or(4));
+    let threads =
+        cfg.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get() as i32).unwrap_or(4));
     let n_ctx = cfg.sequences * cfg.ctx_per_sequence;
     let params = LlamaContextParams::default()
         .with_n_ctx(NonZeroU32::new(n_ctx))
@@ -196,7 +202,13 @@ impl GenOut {
 }
 
 impl<'m, 's> Session<'m, 's> {
-    fn new(model: &'m LlamaModel, ctx: LlamaContext<'m>, cfg: &EngineConfig, info: ModelInfo, abort: &'s AbortSlot) -> Self {
+    fn new(
+        model: &'m LlamaModel,
+        ctx: LlamaContext<'m>,
+        cfg: &EngineConfig,
+        info: ModelInfo,
+        abort: &'s AbortSlot,
+    ) -> Self {
         let format = prompt_format(model, &info);
         tracing::info!(family = ?format.family(), arch = %info.architecture, "prompt format");
         let cache = PrefixCache::new(CacheConfig {
@@ -297,7 +309,8 @@ impl<'m, 's> Session<'m, 's> {
         }
         let text = self.chat_prompt(req.system.as_deref(), &req.user) + &req.answer_prefix;
         // Templates contain control tokens by design, so this tokenization parses them.
-        let mut prompt: Vec<Token> = self.model.vocab().tokenize(text.as_bytes(), false, true).into_iter().map(|t| t.0).collect();
+        let mut prompt: Vec<Token> =
+            self.model.vocab().tokenize(text.as_bytes(), false, true).into_iter().map(|t| t.0).collect();
         if let Some(b) = self.bos() {
             if prompt.first() != Some(&b) {
                 prompt.insert(0, b);
@@ -313,7 +326,8 @@ impl<'m, 's> Session<'m, 's> {
             )));
         }
         let stop_ids = self.format.stop_ids().to_vec();
-        let (out, keep, restored) = self.run(&req.key, prompt.clone(), req.max_tokens, &stop_ids, Stop::Strings(&req.stop), cancel)?;
+        let (out, keep, restored) =
+            self.run(&req.key, prompt.clone(), req.max_tokens, &stop_ids, Stop::Strings(&req.stop), cancel)?;
         let mut text = out.text.clone();
         if let Some(cut) = req.stop.iter().filter_map(|s| text.find(s.as_str())).min() {
             text.truncate(cut);
@@ -340,7 +354,15 @@ impl<'m, 's> Session<'m, 's> {
         }
     }
 
-    fn timings(&self, queued: Instant, start: Instant, prompt: &[Token], keep: usize, restored: bool, out: &GenOut) -> Timings {
+    fn timings(
+        &self,
+        queued: Instant,
+        start: Instant,
+        prompt: &[Token],
+        keep: usize,
+        restored: bool,
+        out: &GenOut,
+    ) -> Timings {
         Timings {
             queue_ms: (start - queued).as_secs_f64() * 1e3,
             prompt_ms: out.ttft.as_secs_f64() * 1e3,
@@ -357,7 +379,15 @@ impl<'m, 's> Session<'m, 's> {
     }
 
     /// Bring the document's sequence up to `prompt` (decoding only the tail), then generate.
-    fn run(&mut self, doc: &str, prompt: Vec<Token>, max_tokens: usize, stop_ids: &[Token], stop: Stop, cancel: &CancelToken) -> Result<(GenOut, usize, bool)> {
+    fn run(
+        &mut self,
+        doc: &str,
+        prompt: Vec<Token>,
+        max_tokens: usize,
+        stop_ids: &[Token],
+        stop: Stop,
+        cancel: &CancelToken,
+    ) -> Result<(GenOut, usize, bool)> {
         let started = Instant::now();
         let doc_key = doc.to_string();
         let mut kv = Kv::new(&mut self.ctx, self.pp_tokens_per_s, self.cfg.sequences);
@@ -367,7 +397,8 @@ impl<'m, 's> Session<'m, 's> {
         let seq = plan.seq;
         // Everything the job touches through the abort callback lives until the slot is cleared below.
         self.abort.arm(cancel);
-        let result = self.decode_and_generate(seq, &prompt, plan.keep, plan.tail, max_tokens, stop_ids, stop, cancel, started);
+        let result =
+            self.decode_and_generate(seq, &prompt, plan.keep, plan.tail, max_tokens, stop_ids, stop, cancel, started);
         let reused = plan.keep + plan.tail.map(|(a, b)| b - a).unwrap_or(0);
         self.abort.disarm();
         let held = match &result {
@@ -444,7 +475,10 @@ impl<'m, 's> Session<'m, 's> {
                 let (t0, t1) = tail.expect("two spans only with a tail");
                 let mut kv = Kv::new(&mut self.ctx, self.pp_tokens_per_s, self.cfg.sequences);
                 if !kv.unpark(seq, t0, t1) {
-                    return Err((EngineError::Llama("could not splice the cached suffix back".into()), self.resync(seq, held)));
+                    return Err((
+                        EngineError::Llama("could not splice the cached suffix back".into()),
+                        self.resync(seq, held),
+                    ));
                 }
                 held.extend_from_slice(&prompt[t0..t1]);
             }
@@ -513,7 +547,18 @@ impl<'m, 's> Session<'m, 's> {
         }
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let gen_time = first_sample.map(|f| last_sample - f).unwrap_or_default();
-        Ok((GenOut { text, generated, ttft, gen_time, steps: samples.saturating_sub(1), passes, first_sample: first_sample_wait }, held))
+        Ok((
+            GenOut {
+                text,
+                generated,
+                ttft,
+                gen_time,
+                steps: samples.saturating_sub(1),
+                passes,
+                first_sample: first_sample_wait,
+            },
+            held,
+        ))
     }
 
     /// Decode `tokens` after `held`, in batch-sized chunks; cancellation is checked between chunks and,

@@ -42,7 +42,11 @@ fn tags_per_language() {
                 s
             })
             .collect();
-        got.extend(imports.iter().map(|i| format!("import {}:{}", i.module, i.names.iter().map(|n| format!(" {n}")).collect::<String>())));
+        got.extend(
+            imports.iter().map(|i| {
+                format!("import {}:{}", i.module, i.names.iter().map(|n| format!(" {n}")).collect::<String>())
+            }),
+        );
         let want: Vec<&str> = want.lines().filter(|l| !l.trim().is_empty()).collect();
         assert_eq!(got, want, "{name}");
         seen.push(lang);
@@ -150,7 +154,11 @@ fn incremental_updates_from_editor_and_watcher() {
     ix.watched(&root.join("src/m"), Watched::Deleted).unwrap();
     assert!(ix.lookup("in_b").is_empty());
     // Prefix lookup, in name order.
-    ix.update(&root.join("src/c.rs"), "pub fn compute_total() {}\npub fn compute_tax() {}\npub fn other() {}\n", Origin::Open);
+    ix.update(
+        &root.join("src/c.rs"),
+        "pub fn compute_total() {}\npub fn compute_tax() {}\npub fn other() {}\n",
+        Origin::Open,
+    );
     assert_eq!(ix.names_with_prefix("compute_t", 10), ["compute_tax", "compute_total"]);
 }
 
@@ -159,7 +167,11 @@ fn memory_is_bounded_and_disk_entries_are_evicted_first() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     for i in 0..40 {
-        write(root, &format!("src/f{i:02}.rs"), format!("pub fn disk_{i}(x: i32) -> i32 {{ x }}\npub struct S{i} {{ a: u8 }}\n"));
+        write(
+            root,
+            &format!("src/f{i:02}.rs"),
+            format!("pub fn disk_{i}(x: i32) -> i32 {{ x }}\npub struct S{i} {{ a: u8 }}\n"),
+        );
     }
     // Room for 10 files by count.
     let mut ix = SymbolIndex::new(IndexLimits { max_files: 10, ..IndexLimits::default() });
@@ -189,7 +201,11 @@ fn memory_is_bounded_and_disk_entries_are_evicted_first() {
     // By bytes: a budget of about 20 small files' tags holds about that many, whatever the file count cap.
     let mut ix = SymbolIndex::new(IndexLimits { max_bytes: 20_000, ..IndexLimits::default() });
     for i in 0..200 {
-        ix.update(&root.join(format!("g/{i}.py")), &format!("def f_{i}(a, b):\n    return a\n\nclass C{i}:\n    pass\n"), Origin::Disk);
+        ix.update(
+            &root.join(format!("g/{i}.py")),
+            &format!("def f_{i}(a, b):\n    return a\n\nclass C{i}:\n    pass\n"),
+            Origin::Disk,
+        );
     }
     assert!(ix.bytes() <= 20_000 && ix.len() > 10 && ix.len() < 100, "{} files, {} bytes", ix.len(), ix.bytes());
     assert_eq!(ix.lookup("f_199").len(), 1, "the newest stays");
@@ -221,7 +237,11 @@ fn workspace(extra: usize) -> tempfile::TempDir {
     write(root, "src/ledger.rs", LEDGER);
     write(root, "src/report.rs", format!("{REPORT_HEAD}{REPORT_TAIL}"));
     for i in 0..extra {
-        write(root, &format!("src/extra/m{i}.rs"), format!("pub fn helper_{i}(x: i64) -> i64 {{ x }}\npub struct Thing{i} {{ pub v: u8 }}\n"));
+        write(
+            root,
+            &format!("src/extra/m{i}.rs"),
+            format!("pub fn helper_{i}(x: i64) -> i64 {{ x }}\npub struct Thing{i} {{ pub v: u8 }}\n"),
+        );
     }
     dir
 }
@@ -231,7 +251,13 @@ fn comments() -> BlockStyle {
 }
 
 /// The context at the end of `typed`, a line being typed after REPORT_HEAD in src/report.rs.
-fn at(ctx: &mut WorkspaceContext, root: &Path, typed: &str, style: &BlockStyle, budget: usize) -> lokal_engine::context::Assembled {
+fn at(
+    ctx: &mut WorkspaceContext,
+    root: &Path,
+    typed: &str,
+    style: &BlockStyle,
+    budget: usize,
+) -> lokal_engine::context::Assembled {
     let path = normalize(&root.join("src/report.rs"));
     let before = format!("{REPORT_HEAD}{typed}");
     let text = format!("{before}{REPORT_TAIL}");
@@ -261,7 +287,13 @@ fn a_partly_typed_name_brings_its_definition_from_another_file() {
     let inv = got.snippets.iter().find(|s| s.path == "src/invoice.rs").unwrap_or_else(|| panic!("{:#?}", got.snippets));
     assert_eq!(inv.source, Source::Definition);
     assert!(inv.text.contains("pub fn compute_total(items: &[LineItem]) -> i64;"), "{}", inv.text);
-    assert!(got.block.contains("// path: src/invoice.rs\n// pub fn compute_total(items: &[LineItem]) -> i64;\n// pub fn compute_tax("), "{}", got.block);
+    assert!(
+        got.block.contains(
+            "// path: src/invoice.rs\n// pub fn compute_total(items: &[LineItem]) -> i64;\n// pub fn compute_tax("
+        ),
+        "{}",
+        got.block
+    );
     // The file's own import is context too, though no name near the cursor is defined there.
     let ledger = got.snippets.iter().find(|s| s.path == "src/ledger.rs").unwrap();
     assert_eq!(ledger.source, Source::Import);
@@ -308,13 +340,25 @@ fn the_budget_is_respected() {
     let typed = "    let v = helper_1(1) + helper_2(2) + helper_3(3) + comp";
     let mut last = 0;
     for budget in [0, 5, 20, 60, 120, 250, 500, 1000, 4000] {
-        for style in [comments(), BlockStyle::choose(Some(FimFamily::QwenCoder), Some(("<|repo_name|>", "<|file_sep|>")), "ws", "src/report.rs")] {
+        for style in [
+            comments(),
+            BlockStyle::choose(
+                Some(FimFamily::QwenCoder),
+                Some(("<|repo_name|>", "<|file_sep|>")),
+                "ws",
+                "src/report.rs",
+            ),
+        ] {
             let mut fresh = open_report(root);
             let got = at(&mut fresh, root, typed, &style, budget);
             assert!(tokens(&got.block) <= budget, "{budget}: {} tokens", tokens(&got.block));
             assert_eq!(got.block.is_empty(), got.snippets.is_empty());
             if budget >= 60 {
-                assert!(got.snippets.iter().any(|s| s.text.contains("pub fn compute_")), "{budget}: the typed name comes first:\n{}", got.block);
+                assert!(
+                    got.snippets.iter().any(|s| s.text.contains("pub fn compute_")),
+                    "{budget}: the typed name comes first:\n{}",
+                    got.block
+                );
             }
         }
         let got = at(&mut ctx, root, typed, &comments(), budget);
@@ -331,7 +375,12 @@ fn qwen_gets_the_repository_format() {
     let ws = workspace(0);
     let root = ws.path();
     let mut ctx = open_report(root);
-    let style = BlockStyle::choose(Some(FimFamily::QwenCoder), Some(("<|repo_name|>", "<|file_sep|>")), "billing", "src/report.rs");
+    let style = BlockStyle::choose(
+        Some(FimFamily::QwenCoder),
+        Some(("<|repo_name|>", "<|file_sep|>")),
+        "billing",
+        "src/report.rs",
+    );
     let got = at(&mut ctx, root, "    let t = comp", &style, 400);
     assert!(got.block.starts_with("<|repo_name|>billing\n<|file_sep|>"), "{}", got.block);
     assert!(got.block.ends_with("<|file_sep|>src/report.rs\n"), "{}", got.block);
@@ -349,14 +398,20 @@ fn imports_resolve_to_workspace_files() {
     let files = [
         ("rs/src/lib.rs", "mod billing;\n"),
         ("rs/src/billing.rs", "pub mod tax;\npub fn bill() {}\n"),
-        ("rs/src/billing/tax.rs", "use super::bill;\nuse crate::billing::tax::{Rate, helpers::round};\npub struct Rate;\n"),
+        (
+            "rs/src/billing/tax.rs",
+            "use super::bill;\nuse crate::billing::tax::{Rate, helpers::round};\npub struct Rate;\n",
+        ),
         ("rs/src/billing/tax/helpers.rs", "pub fn round() {}\n"),
         ("py/app/models.py", "class Invoice:\n    pass\n"),
         ("py/app/__init__.py", ""),
         ("py/app/api/views.py", "from ..models import Invoice\nimport app.models\nfrom app import models\nimport os\n"),
         ("ts/src/http.ts", "export function get() {}\n"),
         ("ts/src/lib/index.ts", "export const x = 1;\n"),
-        ("ts/src/main.ts", "import { get } from './http';\nimport * as lib from './lib';\nimport React from 'react';\n"),
+        (
+            "ts/src/main.ts",
+            "import { get } from './http';\nimport * as lib from './lib';\nimport React from 'react';\n",
+        ),
         ("go/internal/tax/tax.go", "package tax\nfunc Rate() int { return 1 }\n"),
         ("go/cmd/app/main.go", "package main\nimport (\n\t\"fmt\"\n\t\"example.com/acme/internal/tax\"\n)\n"),
         ("go/cmd/app/util.go", "package main\nfunc util() {}\n"),
@@ -399,7 +454,11 @@ fn context_stays_within_the_cursors_workspace_folder() {
     let got = at(&mut ctx, root, "    let t = compute_secret_rate(1) + comp", &comments(), 4000);
     assert!(got.snippets.iter().any(|s| s.path == "src/invoice.rs"), "{}", got.block);
     assert!(!got.block.contains("vault") && !got.block.contains("compute_secret_rate"), "{}", got.block);
-    assert!(got.snippets.iter().all(|s| s.file.starts_with(root)), "{:?}", got.snippets.iter().map(|s| &s.file).collect::<Vec<_>>());
+    assert!(
+        got.snippets.iter().all(|s| s.file.starts_with(root)),
+        "{:?}",
+        got.snippets.iter().map(|s| &s.file).collect::<Vec<_>>()
+    );
 }
 
 /// On the billing fixture (real-sized files): in ledger.rs, the first letters of a helper that only
@@ -416,8 +475,18 @@ fn billing_fixture_brings_a_helper_from_another_file() {
     let before = format!("{text}\nfn rounded(x: i64) -> i64 {{\n    rou");
     let line = before.lines().count() - 1;
     let cur = Cursor { path: &ledger, before: &before, after: "\n}\n", line };
-    let style = BlockStyle::choose(Some(FimFamily::QwenCoder), Some(("<|repo_name|>", "<|file_sep|>")), "billing", "src/ledger.rs");
+    let style = BlockStyle::choose(
+        Some(FimFamily::QwenCoder),
+        Some(("<|repo_name|>", "<|file_sep|>")),
+        "billing",
+        "src/ledger.rs",
+    );
     let got = ctx.assemble(&cur, &style, 256, &tokens);
     assert!(got.tokens <= 256);
-    assert!(got.block.contains("<|file_sep|>src/invoice.rs\n") && got.block.contains("pub fn round_div(numerator: i64, denominator: i64) -> i64;"), "{}", got.block);
+    assert!(
+        got.block.contains("<|file_sep|>src/invoice.rs\n")
+            && got.block.contains("pub fn round_div(numerator: i64, denominator: i64) -> i64;"),
+        "{}",
+        got.block
+    );
 }

@@ -22,10 +22,7 @@ fn inspect(g: &Gguf, name: &str) -> (ModelInfo, PromptFormat) {
 }
 
 fn token(id: u32, text: &str) -> SpecialToken {
-    SpecialToken {
-        id: id as i32,
-        text: text.to_string(),
-    }
+    SpecialToken { id: id as i32, text: text.to_string() }
 }
 
 /// Everything the template choice depends on, for one generated file.
@@ -42,9 +39,7 @@ fn check_family(m: &Model, want: FimFamily) {
     assert_eq!(info.fim.suf, Some(token(suf, suf_text)), "{what}: suffix token");
     assert_eq!(info.fim.mid, Some(token(mid, mid_text)), "{what}: middle token");
 
-    let PromptFormat::Fim(t) = &format else {
-        panic!("{what}: expected a FIM template, got {format:?}")
-    };
+    let PromptFormat::Fim(t) = &format else { panic!("{what}: expected a FIM template, got {format:?}") };
     let order = match want {
         FimFamily::Codestral | FimFamily::CodeLlama => Order::SuffixPrefixMiddle,
         _ => Order::PrefixSuffixMiddle,
@@ -61,21 +56,14 @@ fn check_family(m: &Model, want: FimFamily) {
         FimFamily::CodeLlama => [&bos[..], &[pre, suf], &s, &[mid], &p].concat(),
         _ => [&bos[..], &[pre], &p, &[suf], &s, &[mid]].concat(),
     };
-    assert_eq!(
-        format.assemble(bos.first().copied(), &p, &s),
-        layout,
-        "{what}: prompt layout"
-    );
+    assert_eq!(format.assemble(bos.first().copied(), &p, &s), layout, "{what}: prompt layout");
     if order == Order::SuffixPrefixMiddle {
         // The typed text ends the prompt, so a keystroke keeps everything before it.
         let longer = format.assemble(bos.first().copied(), &[&p[..], &[9004]].concat(), &s);
         assert!(longer.starts_with(&layout), "{what}: typing must only append");
     }
     for id in [pre, suf, mid] {
-        assert!(
-            format.stop_ids().contains(&id),
-            "{what}: FIM token {id} must end a completion"
-        );
+        assert!(format.stop_ids().contains(&id), "{what}: FIM token {id} must end a completion");
     }
     // The family's end-of-fill token ends a completion whether or not llama.cpp marks it end-of-generation.
     let end = m.id(m.end) as i32;
@@ -193,11 +181,7 @@ fn a_file_cut_inside_its_tensor_data_is_reported_as_truncated() {
 
 #[test]
 fn a_file_that_is_not_gguf_is_an_error() {
-    for (name, bytes) in [
-        ("text.gguf", &b"hello, world"[..]),
-        ("short.gguf", b"GG"),
-        ("empty.gguf", b""),
-    ] {
+    for (name, bytes) in [("text.gguf", &b"hello, world"[..]), ("short.gguf", b"GG"), ("empty.gguf", b"")] {
         let f = TempFile::with_bytes(name, bytes);
         let err = lokal_engine::inspect(f.path()).expect_err("not a GGUF file");
         assert!(err.contains("GGUF"), "{name}: {err}");
@@ -229,17 +213,11 @@ fn ggml_reads_back_what_the_writer_wrote() {
     assert_eq!(ctx.val_str(key("general.architecture")), Some("starcoder2"));
     assert_eq!(ctx.val_u32(key("starcoder2.block_count")), N_LAYER);
     assert_eq!(ctx.val_u32(key("starcoder2.context_length")), N_CTX_TRAIN);
-    assert_eq!(
-        ctx.val_u32(key("tokenizer.ggml.fim_pre_token_id")),
-        m.id("<fim_prefix>")
-    );
+    assert_eq!(ctx.val_u32(key("tokenizer.ggml.fim_pre_token_id")), m.id("<fim_prefix>"));
     // The data section starts where the writer says, every tensor sits at its padded place in it, and the
     // file ends with the last tensor's padding.
     let path = std::ffi::CString::new(f.path().to_str().unwrap()).unwrap();
-    let params = llama_cpp_sys_2::gguf_init_params {
-        no_alloc: true,
-        ctx: std::ptr::null_mut(),
-    };
+    let params = llama_cpp_sys_2::gguf_init_params { no_alloc: true, ctx: std::ptr::null_mut() };
     // SAFETY: a valid C path; the context is freed below and not used after.
     let raw = unsafe { llama_cpp_sys_2::gguf_init_from_file(path.as_ptr(), params) };
     assert!(!raw.is_null());
@@ -285,7 +263,10 @@ fn start_engine(path: &Path) -> std::result::Result<(Engine, Box<ModelInfo>), St
     };
     let engine = Engine::start(cfg, |_| {});
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
-    match rt.block_on(async { tokio::time::timeout(Duration::from_secs(120), engine.wait_ready()).await }).expect("model load hangs") {
+    match rt
+        .block_on(async { tokio::time::timeout(Duration::from_secs(120), engine.wait_ready()).await })
+        .expect("model load hangs")
+    {
         Ok(info) => Ok((engine, info)),
         Err(e) => {
             engine.shutdown();
@@ -331,12 +312,7 @@ fn every_family_loads_fully_and_completes_with_random_weights() {
             m.name
         );
         let c = complete(&engine);
-        assert!(
-            c.timings.prompt_tokens > 0 && c.timings.generated_tokens <= MAX_TOKENS,
-            "{}: {:?}",
-            m.name,
-            c.timings
-        );
+        assert!(c.timings.prompt_tokens > 0 && c.timings.generated_tokens <= MAX_TOKENS, "{}: {:?}", m.name, c.timings);
         engine.shutdown();
     }
 }
@@ -349,13 +325,7 @@ fn every_family_fills_the_middle_end_to_end() {
         let f = m.emitting("x").write_temp(&format!("{}-x.gguf", m.name));
         let (engine, _) = start_engine(f.path()).unwrap_or_else(|e| panic!("{}: {e}", m.name));
         let c = complete(&engine);
-        assert_eq!(
-            c.text.as_deref(),
-            Some("x".repeat(MAX_TOKENS).as_str()),
-            "{}: {:?}",
-            m.name,
-            c.timings
-        );
+        assert_eq!(c.text.as_deref(), Some("x".repeat(MAX_TOKENS).as_str()), "{}: {:?}", m.name, c.timings);
         engine.shutdown();
     }
 }

@@ -13,7 +13,11 @@ use std::time::Duration;
 enum Route {
     File(Arc<Vec<u8>>),
     /// Serve the file, but the first `times` responses stop after `after` bytes of the body.
-    Cut { body: Arc<Vec<u8>>, after: usize, times: usize },
+    Cut {
+        body: Arc<Vec<u8>>,
+        after: usize,
+        times: usize,
+    },
     Redirect(String),
 }
 
@@ -90,7 +94,11 @@ fn serve(c: TcpStream, routes: &Mutex<HashMap<String, Route>>, seen: &Mutex<Vec<
             (body, cut)
         }
     };
-    let start: usize = headers.get("range").and_then(|r| r.strip_prefix("bytes=")).and_then(|r| r.trim_end_matches('-').parse().ok()).unwrap_or(0);
+    let start: usize = headers
+        .get("range")
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.trim_end_matches('-').parse().ok())
+        .unwrap_or(0);
     if start >= body.len() && start > 0 {
         let _ = write!(w, "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", body.len());
         return;
@@ -124,7 +132,14 @@ fn tmp(tag: &str) -> PathBuf {
 }
 
 fn opts(hub: &Hub, dir: &std::path::Path, sha256: &str) -> PullOptions {
-    PullOptions { endpoint: hub.addr.clone(), token: None, dir: dir.into(), sha256: Some(sha256.into()), retries: 3, retry_delay: Duration::from_millis(20) }
+    PullOptions {
+        endpoint: hub.addr.clone(),
+        token: None,
+        dir: dir.into(),
+        sha256: Some(sha256.into()),
+        retries: 3,
+        retry_delay: Duration::from_millis(20),
+    }
 }
 
 async fn run(what: &str, o: &PullOptions) -> (Result<lokal_engine::catalog::pull::Pulled, String>, Vec<Event>) {

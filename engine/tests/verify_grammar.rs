@@ -17,9 +17,11 @@ fn allowed(sampler: &mut llama_cpp_2::sampling::LlamaSampler, tokens: &[LlamaTok
 
 #[test]
 fn the_body_grammar_lets_a_body_close_and_then_only_end() {
-    let path = std::env::var("LOKAL_MODEL").expect("LOKAL_MODEL names the embedded test model (scripts/test.sh sets it)");
+    let path =
+        std::env::var("LOKAL_MODEL").expect("LOKAL_MODEL names the embedded test model (scripts/test.sh sets it)");
     let backend = LlamaBackend::init().unwrap();
-    let model = LlamaModel::load_from_file(&backend, &path, &LlamaModelParams::default().with_vocab_only(true)).unwrap();
+    let model =
+        LlamaModel::load_from_file(&backend, &path, &LlamaModelParams::default().with_vocab_only(true)).unwrap();
     let vocab = model.vocab();
     let one = |s: &str| {
         let t = vocab.tokenize(s.as_bytes(), false, false);

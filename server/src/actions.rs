@@ -5,15 +5,19 @@
 //! inserted broken.
 use crate::backend::Backend;
 use crate::conv::{from_proto, invalid_params, request_failed, to_proto};
-use crate::ext::{ActionData, ActionTask, DesignDocArgs, DesignDocResult, RewriteArgs, DEFAULT_REWRITE, IMPLEMENT_FROM_DESIGN_DOC, REWRITE};
+use crate::ext::{
+    ActionData, ActionTask, DesignDocArgs, DesignDocResult, RewriteArgs, DEFAULT_REWRITE, IMPLEMENT_FROM_DESIGN_DOC,
+    REWRITE,
+};
 use crate::work::{create_file, versioned_edit, workspace_edit};
-use lokal_engine::syntax::{design_doc, longest_parsing_prefix, longest_prefix_where, no_new_errors, Lang, SyntaxTree, TestPlace};
+use lokal_engine::syntax::{
+    design_doc, longest_parsing_prefix, longest_prefix_where, no_new_errors, Lang, SyntaxTree, TestPlace,
+};
 use lokal_engine::{CancelToken, CompletionRequest, GenerateRequest};
 use serde_json::{json, Value};
 use std::ops::Range as Bytes;
 use tower_lsp_server::jsonrpc::{Error, ErrorCode, Result};
 use tower_lsp_server::ls_types::*;
-
 
 /// A snapshot of an open document for one action.
 struct Snap {
@@ -25,7 +29,12 @@ struct Snap {
 
 fn snap(b: &Backend, uri: &Uri) -> Result<Snap> {
     let d = b.docs.get(uri).ok_or_else(|| invalid_params(format!("document not open: {}", uri.as_str())))?;
-    Ok(Snap { text: d.text(), version: d.version, lang: Lang::from_id_or_path(&d.language_id, uri.as_str()), language_id: d.language_id.clone() })
+    Ok(Snap {
+        text: d.text(),
+        version: d.version,
+        lang: Lang::from_id_or_path(&d.language_id, uri.as_str()),
+        language_id: d.language_id.clone(),
+    })
 }
 
 fn byte_range(b: &Backend, uri: &Uri, r: Range) -> Result<Bytes<usize>> {
@@ -39,7 +48,12 @@ fn lsp_range(b: &Backend, uri: &Uri, r: Bytes<usize>) -> Result<Range> {
 }
 
 fn action(title: String, kind: CodeActionKind, data: &ActionData) -> CodeActionOrCommand {
-    CodeActionOrCommand::CodeAction(CodeAction { title, kind: Some(kind), data: serde_json::to_value(data).ok(), ..Default::default() })
+    CodeActionOrCommand::CodeAction(CodeAction {
+        title,
+        kind: Some(kind),
+        data: serde_json::to_value(data).ok(),
+        ..Default::default()
+    })
 }
 
 pub fn list(b: &Backend, uri: &Uri, range: Range, ctx: &CodeActionContext) -> Vec<CodeActionOrCommand> {
@@ -53,7 +67,9 @@ pub fn list(b: &Backend, uri: &Uri, range: Range, ctx: &CodeActionContext) -> Ve
             command: Some(Command {
                 title,
                 command: IMPLEMENT_FROM_DESIGN_DOC.into(),
-                arguments: serde_json::to_value(DesignDocArgs { uri: uri.clone(), section: None }).ok().map(|a| vec![a]),
+                arguments: serde_json::to_value(DesignDocArgs { uri: uri.clone(), section: None })
+                    .ok()
+                    .map(|a| vec![a]),
             }),
             ..Default::default()
         }));
@@ -67,22 +83,39 @@ pub fn list(b: &Backend, uri: &Uri, range: Range, ctx: &CodeActionContext) -> Ve
                 out.push(action(
                     format!("lokal: implement `{}`", stub.item.name),
                     CodeActionKind::REFACTOR_REWRITE,
-                    &data(ActionTask::Implement { start: stub.replace.start, end: stub.replace.end, item: stub.item.range.start }),
+                    &data(ActionTask::Implement {
+                        start: stub.replace.start,
+                        end: stub.replace.end,
+                        item: stub.item.range.start,
+                    }),
                 ));
             }
         }
         if let Some(item) = t.enclosing_item(&s.text, sel.clone()) {
             if !item.documented {
-                out.push(action(format!("lokal: add a doc comment to `{}`", item.name), CodeActionKind::REFACTOR, &data(ActionTask::Doc { start: item.range.start, end: item.range.end })));
+                out.push(action(
+                    format!("lokal: add a doc comment to `{}`", item.name),
+                    CodeActionKind::REFACTOR,
+                    &data(ActionTask::Doc { start: item.range.start, end: item.range.end }),
+                ));
             }
             if item.kind == lokal_engine::syntax::ItemKind::Function {
-                out.push(action(format!("lokal: write tests for `{}`", item.name), CodeActionKind::REFACTOR, &data(ActionTask::Tests { start: item.range.start, end: item.range.end })));
+                out.push(action(
+                    format!("lokal: write tests for `{}`", item.name),
+                    CodeActionKind::REFACTOR,
+                    &data(ActionTask::Tests { start: item.range.start, end: item.range.end }),
+                ));
             }
         }
     }
     for d in &ctx.diagnostics {
-        let title = format!("lokal: fix `{}`", d.message.lines().next().unwrap_or("").chars().take(60).collect::<String>());
-        out.push(action(title, CodeActionKind::QUICKFIX, &data(ActionTask::Fix { message: d.message.clone(), range: d.range })));
+        let title =
+            format!("lokal: fix `{}`", d.message.lines().next().unwrap_or("").chars().take(60).collect::<String>());
+        out.push(action(
+            title,
+            CodeActionKind::QUICKFIX,
+            &data(ActionTask::Fix { message: d.message.clone(), range: d.range }),
+        ));
     }
     if !sel.is_empty() {
         out.push(action(
@@ -100,7 +133,14 @@ fn code_of(answer: &str) -> String {
     a.split("```").next().unwrap_or(a).trim_end().to_string()
 }
 
-async fn instruct(b: &Backend, key: &str, lang: Option<Lang>, task: &str, max_tokens: usize, cancel: &CancelToken) -> Result<String> {
+async fn instruct(
+    b: &Backend,
+    key: &str,
+    lang: Option<Lang>,
+    task: &str,
+    max_tokens: usize,
+    cancel: &CancelToken,
+) -> Result<String> {
     let fence = lang.map(Lang::fence).unwrap_or("");
     let req = GenerateRequest {
         key: format!("{key}#action"),
@@ -125,19 +165,30 @@ fn checked_splice(lang: Option<Lang>, text: &str, range: Bytes<usize>, code: &st
     // Keep the trailing newline of what parses: inserted lines must stay lines.
     longest_prefix_where(code, ok)
         .map(|c| if code.ends_with('\n') && !c.ends_with('\n') { c + "\n" } else { c })
-        .ok_or_else(|| request_failed("lokal: the generated code does not parse; nothing was inserted (try again, or a larger model)"))
+        .ok_or_else(|| {
+            request_failed(
+                "lokal: the generated code does not parse; nothing was inserted (try again, or a larger model)",
+            )
+        })
 }
 
 pub async fn resolve(b: &Backend, mut action: CodeAction, cancel: CancelToken) -> Result<CodeAction> {
     let data = action.data.clone().ok_or_else(|| invalid_params("code action without data"))?;
-    let ActionData { uri, version, task } = serde_json::from_value(data).map_err(|e| invalid_params(format!("code action data: {e}")))?;
+    let ActionData { uri, version, task } =
+        serde_json::from_value(data).map_err(|e| invalid_params(format!("code action data: {e}")))?;
     let s = snap(b, &uri)?;
-    let stale = || Error { code: ErrorCode::ContentModified, message: "lokal: the document changed since this action was offered; ask again".into(), data: None };
+    let stale = || Error {
+        code: ErrorCode::ContentModified,
+        message: "lokal: the document changed since this action was offered; ask again".into(),
+        data: None,
+    };
     if s.version != version {
         return Err(stale());
     }
     // Offsets come back from the client: slice only where they are inside the text and on a character.
-    let at = |k: &str, v: usize| Some(v).filter(|&v| s.text.is_char_boundary(v)).ok_or_else(|| invalid_params(format!("bad {k}")));
+    let at = |k: &str, v: usize| {
+        Some(v).filter(|&v| s.text.is_char_boundary(v)).ok_or_else(|| invalid_params(format!("bad {k}")))
+    };
     // Session-prefixed like completions: the shared engine picks this session's remote engine (and policy
     // gate) and cache by it.
     let key = &b.key(&uri);
@@ -186,7 +237,12 @@ pub async fn resolve(b: &Backend, mut action: CodeAction, cancel: CancelToken) -
             let raw = c.text.unwrap_or_default();
             // The first line continues the marker; later lines count only while they stay comments.
             let mut lines = vec![format!("{indent}{marker} {}", raw.lines().next().unwrap_or("").trim())];
-            lines.extend(raw.lines().skip(1).take_while(|l| l.trim_start().starts_with(marker)).map(|l| format!("{indent}{}", l.trim_start())));
+            lines.extend(
+                raw.lines()
+                    .skip(1)
+                    .take_while(|l| l.trim_start().starts_with(marker))
+                    .map(|l| format!("{indent}{}", l.trim_start())),
+            );
             if lines[0].trim() == marker {
                 return Err(request_failed("lokal: the model suggested no documentation"));
             }
@@ -197,7 +253,11 @@ pub async fn resolve(b: &Backend, mut action: CodeAction, cancel: CancelToken) -
             let (range, task) = match task {
                 ActionTask::Fix { message, range } => {
                     let diag = byte_range(b, &uri, range)?;
-                    let item = tree.as_ref().and_then(|t| t.enclosing_item(&s.text, diag.clone())).map(|i| i.range).unwrap_or(diag);
+                    let item = tree
+                        .as_ref()
+                        .and_then(|t| t.enclosing_item(&s.text, diag.clone()))
+                        .map(|i| i.range)
+                        .unwrap_or(diag);
                     (item.clone(), format!("Fix this error: {message}\n\nCode:\n```{fence}\n{}\n```\nContext:\n{context}\nAnswer with the corrected code.", &s.text[item]))
                 }
                 ActionTask::Rewrite { start, end, instruction } => {
@@ -212,26 +272,44 @@ pub async fn resolve(b: &Backend, mut action: CodeAction, cancel: CancelToken) -
         ActionTask::Tests { start, end } => {
             let item = at("start", start)?..at("end", end)?;
             let rel = from_proto::path(&uri).map(|p| p.display().to_string()).unwrap_or_default();
-            let place = tree.as_ref().map(|t| t.test_place(&s.text, &rel)).unwrap_or(TestPlace::SameFile { at: s.text.len(), wrap_in_module: false });
+            let place = tree
+                .as_ref()
+                .map(|t| t.test_place(&s.text, &rel))
+                .unwrap_or(TestPlace::SameFile { at: s.text.len(), wrap_in_module: false });
             let task = format!("Write unit tests for this function, in the usual style of the language.\n```{fence}\n{}\n```\nContext:\n{context}", &s.text[item]);
             let code = instruct(b, key, s.lang, &task, 320, &cancel).await?;
             match place {
                 TestPlace::SameFile { at, wrap_in_module } => {
-                    let code = if wrap_in_module { format!("\n#[cfg(test)]\nmod tests {{\n    use super::*;\n\n{}\n}}\n", indent_all(&code, "    ")) } else { format!("\n{}\n", indent_all(&code, "    ")) };
+                    let code = if wrap_in_module {
+                        format!(
+                            "\n#[cfg(test)]\nmod tests {{\n    use super::*;\n\n{}\n}}\n",
+                            indent_all(&code, "    ")
+                        )
+                    } else {
+                        format!("\n{}\n", indent_all(&code, "    "))
+                    };
                     (at..at, checked_splice(s.lang, &s.text, at..at, &code)?, vec![])
                 }
                 TestPlace::File { relative } => {
-                    let path = from_proto::path(&uri).and_then(|p| p.parent().map(|d| d.to_path_buf())).unwrap_or_default();
+                    let path =
+                        from_proto::path(&uri).and_then(|p| p.parent().map(|d| d.to_path_buf())).unwrap_or_default();
                     // `relative` is relative to the file's own directory for the languages that keep tests beside it.
                     let name = relative.rsplit('/').next().unwrap_or(&relative).to_string();
-                    let target = if relative.starts_with("tests/") { path.join("tests").join(&name) } else { path.join(&name) };
-                    let code = s.lang.and_then(|l| longest_parsing_prefix(l, &code, |c| c.to_string())).ok_or_else(|| request_failed("lokal: the generated tests do not parse; nothing was created"))?;
+                    let target =
+                        if relative.starts_with("tests/") { path.join("tests").join(&name) } else { path.join(&name) };
+                    let code =
+                        s.lang.and_then(|l| longest_parsing_prefix(l, &code, |c| c.to_string())).ok_or_else(|| {
+                            request_failed("lokal: the generated tests do not parse; nothing was created")
+                        })?;
                     let turi = Uri::from_file_path(&target).ok_or_else(|| invalid_params("bad test path"))?;
                     let ops = if target.exists() {
                         let len = std::fs::read_to_string(&target).map(|t| t.lines().count()).unwrap_or(0) as u32;
                         vec![DocumentChangeOperation::Edit(TextDocumentEdit {
                             text_document: OptionalVersionedTextDocumentIdentifier { uri: turi, version: None },
-                            edits: vec![OneOf::Left(TextEdit { range: Range::new(Position::new(len, 0), Position::new(len, 0)), new_text: format!("\n{code}\n") })],
+                            edits: vec![OneOf::Left(TextEdit {
+                                range: Range::new(Position::new(len, 0), Position::new(len, 0)),
+                                new_text: format!("\n{code}\n"),
+                            })],
                         })]
                     } else {
                         create_file(turi, format!("{code}\n"))
@@ -261,18 +339,30 @@ fn indent_all(code: &str, pad: &str) -> String {
     code.lines().map(|l| if l.is_empty() { String::new() } else { format!("{pad}{l}") }).collect::<Vec<_>>().join("\n")
 }
 
-pub async fn execute(b: &Backend, command: &str, arg: Value, token: Option<ProgressToken>, cancel: CancelToken) -> Result<Option<Value>> {
+pub async fn execute(
+    b: &Backend,
+    command: &str,
+    arg: Value,
+    token: Option<ProgressToken>,
+    cancel: CancelToken,
+) -> Result<Option<Value>> {
     match command {
         REWRITE => {
-            let RewriteArgs { uri, range, instruction } = serde_json::from_value(arg).map_err(|e| invalid_params(format!("{REWRITE}: {e}")))?;
+            let RewriteArgs { uri, range, instruction } =
+                serde_json::from_value(arg).map_err(|e| invalid_params(format!("{REWRITE}: {e}")))?;
             if instruction.trim().is_empty() {
                 return Err(invalid_params(format!("{REWRITE} needs an instruction")));
             }
             let s = snap(b, &uri)?;
             let r = byte_range(b, &uri, range)?;
-            let data = ActionData { uri, version: s.version, task: ActionTask::Rewrite { start: r.start, end: r.end, instruction } };
+            let data = ActionData {
+                uri,
+                version: s.version,
+                task: ActionTask::Rewrite { start: r.start, end: r.end, instruction },
+            };
             let data = serde_json::to_value(data).map_err(|e| request_failed(e.to_string()))?;
-            let a = resolve(b, CodeAction { title: "rewrite".into(), data: Some(data), ..Default::default() }, cancel).await?;
+            let a = resolve(b, CodeAction { title: "rewrite".into(), data: Some(data), ..Default::default() }, cancel)
+                .await?;
             apply(b, a.edit.unwrap_or_default()).await
         }
         IMPLEMENT_FROM_DESIGN_DOC => implement_design(b, arg, token, cancel).await,
@@ -283,21 +373,35 @@ pub async fn execute(b: &Backend, command: &str, arg: Value, token: Option<Progr
 async fn apply(b: &Backend, edit: WorkspaceEdit) -> Result<Option<Value>> {
     match b.client.apply_edit(edit).await {
         Ok(r) if r.applied => Ok(Some(json!({"applied": true}))),
-        Ok(r) => Err(request_failed(format!("the editor did not apply the edit: {}", r.failure_reason.unwrap_or_default()))),
+        Ok(r) => {
+            Err(request_failed(format!("the editor did not apply the edit: {}", r.failure_reason.unwrap_or_default())))
+        }
         Err(e) => Err(request_failed(format!("workspace/applyEdit failed: {e}"))),
     }
 }
 
-async fn implement_design(b: &Backend, arg: Value, token: Option<ProgressToken>, cancel: CancelToken) -> Result<Option<Value>> {
-    let DesignDocArgs { uri, section } = serde_json::from_value(arg).map_err(|e| invalid_params(format!("{IMPLEMENT_FROM_DESIGN_DOC}: {e}")))?;
+async fn implement_design(
+    b: &Backend,
+    arg: Value,
+    token: Option<ProgressToken>,
+    cancel: CancelToken,
+) -> Result<Option<Value>> {
+    let DesignDocArgs { uri, section } =
+        serde_json::from_value(arg).map_err(|e| invalid_params(format!("{IMPLEMENT_FROM_DESIGN_DOC}: {e}")))?;
     let doc_text = match b.docs.get(&uri) {
         Some(d) => d.text(),
-        None => from_proto::path(&uri).and_then(|p| std::fs::read_to_string(p).ok()).ok_or_else(|| invalid_params(format!("cannot read {}", uri.as_str())))?,
+        None => from_proto::path(&uri)
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .ok_or_else(|| invalid_params(format!("cannot read {}", uri.as_str())))?,
     };
     let plan = design_doc::plan(&doc_text, section.as_deref()).map_err(|e| request_failed(format!("lokal: {e}")))?;
     let doc_path = from_proto::path(&uri).ok_or_else(|| invalid_params("the design document is not a file"))?;
-    let root = b.folder_of(&uri).map(|f| f.root).or_else(|| doc_path.parent().map(|p| p.to_path_buf())).unwrap_or_default();
-    let work = b.work.begin(&b.client, "lokal: implementing the design document", token, b.can_create_progress(), cancel.clone()).await;
+    let root =
+        b.folder_of(&uri).map(|f| f.root).or_else(|| doc_path.parent().map(|p| p.to_path_buf())).unwrap_or_default();
+    let work = b
+        .work
+        .begin(&b.client, "lokal: implementing the design document", token, b.can_create_progress(), cancel.clone())
+        .await;
     let n = plan.targets.len();
     let mut ops = Vec::new();
     let mut notes = Vec::new();
@@ -346,11 +450,21 @@ async fn implement_design(b: &Backend, arg: Value, token: Option<ProgressToken>,
                 };
                 let lines = text.lines().count() as u32;
                 let end = Position::new(lines, 0);
-                let end = if text.ends_with('\n') || text.is_empty() { end } else { Position::new(lines.saturating_sub(1), text.lines().last().map(|l| l.encode_utf16().count()).unwrap_or(0) as u32) };
+                let end = if text.ends_with('\n') || text.is_empty() {
+                    end
+                } else {
+                    Position::new(
+                        lines.saturating_sub(1),
+                        text.lines().last().map(|l| l.encode_utf16().count()).unwrap_or(0) as u32,
+                    )
+                };
                 let edit = TextEdit { range: Range::new(end, end), new_text: addition };
                 ops.push(match open {
                     Some((_, v)) => versioned_edit(turi, v, vec![edit]),
-                    None => DocumentChangeOperation::Edit(TextDocumentEdit { text_document: OptionalVersionedTextDocumentIdentifier { uri: turi, version: None }, edits: vec![OneOf::Left(edit)] }),
+                    None => DocumentChangeOperation::Edit(TextDocumentEdit {
+                        text_document: OptionalVersionedTextDocumentIdentifier { uri: turi, version: None },
+                        edits: vec![OneOf::Left(edit)],
+                    }),
                 });
             }
             None => {

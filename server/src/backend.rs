@@ -34,9 +34,18 @@ impl Default for ClientCaps {
 
 impl ClientCaps {
     pub fn from_proto(c: &ClientCapabilities) -> Self {
-        let utf8 = c.general.as_ref().and_then(|g| g.position_encodings.as_ref()).is_some_and(|v| v.contains(&PositionEncodingKind::UTF8));
+        let utf8 = c
+            .general
+            .as_ref()
+            .and_then(|g| g.position_encodings.as_ref())
+            .is_some_and(|v| v.contains(&PositionEncodingKind::UTF8));
         let progress = c.window.as_ref().and_then(|w| w.work_done_progress).unwrap_or(false);
-        let watch = c.workspace.as_ref().and_then(|w| w.did_change_watched_files.as_ref()).and_then(|d| d.dynamic_registration).unwrap_or(false);
+        let watch = c
+            .workspace
+            .as_ref()
+            .and_then(|w| w.did_change_watched_files.as_ref())
+            .and_then(|d| d.dynamic_registration)
+            .unwrap_or(false);
         ClientCaps { encoding: if utf8 { Encoding::Utf8 } else { Encoding::Utf16 }, progress, watch }
     }
 }
@@ -95,7 +104,8 @@ impl Backend {
         let engine: Arc<OnceLock<Engine>> = Arc::new(OnceLock::new());
         let docs: Arc<DashMap<Uri, Document>> = Arc::new(DashMap::new());
         let kind: Arc<OnceLock<EngineKind>> = Arc::new(OnceLock::new());
-        let handle = SessionHandle { engine: engine.clone(), docs: docs.clone(), session: session.clone(), kind: kind.clone() };
+        let handle =
+            SessionHandle { engine: engine.clone(), docs: docs.clone(), session: session.clone(), kind: kind.clone() };
         let b = Backend {
             client,
             engine,

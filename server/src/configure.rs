@@ -63,10 +63,13 @@ impl Backend {
             _ => {
                 let cfg = self.config.lock().unwrap();
                 let src = ModelSource::of(&cfg);
-                let name = serde_json::to_value(src).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+                let name =
+                    serde_json::to_value(src).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
                 let mut why = src.describe().to_string();
                 if kind == EngineKind::DaemonOwn {
-                    why.push_str("; the daemon's model is another file, so this window has an engine of its own in the daemon");
+                    why.push_str(
+                        "; the daemon's model is another file, so this window has an engine of its own in the daemon",
+                    );
                 }
                 (cfg.resolved_model_path(), name, why)
             }
@@ -80,8 +83,11 @@ impl Backend {
     pub(crate) fn settings_report(&self) -> (SettingsOrigin, Vec<SettingProblem>) {
         let st = self.settings_state.lock().unwrap();
         let origin = SettingsOrigin { source: if st.given { "settings" } else { "default" } };
-        let problems =
-            st.problems.iter().map(|p| SettingProblem { key: p.key.clone(), value: p.value.clone(), message: p.message.clone() }).collect();
+        let problems = st
+            .problems
+            .iter()
+            .map(|p| SettingProblem { key: p.key.clone(), value: p.value.clone(), message: p.message.clone() })
+            .collect();
         (origin, problems)
     }
 }

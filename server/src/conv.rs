@@ -87,7 +87,8 @@ mod tests {
         // A reversed range means the same bytes; a position past the end is the client's error.
         let reversed = Range::new(r16.end, r16.start);
         assert_eq!(from_proto::byte_range(&doc, reversed, Encoding::Utf16).unwrap(), 3..10);
-        let e = from_proto::byte_range(&doc, Range::new(Position::new(7, 0), Position::new(7, 0)), Encoding::Utf16).unwrap_err();
+        let e = from_proto::byte_range(&doc, Range::new(Position::new(7, 0), Position::new(7, 0)), Encoding::Utf16)
+            .unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidParams);
         assert_eq!(to_proto::units("é𝄞", Encoding::Utf16), 3);
         assert_eq!(to_proto::units("é𝄞", Encoding::Utf8), 6);

@@ -26,7 +26,10 @@ fn bind(path: &Path) -> std::io::Result<UnixListener> {
     if path.exists() {
         // A socket nobody answers on is left over from a crash; a live one means a daemon already runs.
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(std::io::Error::new(std::io::ErrorKind::AddrInUse, format!("a daemon already listens on {}", path.display())));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!("a daemon already listens on {}", path.display()),
+            ));
         }
         std::fs::remove_file(path)?;
     }

@@ -1,7 +1,7 @@
 //! Open documents as ropes, with LSP positions (UTF-16 by default, UTF-8 when negotiated) converted here
 //! and nowhere else.
-use ropey::Rope;
 use ls_types::{Position, Range, TextDocumentContentChangeEvent};
+use ropey::Rope;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
@@ -173,7 +173,8 @@ impl Document {
     pub fn long_line_window(&self, line: usize, cursor: usize) -> (Option<usize>, Option<usize>) {
         let ls = self.rope.line_to_char(line);
         let le = ls + self.rope.line(line).len_chars();
-        let start = (cursor - ls > LONG_LINE).then(|| ls + (cursor - ls - LONG_LINE / 2) / LONG_LINE_STEP * LONG_LINE_STEP);
+        let start =
+            (cursor - ls > LONG_LINE).then(|| ls + (cursor - ls - LONG_LINE / 2) / LONG_LINE_STEP * LONG_LINE_STEP);
         let end = (le - cursor > LONG_LINE).then_some(cursor + LONG_LINE / 2);
         (start, end)
     }

@@ -175,7 +175,10 @@ mod tests {
     fn action_data_is_flat_json_with_a_kind_on_the_wire() {
         let d = ActionData { uri: uri(), version: 7, task: ActionTask::Implement { start: 10, end: 20, item: 3 } };
         let v = serde_json::to_value(&d).unwrap();
-        assert_eq!(v, json!({"uri": "file:///w/src/lib.rs", "version": 7, "kind": "implement", "start": 10, "end": 20, "item": 3}));
+        assert_eq!(
+            v,
+            json!({"uri": "file:///w/src/lib.rs", "version": 7, "kind": "implement", "start": 10, "end": 20, "item": 3})
+        );
         assert_eq!(serde_json::from_value::<ActionData>(v).unwrap(), d);
         let r = Range::new(Position::new(1, 2), Position::new(1, 5));
         let fix = ActionData { uri: uri(), version: 1, task: ActionTask::Fix { message: "E0308".into(), range: r } };
@@ -187,17 +190,33 @@ mod tests {
 
     #[test]
     fn action_data_from_older_clients_gets_defaults_and_unknown_kinds_are_refused() {
-        let d: ActionData = serde_json::from_value(json!({"uri": "file:///w/src/lib.rs", "version": 2, "kind": "rewrite", "start": 0, "end": 4})).unwrap();
+        let d: ActionData = serde_json::from_value(
+            json!({"uri": "file:///w/src/lib.rs", "version": 2, "kind": "rewrite", "start": 0, "end": 4}),
+        )
+        .unwrap();
         assert_eq!(d.task, ActionTask::Rewrite { start: 0, end: 4, instruction: DEFAULT_REWRITE.into() });
-        assert!(serde_json::from_value::<ActionData>(json!({"uri": "file:///w/a.rs", "version": 2, "kind": "explode", "start": 0})).is_err());
-        assert!(serde_json::from_value::<ActionData>(json!({"uri": "file:///w/a.rs", "kind": "doc", "start": 0, "end": 1})).is_err(), "a version is required");
+        assert!(serde_json::from_value::<ActionData>(
+            json!({"uri": "file:///w/a.rs", "version": 2, "kind": "explode", "start": 0})
+        )
+        .is_err());
+        assert!(
+            serde_json::from_value::<ActionData>(json!({"uri": "file:///w/a.rs", "kind": "doc", "start": 0, "end": 1}))
+                .is_err(),
+            "a version is required"
+        );
     }
 
     #[test]
     fn model_status_keeps_its_state_field() {
         assert_eq!(serde_json::to_value(ModelStatus::Loading).unwrap(), json!({"state": "loading"}));
-        assert_eq!(serde_json::to_value(ModelStatus::Failed { error: "no file".into() }).unwrap(), json!({"state": "failed", "error": "no file"}));
+        assert_eq!(
+            serde_json::to_value(ModelStatus::Failed { error: "no file".into() }).unwrap(),
+            json!({"state": "failed", "error": "no file"})
+        );
         let ready = ModelStatus::Ready { name: None, path: "/m.gguf".into(), architecture: "gemma3".into() };
-        assert_eq!(serde_json::to_value(ready).unwrap(), json!({"state": "ready", "name": null, "path": "/m.gguf", "architecture": "gemma3"}));
+        assert_eq!(
+            serde_json::to_value(ready).unwrap(),
+            json!({"state": "ready", "name": null, "path": "/m.gguf", "architecture": "gemma3"})
+        );
     }
 }

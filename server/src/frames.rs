@@ -47,7 +47,9 @@ fn parse_error(id: Value, why: &str) -> Event {
 fn scrape_id(bytes: &[u8]) -> Value {
     let mut it = serde_json::Deserializer::from_slice(bytes).into_iter::<Value>();
     match it.next() {
-        Some(Ok(Value::Object(o))) => o.get("id").filter(|id| id.is_i64() || id.is_string()).cloned().unwrap_or(Value::Null),
+        Some(Ok(Value::Object(o))) => {
+            o.get("id").filter(|id| id.is_i64() || id.is_string()).cloned().unwrap_or(Value::Null)
+        }
         _ => Value::Null,
     }
 }
@@ -108,7 +110,8 @@ pub fn check(v: Value) -> Event {
     let id = o.get("id");
     let reply_id = id.filter(|i| i.is_number() || i.is_string()).cloned().unwrap_or(Value::Null);
     // A notification or a response gets no answer, whatever is wrong with it; anything else is answered.
-    let unanswerable = (o.contains_key("method") && id.is_none()) || (!o.contains_key("method") && (o.contains_key("result") || o.contains_key("error")));
+    let unanswerable = (o.contains_key("method") && id.is_none())
+        || (!o.contains_key("method") && (o.contains_key("result") || o.contains_key("error")));
     let invalid = |why: &str| -> Event {
         if unanswerable {
             Event::Skipped(format!("invalid message: {why}"))
@@ -200,7 +203,11 @@ impl FrameReader {
         });
         if !starts_header {
             let n = self.resync(1);
-            return if n == 0 { Some(None) } else { Some(Some(Event::Skipped(format!("{n} bytes outside any frame")))) };
+            return if n == 0 {
+                Some(None)
+            } else {
+                Some(Some(Event::Skipped(format!("{n} bytes outside any frame"))))
+            };
         }
         let head = &self.buf[..self.buf.len().min(MAX_HEADER)];
         // Some clients end header lines with a bare newline; whichever ending comes first ends this block.
@@ -268,9 +275,11 @@ impl FrameReader {
                 // the declared body (too long) or after it (too short).
                 let id = scrape_id(&self.buf[body_start..]);
                 self.resync(body_start);
-                Some(Some(parse_error(id, &format!("the body is not valid JSON ({e}); check Content-Length counts bytes"))))
+                Some(Some(parse_error(
+                    id,
+                    &format!("the body is not valid JSON ({e}); check Content-Length counts bytes"),
+                )))
             }
         }
     }
 }
-

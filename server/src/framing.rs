@@ -29,7 +29,10 @@ pub enum Incoming {
 
 /// Read frames from `input` into a channel until EOF, telling `life` about `initialize`'s processId,
 /// `shutdown`, `exit` and the end of input.
-pub fn read_messages(mut input: impl AsyncRead + Unpin + Send + 'static, life: Lifecycle) -> mpsc::UnboundedReceiver<Incoming> {
+pub fn read_messages(
+    mut input: impl AsyncRead + Unpin + Send + 'static,
+    life: Lifecycle,
+) -> mpsc::UnboundedReceiver<Incoming> {
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut r = FrameReader::default();
@@ -78,16 +81,26 @@ pub fn read_messages(mut input: impl AsyncRead + Unpin + Send + 'static, life: L
 struct ChannelWriter(mpsc::UnboundedSender<Vec<u8>>);
 
 impl AsyncWrite for ChannelWriter {
-    fn poll_write(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>, buf: &[u8]) -> std::task::Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
         std::task::Poll::Ready(match self.0.send(buf.to_vec()) {
             Ok(()) => Ok(buf.len()),
             Err(_) => Err(std::io::ErrorKind::BrokenPipe.into()),
         })
     }
-    fn poll_flush(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         std::task::Poll::Ready(Ok(()))
     }
-    fn poll_shutdown(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         std::task::Poll::Ready(Ok(()))
     }
 }
@@ -101,7 +114,11 @@ pub struct Guarded {
 }
 
 /// Put our reader and one writer between a connection and the framework.
-pub fn guard(input: impl AsyncRead + Unpin + Send + 'static, mut output: impl AsyncWrite + Unpin + Send + 'static, life: Lifecycle) -> Guarded {
+pub fn guard(
+    input: impl AsyncRead + Unpin + Send + 'static,
+    mut output: impl AsyncWrite + Unpin + Send + 'static,
+    life: Lifecycle,
+) -> Guarded {
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let writer = tokio::spawn(async move {
         while let Some(bytes) = out_rx.recv().await {

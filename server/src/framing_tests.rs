@@ -28,7 +28,12 @@ fn assert_recovers(bytes: &[u8]) -> Vec<Event> {
     for chunk in [1, 7, 1 << 20] {
         let ev = run(bytes, chunk);
         let good = ev.iter().filter(|e| matches!(e, Event::Message(m) if m["id"] == 99)).count();
-        assert_eq!(good, 1, "chunk {chunk}: the good request after {:?} was not read once: {ev:?}", String::from_utf8_lossy(bytes));
+        assert_eq!(
+            good,
+            1,
+            "chunk {chunk}: the good request after {:?} was not read once: {ev:?}",
+            String::from_utf8_lossy(bytes)
+        );
         assert!(matches!(ev.last(), Some(Event::Message(m)) if m["id"] == 99), "chunk {chunk}: {ev:?}");
     }
     run(bytes, 1 << 20)
@@ -61,7 +66,11 @@ fn json_that_is_not_json_rpc_is_answered_and_reading_goes_on() {
 
 #[test]
 fn bad_notifications_and_responses_are_skipped_not_answered() {
-    for body in [r#"{"jsonrpc":"2.0","method":7}"#, r#"{"jsonrpc":"2.0","id":1,"result":1,"error":{}}"#, r#"{"jsonrpc":"2.0","id":1,"error":{"code":"x"}}"#] {
+    for body in [
+        r#"{"jsonrpc":"2.0","method":7}"#,
+        r#"{"jsonrpc":"2.0","id":1,"result":1,"error":{}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"error":{"code":"x"}}"#,
+    ] {
         let ev = assert_recovers(&frame_of(body));
         assert!(reply_codes(&ev).is_empty(), "{body}: {ev:?}");
         assert!(matches!(ev[0], Event::Skipped(_)), "{body}: {ev:?}");
@@ -147,7 +156,11 @@ async fn the_guard_answers_bad_frames_on_the_same_output_as_the_framework() {
     fw_in.read_to_end(&mut got).await.unwrap();
     let mut r = FrameReader::default();
     r.push(&got);
-    assert_eq!(r.next_event(), Some(Event::Message(json!({"jsonrpc": "2.0", "id": 4, "method": "x"}))), "only the good frame reaches the framework");
+    assert_eq!(
+        r.next_event(),
+        Some(Event::Message(json!({"jsonrpc": "2.0", "id": 4, "method": "x"}))),
+        "only the good frame reaches the framework"
+    );
     assert_eq!(r.next_event(), None);
     drop(g.output);
     g.writer.await.unwrap();

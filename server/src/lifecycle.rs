@@ -57,7 +57,9 @@ impl Lifecycle {
     pub fn observe(&self, m: &Value) {
         match m["method"].as_str() {
             Some("initialize") if self.inner.watch_parent => {
-                if let Some(pid) = m["params"]["processId"].as_u64().and_then(|p| u32::try_from(p).ok()).filter(|&p| p > 0) {
+                if let Some(pid) =
+                    m["params"]["processId"].as_u64().and_then(|p| u32::try_from(p).ok()).filter(|&p| p > 0)
+                {
                     self.watch(pid);
                 }
             }

@@ -26,7 +26,10 @@ pub fn service() -> (LspService<Backend>, tower_lsp_server::ClientSocket) {
 }
 
 /// A session; with `shared`, one of the daemon's many, on the daemon's engine.
-pub fn session(shared: Option<Engine>, session: String) -> (LspService<Backend>, tower_lsp_server::ClientSocket, SessionHandle) {
+pub fn session(
+    shared: Option<Engine>,
+    session: String,
+) -> (LspService<Backend>, tower_lsp_server::ClientSocket, SessionHandle) {
     let mut handle = None;
     let (svc, sock) = LspService::build(|client| {
         let (b, h) = Backend::new(client, shared, session);
@@ -59,13 +62,21 @@ impl Backend {
         let first_line = lokal_engine::window::first_line(line);
         let (long_start, long_end) = doc.long_line_window(line as usize, cursor);
         let first_line = if long_start.is_some() { line } else { first_line };
-        let before = rope.slice(long_start.unwrap_or_else(|| rope.line_to_char(first_line as usize))..cursor).to_string();
+        let before =
+            rope.slice(long_start.unwrap_or_else(|| rope.line_to_char(first_line as usize))..cursor).to_string();
         let end_line = (line as usize + LINES_AFTER).min(rope.len_lines());
         let end = if end_line >= rope.len_lines() { rope.len_chars() } else { rope.line_to_char(end_line) };
         let end = long_end.unwrap_or(end);
         let after = rope.slice(cursor..end.max(cursor)).to_string();
         // The word being typed, so list-completion clients (Helix) can filter the item against it.
-        let word: String = before.chars().rev().take_while(|c| c.is_alphanumeric() || *c == '_').collect::<Vec<_>>().into_iter().rev().collect();
+        let word: String = before
+            .chars()
+            .rev()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
         let cfg = self.config.lock().unwrap();
         let req = CompletionRequest {
             doc: self.key(uri),
@@ -118,8 +129,8 @@ impl Backend {
     async fn forward_events(&self) {
         let Some(mut rx) = self.events.lock().unwrap().take() else { return };
         let token = NumberOrString::String("lokal/model-load".into());
-        let can_progress = self.can_create_progress()
-            && self.client.create_work_done_progress(token.clone()).await.is_ok();
+        let can_progress =
+            self.can_create_progress() && self.client.create_work_done_progress(token.clone()).await.is_ok();
         let mut progress = None;
         let mut last_pct = u32::MAX;
         while let Some(ev) = rx.recv().await {
@@ -127,7 +138,12 @@ impl Backend {
                 EngineEvent::Loading { path } => {
                     if can_progress && progress.is_none() {
                         progress = Some(
-                            self.client.progress(token.clone(), "lokal: loading model").with_message(path).with_percentage(0).begin().await,
+                            self.client
+                                .progress(token.clone(), "lokal: loading model")
+                                .with_message(path)
+                                .with_percentage(0)
+                                .begin()
+                                .await,
                         );
                     }
                 }
@@ -142,7 +158,8 @@ impl Backend {
                 }
                 EngineEvent::Ready(info) => {
                     if let Some(pr) = progress.take() {
-                        pr.finish_with_message(format!("{} ready", info.name.as_deref().unwrap_or(&info.architecture))).await;
+                        pr.finish_with_message(format!("{} ready", info.name.as_deref().unwrap_or(&info.architecture)))
+                            .await;
                     }
                     self.client.log_message(MessageType::INFO, format!("lokal: model ready: {}", info.path)).await;
                 }
@@ -150,7 +167,9 @@ impl Backend {
                     if let Some(pr) = progress.take() {
                         pr.finish_with_message("failed").await;
                     }
-                    self.client.show_message(MessageType::ERROR, format!("lokal: the model could not be loaded: {why}")).await;
+                    self.client
+                        .show_message(MessageType::ERROR, format!("lokal: the model could not be loaded: {why}"))
+                        .await;
                 }
             }
         }
@@ -204,7 +223,10 @@ impl LanguageServer for Backend {
         };
         *self.roots.write().unwrap() = roots;
         // Each setting on its own: a bad one keeps its default and is reported; the others apply.
-        let settings = lokal_engine::settings::parse(params.initialization_options.as_ref().unwrap_or(&Value::Null), &EngineConfig::default());
+        let settings = lokal_engine::settings::parse(
+            params.initialization_options.as_ref().unwrap_or(&Value::Null),
+            &EngineConfig::default(),
+        );
         self.take_settings(&settings).await;
         let cfg = settings.engine;
         *self.config.lock().unwrap() = cfg.clone();
@@ -227,7 +249,8 @@ impl LanguageServer for Backend {
                 let _ = self.engine.set(e.clone());
             }
             (shared, _) => {
-                let _ = self.engine_kind.set(if shared.is_some() { EngineKind::DaemonOwn } else { EngineKind::InProcess });
+                let _ =
+                    self.engine_kind.set(if shared.is_some() { EngineKind::DaemonOwn } else { EngineKind::InProcess });
                 let (tx, rx) = mpsc::unbounded_channel();
                 *self.events.lock().unwrap() = Some(rx);
                 let _ = self.engine.set(Engine::start(cfg, move |ev| {
@@ -273,7 +296,10 @@ impl LanguageServer for Backend {
         if self.caps().watch {
             // Tag files change without a restart: the editor tells us when one does.
             let opts = DidChangeWatchedFilesRegistrationOptions {
-                watchers: vec![FileSystemWatcher { glob_pattern: GlobPattern::String(format!("**/{}", lokal_engine::policy::tier::TAG_FILE)), kind: None }],
+                watchers: vec![FileSystemWatcher {
+                    glob_pattern: GlobPattern::String(format!("**/{}", lokal_engine::policy::tier::TAG_FILE)),
+                    kind: None,
+                }],
             };
             let reg = Registration {
                 id: "lokal-tag-files".into(),
@@ -309,7 +335,11 @@ impl LanguageServer for Backend {
     async fn code_action(&self, params: CodeActionParams) -> Result<Option<CodeActionResponse>> {
         // Listing is instant and never touches the model: only resolve (or a command) does model work.
         let uri = params.text_document.uri;
-        let language = self.docs.get(&uri).map(|d| d.language_id.clone()).ok_or_else(|| invalid_params(format!("document not open: {}", uri.as_str())))?;
+        let language = self
+            .docs
+            .get(&uri)
+            .map(|d| d.language_id.clone())
+            .ok_or_else(|| invalid_params(format!("document not open: {}", uri.as_str())))?;
         let mut actions = crate::actions::list(self, &uri, params.range, &params.context);
         actions.extend(self.cloud_actions(&uri, params.range, &language));
         Ok(Some(actions))
@@ -326,7 +356,10 @@ impl LanguageServer for Backend {
         let _guard = CancelOnDrop(cancel.clone());
         let token = params.work_done_progress_params.work_done_token.clone();
         let arg = params.arguments.into_iter().next().unwrap_or(Value::Null);
-        let args = || serde_json::from_value::<CloudArgs>(arg.clone()).map_err(|e| invalid_params(format!("{}: {e}", params.command)));
+        let args = || {
+            serde_json::from_value::<CloudArgs>(arg.clone())
+                .map_err(|e| invalid_params(format!("{}: {e}", params.command)))
+        };
         match params.command.as_str() {
             ext::CLOUD_DESIGN => self.cloud_design(args()?, token, cancel).await,
             ext::PREVIEW_CLOUD => self.preview_cloud(args()?).await,

@@ -129,10 +129,15 @@ enum ModelsCmd {
 
 fn init_logging(file: Option<&PathBuf>) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("LOKAL_LOG").unwrap_or_else(|_| EnvFilter::new("warn,lokal_engine=info,lokal_server=info"));
+    let filter = EnvFilter::try_from_env("LOKAL_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("warn,lokal_engine=info,lokal_server=info"));
     // Never stdout: it is the LSP channel.
     match file.and_then(|f| std::fs::OpenOptions::new().create(true).append(true).open(f).ok()) {
-        Some(f) => tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(std::sync::Mutex::new(f)).init(),
+        Some(f) => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(f))
+            .init(),
         None => tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init(),
     }
 }
@@ -145,24 +150,48 @@ fn main() {
         Some(Cmd::Daemon { model, sequences }) => {
             report(lokal_server::daemon::run(EngineConfig { model_path: model, sequences, ..Default::default() }))
         }
-        Some(Cmd::Complete { location, model, max_tokens }) => report(lokal_bench::complete::run(&location, model, max_tokens)),
-        Some(Cmd::Bench { trace, json, model, max_tokens, threads, only_on, peer, peer_bin, profile, set }) => {
-            report(lokal_bench::bench::run(lokal_bench::bench::BenchArgs { trace, json, model, max_tokens, threads, only_on, peer, peer_bin, profile, set }))
+        Some(Cmd::Complete { location, model, max_tokens }) => {
+            report(lokal_bench::complete::run(&location, model, max_tokens))
         }
-        Some(Cmd::Models { action: Some(ModelsCmd::Pull { what, sha256, progress_json }), .. }) => report(models_cli::pull(&what, sha256, progress_json)),
+        Some(Cmd::Bench { trace, json, model, max_tokens, threads, only_on, peer, peer_bin, profile, set }) => {
+            report(lokal_bench::bench::run(lokal_bench::bench::BenchArgs {
+                trace,
+                json,
+                model,
+                max_tokens,
+                threads,
+                only_on,
+                peer,
+                peer_bin,
+                profile,
+                set,
+            }))
+        }
+        Some(Cmd::Models { action: Some(ModelsCmd::Pull { what, sha256, progress_json }), .. }) => {
+            report(models_cli::pull(&what, sha256, progress_json))
+        }
         Some(Cmd::Models { action: Some(ModelsCmd::Use { what }), .. }) => report(models_cli::use_model(&what)),
         Some(Cmd::Models { action: None, json, add, ctx_per_sequence, sequences }) => {
             use lokal_engine::catalog;
             if let Some(p) = add {
                 match catalog::add_model(&p) {
-                    Ok(e) => eprintln!("added {} ({} layers, {}) to {}", e.name, e.n_layers, e.quant, catalog::registry_path().display()),
+                    Ok(e) => eprintln!(
+                        "added {} ({} layers, {}) to {}",
+                        e.name,
+                        e.n_layers,
+                        e.quant,
+                        catalog::registry_path().display()
+                    ),
                     Err(e) => {
                         eprintln!("lokal: {e}");
                         std::process::exit(1);
                     }
                 }
             }
-            let r = catalog::models_report(&catalog::hardware::detect(), &catalog::FitConfig { ctx_per_sequence, sequences });
+            let r = catalog::models_report(
+                &catalog::hardware::detect(),
+                &catalog::FitConfig { ctx_per_sequence, sequences },
+            );
             if json {
                 println!("{}", serde_json::to_string_pretty(&r).unwrap());
             } else {

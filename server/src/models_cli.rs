@@ -62,7 +62,9 @@ fn show(out: &mut Out, e: &pull::Event) {
                     None => ProgressBar::new_spinner(),
                 };
                 b.set_style(
-                    ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "),
+                    ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> "),
                 );
                 b.set_message(file.clone());
                 b.set_position(*from);
@@ -88,7 +90,11 @@ fn show(out: &mut Out, e: &pull::Event) {
                 }
             }
             Done { file, path, cached } => {
-                let msg = if *cached { format!("{file}: already there, checksum matches ({})", path.display()) } else { format!("{file}: checksum matches ({})", path.display()) };
+                let msg = if *cached {
+                    format!("{file}: already there, checksum matches ({})", path.display())
+                } else {
+                    format!("{file}: checksum matches ({})", path.display())
+                };
                 match bar.take() {
                     Some(b) => {
                         b.finish_and_clear();
@@ -99,17 +105,26 @@ fn show(out: &mut Out, e: &pull::Event) {
             }
         },
         Out::Lines { last } => match e {
-            Start { file, total, from } => eprintln!("{file}: {} of {}", size(*from), total.map(size).unwrap_or_else(|| "unknown size".into())),
+            Start { file, total, from } => {
+                eprintln!("{file}: {} of {}", size(*from), total.map(size).unwrap_or_else(|| "unknown size".into()))
+            }
             Progress { file, done, total } => {
                 if last.elapsed() >= Duration::from_secs(5) || total.is_some_and(|t| *done >= t) {
                     *last = Instant::now();
-                    let pct = total.filter(|t| *t > 0).map(|t| format!(" ({:.0}%)", *done as f64 * 100.0 / t as f64)).unwrap_or_default();
+                    let pct = total
+                        .filter(|t| *t > 0)
+                        .map(|t| format!(" ({:.0}%)", *done as f64 * 100.0 / t as f64))
+                        .unwrap_or_default();
                     eprintln!("{file}: {}{pct}", size(*done));
                 }
             }
             Retry { file, attempt, error } => eprintln!("{file}: {error}; resuming (attempt {attempt})"),
             Verifying { file } => eprintln!("{file}: checking sha256"),
-            Done { file, path, cached } => eprintln!("{file}: {}checksum matches ({})", if *cached { "already there, " } else { "" }, path.display()),
+            Done { file, path, cached } => eprintln!(
+                "{file}: {}checksum matches ({})",
+                if *cached { "already there, " } else { "" },
+                path.display()
+            ),
         },
     }
 }
@@ -125,7 +140,9 @@ pub fn use_model(what: &str) -> Result<(), String> {
     eprintln!("every session now loads {} (written to {})", path.display(), c.file().display());
     let (effective, source) = choice::resolve(None);
     match source {
-        choice::ModelSource::Env => eprintln!("but LOKAL_MODEL is set in this environment and wins: {}", effective.display()),
+        choice::ModelSource::Env => {
+            eprintln!("but LOKAL_MODEL is set in this environment and wins: {}", effective.display())
+        }
         _ => eprintln!("a modelPath setting in an editor, or LOKAL_MODEL, still wins over it"),
     }
     Ok(())

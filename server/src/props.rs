@@ -7,7 +7,10 @@ use serde_json::{json, Value};
 use tower_lsp_server::ls_types::{Position, Range, TextDocumentContentChangeEvent};
 
 fn cases(default: u32) -> ProptestConfig {
-    ProptestConfig { cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(default), ..ProptestConfig::default() }
+    ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(default),
+        ..ProptestConfig::default()
+    }
 }
 
 fn frame(body: &[u8]) -> Vec<u8> {
@@ -46,7 +49,8 @@ fn message() -> impl Strategy<Value = Value> {
 
 /// Junk a broken client might write between frames: anything without a header in it.
 fn junk() -> impl Strategy<Value = Vec<u8>> {
-    prop::collection::vec(any::<u8>(), 0..60).prop_filter("no header inside", |b| !b.windows(15).any(|w| w.eq_ignore_ascii_case(b"content-length:")))
+    prop::collection::vec(any::<u8>(), 0..60)
+        .prop_filter("no header inside", |b| !b.windows(15).any(|w| w.eq_ignore_ascii_case(b"content-length:")))
 }
 
 proptest! {
@@ -87,7 +91,8 @@ fn pos_of(s: &str, c: usize, enc: Encoding) -> Position {
 }
 
 fn text() -> impl Strategy<Value = String> {
-    prop::collection::vec(prop::sample::select(vec!["a", "é", "😀", "\n", "\r\n", " ", "中", "x\u{2028}y"]), 0..20).prop_map(|v| v.concat())
+    prop::collection::vec(prop::sample::select(vec!["a", "é", "😀", "\n", "\r\n", " ", "中", "x\u{2028}y"]), 0..20)
+        .prop_map(|v| v.concat())
 }
 
 proptest! {

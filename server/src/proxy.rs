@@ -71,7 +71,9 @@ impl Mirror {
         match method {
             "initialize" => {
                 self.initialize = Some(m.clone());
-                let utf8 = p["capabilities"]["general"]["positionEncodings"].as_array().is_some_and(|a| a.iter().any(|e| e == "utf-8"));
+                let utf8 = p["capabilities"]["general"]["positionEncodings"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|e| e == "utf-8"));
                 self.encoding = Some(if utf8 { Encoding::Utf8 } else { Encoding::Utf16 });
             }
             "textDocument/didOpen" => {

@@ -95,6 +95,10 @@ mod tests {
         assert_eq!(ok.user.minimum_tier, Some(2));
         let bad = TierSettings::from_settings(&json!({"lokal": {"minimumTier": "2", "defaultTier": 1}}));
         assert_eq!((bad.user.minimum_tier, bad.remote), (Some(3), None));
-        assert_eq!(TierSettings::from_settings(&json!({})).user.minimum_tier, None, "no settings: no floor, default Tier 3 applies");
+        assert_eq!(
+            TierSettings::from_settings(&json!({})).user.minimum_tier,
+            None,
+            "no settings: no floor, default Tier 3 applies"
+        );
     }
 }

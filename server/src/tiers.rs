@@ -44,8 +44,14 @@ impl Backend {
                     lokal_engine::policy::tier::TierSource::Default => format!("no {TAG_FILE}: your default"),
                     lokal_engine::policy::tier::TierSource::Fallback => format!("{TAG_FILE} is broken: failing closed"),
                 };
-                let typ = if f.source == lokal_engine::policy::tier::TierSource::Fallback { MessageType::WARNING } else { MessageType::INFO };
-                self.client.show_message(typ, format!("lokal: {} is {} ({how})", f.root.display(), f.tier.describe())).await;
+                let typ = if f.source == lokal_engine::policy::tier::TierSource::Fallback {
+                    MessageType::WARNING
+                } else {
+                    MessageType::INFO
+                };
+                self.client
+                    .show_message(typ, format!("lokal: {} is {} ({how})", f.root.display(), f.tier.describe()))
+                    .await;
             }
             if let Some(uri) = to_proto::uri(&f.root.join(TAG_FILE)) {
                 let diags = f
@@ -86,7 +92,12 @@ impl Backend {
             }
             Some(e) => {
                 engine.set_remote(&self.session, None);
-                self.client.show_message(MessageType::ERROR, format!("{e}; the remote engine is off and the local model serves")).await;
+                self.client
+                    .show_message(
+                        MessageType::ERROR,
+                        format!("{e}; the remote engine is off and the local model serves"),
+                    )
+                    .await;
             }
         }
     }
@@ -106,7 +117,9 @@ impl Backend {
             .collect();
         let engine = self.engine()?;
         let model = match engine.state() {
-            lokal_engine::EngineState::Ready(i) => ModelStatus::Ready { name: i.name, path: i.path, architecture: i.architecture },
+            lokal_engine::EngineState::Ready(i) => {
+                ModelStatus::Ready { name: i.name, path: i.path, architecture: i.architecture }
+            }
             lokal_engine::EngineState::Loading => ModelStatus::Loading,
             lokal_engine::EngineState::Failed(error) => ModelStatus::Failed { error },
         };
@@ -143,13 +156,19 @@ impl Backend {
     }
 
     /// What the cloud would receive for this requirement, or why nothing may go.
-    fn cloud_payload(&self, args: &CloudArgs) -> std::result::Result<(Option<FolderPolicy>, bool, String, String), String> {
+    fn cloud_payload(
+        &self,
+        args: &CloudArgs,
+    ) -> std::result::Result<(Option<FolderPolicy>, bool, String, String), String> {
         let folder = self.folder_of(&args.uri);
         let tier = folder.as_ref().map(|f| f.tier).unwrap_or(Tier::Local);
         if tier == Tier::Local {
             return Err(format!(
                 "lokal: cloud-assisted actions are off here: {} is {}",
-                folder.as_ref().map(|f| f.root.display().to_string()).unwrap_or_else(|| "this file is outside the workspace and".into()),
+                folder
+                    .as_ref()
+                    .map(|f| f.root.display().to_string())
+                    .unwrap_or_else(|| "this file is outside the workspace and".into()),
                 Tier::Local.describe()
             ));
         }
@@ -174,10 +193,20 @@ impl Backend {
         use lokal_engine::policy::payload::{self, PayloadInput, Snippet};
         let whole = Snippet { path: &rel, language: &language, text: &text };
         let input = match (&selected, prose) {
-            (Some(sel), true) => PayloadInput { tier, root: &root, requirement: sel, selection: None, open_files: vec![] },
+            (Some(sel), true) => {
+                PayloadInput { tier, root: &root, requirement: sel, selection: None, open_files: vec![] }
+            }
             (None, true) => PayloadInput { tier, root: &root, requirement: &text, selection: None, open_files: vec![] },
-            (Some(sel), false) => PayloadInput { tier, root: &root, requirement: "", selection: Some(Snippet { text: sel, ..whole }), open_files: vec![whole] },
-            (None, false) => PayloadInput { tier, root: &root, requirement: "", selection: None, open_files: vec![whole] },
+            (Some(sel), false) => PayloadInput {
+                tier,
+                root: &root,
+                requirement: "",
+                selection: Some(Snippet { text: sel, ..whole }),
+                open_files: vec![whole],
+            },
+            (None, false) => {
+                PayloadInput { tier, root: &root, requirement: "", selection: None, open_files: vec![whole] }
+            }
         };
         let p = payload::build(&input)?;
         if p.anonymized {
@@ -188,17 +217,34 @@ impl Backend {
 
     pub(crate) async fn preview_cloud(&self, args: CloudArgs) -> Result<Option<Value>> {
         match self.cloud_payload(&args) {
-            Ok((_, anonymized, system, user)) => serde_json::to_value(CloudPreview { anonymized, system, user }).map(Some).map_err(|e| request_failed(e.to_string())),
+            Ok((_, anonymized, system, user)) => serde_json::to_value(CloudPreview { anonymized, system, user })
+                .map(Some)
+                .map_err(|e| request_failed(e.to_string())),
             Err(e) => Err(request_failed(e)),
         }
     }
 
-    pub(crate) async fn cloud_design(&self, args: CloudArgs, token: Option<ProgressToken>, cancel: CancelToken) -> Result<Option<Value>> {
+    pub(crate) async fn cloud_design(
+        &self,
+        args: CloudArgs,
+        token: Option<ProgressToken>,
+        cancel: CancelToken,
+    ) -> Result<Option<Value>> {
         let (folder, anonymized, system, user) = self.cloud_payload(&args).map_err(request_failed)?;
         let cfg = CloudConfig::from_env();
-        let work = self.work.begin(&self.client, "lokal: drafting design with the cloud model", token, self.can_create_progress(), cancel.clone()).await;
+        let work = self
+            .work
+            .begin(
+                &self.client,
+                "lokal: drafting design with the cloud model",
+                token,
+                self.can_create_progress(),
+                cancel.clone(),
+            )
+            .await;
         let audit = AuditLog::default_location();
-        let answer = cloud::ask(folder.as_ref(), &cfg, "cloud design", anonymized, &system, &user, 4096, &cancel, &audit).await;
+        let answer =
+            cloud::ask(folder.as_ref(), &cfg, "cloud design", anonymized, &system, &user, 4096, &cancel, &audit).await;
         let text = match answer {
             Ok(t) => t,
             Err(e) => {
@@ -213,7 +259,9 @@ impl Backend {
         }
         let root = folder.map(|f| f.root).unwrap_or_default();
         let dir = root.join("docs").join("design");
-        let stem = from_proto::path(&args.uri).and_then(|p| p.file_stem().map(|s| s.to_string_lossy().to_string())).unwrap_or_else(|| "design".into());
+        let stem = from_proto::path(&args.uri)
+            .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().to_string()))
+            .unwrap_or_else(|| "design".into());
         let mut path = dir.join(format!("{stem}-design.md"));
         let mut n = 2;
         while path.exists() {
@@ -226,7 +274,10 @@ impl Backend {
         work.finish("done").await;
         match applied {
             Ok(r) if r.applied => Ok(Some(json!({"uri": uri}))),
-            Ok(r) => Err(request_failed(format!("the editor did not apply the design: {}", r.failure_reason.unwrap_or_default()))),
+            Ok(r) => Err(request_failed(format!(
+                "the editor did not apply the design: {}",
+                r.failure_reason.unwrap_or_default()
+            ))),
             Err(e) => Err(request_failed(format!("workspace/applyEdit failed: {e}"))),
         }
     }
@@ -235,7 +286,8 @@ impl Backend {
 /// A permit for one request to the remote engine: every workspace folder must allow the host (one engine
 /// serves the session), and with no folder at all the request counts as outside every workspace (Tier 3).
 fn remote_permit(policy: &WorkspacePolicy, url: &str) -> std::result::Result<egress::Permit, egress::EgressDenied> {
-    if let Some(denied) = policy.folders.iter().find_map(|f| egress::check(Some(f), url, "remote engine", false).err()) {
+    if let Some(denied) = policy.folders.iter().find_map(|f| egress::check(Some(f), url, "remote engine", false).err())
+    {
         return Err(denied);
     }
     egress::check(policy.folders.first(), url, "remote engine", false)

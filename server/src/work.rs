@@ -32,7 +32,14 @@ pub struct Work {
 impl WorkRegistry {
     /// Start reporting progress: on the client's token when the request carried one, else on a token we
     /// create (if the client supports server-initiated progress).
-    pub async fn begin(&self, client: &Client, title: &str, client_token: Option<ProgressToken>, can_create: bool, cancel: CancelToken) -> Work {
+    pub async fn begin(
+        &self,
+        client: &Client,
+        title: &str,
+        client_token: Option<ProgressToken>,
+        can_create: bool,
+        cancel: CancelToken,
+    ) -> Work {
         let token = match client_token {
             Some(t) => Some(t),
             None if can_create => {

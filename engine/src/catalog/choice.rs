@@ -28,7 +28,12 @@ pub enum ModelSource {
 }
 
 /// The resolution order above, on plain values.
-pub fn pick(setting: Option<&Path>, env: Option<&Path>, config: Option<&Path>, embedded: &Path) -> (PathBuf, ModelSource) {
+pub fn pick(
+    setting: Option<&Path>,
+    env: Option<&Path>,
+    config: Option<&Path>,
+    embedded: &Path,
+) -> (PathBuf, ModelSource) {
     let nonempty = |p: Option<&Path>| p.filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf);
     if let Some(p) = nonempty(setting) {
         return (p, ModelSource::Setting);
@@ -155,7 +160,11 @@ mod tests {
         assert_eq!(pick(None, Some(e), Some(c), d), (e.into(), ModelSource::Env));
         assert_eq!(pick(None, None, Some(c), d), (c.into(), ModelSource::Config));
         assert_eq!(pick(None, None, None, d), (d.into(), ModelSource::Embedded));
-        assert_eq!(pick(Some(Path::new("")), Some(Path::new("")), Some(c), d).1, ModelSource::Config, "empty values count as unset");
+        assert_eq!(
+            pick(Some(Path::new("")), Some(Path::new("")), Some(c), d).1,
+            ModelSource::Config,
+            "empty values count as unset"
+        );
     }
 
     #[test]
@@ -185,11 +194,18 @@ mod tests {
         assert_eq!(f.status, Status::Warn);
         let fix = f.fix.unwrap();
         let id = fix.split("`lokal models pull ").nth(1).and_then(|r| r.split('`').next()).expect(&fix).to_string();
-        let rec = super::super::models_report_for(&Hardware::cpu_only(8, 24.0, 80.0), &cfg, super::super::curated()).recommended.unwrap();
+        let rec = super::super::models_report_for(&Hardware::cpu_only(8, 24.0, 80.0), &cfg, super::super::curated())
+            .recommended
+            .unwrap();
         assert_eq!(id, rec, "the catalog's recommendation");
         assert!(super::super::hub::source(&id).unwrap().pinned(), "and one that pulls without --sha256");
         assert!(fix.contains(&format!("`lokal models use {id}`")));
-        assert!(doctor_hint(Path::new("/m/Qwen2.5-Coder-7B-Instruct-Q4_K_M.gguf"), &Hardware::cpu_only(8, 24.0, 80.0), &cfg).is_none());
+        assert!(doctor_hint(
+            Path::new("/m/Qwen2.5-Coder-7B-Instruct-Q4_K_M.gguf"),
+            &Hardware::cpu_only(8, 24.0, 80.0),
+            &cfg
+        )
+        .is_none());
         let tiny = doctor_hint(demo, &Hardware::cpu_only(1, 2.0, 2.0), &cfg).unwrap();
         assert!(tiny.fix.unwrap().contains("no catalog model fits"));
     }
@@ -226,9 +242,20 @@ mod tests {
         assert_eq!(choice.model(), Ok(Some(pulled.clone())));
         let embedded = models.join(crate::config::DEFAULT_MODEL_FILE);
         let chosen = choice.model().unwrap();
-        assert_eq!(pick(None, None, chosen.as_deref(), &embedded), (pulled.clone(), ModelSource::Config), "the choice beats the embedded default");
-        assert_eq!(pick(None, Some(Path::new("/e.gguf")), chosen.as_deref(), &embedded).1, ModelSource::Env, "LOKAL_MODEL beats the choice");
-        assert_eq!(pick(Some(Path::new("/s.gguf")), Some(Path::new("/e.gguf")), chosen.as_deref(), &embedded).1, ModelSource::Setting);
+        assert_eq!(
+            pick(None, None, chosen.as_deref(), &embedded),
+            (pulled.clone(), ModelSource::Config),
+            "the choice beats the embedded default"
+        );
+        assert_eq!(
+            pick(None, Some(Path::new("/e.gguf")), chosen.as_deref(), &embedded).1,
+            ModelSource::Env,
+            "LOKAL_MODEL beats the choice"
+        );
+        assert_eq!(
+            pick(Some(Path::new("/s.gguf")), Some(Path::new("/e.gguf")), chosen.as_deref(), &embedded).1,
+            ModelSource::Setting
+        );
 
         // A file of one's own, by path; then things that are not models.
         let own = dir.join("own.gguf");

@@ -91,7 +91,16 @@ pub fn run(i: &DoctorInput) -> Vec<Finding> {
                 out.push(finding(
                     "model file",
                     Status::Ok,
-                    format!("{}: {} ({}), {} layers, {}, {}{}", i.model.display(), e.name, e.family, e.n_layers, e.quant, size(e.file_bytes), if e.fim { ", FIM tokens" } else { "" }),
+                    format!(
+                        "{}: {} ({}), {} layers, {}, {}{}",
+                        i.model.display(),
+                        e.name,
+                        e.family,
+                        e.n_layers,
+                        e.quant,
+                        size(e.file_bytes),
+                        if e.fim { ", FIM tokens" } else { "" }
+                    ),
                     None,
                 ));
                 Some(e)
@@ -107,7 +116,11 @@ pub fn run(i: &DoctorInput) -> Vec<Finding> {
     out.push(finding(
         "backend",
         Status::Ok,
-        if i.gpu_offload_supported { "llama.cpp with GPU offload (CUDA, Metal or Vulkan)" } else { "llama.cpp, CPU only" },
+        if i.gpu_offload_supported {
+            "llama.cpp with GPU offload (CUDA, Metal or Vulkan)"
+        } else {
+            "llama.cpp, CPU only"
+        },
         None,
     ));
 
@@ -120,9 +133,16 @@ pub fn run(i: &DoctorInput) -> Vec<Finding> {
             } else {
                 "rebuild with `cargo build --release --features lokal-engine/cuda` (or lokal-engine/vulkan)"
             };
-            out.push(finding("GPU", Status::Warn, format!("{} present, but this build runs on the CPU only", gpu_names.join(", ")), Some(fix)));
+            out.push(finding(
+                "GPU",
+                Status::Warn,
+                format!("{} present, but this build runs on the CPU only", gpu_names.join(", ")),
+                Some(fix),
+            ));
         }
-        (true, true) => out.push(finding("GPU", Status::Ok, format!("{} (offload compiled in)", gpu_names.join(", ")), None)),
+        (true, true) => {
+            out.push(finding("GPU", Status::Ok, format!("{} (offload compiled in)", gpu_names.join(", ")), None))
+        }
         (false, true) => out.push(finding(
             "GPU",
             Status::Warn,
@@ -181,7 +201,11 @@ pub fn run(i: &DoctorInput) -> Vec<Finding> {
     }
 
     if entry.is_some() {
-        out.extend(super::choice::doctor_hint(&i.model, hw, &FitConfig { ctx_per_sequence: i.ctx_per_sequence, sequences: i.sequences }));
+        out.extend(super::choice::doctor_hint(
+            &i.model,
+            hw,
+            &FitConfig { ctx_per_sequence: i.ctx_per_sequence, sequences: i.sequences },
+        ));
     }
 
     let mut policies = Vec::new();
@@ -204,7 +228,12 @@ pub fn run(i: &DoctorInput) -> Vec<Finding> {
 pub fn tier_file(root: &Path, tiers: &UserTierSettings) -> Result<(Finding, FolderPolicy), Finding> {
     let check = format!("tier file of {}", root.display());
     if !root.is_dir() {
-        return Err(finding(&check, Status::Fail, format!("{} is not a folder", root.display()), Some("pass an existing workspace folder")));
+        return Err(finding(
+            &check,
+            Status::Fail,
+            format!("{} is not a folder", root.display()),
+            Some("pass an existing workspace folder"),
+        ));
     }
     let p = resolve_folder(root, tiers);
     let mut detail = format!("{}, set by {}", p.tier.describe(), p.set_by());
@@ -257,19 +286,31 @@ pub fn audit_log(log: &AuditLog) -> Finding {
 pub fn cloud(setup: &Setup, folders: &[FolderPolicy]) -> Finding {
     let check = "cloud model";
     let c = &setup.cloud;
-    let cloud_folders: Vec<String> = folders.iter().filter(|p| p.tier < Tier::Local).map(|p| p.root.display().to_string()).collect();
+    let cloud_folders: Vec<String> =
+        folders.iter().filter(|p| p.tier < Tier::Local).map(|p| p.root.display().to_string()).collect();
     if !setup.cloud_chosen && cloud_folders.is_empty() {
         return finding(check, Status::Ok, "none configured, and no folder here allows one", None);
     }
     let (key_var, fix_key) = match c.provider {
-        CloudProvider::Anthropic => ("ANTHROPIC_API_KEY", "set ANTHROPIC_API_KEY (or LOKAL_CLOUD_PROVIDER=openai with OPENAI_API_KEY)"),
+        CloudProvider::Anthropic => {
+            ("ANTHROPIC_API_KEY", "set ANTHROPIC_API_KEY (or LOKAL_CLOUD_PROVIDER=openai with OPENAI_API_KEY)")
+        }
         CloudProvider::OpenAiCompatible => ("OPENAI_API_KEY", "set OPENAI_API_KEY"),
     };
     // A chosen model must work; one only allowed by a folder's tier is not a failure to go unused.
     let missing = if setup.cloud_chosen { Status::Fail } else { Status::Warn };
-    let whom = if setup.cloud_chosen { "the cloud model you configured".to_string() } else { format!("cloud design in {}", cloud_folders.join(", ")) };
+    let whom = if setup.cloud_chosen {
+        "the cloud model you configured".to_string()
+    } else {
+        format!("cloud design in {}", cloud_folders.join(", "))
+    };
     if c.provider == CloudProvider::OpenAiCompatible && c.base_url.trim().is_empty() {
-        return finding(check, missing, format!("LOKAL_CLOUD_PROVIDER=openai without LOKAL_CLOUD_BASE_URL: {whom} would be refused"), Some("set LOKAL_CLOUD_BASE_URL to the endpoint (https://host/v1)"));
+        return finding(
+            check,
+            missing,
+            format!("LOKAL_CLOUD_PROVIDER=openai without LOKAL_CLOUD_BASE_URL: {whom} would be refused"),
+            Some("set LOKAL_CLOUD_BASE_URL to the endpoint (https://host/v1)"),
+        );
     }
     if c.api_key.is_none() {
         return finding(check, missing, format!("{key_var} is not set: {whom} would be refused"), Some(fix_key));

@@ -15,7 +15,15 @@ fn setup(dir: &Path, vars: &[(&str, &str)]) -> Setup {
 }
 
 fn input<'a>(model: PathBuf, hw: &'a Hardware, workspaces: Vec<PathBuf>, setup: Setup) -> DoctorInput<'a> {
-    DoctorInput { model, hardware: hw, gpu_offload_supported: false, ctx_per_sequence: 2048, sequences: 8, workspaces, setup }
+    DoctorInput {
+        model,
+        hardware: hw,
+        gpu_offload_supported: false,
+        ctx_per_sequence: 2048,
+        sequences: 8,
+        workspaces,
+        setup,
+    }
 }
 
 fn find<'a>(out: &'a [Finding], check: &str) -> &'a Finding {
@@ -35,7 +43,8 @@ fn missing_model_and_broken_tier_files() {
     }
     std::fs::write(bad.join(".lokal.toml"), "tier = 9\n").unwrap();
     std::fs::write(garbled.join(".lokal.toml"), "tier = = 2\n").unwrap();
-    std::fs::write(good.join(".lokal.toml"), "tier = 2\n[[endpoints]]\nurl = \"http://gpu-box.internal:8080\"\n").unwrap();
+    std::fs::write(good.join(".lokal.toml"), "tier = 2\n[[endpoints]]\nurl = \"http://gpu-box.internal:8080\"\n")
+        .unwrap();
     let hw = Hardware::cpu_only(2, 24.0, 24.0);
     let ws = vec![bad.clone(), garbled.clone(), none.clone(), good.clone(), dir.join("missing")];
     let out = run(&input("/nonexistent/model.gguf".into(), &hw, ws, setup(&dir, &[])));
@@ -45,16 +54,26 @@ fn missing_model_and_broken_tier_files() {
     assert!(!out.iter().any(|f| f.check == "memory"), "no memory check without a model");
     // Broken files are Tier 3, as the policy decides, with the policy's own message.
     assert_eq!(tier_of(&out, &bad).status, Status::Fail);
-    assert!(tier_of(&out, &bad).detail.contains("Tier 3") && tier_of(&out, &bad).detail.contains("tier must be 1, 2 or 3, not 9"), "{:?}", tier_of(&out, &bad));
+    assert!(
+        tier_of(&out, &bad).detail.contains("Tier 3")
+            && tier_of(&out, &bad).detail.contains("tier must be 1, 2 or 3, not 9"),
+        "{:?}",
+        tier_of(&out, &bad)
+    );
     assert_eq!(tier_of(&out, &garbled).status, Status::Fail);
-    assert!(tier_of(&out, &garbled).detail.contains("Tier 3") && tier_of(&out, &garbled).detail.contains("does not parse"));
+    assert!(
+        tier_of(&out, &garbled).detail.contains("Tier 3") && tier_of(&out, &garbled).detail.contains("does not parse")
+    );
     assert_eq!(tier_of(&out, &none).status, Status::Ok);
     assert!(tier_of(&out, &none).detail.contains("Tier 3") && tier_of(&out, &none).detail.contains("default tier"));
     assert_eq!(tier_of(&out, &good).status, Status::Ok);
     assert!(tier_of(&out, &good).detail.starts_with("Tier 2"));
     assert_eq!(tier_of(&out, &dir.join("missing")).status, Status::Fail);
     let text = render(&out);
-    assert!(text.contains("[FAIL] model file") && text.contains("fix:") && text.contains("some checks failed"), "{text}");
+    assert!(
+        text.contains("[FAIL] model file") && text.contains("fix:") && text.contains("some checks failed"),
+        "{text}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -67,17 +86,27 @@ fn the_tier_check_reports_what_the_policy_reports() {
     for d in [&hosts, &unknown, &strict] {
         std::fs::create_dir_all(d).unwrap();
     }
-    std::fs::write(hosts.join(".lokal.toml"), "tier = 2\nallowed_hosts = [\"gpu-box.internal\", \"*.corp.example\"]\n").unwrap();
+    std::fs::write(hosts.join(".lokal.toml"), "tier = 2\nallowed_hosts = [\"gpu-box.internal\", \"*.corp.example\"]\n")
+        .unwrap();
     std::fs::write(unknown.join(".lokal.toml"), "tier = 1\nallowed_host = [\"gpu-box.internal\"]\n").unwrap();
     std::fs::write(strict.join(".lokal.toml"), "tier = 1\n").unwrap();
     let mut s = setup(&dir, &[]);
     s.tiers.overrides.insert(strict.display().to_string(), 3);
     let hw = Hardware::cpu_only(2, 24.0, 24.0);
-    let out = run(&input("/nonexistent/model.gguf".into(), &hw, vec![hosts.clone(), unknown.clone(), strict.clone()], s.clone()));
+    let out = run(&input(
+        "/nonexistent/model.gguf".into(),
+        &hw,
+        vec![hosts.clone(), unknown.clone(), strict.clone()],
+        s.clone(),
+    ));
     let h = tier_of(&out, &hosts);
     assert_eq!(h.status, Status::Fail, "{h:?}");
     assert!(h.detail.starts_with("Tier 2"), "the tier stands: {}", h.detail);
-    assert!(h.detail.contains("allowed_hosts") && h.detail.contains("*.corp.example") && h.detail.contains(":2:"), "{}", h.detail);
+    assert!(
+        h.detail.contains("allowed_hosts") && h.detail.contains("*.corp.example") && h.detail.contains(":2:"),
+        "{}",
+        h.detail
+    );
     let u = tier_of(&out, &unknown);
     assert_eq!(u.status, Status::Fail);
     assert!(u.detail.starts_with("Tier 3") && u.detail.contains("allowed_host"), "{}", u.detail);
@@ -148,9 +177,20 @@ fn cloud_settings_are_checked_where_a_cloud_model_can_be_used() {
     let f = check(vec![], &[("LOKAL_CLOUD_PROVIDER", "openai"), ("LOKAL_CLOUD_BASE_URL", "https://llm.corp/v1")]);
     assert_eq!(f.status, Status::Fail);
     assert!(f.detail.contains("OPENAI_API_KEY"), "{}", f.detail);
-    let f = check(vec![cloudy.clone()], &[("LOKAL_CLOUD_PROVIDER", "openai"), ("LOKAL_CLOUD_BASE_URL", "https://llm.corp/v1"), ("OPENAI_API_KEY", "sk-secret")]);
+    let f = check(
+        vec![cloudy.clone()],
+        &[
+            ("LOKAL_CLOUD_PROVIDER", "openai"),
+            ("LOKAL_CLOUD_BASE_URL", "https://llm.corp/v1"),
+            ("OPENAI_API_KEY", "sk-secret"),
+        ],
+    );
     assert_eq!(f.status, Status::Ok, "{f:?}");
-    assert!(f.detail.contains("https://llm.corp/v1/chat/completions") && !f.detail.contains("sk-secret"), "the key is never shown: {}", f.detail);
+    assert!(
+        f.detail.contains("https://llm.corp/v1/chat/completions") && !f.detail.contains("sk-secret"),
+        "the key is never shown: {}",
+        f.detail
+    );
     let f = check(vec![], &[("LOKAL_CLOUD_BASE_URL", "http://llm.corp"), ("ANTHROPIC_API_KEY", "k")]);
     assert_eq!(f.status, Status::Warn, "{f:?}");
     assert!(f.detail.contains("not https"));

@@ -207,7 +207,14 @@ pub fn fit(e: &Entry, hw: &Hardware, cfg: &FitConfig) -> Fit {
         let working = cpu_working_bytes(e);
         let needed = weights + kv + state + working;
         let class = class_of(needed, hw.ram_bytes);
-        return Fit { working_bytes: working, needed_bytes: needed, budget_bytes: hw.ram_bytes, class, tokens_per_s: speed(class, bpt / cpu_bw), ..base };
+        return Fit {
+            working_bytes: working,
+            needed_bytes: needed,
+            budget_bytes: hw.ram_bytes,
+            class,
+            tokens_per_s: speed(class, bpt / cpu_bw),
+            ..base
+        };
     }
 
     // Discrete GPU(s): whole layers, each with its share of weights, KV and state.
@@ -241,7 +248,17 @@ pub fn fit(e: &Entry, hw: &Hardware, cfg: &FitConfig) -> Fit {
     let needed = weights + kv + state + working;
     let class = class_of(needed, budget).max(class_of(cpu_part, hw.ram_bytes));
     let t = gpu_time(layers) + bpt * (n - layers) as f64 / n as f64 / cpu_bw;
-    Fit { working_bytes: working, needed_bytes: needed, budget_bytes: budget, runs_on, gpu_layers: layers, class, slow: true, tokens_per_s: speed(class, t), ..base }
+    Fit {
+        working_bytes: working,
+        needed_bytes: needed,
+        budget_bytes: budget,
+        runs_on,
+        gpu_layers: layers,
+        class,
+        slow: true,
+        tokens_per_s: speed(class, t),
+        ..base
+    }
 }
 
 /// Mark the recommendation: among great fits that run entirely where they are fast and generate at least
@@ -305,7 +322,11 @@ mod tests {
         assert_eq!(find(&v, "gemma-3-270m-q4_k_m").kv_bytes, 301_989_888);
         let rec: Vec<&Fit> = v.iter().filter(|f| f.recommended).collect();
         assert_eq!(rec.len(), 1);
-        assert!(rec[0].class == Class::Great && rec[0].entry.is_code() && rec[0].tokens_per_s.unwrap() >= MIN_TOKENS_PER_S, "{:?}", rec[0].entry.id);
+        assert!(
+            rec[0].class == Class::Great && rec[0].entry.is_code() && rec[0].tokens_per_s.unwrap() >= MIN_TOKENS_PER_S,
+            "{:?}",
+            rec[0].entry.id
+        );
     }
 
     #[test]
@@ -346,10 +367,21 @@ mod tests {
             Hardware::cpu_only(2, 4.0, 20.0).with_gpu("NVIDIA T4", 0.3),
         ];
         for hw in &machines {
-            for cfg in [CFG, FitConfig { ctx_per_sequence: 32768, sequences: 1 }, FitConfig { ctx_per_sequence: 1, sequences: 1 }] {
+            for cfg in [
+                CFG,
+                FitConfig { ctx_per_sequence: 32768, sequences: 1 },
+                FitConfig { ctx_per_sequence: 1, sequences: 1 },
+            ] {
                 for e in curated() {
                     let f = fit(&e, hw, &cfg);
-                    assert!(f.gpu_layers <= e.n_layers, "{} on {}: {}/{}", e.id, hw.describe(), f.gpu_layers, e.n_layers);
+                    assert!(
+                        f.gpu_layers <= e.n_layers,
+                        "{} on {}: {}/{}",
+                        e.id,
+                        hw.describe(),
+                        f.gpu_layers,
+                        e.n_layers
+                    );
                     assert_eq!(f.slow, hw.has_gpu() && !hw.unified && f.gpu_layers < e.n_layers);
                     if !hw.has_gpu() {
                         assert_eq!(f.gpu_layers, 0);

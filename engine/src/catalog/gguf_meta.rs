@@ -43,7 +43,10 @@ pub enum Value {
     /// A numeric or boolean array short enough to keep.
     Nums(Vec<f64>),
     /// Any other array: its element type and length.
-    Array { elem_type: u32, len: u64 },
+    Array {
+        elem_type: u32,
+        len: u64,
+    },
 }
 
 impl Value {
@@ -181,7 +184,8 @@ impl GgufHeader {
 }
 
 /// Vocabulary entries that mark a FIM-trained family (Qwen, StarCoder/DeepSeek, Codestral, CodeLlama, CodeGemma).
-const FIM_MARKERS: &[&str] = &["<|fim_prefix|>", "<fim_prefix>", "<fim-prefix>", "[PREFIX]", "<PRE>", "<|fim_begin|>", "<｜fim▁begin｜>"];
+const FIM_MARKERS: &[&str] =
+    &["<|fim_prefix|>", "<fim_prefix>", "<fim-prefix>", "[PREFIX]", "<PRE>", "<|fim_begin|>", "<｜fim▁begin｜>"];
 
 struct Reader<R> {
     r: R,
@@ -220,7 +224,9 @@ impl<R: Read + Seek> Reader<R> {
         if n <= 4096 {
             // Short skips (vocabulary entries) read through the buffer: a seek would discard it.
             let mut b = [0u8; 4096];
-            self.r.read_exact(&mut b[..n as usize]).map_err(|e| format!("GGUF header ends early at byte {}: {e}", self.pos))?;
+            self.r
+                .read_exact(&mut b[..n as usize])
+                .map_err(|e| format!("GGUF header ends early at byte {}: {e}", self.pos))?;
         } else {
             let n_i = i64::try_from(n).map_err(|_| self.err("length out of range"))?;
             self.r.seek(SeekFrom::Current(n_i)).map_err(|e| self.err(&e.to_string()))?;
@@ -310,7 +316,9 @@ impl<R: Read + Seek> Reader<R> {
                     // Only short entries can be FIM markers; read those, skip the rest.
                     if tokens && (4..=24).contains(&n) && !h.vocab_has_fim {
                         let mut b = vec![0u8; n as usize];
-                        self.r.read_exact(&mut b).map_err(|e| format!("GGUF header ends early at byte {}: {e}", self.pos))?;
+                        self.r
+                            .read_exact(&mut b)
+                            .map_err(|e| format!("GGUF header ends early at byte {}: {e}", self.pos))?;
                         self.pos += n;
                         if let Ok(s) = std::str::from_utf8(&b) {
                             h.vocab_has_fim |= FIM_MARKERS.contains(&s);
@@ -437,7 +445,10 @@ fn model_bytes(path: &Path, h: &GgufHeader) -> u64 {
     let Some(stem) = name.strip_suffix(&tail).and_then(|s| s.get(..s.len().saturating_sub(6))) else {
         return own;
     };
-    (1..=parts).map(|i| std::fs::metadata(path.with_file_name(format!("{stem}-{i:05}{tail}"))).map(|m| m.len()).unwrap_or(0)).sum::<u64>().max(own)
+    (1..=parts)
+        .map(|i| std::fs::metadata(path.with_file_name(format!("{stem}-{i:05}{tail}"))).map(|m| m.len()).unwrap_or(0))
+        .sum::<u64>()
+        .max(own)
 }
 
 /// A catalog entry for a GGUF file, from its header: architecture and sizes as the file states them,
@@ -462,7 +473,8 @@ pub fn entry_from_header(h: &GgufHeader, path: &Path, file_bytes: u64) -> Result
     let n_head = heads.iter().copied().max().unwrap_or(1).max(1) as u32;
     let mut kv_heads = h.arch_per_layer("attention.head_count_kv", nl).unwrap_or_else(|| heads.clone());
     kv_heads.resize(nl, *kv_heads.last().unwrap_or(&(n_head as u64)));
-    let key_len = h.arch_u64("attention.key_length").unwrap_or(if n_head > 0 { n_embd as u64 / n_head as u64 } else { 0 });
+    let key_len =
+        h.arch_u64("attention.key_length").unwrap_or(if n_head > 0 { n_embd as u64 / n_head as u64 } else { 0 });
     let val_len = h.arch_u64("attention.value_length").unwrap_or(key_len);
 
     // Which layers hold a KV cache: not the recurrent ones of hybrid models, not those that reuse another
@@ -516,7 +528,8 @@ pub fn entry_from_header(h: &GgufHeader, path: &Path, file_bytes: u64) -> Result
     };
 
     // Recurrent state per sequence (f32) for hybrid / state-space layers.
-    let recurrent_layers = (nl as u64).saturating_sub(n_kv_layers as u64 + h.arch_u64("attention.shared_kv_layers").unwrap_or(0));
+    let recurrent_layers =
+        (nl as u64).saturating_sub(n_kv_layers as u64 + h.arch_u64("attention.shared_kv_layers").unwrap_or(0));
     let state_bytes_per_seq = match (h.arch_u64("ssm.inner_size"), h.arch_u64("ssm.state_size")) {
         (Some(inner), Some(state)) if recurrent_layers > 0 => {
             let groups = h.arch_u64("ssm.group_count").unwrap_or(1);
@@ -545,7 +558,9 @@ pub fn entry_from_header(h: &GgufHeader, path: &Path, file_bytes: u64) -> Result
     };
     let params = if total > 0 { total } else { file_bytes * 2 }; // no tensor table: assume ~4 bits a weight
     let n_vocab = h.vocab_len.or_else(|| h.arch_u64("vocab_size")).unwrap_or(0) as u32;
-    let fim = h.vocab_has_fim || h.get("tokenizer.ggml.fim_pre_token_id").is_some() || h.get("tokenizer.ggml.prefix_token_id").is_some();
+    let fim = h.vocab_has_fim
+        || h.get("tokenizer.ggml.fim_pre_token_id").is_some()
+        || h.get("tokenizer.ggml.prefix_token_id").is_some();
     let quant = h.u64("general.file_type").and_then(file_type_name).map(str::to_string).unwrap_or_else(|| "?".into());
     let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned());
     let name = h

@@ -208,14 +208,21 @@ fn where_the_tensor_data_ends() {
         .tensor_at("c", &[64], 8, 704);
     let bytes = b.bytes();
     let h = parse(Cursor::new(bytes.clone())).unwrap();
-    assert_eq!(h.tensors.iter().map(|t| (t.offset, t.data_bytes())).collect::<Vec<_>>(), [(0, Some(120)), (128, Some(576)), (704, Some(68))]);
+    assert_eq!(
+        h.tensors.iter().map(|t| (t.offset, t.data_bytes())).collect::<Vec<_>>(),
+        [(0, Some(120)), (128, Some(576)), (704, Some(68))]
+    );
     assert_eq!(h.alignment(), 32);
     assert_eq!(h.data_offset, (bytes.len() as u64).next_multiple_of(32));
     assert!(h.data_offset > bytes.len() as u64, "the header is padded here");
     assert_eq!(h.data_end(), h.data_offset + 704 + 68);
 
     // general.alignment moves the data section; a type ggml does not know counts up to its start.
-    let b = Builder::new().u32("general.alignment", 256).tensor_at("a", &[8], 0, 0).tensor_at("b", &[8], 4, 32).tensor_at("x", &[8], 31, 64);
+    let b = Builder::new()
+        .u32("general.alignment", 256)
+        .tensor_at("a", &[8], 0, 0)
+        .tensor_at("b", &[8], 4, 32)
+        .tensor_at("x", &[8], 31, 64);
     let bytes = b.bytes();
     let h = parse(Cursor::new(bytes.clone())).unwrap();
     assert_eq!((h.alignment(), h.data_offset), (256, (bytes.len() as u64).next_multiple_of(256)));
@@ -310,8 +317,19 @@ fn reads_the_embedded_default_model() {
     // The tensor data ends where the file does, but for the last tensor's padding.
     let h = read_header(&p).unwrap();
     assert!(h.tensors.iter().all(|t| t.data_bytes().is_some()), "a tensor type missing from the table");
-    assert!(h.data_end() <= e.file_bytes && e.file_bytes - h.data_end() < h.alignment(), "data ends at {} of {}", h.data_end(), e.file_bytes);
+    assert!(
+        h.data_end() <= e.file_bytes && e.file_bytes - h.data_end() < h.alignment(),
+        "data ends at {} of {}",
+        h.data_end(),
+        e.file_bytes
+    );
     // The curated entry agrees with the file.
-    let c = super::super::entries::curated().into_iter().find(|c| c.file_name.as_deref() == Some(crate::config::DEFAULT_MODEL_FILE)).unwrap();
-    assert_eq!((c.n_layers, c.n_kv_heads, c.head_dim, c.n_vocab, c.file_bytes), (e.n_layers, e.n_kv_heads, e.head_dim, e.n_vocab, e.file_bytes));
+    let c = super::super::entries::curated()
+        .into_iter()
+        .find(|c| c.file_name.as_deref() == Some(crate::config::DEFAULT_MODEL_FILE))
+        .unwrap();
+    assert_eq!(
+        (c.n_layers, c.n_kv_heads, c.head_dim, c.n_vocab, c.file_bytes),
+        (e.n_layers, e.n_kv_heads, e.head_dim, e.n_vocab, e.file_bytes)
+    );
 }

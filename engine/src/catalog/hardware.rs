@@ -69,7 +69,12 @@ impl Hardware {
         }
     }
     pub fn with_gpu(mut self, name: &str, memory_gb: f64) -> Hardware {
-        self.gpus.push(Gpu { name: name.into(), memory_bytes: (memory_gb * 1e9) as u64, used_bytes: 0, bandwidth_gbs: gpu_bandwidth(name) });
+        self.gpus.push(Gpu {
+            name: name.into(),
+            memory_bytes: (memory_gb * 1e9) as u64,
+            used_bytes: 0,
+            bandwidth_gbs: gpu_bandwidth(name),
+        });
         self
     }
     /// Apple Silicon with `ram_gb` of unified memory.
@@ -114,7 +119,13 @@ impl Hardware {
             s.push_str(", no GPU seen");
         }
         for g in &self.gpus {
-            s.push_str(&format!("; GPU {} {:.0} GB ({:.0} GB free), {:.0} GB/s", g.name, gb(g.memory_bytes), gb(g.free_bytes()), g.bandwidth_gbs));
+            s.push_str(&format!(
+                "; GPU {} {:.0} GB ({:.0} GB free), {:.0} GB/s",
+                g.name,
+                gb(g.memory_bytes),
+                gb(g.free_bytes()),
+                g.bandwidth_gbs
+            ));
         }
         s
     }
@@ -211,7 +222,9 @@ pub const PER_CORE_GBS: f64 = 12.0;
 
 /// System memory bandwidth by CPU (GB/s) and where the figure comes from.
 pub fn ram_bandwidth(cpu: &str, cores: usize) -> (f64, String) {
-    if let Some(v) = std::env::var("LOKAL_RAM_BANDWIDTH_GBS").ok().and_then(|v| v.parse::<f64>().ok()).filter(|v| *v > 0.0) {
+    if let Some(v) =
+        std::env::var("LOKAL_RAM_BANDWIDTH_GBS").ok().and_then(|v| v.parse::<f64>().ok()).filter(|v| *v > 0.0)
+    {
         return (v, "LOKAL_RAM_BANDWIDTH_GBS".into());
     }
     let c = cpu.to_ascii_uppercase();
@@ -234,7 +247,8 @@ pub fn ram_bandwidth(cpu: &str, cores: usize) -> (f64, String) {
 /// Run a probe command with a time limit (a wedged driver can make nvidia-smi hang).
 fn probe(cmd: &str, args: &[&str]) -> Option<String> {
     use std::process::{Command, Stdio};
-    let mut child = Command::new(cmd).args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().ok()?;
+    let mut child =
+        Command::new(cmd).args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().ok()?;
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
         match child.try_wait() {
@@ -274,7 +288,12 @@ pub fn parse_nvidia_smi(text: &str) -> Vec<(String, Option<u64>, u64)> {
 
 fn meminfo() -> (Option<u64>, Option<u64>) {
     let s = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let kb = |key: &str| s.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()).map(|k| k * 1024);
+    let kb = |key: &str| {
+        s.lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .map(|k| k * 1024)
+    };
     (kb("MemTotal:"), kb("MemAvailable:"))
 }
 
@@ -301,7 +320,12 @@ fn cpu_name() -> String {
     }
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split_once(':')).map(|(_, v)| v.trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
         .unwrap_or_else(|| std::env::consts::ARCH.to_string())
 }
 
@@ -327,13 +351,21 @@ pub fn detect() -> Hardware {
         return hw;
     }
     let (total, avail) = meminfo();
-    let smi = probe("nvidia-smi", &["--query-gpu=name,memory.total,memory.used", "--format=csv,noheader,nounits"]).unwrap_or_default();
+    let smi = probe("nvidia-smi", &["--query-gpu=name,memory.total,memory.used", "--format=csv,noheader,nounits"])
+        .unwrap_or_default();
     from_probes(cpu, cores, total, avail, cgroup_limit(), &smi)
 }
 
 /// A Linux machine from what [`detect`] reads: CPU name, cores, MemTotal / MemAvailable (bytes), the cgroup
 /// limit, and `nvidia-smi`'s CSV. Public so that a machine's probe output can be replayed in a test.
-pub fn from_probes(cpu: String, cores: usize, mem_total: Option<u64>, mem_available: Option<u64>, cgroup_limit: Option<u64>, nvidia_smi_csv: &str) -> Hardware {
+pub fn from_probes(
+    cpu: String,
+    cores: usize,
+    mem_total: Option<u64>,
+    mem_available: Option<u64>,
+    cgroup_limit: Option<u64>,
+    nvidia_smi_csv: &str,
+) -> Hardware {
     let ram = match (mem_total, cgroup_limit) {
         (Some(t), Some(l)) => t.min(l),
         (Some(t), None) => t,
@@ -408,7 +440,14 @@ pub(crate) mod tests {
 
     /// Probe output taken on the project's H100 device machine (nvidia-smi CSV verbatim).
     pub(crate) fn h100_device() -> Hardware {
-        from_probes("Intel(R) Xeon(R) Processor".into(), 16, Some(131_981_020 * 1024), Some(130_735_804 * 1024), None, "NVIDIA H100 80GB HBM3, 81559, 0\n")
+        from_probes(
+            "Intel(R) Xeon(R) Processor".into(),
+            16,
+            Some(131_981_020 * 1024),
+            Some(130_735_804 * 1024),
+            None,
+            "NVIDIA H100 80GB HBM3, 81559, 0\n",
+        )
     }
 
     #[test]
@@ -423,7 +462,11 @@ pub(crate) mod tests {
         let gb10 = from_probes("ARM".into(), 20, Some(128 << 30), None, None, "NVIDIA GB10, [N/A], [N/A]\n");
         assert!(gb10.unified && gb10.gpus[0].memory_bytes == 128 << 30);
         let limited = from_probes("x".into(), 4, Some(64 << 30), Some(60 << 30), Some(8 << 30), "");
-        assert_eq!((limited.ram_bytes, limited.ram_available_bytes), (8 << 30, Some(8 << 30)), "the cgroup limit bounds RAM");
+        assert_eq!(
+            (limited.ram_bytes, limited.ram_available_bytes),
+            (8 << 30, Some(8 << 30)),
+            "the cgroup limit bounds RAM"
+        );
     }
 
     #[test]

@@ -63,7 +63,9 @@ pub fn models_report_for(hw: &Hardware, cfg: &FitConfig, entries: Vec<Entry>) ->
     let recommended = fit::recommend(&mut models).map(|i| models[i].entry.id.clone());
     let mut notes = Vec::new();
     if models.iter().any(|f| f.entry.approx) {
-        notes.push("~ marks figures of 2026 releases not verified against their files (sizes within a few percent).".into());
+        notes.push(
+            "~ marks figures of 2026 releases not verified against their files (sizes within a few percent).".into(),
+        );
     }
     notes.push(format!(
         "needs = weights + KV cache + working buffers; great fit <= {:.0}% of the memory it runs in, tight <= {:.0}%; tok/s from memory bandwidth ({:.0}% of peak on the CPU, {:.0}% on a GPU): an estimate, not a measurement.",
@@ -79,7 +81,10 @@ pub fn models_report_for(hw: &Hardware, cfg: &FitConfig, entries: Vec<Entry>) ->
         notes.push("macOS lets the GPU wire about 75% of memory by default: tight fits need `sudo sysctl iogpu.wired_limit_mb=<MB>`.".into());
     }
     if recommended.is_none() {
-        notes.push(format!("no recommendation: no model fits with room to spare and generates {:.0}+ tokens/s here.", fit::MIN_TOKENS_PER_S));
+        notes.push(format!(
+            "no recommendation: no model fits with room to spare and generates {:.0}+ tokens/s here.",
+            fit::MIN_TOKENS_PER_S
+        ));
     }
     ModelsReport { hardware: hw.clone(), config: *cfg, models, recommended, notes }
 }

@@ -52,13 +52,31 @@ impl PullOptions {
 #[serde(tag = "event", rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum Event {
     /// A file's transfer starts (or resumes `from` bytes in).
-    Start { file: String, total: Option<u64>, from: u64 },
-    Progress { file: String, done: u64, total: Option<u64> },
+    Start {
+        file: String,
+        total: Option<u64>,
+        from: u64,
+    },
+    Progress {
+        file: String,
+        done: u64,
+        total: Option<u64>,
+    },
     /// The transfer broke; resuming after a pause.
-    Retry { file: String, attempt: u32, error: String },
-    Verifying { file: String },
+    Retry {
+        file: String,
+        attempt: u32,
+        error: String,
+    },
+    Verifying {
+        file: String,
+    },
     /// The file is in place under its final name (`cached`: it already was, with the right checksum).
-    Done { file: String, path: PathBuf, cached: bool },
+    Done {
+        file: String,
+        path: PathBuf,
+        cached: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -91,7 +109,10 @@ pub async fn pull(what: &str, opts: &PullOptions, on: &mut (dyn FnMut(&Event) + 
     if let Some(h) = &opts.sha256 {
         let h = normalize_sha(h)?;
         if src.files.len() != 1 {
-            return Err(format!("--sha256 names one file, but {what} has {} parts with their own checksums", src.files.len()));
+            return Err(format!(
+                "--sha256 names one file, but {what} has {} parts with their own checksums",
+                src.files.len()
+            ));
         }
         src.files[0].sha256 = Some(h);
     }
@@ -136,7 +157,12 @@ pub enum Resume {
 }
 
 /// Decide from a status and `Content-Range` / `Content-Length` how to continue (pure, for the tests).
-pub fn resume_plan(status: u16, have: u64, content_range: Option<&str>, content_length: Option<u64>) -> Result<Resume, String> {
+pub fn resume_plan(
+    status: u16,
+    have: u64,
+    content_range: Option<&str>,
+    content_length: Option<u64>,
+) -> Result<Resume, String> {
     match status {
         206 => {
             let cr = content_range.ok_or("206 without Content-Range")?;
@@ -171,7 +197,13 @@ fn part_path(final_path: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-async fn pull_file(client: &reqwest::Client, src: &HubSource, f: &HubFile, opts: &PullOptions, on: &mut (dyn FnMut(&Event) + Send)) -> Result<PathBuf, String> {
+async fn pull_file(
+    client: &reqwest::Client,
+    src: &HubSource,
+    f: &HubFile,
+    opts: &PullOptions,
+    on: &mut (dyn FnMut(&Event) + Send),
+) -> Result<PathBuf, String> {
     let name = f.local_name().to_string();
     let want = f.sha256.clone().expect("checked by pull");
     let final_path = opts.dir.join(&name);
@@ -193,7 +225,11 @@ async fn pull_file(client: &reqwest::Client, src: &HubSource, f: &HubFile, opts:
             Err(Failure::Transient(e)) => {
                 attempt += 1;
                 if attempt > opts.retries {
-                    return Err(format!("{name}: {e}; gave up after {} resumes (run the same command again to continue from {})", opts.retries, part.display()));
+                    return Err(format!(
+                        "{name}: {e}; gave up after {} resumes (run the same command again to continue from {})",
+                        opts.retries,
+                        part.display()
+                    ));
                 }
                 on(&Event::Retry { file: name.clone(), attempt, error: e });
                 tokio::time::sleep(opts.retry_delay * 2u32.saturating_pow(attempt - 1).min(16)).await;
@@ -222,7 +258,14 @@ enum Failure {
 }
 
 /// One request: fetch what the `.part` lacks and append it.
-async fn transfer(client: &reqwest::Client, url: &str, part: &Path, opts: &PullOptions, name: &str, on: &mut (dyn FnMut(&Event) + Send)) -> Result<(), Failure> {
+async fn transfer(
+    client: &reqwest::Client,
+    url: &str,
+    part: &Path,
+    opts: &PullOptions,
+    name: &str,
+    on: &mut (dyn FnMut(&Event) + Send),
+) -> Result<(), Failure> {
     let have = std::fs::metadata(part).map(|m| m.len()).unwrap_or(0);
     let mut req = client.get(url);
     if have > 0 {
@@ -235,19 +278,38 @@ async fn transfer(client: &reqwest::Client, url: &str, part: &Path, opts: &PullO
     let status = resp.status().as_u16();
     match status {
         401 | 403 => {
-            let hint = if opts.token.is_some() { "HF_TOKEN was sent: does it have access to this repository?" } else { "a gated repository needs HF_TOKEN set to an access token" };
+            let hint = if opts.token.is_some() {
+                "HF_TOKEN was sent: does it have access to this repository?"
+            } else {
+                "a gated repository needs HF_TOKEN set to an access token"
+            };
             return Err(Failure::Fatal(format!("{url}: HTTP {status} (not allowed): {hint}")));
         }
-        404 => return Err(Failure::Fatal(format!("{url}: HTTP 404, not found: check the repository, revision and file name"))),
+        404 => {
+            return Err(Failure::Fatal(format!(
+                "{url}: HTTP 404, not found: check the repository, revision and file name"
+            )))
+        }
         s if s >= 500 || s == 429 => return Err(Failure::Transient(format!("{url}: HTTP {s}"))),
         _ => {}
     }
-    let header = |h: reqwest::header::HeaderName| resp.headers().get(h).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let plan = resume_plan(status, have, header(reqwest::header::CONTENT_RANGE).as_deref(), resp.content_length()).map_err(|e| Failure::Fatal(format!("{url}: {e}")))?;
+    let header =
+        |h: reqwest::header::HeaderName| resp.headers().get(h).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let plan = resume_plan(status, have, header(reqwest::header::CONTENT_RANGE).as_deref(), resp.content_length())
+        .map_err(|e| Failure::Fatal(format!("{url}: {e}")))?;
     let (mut file, mut done, total) = match plan {
         Resume::Complete => return Ok(()),
-        Resume::Append { total } => (std::fs::OpenOptions::new().append(true).open(part).map_err(|e| Failure::Fatal(format!("{}: {e}", part.display())))?, have, total),
-        Resume::Restart { total } => (std::fs::File::create(part).map_err(|e| Failure::Fatal(format!("{}: {e}", part.display())))?, 0, total),
+        Resume::Append { total } => (
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(part)
+                .map_err(|e| Failure::Fatal(format!("{}: {e}", part.display())))?,
+            have,
+            total,
+        ),
+        Resume::Restart { total } => {
+            (std::fs::File::create(part).map_err(|e| Failure::Fatal(format!("{}: {e}", part.display())))?, 0, total)
+        }
     };
     if let Some(t) = total {
         check_space(part.parent().unwrap_or(Path::new(".")), t.saturating_sub(done)).map_err(Failure::Fatal)?;
@@ -316,11 +378,21 @@ mod tests {
         assert_eq!(parse_content_range("bytes 0-0/*"), Some((0, None)));
         assert_eq!(parse_content_range("bytes 9-3/10"), None);
         assert_eq!(parse_content_range("items 0-1/2"), None);
-        assert_eq!(resume_plan(206, 100, Some("bytes 100-999/1000"), Some(900)), Ok(Resume::Append { total: Some(1000) }));
+        assert_eq!(
+            resume_plan(206, 100, Some("bytes 100-999/1000"), Some(900)),
+            Ok(Resume::Append { total: Some(1000) })
+        );
         assert_eq!(resume_plan(206, 100, Some("bytes 100-999/*"), Some(900)), Ok(Resume::Append { total: Some(1000) }));
-        assert!(resume_plan(206, 100, Some("bytes 0-999/1000"), None).unwrap_err().contains("from 0"), "a range we did not ask for");
+        assert!(
+            resume_plan(206, 100, Some("bytes 0-999/1000"), None).unwrap_err().contains("from 0"),
+            "a range we did not ask for"
+        );
         assert!(resume_plan(206, 100, None, None).is_err());
-        assert_eq!(resume_plan(200, 100, None, Some(1000)), Ok(Resume::Restart { total: Some(1000) }), "server ignored the range");
+        assert_eq!(
+            resume_plan(200, 100, None, Some(1000)),
+            Ok(Resume::Restart { total: Some(1000) }),
+            "server ignored the range"
+        );
         assert_eq!(resume_plan(416, 1000, None, None), Ok(Resume::Complete));
         assert!(resume_plan(416, 0, None, None).is_err());
         assert!(resume_plan(302, 0, None, None).is_err());

@@ -85,12 +85,17 @@ impl Registry {
         let catalog = catalog_match(&model, &curated());
         let mut list = self.registered()?;
         list.retain(|r| r.path != model);
-        list.push(Registered { path: model.clone(), name: Some(entry.name.clone()), catalog: catalog.as_ref().map(|c| c.id.clone()) });
+        list.push(Registered {
+            path: model.clone(),
+            name: Some(entry.name.clone()),
+            catalog: catalog.as_ref().map(|c| c.id.clone()),
+        });
         std::fs::create_dir_all(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))?;
         let text = toml::to_string_pretty(&RegistryFile { model: list }).map_err(|e| e.to_string())?;
         // Write then rename, so a crash never leaves half a registry.
         let tmp = self.dir.join(format!(".{FILE_NAME}.{}.tmp", std::process::id()));
-        std::fs::write(&tmp, format!("# Models added with `lokal models --add` (bring your own GGUF).\n{text}")).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        std::fs::write(&tmp, format!("# Models added with `lokal models --add` (bring your own GGUF).\n{text}"))
+            .map_err(|e| format!("{}: {e}", tmp.display()))?;
         std::fs::rename(&tmp, self.file()).map_err(|e| format!("{}: {e}", self.file().display()))?;
         if let Some(c) = catalog {
             entry.note = Some(format!("catalog model {}", c.id));
@@ -161,7 +166,9 @@ impl Registry {
     pub fn resolve(&self, what: &str) -> Option<Entry> {
         let w = what.to_lowercase();
         self.list().into_iter().filter(|e| e.path.is_some()).find(|e| {
-            e.id.to_lowercase() == w || e.name.to_lowercase() == w || e.path.as_ref().is_some_and(|p| p.to_string_lossy() == what)
+            e.id.to_lowercase() == w
+                || e.name.to_lowercase() == w
+                || e.path.as_ref().is_some_and(|p| p.to_string_lossy() == what)
         })
     }
 }
@@ -177,7 +184,11 @@ fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
     if exact.is_file() {
         return Some(exact);
     }
-    std::fs::read_dir(dir).ok()?.flatten().map(|d| d.path()).find(|p| p.is_file() && p.file_name().is_some_and(|f| f.to_string_lossy().eq_ignore_ascii_case(name)))
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|d| d.path())
+        .find(|p| p.is_file() && p.file_name().is_some_and(|f| f.to_string_lossy().eq_ignore_ascii_case(name)))
 }
 
 #[cfg(test)]
@@ -187,7 +198,11 @@ mod tests {
     use super::*;
 
     fn tmp(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("lokal-catalog-{tag}-{}-{:?}", std::process::id(), std::thread::current().id()));
+        let d = std::env::temp_dir().join(format!(
+            "lokal-catalog-{tag}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         d
@@ -224,7 +239,9 @@ mod tests {
         assert_eq!(reg.registered().unwrap().len(), 1, "added once");
         let l = reg.list();
         assert_eq!(l.len(), curated().len() + 1);
-        assert!(l.iter().any(|e| e.name == "My Model" && e.path.as_deref() == Some(own.canonicalize().unwrap().as_path())));
+        assert!(l
+            .iter()
+            .any(|e| e.name == "My Model" && e.path.as_deref() == Some(own.canonicalize().unwrap().as_path())));
 
         // A catalog model's file, registered: the catalog row gets the path.
         let cat = models.join("qwen2.5-coder-7b-instruct-q4_k_m.gguf");
@@ -233,7 +250,10 @@ mod tests {
         assert!(e.note.as_deref().unwrap().contains("qwen2.5-coder-7b-q4_k_m"));
         let l = reg.list();
         assert_eq!(l.len(), curated().len() + 1, "not listed twice");
-        assert_eq!(l.iter().find(|e| e.id == "qwen2.5-coder-7b-q4_k_m").unwrap().path.as_deref(), Some(cat.canonicalize().unwrap().as_path()));
+        assert_eq!(
+            l.iter().find(|e| e.id == "qwen2.5-coder-7b-q4_k_m").unwrap().path.as_deref(),
+            Some(cat.canonicalize().unwrap().as_path())
+        );
 
         // The model leaves the catalog: still listed, from its file, while the file exists.
         let smaller: Vec<Entry> = curated().into_iter().filter(|e| e.id != "qwen2.5-coder-7b-q4_k_m").collect();
@@ -242,7 +262,11 @@ mod tests {
         assert_eq!(kept.source, Source::File);
         assert!(kept.note.as_deref().unwrap().contains("no longer in the catalog"));
         let by_path = cat.canonicalize().unwrap().display().to_string();
-        assert_eq!(reg.resolve(&by_path).unwrap().id, "qwen2.5-coder-7b-q4_k_m", "selectable by path while in the catalog");
+        assert_eq!(
+            reg.resolve(&by_path).unwrap().id,
+            "qwen2.5-coder-7b-q4_k_m",
+            "selectable by path while in the catalog"
+        );
         // … and gone once the file is.
         std::fs::remove_file(&cat).unwrap();
         assert!(!reg.list_with(smaller).iter().any(|e| e.name == "Qwen2.5 Coder 7B Instruct"));

@@ -46,7 +46,10 @@ impl ModelsReport {
             self.config.sequences,
             self.config.cells()
         ));
-        out.push_str(&format!("  {:<32} {:>11} {:<7} {:>8} {:>8}  {:<18} {:>6}  {}\n", "model", "params", "quant", "file", "needs", "runs on", "tok/s", "fit"));
+        out.push_str(&format!(
+            "  {:<32} {:>11} {:<7} {:>8} {:>8}  {:<18} {:>6}  {}\n",
+            "model", "params", "quant", "file", "needs", "runs on", "tok/s", "fit"
+        ));
         for f in &self.models {
             let e = &f.entry;
             let runs = match (f.class, f.runs_on) {

@@ -92,11 +92,129 @@ const CHUNK: u8 = 6;
 pub struct Keys(BTreeMap<Key, u8>);
 
 const KEYWORDS: &[&str] = &[
-    "abstract", "and", "any", "as", "assert", "async", "await", "bool", "boolean", "break", "case", "catch", "chan", "class", "const", "continue", "crate", "def", "default", "defer", "del", "delete", "dyn", "elif", "else", "enum", "except", "export", "extends", "extern", "false", "fallthrough", "False", "final", "finally", "for", "from", "func", "function", "global", "goto", "impl", "implements", "import", "instanceof", "interface", "lambda", "let", "loop", "map", "match", "mod", "move", "mut", "new", "nil", "None", "nonlocal", "not", "null", "number", "object", "Option", "package", "pass", "private", "protected", "pub", "public", "raise", "range", "readonly", "ref", "return", "select", "self", "Self", "Some", "static", "str", "string", "String", "struct", "super", "switch", "this", "throw", "trait", "true", "True", "try", "type", "typeof", "undefined", "unsafe", "use", "var", "void", "where", "while", "with", "yield", "usize", "isize", "u8", "u16", "u32", "u64", "i32", "i64", "f32", "f64", "int", "float", "Vec", "Result", "Ok", "Err",
+    "abstract",
+    "and",
+    "any",
+    "as",
+    "assert",
+    "async",
+    "await",
+    "bool",
+    "boolean",
+    "break",
+    "case",
+    "catch",
+    "chan",
+    "class",
+    "const",
+    "continue",
+    "crate",
+    "def",
+    "default",
+    "defer",
+    "del",
+    "delete",
+    "dyn",
+    "elif",
+    "else",
+    "enum",
+    "except",
+    "export",
+    "extends",
+    "extern",
+    "false",
+    "fallthrough",
+    "False",
+    "final",
+    "finally",
+    "for",
+    "from",
+    "func",
+    "function",
+    "global",
+    "goto",
+    "impl",
+    "implements",
+    "import",
+    "instanceof",
+    "interface",
+    "lambda",
+    "let",
+    "loop",
+    "map",
+    "match",
+    "mod",
+    "move",
+    "mut",
+    "new",
+    "nil",
+    "None",
+    "nonlocal",
+    "not",
+    "null",
+    "number",
+    "object",
+    "Option",
+    "package",
+    "pass",
+    "private",
+    "protected",
+    "pub",
+    "public",
+    "raise",
+    "range",
+    "readonly",
+    "ref",
+    "return",
+    "select",
+    "self",
+    "Self",
+    "Some",
+    "static",
+    "str",
+    "string",
+    "String",
+    "struct",
+    "super",
+    "switch",
+    "this",
+    "throw",
+    "trait",
+    "true",
+    "True",
+    "try",
+    "type",
+    "typeof",
+    "undefined",
+    "unsafe",
+    "use",
+    "var",
+    "void",
+    "where",
+    "while",
+    "with",
+    "yield",
+    "usize",
+    "isize",
+    "u8",
+    "u16",
+    "u32",
+    "u64",
+    "i32",
+    "i64",
+    "f32",
+    "f64",
+    "int",
+    "float",
+    "Vec",
+    "Result",
+    "Ok",
+    "Err",
 ];
 
 fn identifiers(text: &str) -> impl Iterator<Item = &str> {
-    text.split(|c: char| !(c.is_alphanumeric() || c == '_')).filter(|w| w.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_'))
+    text.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|w| w.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_'))
 }
 
 fn worth_looking_up(w: &str) -> bool {
@@ -133,7 +251,8 @@ impl Keys {
 
     pub fn from_cursor(cur: &Cursor, ix: &SymbolIndex) -> Keys {
         let own = ix.get(cur.path);
-        let defined_here: HashSet<&str> = own.map(|e| e.tags.iter().map(|t| t.name.as_str()).collect()).unwrap_or_default();
+        let defined_here: HashSet<&str> =
+            own.map(|e| e.tags.iter().map(|t| t.name.as_str()).collect()).unwrap_or_default();
         let mut keys = Keys::default();
         let exact = |keys: &mut Keys, w: &str, rank: u8| {
             if worth_looking_up(w) && !defined_here.contains(w) {
@@ -142,7 +261,8 @@ impl Keys {
         };
         let line_start = cur.before.rfind('\n').map_or(0, |i| i + 1);
         let line = &cur.before[line_start..];
-        let typed_len = line.chars().rev().take_while(|c| c.is_alphanumeric() || *c == '_').map(char::len_utf8).sum::<usize>();
+        let typed_len =
+            line.chars().rev().take_while(|c| c.is_alphanumeric() || *c == '_').map(char::len_utf8).sum::<usize>();
         let typed = &line[line.len() - typed_len..];
         if typed.chars().next().is_some_and(|c| !c.is_ascii_digit()) {
             let chars: Vec<char> = typed.chars().collect();
@@ -197,7 +317,9 @@ struct Candidate {
 /// class header, a method left out where its type is shown whole.
 pub fn render_definitions(path: &Path, tags: &[&Tag]) -> String {
     let python = Lang::from_id_or_path("", &path.to_string_lossy()) == Some(Lang::Python);
-    let covered = |m: &Tag| tags.iter().any(|t| t.kind == TagKind::Type && t.line < m.line && t.line + t.text.lines().count() > m.line);
+    let covered = |m: &Tag| {
+        tags.iter().any(|t| t.kind == TagKind::Type && t.line < m.line && t.line + t.text.lines().count() > m.line)
+    };
     let mut out = String::new();
     let mut i = 0;
     while i < tags.len() {
@@ -232,7 +354,16 @@ pub fn render_definitions(path: &Path, tags: &[&Tag]) -> String {
 /// Choose and render the context for `cur` within `budget` tokens (`count`: the model's token count of a
 /// text; tests pass a plain function).
 #[allow(clippy::too_many_arguments)]
-pub fn assemble(ix: &SymbolIndex, ring: &ChunkRing, edits: &RecentEdits, cur: &Cursor, keys: &Keys, style: &BlockStyle, budget: usize, count: &dyn Fn(&str) -> usize) -> Assembled {
+pub fn assemble(
+    ix: &SymbolIndex,
+    ring: &ChunkRing,
+    edits: &RecentEdits,
+    cur: &Cursor,
+    keys: &Keys,
+    style: &BlockStyle,
+    budget: usize,
+    count: &dyn Fn(&str) -> usize,
+) -> Assembled {
     if *style == BlockStyle::Off || budget == 0 {
         return Assembled::default();
     }
@@ -267,7 +398,12 @@ pub fn assemble(ix: &SymbolIndex, ring: &ChunkRing, edits: &RecentEdits, cur: &C
         }
         c
     };
-    let mut push_def = |cands: &mut Vec<Candidate>, path: &Path, e: &FileEntry, t: &Tag, rank: u8, headers: &mut HashSet<(PathBuf, Option<String>)>| {
+    let mut push_def = |cands: &mut Vec<Candidate>,
+                        path: &Path,
+                        e: &FileEntry,
+                        t: &Tag,
+                        rank: u8,
+                        headers: &mut HashSet<(PathBuf, Option<String>)>| {
         let Some(tag) = e.tags.iter().position(|x| std::ptr::eq(x, t)) else { return };
         let piece = Piece::Def { path: path.to_path_buf(), tag };
         if seen.insert(piece.clone()) {
@@ -291,7 +427,9 @@ pub fn assemble(ix: &SymbolIndex, ring: &ChunkRing, edits: &RecentEdits, cur: &C
         for name in names.into_iter().filter(|n| ix.files_defining(n) <= GENERIC) {
             let mut defs: Vec<(&Path, &Tag)> = ix.lookup(name).into_iter().filter(|(p, _)| !other(p)).collect();
             // Imported files first, then what the user has open or visited, then by path for a stable choice.
-            defs.sort_by_key(|(p, t)| (!target_paths.contains(p), std::cmp::Reverse(ix.get(p).map(|e| e.origin)), p.to_path_buf(), t.line));
+            defs.sort_by_key(|(p, t)| {
+                (!target_paths.contains(p), std::cmp::Reverse(ix.get(p).map(|e| e.origin)), p.to_path_buf(), t.line)
+            });
             for (p, t) in defs.into_iter().take(per_name) {
                 let Some(e) = ix.get(p) else { continue };
                 push_def(&mut cands, p, e, t, rank, &mut headers);
@@ -301,18 +439,27 @@ pub fn assemble(ix: &SymbolIndex, ring: &ChunkRing, edits: &RecentEdits, cur: &C
     }
     for t in targets.iter().filter(|t| !other(&t.path)) {
         let Some(e) = ix.get(&t.path) else { continue };
-        let wanted = e.tags.iter().filter(|x| x.container.is_none() && (t.names.is_empty() || t.names.contains(&x.name)));
+        let wanted =
+            e.tags.iter().filter(|x| x.container.is_none() && (t.names.is_empty() || t.names.contains(&x.name)));
         for x in wanted.take(PER_IMPORT) {
             push_def(&mut cands, &t.path, e, x, IMPORT_FILE, &mut headers);
         }
     }
     let recent: Vec<_> = edits.ranges().collect();
     for (i, r) in recent.iter().enumerate().rev().filter(|(_, r)| !other(&r.path)) {
-        cands.push(Candidate { piece: Piece::Edit(i), rank: EDIT, cost: count(&style.snippet(&ix.display_path(&r.path), &r.text)) });
+        cands.push(Candidate {
+            piece: Piece::Edit(i),
+            rank: EDIT,
+            cost: count(&style.snippet(&ix.display_path(&r.path), &r.text)),
+        });
     }
     let chunks: Vec<_> = ring.chunks().collect();
     for (i, c) in chunks.iter().enumerate().rev().filter(|(_, c)| !other(&c.path)) {
-        cands.push(Candidate { piece: Piece::Chunk(i), rank: CHUNK, cost: count(&style.snippet(&ix.display_path(&c.path), &c.text)) });
+        cands.push(Candidate {
+            piece: Piece::Chunk(i),
+            rank: CHUNK,
+            cost: count(&style.snippet(&ix.display_path(&c.path), &c.text)),
+        });
     }
 
     // Definitions may not crowd out what the user just did, nor the ring everything else: a first pass
@@ -368,20 +515,37 @@ pub fn assemble(ix: &SymbolIndex, ring: &ChunkRing, edits: &RecentEdits, cur: &C
 }
 
 /// The chosen pieces as snippets, in the order that depends only on the set chosen.
-fn build(ix: &SymbolIndex, recent: &[&super::ring::EditedRange], chunks: &[&super::ring::Chunk], cands: &[Candidate], chosen: &[usize]) -> Vec<Snippet> {
+fn build(
+    ix: &SymbolIndex,
+    recent: &[&super::ring::EditedRange],
+    chunks: &[&super::ring::Chunk],
+    cands: &[Candidate],
+    chosen: &[usize],
+) -> Vec<Snippet> {
     let set: BTreeSet<&Piece> = chosen.iter().map(|&i| &cands[i].piece).collect();
     let mut out = vec![];
-    let import_ranked: HashSet<&Piece> = chosen.iter().filter(|&&i| cands[i].rank == IMPORT_FILE).map(|&i| &cands[i].piece).collect();
+    let import_ranked: HashSet<&Piece> =
+        chosen.iter().filter(|&&i| cands[i].rank == IMPORT_FILE).map(|&i| &cands[i].piece).collect();
     for p in &set {
         if let Piece::Chunk(i) = p {
             let c = chunks[*i];
-            out.push(Snippet { path: ix.display_path(&c.path), text: c.text.clone(), source: Source::Visited, file: c.path.clone() });
+            out.push(Snippet {
+                path: ix.display_path(&c.path),
+                text: c.text.clone(),
+                source: Source::Visited,
+                file: c.path.clone(),
+            });
         }
     }
     for p in &set {
         if let Piece::Edit(i) = p {
             let r = recent[*i];
-            out.push(Snippet { path: ix.display_path(&r.path), text: r.text.clone(), source: Source::Edit, file: r.path.clone() });
+            out.push(Snippet {
+                path: ix.display_path(&r.path),
+                text: r.text.clone(),
+                source: Source::Edit,
+                file: r.path.clone(),
+            });
         }
     }
     let mut files: BTreeMap<String, (PathBuf, Vec<usize>, bool)> = BTreeMap::new();

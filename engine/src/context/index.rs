@@ -139,8 +139,20 @@ pub fn read_source(path: &Path, limits: &IndexLimits) -> Result<String, Skip> {
 
 fn entry_bytes(path: &Path, p: &Parsed) -> usize {
     let per_path = path.as_os_str().len() + 48;
-    let tags: usize = p.tags.iter().map(|t| t.name.len() * 2 + t.signature.len() + t.text.len() + t.container.as_ref().map_or(0, |c| c.len()) + per_path + 96).sum();
-    let imports: usize = p.imports.iter().map(|i| i.module.len() + i.names.iter().map(|n| n.len() + 24).sum::<usize>() + 48).sum();
+    let tags: usize = p
+        .tags
+        .iter()
+        .map(|t| {
+            t.name.len() * 2
+                + t.signature.len()
+                + t.text.len()
+                + t.container.as_ref().map_or(0, |c| c.len())
+                + per_path
+                + 96
+        })
+        .sum();
+    let imports: usize =
+        p.imports.iter().map(|i| i.module.len() + i.names.iter().map(|n| n.len() + 24).sum::<usize>() + 48).sum();
     tags + imports + per_path * 3 + 256
 }
 
@@ -206,7 +218,11 @@ impl SymbolIndex {
     }
 
     pub fn paths(&self) -> impl Iterator<Item = &Path> {
-        self.open.keys().chain(self.visited.iter().map(|(k, _)| k)).chain(self.disk.iter().map(|(k, _)| k)).map(PathBuf::as_path)
+        self.open
+            .keys()
+            .chain(self.visited.iter().map(|(k, _)| k))
+            .chain(self.disk.iter().map(|(k, _)| k))
+            .map(PathBuf::as_path)
     }
 
     /// Mark an entry as used (its definitions went into a prompt), so eviction keeps it longer.
@@ -219,7 +235,11 @@ impl SymbolIndex {
     /// Definitions named exactly `name`.
     pub fn lookup(&self, name: &str) -> Vec<(&Path, &Tag)> {
         let Some(paths) = self.names.get(name) else { return vec![] };
-        paths.iter().filter_map(|p| self.get(p).map(|e| (p.as_path(), e))).flat_map(|(p, e)| e.tags.iter().filter(|t| t.name == name).map(move |t| (p, t))).collect()
+        paths
+            .iter()
+            .filter_map(|p| self.get(p).map(|e| (p.as_path(), e)))
+            .flat_map(|(p, e)| e.tags.iter().filter(|t| t.name == name).map(move |t| (p, t)))
+            .collect()
     }
 
     /// How many files define `name`.
@@ -229,7 +249,12 @@ impl SymbolIndex {
 
     /// Names of definitions that start with `prefix`, in name order, at most `limit`.
     pub fn names_with_prefix(&self, prefix: &str, limit: usize) -> Vec<&str> {
-        self.names.range(prefix.to_string()..).take_while(|(n, _)| n.starts_with(prefix)).take(limit).map(|(n, _)| n.as_str()).collect()
+        self.names
+            .range(prefix.to_string()..)
+            .take_while(|(n, _)| n.starts_with(prefix))
+            .take(limit)
+            .map(|(n, _)| n.as_str())
+            .collect()
     }
 
     /// Index `text` as the content of `path`. Returns whether it was indexed.
@@ -369,7 +394,8 @@ impl SymbolIndex {
         if path.file_name().is_some_and(|n| n == ".gitignore" || n == ".ignore") {
             let dir = path.parent().unwrap_or(Path::new("")).to_path_buf();
             self.gitignores.retain(|d, _| !d.starts_with(&dir));
-            let under: Vec<PathBuf> = self.disk.iter().map(|(p, _)| p.clone()).filter(|p| p.starts_with(&dir)).collect();
+            let under: Vec<PathBuf> =
+                self.disk.iter().map(|(p, _)| p.clone()).filter(|p| p.starts_with(&dir)).collect();
             for p in under {
                 if self.is_ignored(&p) {
                     self.take(&p);

@@ -97,7 +97,13 @@ impl WorkspaceContext {
     }
 
     /// The context block for a completion at `cur`, at most `budget` tokens by `count`.
-    pub fn assemble(&mut self, cur: &Cursor, style: &BlockStyle, budget: usize, count: &dyn Fn(&str) -> usize) -> Assembled {
+    pub fn assemble(
+        &mut self,
+        cur: &Cursor,
+        style: &BlockStyle,
+        budget: usize,
+        count: &dyn Fn(&str) -> usize,
+    ) -> Assembled {
         let fresh = Keys::from_cursor(cur, &self.index);
         let band = cur.line / assemble::BAND;
         let keys = match self.sticky.get_mut(cur.path) {

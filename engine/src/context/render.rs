@@ -29,8 +29,10 @@ pub fn comment_marker(path: &str) -> Option<&'static str> {
         return Some("#");
     }
     match name.rsplit_once('.')?.1 {
-        "c" | "h" | "cc" | "cpp" | "cxx" | "hpp" | "hh" | "java" | "kt" | "kts" | "swift" | "cs" | "scala" | "dart" | "php" | "zig" | "proto" | "groovy" | "gradle" | "v" | "sv" => Some("//"),
-        "sh" | "bash" | "zsh" | "rb" | "pl" | "r" | "R" | "toml" | "yaml" | "yml" | "ex" | "exs" | "nim" | "jl" | "cmake" | "ps1" | "tf" => Some("#"),
+        "c" | "h" | "cc" | "cpp" | "cxx" | "hpp" | "hh" | "java" | "kt" | "kts" | "swift" | "cs" | "scala" | "dart"
+        | "php" | "zig" | "proto" | "groovy" | "gradle" | "v" | "sv" => Some("//"),
+        "sh" | "bash" | "zsh" | "rb" | "pl" | "r" | "R" | "toml" | "yaml" | "yml" | "ex" | "exs" | "nim" | "jl"
+        | "cmake" | "ps1" | "tf" => Some("#"),
         "sql" | "lua" | "hs" | "elm" | "adb" | "ads" => Some("--"),
         "el" | "clj" | "cljs" | "lisp" | "scm" => Some(";;"),
         _ => None,
@@ -40,15 +42,22 @@ pub fn comment_marker(path: &str) -> Option<&'static str> {
 impl BlockStyle {
     /// The style for a model and a file. `repo_tokens`: the texts of the model's repository-name and
     /// file-separator tokens, where its vocabulary has them (`FimTokens::rep`/`sep`).
-    pub fn choose(family: Option<FimFamily>, repo_tokens: Option<(&str, &str)>, repo_name: &str, path: &str) -> BlockStyle {
+    pub fn choose(
+        family: Option<FimFamily>,
+        repo_tokens: Option<(&str, &str)>,
+        repo_name: &str,
+        path: &str,
+    ) -> BlockStyle {
         match (family, repo_tokens) {
-            (Some(f @ (FimFamily::QwenCoder | FimFamily::StarCoder | FimFamily::Generic)), Some((rep, sep))) => BlockStyle::Repo {
-                repo_token: rep.to_string(),
-                file_token: sep.to_string(),
-                repo_name: repo_name.to_string(),
-                // Qwen2.5-Coder's documented layout has a line break after the name; StarCoder2's has none.
-                newline_after_name: f != FimFamily::StarCoder,
-            },
+            (Some(f @ (FimFamily::QwenCoder | FimFamily::StarCoder | FimFamily::Generic)), Some((rep, sep))) => {
+                BlockStyle::Repo {
+                    repo_token: rep.to_string(),
+                    file_token: sep.to_string(),
+                    repo_name: repo_name.to_string(),
+                    // Qwen2.5-Coder's documented layout has a line break after the name; StarCoder2's has none.
+                    newline_after_name: f != FimFamily::StarCoder,
+                }
+            }
             _ => match comment_marker(path) {
                 Some(marker) => BlockStyle::Comments { marker },
                 None => BlockStyle::Off,
@@ -62,7 +71,10 @@ impl BlockStyle {
             // The block is tokenized with special tokens parsed: a file that spells them out must not
             // start a file or a repository of its own.
             BlockStyle::Repo { file_token, repo_token, .. } => {
-                format!("{file_token}{path}\n{}\n", text.trim_end().replace(file_token.as_str(), "").replace(repo_token.as_str(), ""))
+                format!(
+                    "{file_token}{path}\n{}\n",
+                    text.trim_end().replace(file_token.as_str(), "").replace(repo_token.as_str(), "")
+                )
             }
             BlockStyle::Comments { marker } => {
                 let mut s = format!("{marker} path: {path}\n");
@@ -111,8 +123,16 @@ mod tests {
 
     #[test]
     fn qwen_repo_format() {
-        let s = BlockStyle::choose(Some(FimFamily::QwenCoder), Some(("<|repo_name|>", "<|file_sep|>")), "billing", "src/ledger.rs");
-        let block = s.render("src/ledger.rs", [("src/invoice.rs", "pub fn total(&self) -> i64;\n"), ("src/customer.rs", "pub struct Customer;")]);
+        let s = BlockStyle::choose(
+            Some(FimFamily::QwenCoder),
+            Some(("<|repo_name|>", "<|file_sep|>")),
+            "billing",
+            "src/ledger.rs",
+        );
+        let block = s.render(
+            "src/ledger.rs",
+            [("src/invoice.rs", "pub fn total(&self) -> i64;\n"), ("src/customer.rs", "pub struct Customer;")],
+        );
         assert_eq!(
             block,
             "<|repo_name|>billing\n<|file_sep|>src/invoice.rs\npub fn total(&self) -> i64;\n<|file_sep|>src/customer.rs\npub struct Customer;\n<|file_sep|>src/ledger.rs\n"
@@ -120,7 +140,10 @@ mod tests {
         assert_eq!(s.render("src/ledger.rs", []), "");
         assert_eq!(s.snippet("a.py", "x = '<|file_sep|>evil.py'\n"), "<|file_sep|>a.py\nx = 'evil.py'\n");
         let sc = BlockStyle::choose(Some(FimFamily::StarCoder), Some(("<repo_name>", "<file_sep>")), "r", "a.py");
-        assert_eq!(sc.render("a.py", [("b.py", "def f(): ...")]), "<repo_name>r<file_sep>b.py\ndef f(): ...\n<file_sep>a.py\n");
+        assert_eq!(
+            sc.render("a.py", [("b.py", "def f(): ...")]),
+            "<repo_name>r<file_sep>b.py\ndef f(): ...\n<file_sep>a.py\n"
+        );
     }
 
     #[test]
@@ -128,7 +151,10 @@ mod tests {
         // A FIM family without repository tokens, and a base model, both get comments.
         for family in [Some(FimFamily::CodeLlama), None, Some(FimFamily::QwenCoder)] {
             let s = BlockStyle::choose(family, None, "r", "app/report.py");
-            assert_eq!(s.render("app/report.py", [("app/models.py", "class Invoice:\n\n    total: int")]), "# path: app/models.py\n# class Invoice:\n#\n#     total: int\n\n");
+            assert_eq!(
+                s.render("app/report.py", [("app/models.py", "class Invoice:\n\n    total: int")]),
+                "# path: app/models.py\n# class Invoice:\n#\n#     total: int\n\n"
+            );
         }
         assert_eq!(BlockStyle::choose(None, None, "r", "src/x.rs"), BlockStyle::Comments { marker: "//" });
         assert_eq!(BlockStyle::choose(None, None, "r", "q.sql"), BlockStyle::Comments { marker: "--" });

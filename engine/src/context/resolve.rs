@@ -103,7 +103,12 @@ fn rust_module_dir(file: &Path) -> PathBuf {
 }
 
 fn rust_crate_root(file: &Path) -> PathBuf {
-    file.ancestors().skip(1).find(|a| a.file_name().is_some_and(|n| n == "src")).or(file.parent()).unwrap_or(Path::new("")).to_path_buf()
+    file.ancestors()
+        .skip(1)
+        .find(|a| a.file_name().is_some_and(|n| n == "src"))
+        .or(file.parent())
+        .unwrap_or(Path::new(""))
+        .to_path_buf()
 }
 
 /// The deepest indexed module file along `segs` (`crate`, `self`, `super` or a first module name).
@@ -187,7 +192,11 @@ fn typescript(ix: &SymbolIndex, from: &Path, spec: &str) -> Option<PathBuf> {
 fn go_files_in<'a>(ix: &'a SymbolIndex, dir: &'a Path) -> impl Iterator<Item = PathBuf> + 'a {
     let mut v: Vec<PathBuf> = ix
         .paths()
-        .filter(move |p| p.parent() == Some(dir) && p.extension().is_some_and(|e| e == "go") && !p.to_string_lossy().ends_with("_test.go"))
+        .filter(move |p| {
+            p.parent() == Some(dir)
+                && p.extension().is_some_and(|e| e == "go")
+                && !p.to_string_lossy().ends_with("_test.go")
+        })
         .map(Path::to_path_buf)
         .collect();
     v.sort();
@@ -203,7 +212,8 @@ fn go_package(ix: &SymbolIndex, import: &str) -> Vec<PathBuf> {
         return vec![];
     }
     let tail: PathBuf = segs[segs.len().saturating_sub(2).max(1)..].iter().collect();
-    let mut dirs: Vec<PathBuf> = ix.paths().filter_map(Path::parent).filter(|d| d.ends_with(&tail)).map(Path::to_path_buf).collect();
+    let mut dirs: Vec<PathBuf> =
+        ix.paths().filter_map(Path::parent).filter(|d| d.ends_with(&tail)).map(Path::to_path_buf).collect();
     dirs.sort();
     dirs.dedup();
     dirs.first().map(|d| go_files_in(ix, d).collect()).unwrap_or_default()

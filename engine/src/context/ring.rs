@@ -118,8 +118,11 @@ impl RecentEdits {
     pub fn record(&mut self, path: &Path, text: &str, changed: Range<usize>) {
         let lines: Vec<&str> = text.lines().collect();
         let n = lines.len();
-        let mut want = changed.start.saturating_sub(self.around)..(changed.end.max(changed.start + 1) + self.around).min(n);
-        if let Some(i) = self.ranges.iter().position(|r| r.path == path && r.lines.start <= want.end + self.around && want.start <= r.lines.end + self.around) {
+        let mut want =
+            changed.start.saturating_sub(self.around)..(changed.end.max(changed.start + 1) + self.around).min(n);
+        if let Some(i) = self.ranges.iter().position(|r| {
+            r.path == path && r.lines.start <= want.end + self.around && want.start <= r.lines.end + self.around
+        }) {
             let old = self.ranges.remove(i).unwrap();
             want = want.start.min(old.lines.start)..want.end.max(old.lines.end).min(n);
         }

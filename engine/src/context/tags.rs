@@ -267,10 +267,18 @@ impl<'a> Walk<'a> {
             ("lexical_declaration", _) if container.is_none() => {
                 let constant = self.src(n).starts_with("const");
                 for d in named_children(n).filter(|d| d.kind() == "variable_declarator") {
-                    let Some(name) = d.child_by_field_name("name").filter(|x| x.kind() == "identifier") else { continue };
+                    let Some(name) = d.child_by_field_name("name").filter(|x| x.kind() == "identifier") else {
+                        continue;
+                    };
                     let value = d.child_by_field_name("value");
                     match value.filter(|v| matches!(v.kind(), "arrow_function" | "function_expression" | "function")) {
-                        Some(f) => self.push(n, name, TagKind::Function, f.child_by_field_name("body").map(|b| b.start_byte()), None),
+                        Some(f) => self.push(
+                            n,
+                            name,
+                            TagKind::Function,
+                            f.child_by_field_name("body").map(|b| b.start_byte()),
+                            None,
+                        ),
                         None if constant => self.push(n, name, TagKind::Const, None, None),
                         None => {}
                     }
@@ -311,7 +319,9 @@ impl<'a> Walk<'a> {
                     let Some(name) = spec.child_by_field_name("name") else { continue };
                     // `type X struct {…}` alone is shown whole; a spec of a grouped `type (…)` on its own.
                     let node = if single { n } else { spec };
-                    let body = spec.child_by_field_name("type").filter(|t| matches!(t.kind(), "struct_type" | "interface_type"));
+                    let body = spec
+                        .child_by_field_name("type")
+                        .filter(|t| matches!(t.kind(), "struct_type" | "interface_type"));
                     let body = body.and_then(|t| self.src(t).find('{').map(|i| t.start_byte() + i));
                     let before = self.tags.len();
                     self.push(node, name, TagKind::Type, body, None);
@@ -423,7 +433,11 @@ mod tests {
         ];
         for (spelled, module, names) in cases {
             let i = rust_use(spelled);
-            assert_eq!((i.module.as_str(), i.names.iter().map(String::as_str).collect::<Vec<_>>()), (module, names), "{spelled}");
+            assert_eq!(
+                (i.module.as_str(), i.names.iter().map(String::as_str).collect::<Vec<_>>()),
+                (module, names),
+                "{spelled}"
+            );
         }
         // `as` renames are dropped only where they are the keyword, not inside a name.
         assert_eq!(rust_use(&without_aliases("crate::a::Base as B")).names, vec!["Base"]);

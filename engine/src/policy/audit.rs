@@ -198,7 +198,8 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// UTC time as RFC 3339 (whole seconds), without a date crate.
 pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let secs =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
     rfc3339(secs)
 }
 
@@ -223,7 +224,9 @@ pub(crate) mod tests {
 
     /// A fresh log path under the temp dir, unique per test.
     pub(crate) fn temp_log(name: &str) -> AuditLog {
-        let log = AuditLog::at(std::env::temp_dir().join(format!("lokal-audit-{}-{name}", std::process::id())).join("audit.jsonl"));
+        let log = AuditLog::at(
+            std::env::temp_dir().join(format!("lokal-audit-{}-{name}", std::process::id())).join("audit.jsonl"),
+        );
         let _ = std::fs::remove_file(log.path());
         log
     }

@@ -51,7 +51,8 @@ impl CloudConfig {
     }
 
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
-        let openai = var("LOKAL_CLOUD_PROVIDER").is_some_and(|p| p.eq_ignore_ascii_case("openai") || p.eq_ignore_ascii_case("openai-compatible"));
+        let openai = var("LOKAL_CLOUD_PROVIDER")
+            .is_some_and(|p| p.eq_ignore_ascii_case("openai") || p.eq_ignore_ascii_case("openai-compatible"));
         let base = var("LOKAL_CLOUD_BASE_URL");
         let (file_key, key_problem) = match var("LOKAL_CLOUD_API_KEY_FILE") {
             Some(p) => match key_from_file(std::path::Path::new(&p)) {
@@ -109,7 +110,8 @@ pub fn key_from_file(path: &std::path::Path) -> Result<String, String> {
             ));
         }
     }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("the cloud API key file {shown} cannot be read: {e}"))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("the cloud API key file {shown} cannot be read: {e}"))?;
     let key = text.trim();
     if key.is_empty() || key.contains(char::is_whitespace) {
         return Err(format!("the cloud API key file {shown} must hold the key alone, on one line"));
@@ -226,7 +228,9 @@ fn stream_text(provider: CloudProvider, ev: &SseEvent) -> Result<Option<String>,
         return Err(msg);
     }
     Ok(match provider {
-        CloudProvider::Anthropic => (v["type"] == "content_block_delta").then(|| v["delta"]["text"].as_str().map(str::to_string)).flatten(),
+        CloudProvider::Anthropic => {
+            (v["type"] == "content_block_delta").then(|| v["delta"]["text"].as_str().map(str::to_string)).flatten()
+        }
         CloudProvider::OpenAiCompatible => v["choices"][0]["delta"]["content"].as_str().map(str::to_string),
     })
 }
@@ -241,7 +245,9 @@ fn answer_text(provider: CloudProvider, v: &Value) -> Result<String, CloudError>
             .filter(|c| c["type"] == "text" || c["type"].is_null())
             .filter_map(|c| c["text"].as_str())
             .collect::<String>(),
-        CloudProvider::OpenAiCompatible => v["choices"][0]["message"]["content"].as_str().unwrap_or_default().to_string(),
+        CloudProvider::OpenAiCompatible => {
+            v["choices"][0]["message"]["content"].as_str().unwrap_or_default().to_string()
+        }
     };
     if text.is_empty() {
         let shown: String = v.to_string().chars().take(300).collect();
@@ -274,9 +280,16 @@ impl CloudClient {
     }
 
     /// The tier decides first, so a refusal never depends on the configuration being complete.
-    fn permit(&self, folder: Option<&FolderPolicy>, action: &str, anonymized: bool) -> Result<(Permit, Headers), CloudError> {
+    fn permit(
+        &self,
+        folder: Option<&FolderPolicy>,
+        action: &str,
+        anonymized: bool,
+    ) -> Result<(Permit, Headers), CloudError> {
         if self.cfg.base_url.trim().is_empty() {
-            return Err(CloudError::Config("LOKAL_CLOUD_BASE_URL is not set; an OpenAI-compatible provider has no default".into()));
+            return Err(CloudError::Config(
+                "LOKAL_CLOUD_BASE_URL is not set; an OpenAI-compatible provider has no default".into(),
+            ));
         }
         let dest = Destination::cloud(&self.cfg.endpoint())?;
         if let Some(problem) = &self.cfg.key_problem {
@@ -284,8 +297,12 @@ impl CloudClient {
         }
         let permit = self.egress.check(folder, &dest, action, anonymized)?;
         let headers = match (self.cfg.provider, &self.cfg.api_key) {
-            (CloudProvider::Anthropic, Some(k)) => vec![("x-api-key", k.clone()), ("anthropic-version", ANTHROPIC_VERSION.to_string())],
-            (CloudProvider::Anthropic, None) => return Err(CloudError::Config("ANTHROPIC_API_KEY is not set (nor LOKAL_CLOUD_API_KEY_FILE)".into())),
+            (CloudProvider::Anthropic, Some(k)) => {
+                vec![("x-api-key", k.clone()), ("anthropic-version", ANTHROPIC_VERSION.to_string())]
+            }
+            (CloudProvider::Anthropic, None) => {
+                return Err(CloudError::Config("ANTHROPIC_API_KEY is not set (nor LOKAL_CLOUD_API_KEY_FILE)".into()))
+            }
             (CloudProvider::OpenAiCompatible, Some(k)) => vec![("authorization", format!("Bearer {k}"))],
             // Self-hosted OpenAI-compatible servers often want no key.
             (CloudProvider::OpenAiCompatible, None) => vec![],
@@ -370,37 +387,73 @@ mod tests {
     use std::path::PathBuf;
 
     fn folder(tier: Tier) -> FolderPolicy {
-        FolderPolicy { root: PathBuf::from("/work/acme"), tier, source: TierSource::File, endpoints: vec![], local_hosts: vec![], diagnostics: vec![] }
+        FolderPolicy {
+            root: PathBuf::from("/work/acme"),
+            tier,
+            source: TierSource::File,
+            endpoints: vec![],
+            local_hosts: vec![],
+            diagnostics: vec![],
+        }
     }
 
     fn anthropic(base: &str) -> CloudConfig {
-        CloudConfig { provider: CloudProvider::Anthropic, base_url: base.into(), model: "claude-test".into(), api_key: Some("sk-test-key".into()), key_problem: None }
+        CloudConfig {
+            provider: CloudProvider::Anthropic,
+            base_url: base.into(),
+            model: "claude-test".into(),
+            api_key: Some("sk-test-key".into()),
+            key_problem: None,
+        }
     }
 
     fn openai(base: &str, key: Option<&str>) -> CloudConfig {
-        CloudConfig { provider: CloudProvider::OpenAiCompatible, base_url: base.into(), model: "m".into(), api_key: key.map(str::to_string), key_problem: None }
+        CloudConfig {
+            provider: CloudProvider::OpenAiCompatible,
+            base_url: base.into(),
+            model: "m".into(),
+            api_key: key.map(str::to_string),
+            key_problem: None,
+        }
     }
 
     fn rq() -> CloudRequest {
         CloudRequest { system: Some("be brief".into()), user: "design a table".into(), max_tokens: 100 }
     }
 
-    const ANTHROPIC_ANSWER: &str =
-        r#"{"id":"msg_1","type":"message","role":"assistant","content":[{"type":"text","text":"Use a join table."}],"stop_reason":"end_turn"}"#;
+    const ANTHROPIC_ANSWER: &str = r#"{"id":"msg_1","type":"message","role":"assistant","content":[{"type":"text","text":"Use a join table."}],"stop_reason":"end_turn"}"#;
 
     #[test]
     fn configuration_and_bodies() {
-        let vars = |pairs: &'static [(&'static str, &'static str)]| move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string());
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        };
         let c = CloudConfig::from_vars(vars(&[("ANTHROPIC_API_KEY", "k1")]));
-        assert_eq!((c.provider, c.endpoint().as_str(), c.api_key.as_deref()), (CloudProvider::Anthropic, "https://api.anthropic.com/v1/messages", Some("k1")));
-        let c = CloudConfig::from_vars(vars(&[("LOKAL_CLOUD_BASE_URL", "http://127.0.0.1:9/"), ("LOKAL_CLOUD_MODEL", "x")]));
+        assert_eq!(
+            (c.provider, c.endpoint().as_str(), c.api_key.as_deref()),
+            (CloudProvider::Anthropic, "https://api.anthropic.com/v1/messages", Some("k1"))
+        );
+        let c = CloudConfig::from_vars(vars(&[
+            ("LOKAL_CLOUD_BASE_URL", "http://127.0.0.1:9/"),
+            ("LOKAL_CLOUD_MODEL", "x"),
+        ]));
         assert_eq!((c.endpoint().as_str(), c.model.as_str(), c.api_key), ("http://127.0.0.1:9/v1/messages", "x", None));
-        let c = CloudConfig::from_vars(vars(&[("LOKAL_CLOUD_PROVIDER", "openai"), ("LOKAL_CLOUD_BASE_URL", "https://llm.corp/v1"), ("OPENAI_API_KEY", "k2")]));
-        assert_eq!((c.provider, c.endpoint().as_str()), (CloudProvider::OpenAiCompatible, "https://llm.corp/v1/chat/completions"));
+        let c = CloudConfig::from_vars(vars(&[
+            ("LOKAL_CLOUD_PROVIDER", "openai"),
+            ("LOKAL_CLOUD_BASE_URL", "https://llm.corp/v1"),
+            ("OPENAI_API_KEY", "k2"),
+        ]));
+        assert_eq!(
+            (c.provider, c.endpoint().as_str()),
+            (CloudProvider::OpenAiCompatible, "https://llm.corp/v1/chat/completions")
+        );
         assert!(!format!("{c:?}").contains("k2"), "the key stays out of debug output");
 
         let b = request_body(CloudProvider::Anthropic, "m", &rq(), false);
-        assert_eq!(b, json!({"model": "m", "max_tokens": 100, "system": "be brief", "messages": [{"role": "user", "content": "design a table"}]}));
+        assert_eq!(
+            b,
+            json!({"model": "m", "max_tokens": 100, "system": "be brief", "messages": [{"role": "user", "content": "design a table"}]})
+        );
         let b = request_body(CloudProvider::Anthropic, "m", &CloudRequest::new("q"), true);
         assert!(b.get("system").is_none() && b["stream"] == true);
         let b = request_body(CloudProvider::OpenAiCompatible, "m", &rq(), false);
@@ -413,7 +466,10 @@ mod tests {
         let server = FakeServer::start(vec![Reply::json(200, ANTHROPIC_ANSWER)]);
         let log = temp_log("cloud-anthropic");
         let client = CloudClient::new(anthropic(&server.url("")), Egress::new(log.clone()));
-        let text = client.complete(Some(&folder(Tier::Cloud)), "cloud design", false, &rq(), &CancelToken::new()).await.unwrap();
+        let text = client
+            .complete(Some(&folder(Tier::Cloud)), "cloud design", false, &rq(), &CancelToken::new())
+            .await
+            .unwrap();
         assert_eq!(text, "Use a join table.");
         let r = server.request(0);
         assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/v1/messages"));
@@ -430,15 +486,32 @@ mod tests {
         let server = FakeServer::start(vec![Reply::json(200, ANTHROPIC_ANSWER)]);
         let log = temp_log("cloud-tiers");
         let client = CloudClient::new(anthropic(&server.url("")), Egress::new(log.clone()));
-        let e = client.complete(Some(&folder(Tier::Local)), "cloud design", true, &rq(), &CancelToken::new()).await.unwrap_err();
-        assert!(matches!(e, CloudError::Denied(_)) && e.to_string().contains("Tier 3") && e.to_string().contains("/work/acme/.lokal.toml"), "{e}");
+        let e = client
+            .complete(Some(&folder(Tier::Local)), "cloud design", true, &rq(), &CancelToken::new())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, CloudError::Denied(_))
+                && e.to_string().contains("Tier 3")
+                && e.to_string().contains("/work/acme/.lokal.toml"),
+            "{e}"
+        );
         let e = client.complete(None, "cloud design", true, &rq(), &CancelToken::new()).await.unwrap_err();
         assert!(matches!(e, CloudError::Denied(_)), "{e}");
         assert!(log.read().is_empty(), "Tier-3 refusals leave the log empty");
-        let e = client.complete(Some(&folder(Tier::Hybrid)), "cloud design", false, &rq(), &CancelToken::new()).await.unwrap_err();
+        let e = client
+            .complete(Some(&folder(Tier::Hybrid)), "cloud design", false, &rq(), &CancelToken::new())
+            .await
+            .unwrap_err();
         assert!(matches!(e, CloudError::Denied(_)), "{e}");
         assert_eq!(server.accepted(), 0);
-        assert_eq!(client.complete(Some(&folder(Tier::Hybrid)), "cloud design", true, &rq(), &CancelToken::new()).await.unwrap(), "Use a join table.");
+        assert_eq!(
+            client
+                .complete(Some(&folder(Tier::Hybrid)), "cloud design", true, &rq(), &CancelToken::new())
+                .await
+                .unwrap(),
+            "Use a join table."
+        );
         assert_eq!(server.accepted(), 1);
         let recs = log.read();
         assert_eq!(
@@ -453,7 +526,10 @@ mod tests {
         let log = temp_log("cloud-nokey");
         let mut cfg = anthropic(&server.url(""));
         cfg.api_key = None;
-        let e = CloudClient::new(cfg, Egress::new(log.clone())).complete(Some(&folder(Tier::Cloud)), "d", false, &rq(), &CancelToken::new()).await.unwrap_err();
+        let e = CloudClient::new(cfg, Egress::new(log.clone()))
+            .complete(Some(&folder(Tier::Cloud)), "d", false, &rq(), &CancelToken::new())
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains("ANTHROPIC_API_KEY"), "{e}");
         assert_eq!(server.accepted(), 0);
         assert!(log.read().is_empty());
@@ -485,7 +561,11 @@ mod tests {
         let c = cfg(None);
         assert_eq!((c.api_key.as_deref(), c.key_problem.as_deref()), (Some("sk-file-key"), None));
         assert!(!format!("{c:?}").contains("sk-file-key"));
-        assert_eq!(cfg(Some(("ANTHROPIC_API_KEY", "env-key"))).api_key.as_deref(), Some("env-key"), "the variable wins over the file");
+        assert_eq!(
+            cfg(Some(("ANTHROPIC_API_KEY", "env-key"))).api_key.as_deref(),
+            Some("env-key"),
+            "the variable wins over the file"
+        );
         let o = cfg(Some(("LOKAL_CLOUD_PROVIDER", "openai")));
         assert_eq!(o.api_key.as_deref(), Some("sk-file-key"), "OpenAI-compatible providers read it too");
 
@@ -493,13 +573,21 @@ mod tests {
             std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
             let c = cfg(Some(("ANTHROPIC_API_KEY", "env-key")));
             let problem = c.key_problem.clone().unwrap_or_default();
-            assert!(problem.contains("readable by others") && problem.contains(&format!("{mode:03o}")) && problem.contains("chmod 600"), "{mode:o}: {problem}");
+            assert!(
+                problem.contains("readable by others")
+                    && problem.contains(&format!("{mode:03o}"))
+                    && problem.contains("chmod 600"),
+                "{mode:o}: {problem}"
+            );
             assert_eq!(cfg(None).api_key, None, "an exposed key is not used");
             // Refused before any connection, and nothing in the audit log.
             let server = FakeServer::start(vec![Reply::json(200, ANTHROPIC_ANSWER)]);
             let log = temp_log("cloud-keyfile");
             let c = CloudConfig { base_url: server.url(""), ..c };
-            let e = CloudClient::new(c, Egress::new(log.clone())).complete(Some(&folder(Tier::Cloud)), "d", false, &rq(), &CancelToken::new()).await.unwrap_err();
+            let e = CloudClient::new(c, Egress::new(log.clone()))
+                .complete(Some(&folder(Tier::Cloud)), "d", false, &rq(), &CancelToken::new())
+                .await
+                .unwrap_err();
             assert!(matches!(e, CloudError::Config(_)) && e.to_string().contains("chmod 600"), "{e}");
             assert_eq!(server.accepted(), 0);
             assert!(log.read().is_empty());
@@ -519,7 +607,10 @@ mod tests {
             Reply::json(200, r#"{"choices":[{"message":{"content":"x"}}]}"#),
         ]);
         let client = CloudClient::new(openai(&server.url("/v1"), Some("tok")), Egress::new(temp_log("cloud-openai")));
-        assert_eq!(client.complete(Some(&folder(Tier::Cloud)), "d", false, &rq(), &CancelToken::new()).await.unwrap(), "Add an index.");
+        assert_eq!(
+            client.complete(Some(&folder(Tier::Cloud)), "d", false, &rq(), &CancelToken::new()).await.unwrap(),
+            "Add an index."
+        );
         let r = server.request(0);
         assert_eq!(r.path, "/v1/chat/completions");
         assert_eq!(r.header("authorization"), Some("Bearer tok"));
@@ -541,7 +632,19 @@ mod tests {
         assert_eq!(server.accepted(), 1, "one attempt, no retry");
         assert_eq!(log.read().len(), 1);
         // The compatibility wrapper reports the same way.
-        let e = ask(Some(&folder(Tier::Local)), &anthropic(&server.url("")), "d", true, "s", "u", 10, &CancelToken::new(), &log).await.unwrap_err();
+        let e = ask(
+            Some(&folder(Tier::Local)),
+            &anthropic(&server.url("")),
+            "d",
+            true,
+            "s",
+            "u",
+            10,
+            &CancelToken::new(),
+            &log,
+        )
+        .await
+        .unwrap_err();
         assert!(e.contains("Tier 3"), "{e}");
     }
 
@@ -554,14 +657,21 @@ mod tests {
             "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"lo\"}}",
             "event: message_stop\ndata: {\"type\":\"message_stop\"}",
         ];
-        let oai = ["data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}", "data: {\"choices\":[{\"delta\":{\"content\":\" there\"}}]}", "data: [DONE]"];
+        let oai = [
+            "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}",
+            "data: {\"choices\":[{\"delta\":{\"content\":\" there\"}}]}",
+            "data: [DONE]",
+        ];
         let err = ["event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}"];
         let server = FakeServer::start(vec![Reply::sse(&anth, 5), Reply::sse(&oai, 5), Reply::sse(&err, 5)]);
         let log = temp_log("cloud-stream");
         let f = folder(Tier::Cloud);
         let client = CloudClient::new(anthropic(&server.url("")), Egress::new(log.clone()));
         let mut pieces = Vec::new();
-        let text = client.stream(Some(&f), "d", false, &rq(), &CancelToken::new(), |t| pieces.push(t.to_string())).await.unwrap();
+        let text = client
+            .stream(Some(&f), "d", false, &rq(), &CancelToken::new(), |t| pieces.push(t.to_string()))
+            .await
+            .unwrap();
         assert_eq!((text.as_str(), pieces), ("Hello", vec!["Hel".to_string(), "lo".to_string()]));
         assert_eq!(server.request(0).json()["stream"], true);
         let client2 = CloudClient::new(openai(&server.url(""), Some("k")), Egress::new(log.clone()));
@@ -605,6 +715,12 @@ mod tests {
         for piece in bytes.chunks(3) {
             events.extend(p.push(piece));
         }
-        assert_eq!(events, vec![SseEvent { event: Some("a".into()), data: "{\"x\":\"é\"}".into() }, SseEvent { event: None, data: "one\ntwo".into() }]);
+        assert_eq!(
+            events,
+            vec![
+                SseEvent { event: Some("a".into()), data: "{\"x\":\"é\"}".into() },
+                SseEvent { event: None, data: "one\ntwo".into() }
+            ]
+        );
     }
 }

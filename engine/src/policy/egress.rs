@@ -57,7 +57,8 @@ impl Destination {
         if !matches!(u.scheme(), "http" | "https") || u.cannot_be_a_base() {
             return Err(EgressDenied::not_a_url(url));
         }
-        let host = u.host_str().filter(|h| !h.is_empty()).ok_or_else(|| EgressDenied::not_a_url(url))?.to_ascii_lowercase();
+        let host =
+            u.host_str().filter(|h| !h.is_empty()).ok_or_else(|| EgressDenied::not_a_url(url))?.to_ascii_lowercase();
         let port = u.port_or_known_default().ok_or_else(|| EgressDenied::not_a_url(url))?;
         let loopback = is_loopback(&host);
         Ok(Destination { url: u, host, port, loopback, declared_cloud: false })
@@ -114,7 +115,11 @@ pub struct EgressDenied {
 impl EgressDenied {
     fn not_a_url(url: &str) -> Self {
         let shown: String = url.chars().take(200).collect();
-        EgressDenied { tier: None, destination: shown.clone(), message: format!("lokal: {shown:?} is not an http(s) URL lokal will connect to") }
+        EgressDenied {
+            tier: None,
+            destination: shown.clone(),
+            message: format!("lokal: {shown:?} is not an http(s) URL lokal will connect to"),
+        }
     }
 }
 
@@ -137,7 +142,12 @@ fn workspace_name(folder: Option<&FolderPolicy>) -> String {
 }
 
 /// The decision, without side effects.
-fn decide(folder: Option<&FolderPolicy>, dest: &Destination, action: &str, anonymized: bool) -> Result<Reach, EgressDenied> {
+fn decide(
+    folder: Option<&FolderPolicy>,
+    dest: &Destination,
+    action: &str,
+    anonymized: bool,
+) -> Result<Reach, EgressDenied> {
     let tier = folder.map(|f| f.tier).unwrap_or(Tier::Local);
     if folder.is_some_and(|f| f.lists_host(&dest.host, dest.port)) {
         return Ok(Reach::OnPrem);
@@ -179,7 +189,14 @@ fn decide(folder: Option<&FolderPolicy>, dest: &Destination, action: &str, anony
     Ok(Reach::Cloud)
 }
 
-fn issue(folder: Option<&FolderPolicy>, dest: &Destination, action: &str, anonymized: bool, reach: Reach, audit: AuditLog) -> Permit {
+fn issue(
+    folder: Option<&FolderPolicy>,
+    dest: &Destination,
+    action: &str,
+    anonymized: bool,
+    reach: Reach,
+    audit: AuditLog,
+) -> Permit {
     Permit {
         dest: dest.clone(),
         tier: folder.map(|f| f.tier).unwrap_or(Tier::Local),
@@ -222,7 +239,13 @@ impl Egress {
 
     /// Decide before any socket is opened. A refusal in Tier 1 or 2 is logged as `denied`; a Tier-3
     /// workspace's log stays empty, because there nothing is ever meant to leave.
-    pub fn check(&self, folder: Option<&FolderPolicy>, dest: &Destination, action: &str, anonymized: bool) -> Result<Permit, EgressDenied> {
+    pub fn check(
+        &self,
+        folder: Option<&FolderPolicy>,
+        dest: &Destination,
+        action: &str,
+        anonymized: bool,
+    ) -> Result<Permit, EgressDenied> {
         match decide(folder, dest, action, anonymized) {
             Ok(reach) => Ok(issue(folder, dest, action, anonymized, reach, self.audit.clone())),
             Err(denied) => {
@@ -350,7 +373,10 @@ impl Permit {
         let writer = if self.reach == Reach::Loopback {
             None
         } else {
-            Some(self.audit.open().map_err(|e| EgressError::Audit { path: self.audit.path().display().to_string(), message: e.to_string() })?)
+            Some(self.audit.open().map_err(|e| EgressError::Audit {
+                path: self.audit.path().display().to_string(),
+                message: e.to_string(),
+            })?)
         };
         let rec = AuditRecord {
             time: audit::now_rfc3339(),
@@ -367,7 +393,12 @@ impl Permit {
     }
 
     /// Send the request and check the status; the response is ready for its body.
-    async fn send(&self, headers: &[(&str, String)], bytes: Vec<u8>, cancel: &CancelToken) -> Result<reqwest::Response, EgressError> {
+    async fn send(
+        &self,
+        headers: &[(&str, String)],
+        bytes: Vec<u8>,
+        cancel: &CancelToken,
+    ) -> Result<reqwest::Response, EgressError> {
         let host = self.dest.host_port();
         if cancel.is_cancelled() {
             return Err(EgressError::Cancelled);
@@ -389,14 +420,24 @@ impl Permit {
             t = resp.text() => t.unwrap_or_default(),
             _ = cancel.cancelled() => return Err(EgressError::Cancelled),
         };
-        let body = if status.is_redirection() { "redirects are not followed".to_string() } else { body.chars().take(ERROR_BODY_CHARS).collect() };
+        let body = if status.is_redirection() {
+            "redirects are not followed".to_string()
+        } else {
+            body.chars().take(ERROR_BODY_CHARS).collect()
+        };
         Err(EgressError::Status { host, status: status.as_u16(), body })
     }
 
     /// POST a JSON body and return the JSON answer. Writes exactly one audit record, whatever the outcome;
     /// cancelling drops the connection.
-    pub async fn post_json(self, headers: &[(&str, String)], body: &Value, cancel: &CancelToken) -> Result<Value, EgressError> {
-        let bytes = serde_json::to_vec(body).map_err(|e| EgressError::Answer { host: self.host(), message: e.to_string() })?;
+    pub async fn post_json(
+        self,
+        headers: &[(&str, String)],
+        body: &Value,
+        cancel: &CancelToken,
+    ) -> Result<Value, EgressError> {
+        let bytes =
+            serde_json::to_vec(body).map_err(|e| EgressError::Answer { host: self.host(), message: e.to_string() })?;
         let mut record = self.begin(&bytes)?;
         let host = self.host();
         let result = async {
@@ -426,7 +467,8 @@ impl Permit {
         mut on_chunk: impl FnMut(&[u8]) -> Result<(), String>,
     ) -> Result<(), EgressError> {
         use futures_util::StreamExt;
-        let bytes = serde_json::to_vec(body).map_err(|e| EgressError::Answer { host: self.host(), message: e.to_string() })?;
+        let bytes =
+            serde_json::to_vec(body).map_err(|e| EgressError::Answer { host: self.host(), message: e.to_string() })?;
         let mut record = self.begin(&bytes)?;
         let host = self.host();
         let result = async {
@@ -442,8 +484,12 @@ impl Permit {
                 };
                 match next {
                     None => return Ok(()),
-                    Some(Err(e)) => return Err(EgressError::Connection { host: host.clone(), message: error_text(&e) }),
-                    Some(Ok(chunk)) => on_chunk(&chunk).map_err(|message| EgressError::Answer { host: host.clone(), message })?,
+                    Some(Err(e)) => {
+                        return Err(EgressError::Connection { host: host.clone(), message: error_text(&e) })
+                    }
+                    Some(Ok(chunk)) => {
+                        on_chunk(&chunk).map_err(|message| EgressError::Answer { host: host.clone(), message })?
+                    }
                 }
             }
         }
@@ -499,8 +545,15 @@ mod tests {
 
     #[test]
     fn loopback_is_local_only_in_tier_1_unless_listed() {
-        for url in ["http://127.0.0.1:8080/infill", "http://localhost:8080", "http://[::1]:9000/", "http://127.9.9.9/", "http://[::ffff:127.0.0.1]:1/"] {
-            let p = check(Some(&folder(Tier::Cloud, &[])), url, "completion", false).unwrap_or_else(|e| panic!("{url}: {e}"));
+        for url in [
+            "http://127.0.0.1:8080/infill",
+            "http://localhost:8080",
+            "http://[::1]:9000/",
+            "http://127.9.9.9/",
+            "http://[::ffff:127.0.0.1]:1/",
+        ] {
+            let p = check(Some(&folder(Tier::Cloud, &[])), url, "completion", false)
+                .unwrap_or_else(|e| panic!("{url}: {e}"));
             assert_eq!(p.reach(), Reach::Loopback, "{url}");
             assert!(p.is_local());
             // Tiers 2 and 3: a loopback port may be a tunnel or proxy elsewhere; unlisted, it is refused.
@@ -509,22 +562,35 @@ mod tests {
                 assert_eq!(e.tier, Some(tier), "{url}");
             }
         }
-        let e = check(Some(&folder(Tier::Local, &[])), "http://127.0.0.1:8080/infill", "remote engine", false).unwrap_err();
+        let e =
+            check(Some(&folder(Tier::Local, &[])), "http://127.0.0.1:8080/infill", "remote engine", false).unwrap_err();
         assert!(e.message.contains("tunnel or proxy"), "{e}");
         assert!(check(None, "http://localhost:8080", "completion", false).is_err(), "outside every folder is Tier 3");
         // Listed, loopback is an on-premises engine in every tier, on that port only.
         for tier in [Tier::Cloud, Tier::Hybrid, Tier::Local] {
             let f = folder(tier, &["http://127.0.0.1:8080"]);
-            assert_eq!(check(Some(&f), "http://127.0.0.1:8080/infill", "completion", false).unwrap().reach(), Reach::OnPrem);
+            assert_eq!(
+                check(Some(&f), "http://127.0.0.1:8080/infill", "completion", false).unwrap().reach(),
+                Reach::OnPrem
+            );
             if tier != Tier::Cloud {
-                assert!(check(Some(&f), "http://127.0.0.1:8081/infill", "completion", false).is_err(), "another loopback port is another endpoint");
+                assert!(
+                    check(Some(&f), "http://127.0.0.1:8081/infill", "completion", false).is_err(),
+                    "another loopback port is another endpoint"
+                );
             }
         }
         let d = Destination::cloud("http://127.0.0.1:8080/v1/messages").unwrap();
         assert!(Egress::new(temp_log("loop")).check(Some(&folder(Tier::Local, &[])), &d, "design", true).is_err());
         for not_loopback in ["http://0.0.0.0:8080", "http://localhost.example.com", "http://10.0.0.1"] {
-            assert!(check(Some(&folder(Tier::Cloud, &[])), not_loopback, "completion", false).is_err(), "{not_loopback}: plain http to a cloud host");
-            assert!(check(Some(&folder(Tier::Local, &[])), not_loopback, "completion", false).is_err(), "{not_loopback}");
+            assert!(
+                check(Some(&folder(Tier::Cloud, &[])), not_loopback, "completion", false).is_err(),
+                "{not_loopback}: plain http to a cloud host"
+            );
+            assert!(
+                check(Some(&folder(Tier::Local, &[])), not_loopback, "completion", false).is_err(),
+                "{not_loopback}"
+            );
         }
     }
 
@@ -535,10 +601,17 @@ mod tests {
             let p = check(Some(&f), "http://GPU.internal:8080/infill", "completion", false).unwrap();
             assert_eq!(p.reach(), Reach::OnPrem);
             let d = Destination::cloud("http://vllm.corp:8000/v1/chat/completions").unwrap();
-            assert_eq!(Egress::new(temp_log("onprem")).check(Some(&f), &d, "design", false).unwrap().reach(), Reach::OnPrem, "listed wins over declared cloud");
+            assert_eq!(
+                Egress::new(temp_log("onprem")).check(Some(&f), &d, "design", false).unwrap().reach(),
+                Reach::OnPrem,
+                "listed wins over declared cloud"
+            );
         }
         let f = folder(Tier::Local, &["http://gpu.internal:8080"]);
-        assert!(check(Some(&f), "http://gpu.internal:9090/infill", "completion", false).is_err(), "another port is another endpoint");
+        assert!(
+            check(Some(&f), "http://gpu.internal:9090/infill", "completion", false).is_err(),
+            "another port is another endpoint"
+        );
         assert!(check(Some(&f), "http://gpu.internal.evil.example:8080/", "completion", false).is_err());
     }
 
@@ -548,7 +621,8 @@ mod tests {
             let e = check(Some(&folder(Tier::Cloud, &[])), url, "design", false).unwrap_err();
             assert_eq!(e.tier, None, "{url}");
         }
-        let e = check(Some(&folder(Tier::Cloud, &[])), "http://api.example.com/v1/messages", "design", false).unwrap_err();
+        let e =
+            check(Some(&folder(Tier::Cloud, &[])), "http://api.example.com/v1/messages", "design", false).unwrap_err();
         assert!(e.message.contains("https"), "{e}");
     }
 
@@ -594,19 +668,35 @@ mod tests {
 
     #[tokio::test]
     async fn failures_are_returned_and_audited_once() {
-        let server = FakeServer::start(vec![Reply::json(500, r#"{"error": "overloaded"}"#), Reply::text(200, "not json")]);
+        let server =
+            FakeServer::start(vec![Reply::json(500, r#"{"error": "overloaded"}"#), Reply::text(200, "not json")]);
         let log = temp_log("failures");
         let egress = Egress::new(log.clone());
         let f = folder(Tier::Cloud, &[]);
         let d = Destination::cloud(&server.url("/")).unwrap();
-        let e = egress.check(Some(&f), &d, "design", false).unwrap().post_json(&[], &json!({}), &CancelToken::new()).await.unwrap_err();
+        let e = egress
+            .check(Some(&f), &d, "design", false)
+            .unwrap()
+            .post_json(&[], &json!({}), &CancelToken::new())
+            .await
+            .unwrap_err();
         assert!(matches!(e, EgressError::Status { status: 500, .. }), "{e}");
-        let e = egress.check(Some(&f), &d, "design", false).unwrap().post_json(&[], &json!({}), &CancelToken::new()).await.unwrap_err();
+        let e = egress
+            .check(Some(&f), &d, "design", false)
+            .unwrap()
+            .post_json(&[], &json!({}), &CancelToken::new())
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains("not JSON"), "{e}");
         // A closed port: connection refused, no retry elsewhere.
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
         let d2 = Destination::cloud(&format!("http://{closed}/")).unwrap();
-        let e = egress.check(Some(&f), &d2, "design", false).unwrap().post_json(&[], &json!({}), &CancelToken::new()).await.unwrap_err();
+        let e = egress
+            .check(Some(&f), &d2, "design", false)
+            .unwrap()
+            .post_json(&[], &json!({}), &CancelToken::new())
+            .await
+            .unwrap_err();
         assert!(matches!(e, EgressError::Connection { .. }), "{e}");
         let recs = log.read();
         assert_eq!(recs.len(), 3, "{recs:?}");
@@ -656,7 +746,8 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(150)).await;
             c2.cancel();
         });
-        let e = egress.check(Some(&f), &d, "design", false).unwrap().post_json(&[], &json!({}), &cancel).await.unwrap_err();
+        let e =
+            egress.check(Some(&f), &d, "design", false).unwrap().post_json(&[], &json!({}), &cancel).await.unwrap_err();
         assert!(matches!(e, EgressError::Cancelled), "{e}");
         let (body, never) = (json!({}), CancelToken::new());
         let fut = egress.check(Some(&f), &d, "design", false).unwrap().post_json(&[], &body, &never);
@@ -669,7 +760,10 @@ mod tests {
 
     #[tokio::test]
     async fn streaming_delivers_chunks_and_stops_on_cancel() {
-        let server = FakeServer::start(vec![Reply::chunks(&["one ", "two ", "three"], 20), Reply::chunks(&["a", "b", "c", "d", "e"], 100)]);
+        let server = FakeServer::start(vec![
+            Reply::chunks(&["one ", "two ", "three"], 20),
+            Reply::chunks(&["a", "b", "c", "d", "e"], 100),
+        ]);
         let log = temp_log("stream");
         let egress = Egress::new(log.clone());
         let f = folder(Tier::Cloud, &[]);

@@ -87,7 +87,11 @@ fn code_block(out: &mut String, title: &str, s: &Snippet, text: &str) {
 pub fn build(input: &PayloadInput) -> Result<CloudPayload, String> {
     let cut = |t: &str| t.chars().take(MAX_CODE_CHARS).collect::<String>();
     match input.tier {
-        Tier::Local => Err(format!("nothing may leave this machine from {}: it is {}", input.root.display(), Tier::Local.describe())),
+        Tier::Local => Err(format!(
+            "nothing may leave this machine from {}: it is {}",
+            input.root.display(),
+            Tier::Local.describe()
+        )),
         Tier::Cloud => {
             let mut user = String::new();
             if !input.requirement.trim().is_empty() {
@@ -99,7 +103,12 @@ pub fn build(input: &PayloadInput) -> Result<CloudPayload, String> {
             for f in &input.open_files {
                 code_block(&mut user, "Relevant code", f, &cut(f.text));
             }
-            Ok(CloudPayload { system: system_text(Tier::Cloud), user: user.trim_start().to_string(), anonymized: false, counts: BTreeMap::new() })
+            Ok(CloudPayload {
+                system: system_text(Tier::Cloud),
+                user: user.trim_start().to_string(),
+                anonymized: false,
+                counts: BTreeMap::new(),
+            })
         }
         Tier::Hybrid => {
             let mut a = Anonymizer::new();
@@ -128,7 +137,10 @@ fn hybrid(input: &PayloadInput, schema: &str, pass: &mut Pass) -> CloudPayload {
     for f in &input.open_files {
         code(&mut user, "Open file (anonymized: string literals and data values synthetic)", f);
     }
-    user.push_str(&format!("\n\nData structure (anonymized, synthetic values):\n{}", pass.scrub(schema, TextKind::Prose)));
+    user.push_str(&format!(
+        "\n\nData structure (anonymized, synthetic values):\n{}",
+        pass.scrub(schema, TextKind::Prose)
+    ));
     let counts = pass.counts().iter().map(|(d, n)| (d.name().to_string(), *n)).collect();
     CloudPayload { system, user: user.trim_start().to_string(), anonymized: true, counts }
 }

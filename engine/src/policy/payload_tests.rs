@@ -13,7 +13,8 @@ fn folder(name: &str, files: &[(&str, &str)]) -> std::path::PathBuf {
     root
 }
 
-pub(crate) const SAMPLE_REQUIREMENT: &str = "Patientin Erika Mustermann (erika.mustermann@praxis-nord.de, Tel. +49 30 9876543, geb. 12.03.1985, \
+pub(crate) const SAMPLE_REQUIREMENT: &str =
+    "Patientin Erika Mustermann (erika.mustermann@praxis-nord.de, Tel. +49 30 9876543, geb. 12.03.1985, \
 IBAN DE89 3704 0044 0532 0130 00) soll eine Erinnerung an ihren Termin bekommen. Baue eine Funktion send_reminder, \
 die Patienten aus der Tabelle patients liest und per E-Mail erinnert.";
 
@@ -39,10 +40,31 @@ fn tier_2_sample_payload_leaks_nothing_and_keeps_the_structure() {
     println!("BEFORE (requirement):\n{SAMPLE_REQUIREMENT}\n\nBEFORE (selection):\n{SAMPLE_SELECTION}\n\nAFTER (user text):\n{}\n\nCOUNTS: {}", p.user, describe_counts(&p.counts));
     assert!(p.anonymized);
     let all = format!("{}\n{}", p.system, p.user);
-    for canary in ["Erika", "Mustermann", "erika.mustermann", "praxis-nord", "9876543", "12.03.1985", "1985-03-12", "DE89", "Sommer2024", "4711"] {
+    for canary in [
+        "Erika",
+        "Mustermann",
+        "erika.mustermann",
+        "praxis-nord",
+        "9876543",
+        "12.03.1985",
+        "1985-03-12",
+        "DE89",
+        "Sommer2024",
+        "4711",
+    ] {
         assert!(!all.contains(canary), "{canary} in {all}");
     }
-    for structure in ["send_reminder", "patients", "full_name", "SMTP_PASSWORD", "TEST_PATIENT", "\"email\"", "patient_id: int", "Erinnerung an ihren Termin", "src/reminders.py"] {
+    for structure in [
+        "send_reminder",
+        "patients",
+        "full_name",
+        "SMTP_PASSWORD",
+        "TEST_PATIENT",
+        "\"email\"",
+        "patient_id: int",
+        "Erinnerung an ihren Termin",
+        "src/reminders.py",
+    ] {
         assert!(all.contains(structure), "{structure} missing: {all}");
     }
     for detector in ["e-mail", "phone", "date", "IBAN", "secret", "data-file value"] {
@@ -71,7 +93,11 @@ fn tier_1_is_verbatim_and_tier_3_sends_nothing() {
 fn the_requested_design_format_is_what_implement_from_design_doc_reads() {
     for tier in [Tier::Cloud, Tier::Hybrid] {
         let s = system_text(tier);
-        let example = s.split(DESIGN_EXAMPLE_START).nth(1).and_then(|r| r.split(DESIGN_EXAMPLE_END).next()).expect("an example in the instructions");
+        let example = s
+            .split(DESIGN_EXAMPLE_START)
+            .nth(1)
+            .and_then(|r| r.split(DESIGN_EXAMPLE_END).next())
+            .expect("an example in the instructions");
         let plan = design_doc::plan(example, None).expect("the example parses");
         assert_eq!(plan.title, "Design: overdue reminders");
         let paths: Vec<&str> = plan.targets.iter().map(|t| t.path.as_str()).collect();
@@ -81,6 +107,8 @@ fn the_requested_design_format_is_what_implement_from_design_doc_reads() {
     }
     // In Tier 2 the instructions too pass the pass, and come out whole.
     let root = folder("system", &[]);
-    let p = build(&PayloadInput { tier: Tier::Hybrid, root: &root, requirement: "x", selection: None, open_files: vec![] }).unwrap();
+    let p =
+        build(&PayloadInput { tier: Tier::Hybrid, root: &root, requirement: "x", selection: None, open_files: vec![] })
+            .unwrap();
     assert_eq!(p.system, system_text(Tier::Hybrid));
 }

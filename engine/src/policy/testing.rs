@@ -31,13 +31,26 @@ impl Reply {
         Reply::Full { status, content_type: "text/plain", body: body.into(), extra: vec![] }
     }
     pub fn redirect(location: &str) -> Reply {
-        Reply::Full { status: 307, content_type: "text/plain", body: String::new(), extra: vec![("location".into(), location.into())] }
+        Reply::Full {
+            status: 307,
+            content_type: "text/plain",
+            body: String::new(),
+            extra: vec![("location".into(), location.into())],
+        }
     }
     pub fn chunks(chunks: &[&str], pause_ms: u64) -> Reply {
-        Reply::Chunks { content_type: "text/event-stream", chunks: chunks.iter().map(|c| c.to_string()).collect(), pause_ms }
+        Reply::Chunks {
+            content_type: "text/event-stream",
+            chunks: chunks.iter().map(|c| c.to_string()).collect(),
+            pause_ms,
+        }
     }
     pub fn sse(events: &[&str], pause_ms: u64) -> Reply {
-        Reply::Chunks { content_type: "text/event-stream", chunks: events.iter().map(|e| format!("{e}\n\n")).collect(), pause_ms }
+        Reply::Chunks {
+            content_type: "text/event-stream",
+            chunks: events.iter().map(|e| format!("{e}\n\n")).collect(),
+            pause_ms,
+        }
     }
 }
 
@@ -83,7 +96,10 @@ fn read_request(s: &mut TcpStream) -> Option<Request> {
     let mut lines = head.split("\r\n");
     let mut first = lines.next()?.split(' ');
     let (method, path) = (first.next()?.to_string(), first.next()?.to_string());
-    let headers: Vec<(String, String)> = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())).collect();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
     let len: usize = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
     let mut body = buf[head_end..].to_vec();
     while body.len() < len {
@@ -110,8 +126,11 @@ fn reason(status: u16) -> &'static str {
 fn answer(s: &mut TcpStream, reply: Reply) {
     match reply {
         Reply::Full { status, content_type, body, extra } => {
-            let mut head =
-                format!("HTTP/1.1 {status} {}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n", reason(status), body.len());
+            let mut head = format!(
+                "HTTP/1.1 {status} {}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n",
+                reason(status),
+                body.len()
+            );
             for (k, v) in extra {
                 head.push_str(&format!("{k}: {v}\r\n"));
             }
@@ -121,7 +140,9 @@ fn answer(s: &mut TcpStream, reply: Reply) {
         }
         Reply::Hang => std::thread::sleep(Duration::from_secs(3)),
         Reply::Chunks { content_type, chunks, pause_ms } => {
-            let _ = s.write_all(format!("HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\nconnection: close\r\n\r\n").as_bytes());
+            let _ = s.write_all(
+                format!("HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\nconnection: close\r\n\r\n").as_bytes(),
+            );
             for c in chunks {
                 if s.write_all(c.as_bytes()).and_then(|_| s.flush()).is_err() {
                     return;

@@ -114,12 +114,15 @@ impl HostPattern {
         }
         let authority = e.split('/').next().unwrap_or("");
         let explicit_port = match authority.rsplit_once(':') {
-            Some((h, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && (!h.contains(':') || h.ends_with(']')) => {
+            Some((h, p))
+                if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && (!h.contains(':') || h.ends_with(']')) =>
+            {
                 Some(p.parse::<u16>().map_err(|_| format!("{entry:?}: port out of range"))?)
             }
             _ => None,
         };
-        let (host, _) = url_host_port(&format!("http://{authority}")).ok_or_else(|| format!("{entry:?} is not a host name or address"))?;
+        let (host, _) = url_host_port(&format!("http://{authority}"))
+            .ok_or_else(|| format!("{entry:?} is not a host name or address"))?;
         Ok(HostPattern { host, port: explicit_port })
     }
 }
@@ -180,7 +183,14 @@ pub struct FolderPolicy {
 impl FolderPolicy {
     /// The policy of a path outside every workspace folder: Tier 3, nothing listed.
     pub fn outside(path: &Path) -> FolderPolicy {
-        FolderPolicy { root: path.to_path_buf(), tier: Tier::Local, source: TierSource::Default, endpoints: vec![], local_hosts: vec![], diagnostics: vec![] }
+        FolderPolicy {
+            root: path.to_path_buf(),
+            tier: Tier::Local,
+            source: TierSource::Default,
+            endpoints: vec![],
+            local_hosts: vec![],
+            diagnostics: vec![],
+        }
     }
 
     pub fn tag_file(&self) -> PathBuf {
@@ -221,7 +231,11 @@ impl UserTierSettings {
     fn override_for(&self, root: &Path) -> Option<Tier> {
         // A value that is not 1..=3 fails closed: someone asked for a stricter folder, and a typo must not
         // leave it at the tag file's looser tier.
-        self.overrides.iter().filter(|(k, _)| override_path(k).as_deref() == Some(root)).map(|(_, &n)| Tier::try_from(n).unwrap_or(Tier::Local)).max()
+        self.overrides
+            .iter()
+            .filter(|(k, _)| override_path(k).as_deref() == Some(root))
+            .map(|(_, &n)| Tier::try_from(n).unwrap_or(Tier::Local))
+            .max()
     }
 }
 
@@ -235,7 +249,6 @@ fn override_path(key: &str) -> Option<PathBuf> {
 }
 
 impl UserTierSettings {
-
     /// The floor for every folder; a value that is not 1..=3 fails closed to Tier 3.
     fn minimum(&self) -> Option<Tier> {
         self.minimum_tier.map(|n| Tier::try_from(n).unwrap_or(Tier::Local))
@@ -270,7 +283,14 @@ enum Tagged {
 fn read_tag(file: &Path) -> Tagged {
     let text = match std::fs::read_to_string(file) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Tagged::Missing,
-        Err(e) => return Tagged::Broken(diagnostic(file, "", None, format!("cannot read {TAG_FILE}: {e}; treating this folder as Tier 3"))),
+        Err(e) => {
+            return Tagged::Broken(diagnostic(
+                file,
+                "",
+                None,
+                format!("cannot read {TAG_FILE}: {e}; treating this folder as Tier 3"),
+            ))
+        }
         Ok(t) => t,
     };
     let tag: TagFile = match toml::from_str(&text) {
@@ -281,7 +301,12 @@ fn read_tag(file: &Path) -> Tagged {
         }
     };
     let Some(tier_value) = tag.tier else {
-        return Tagged::Broken(diagnostic(file, &text, None, format!("{TAG_FILE} has no `tier = 1|2|3`; treating this folder as Tier 3")));
+        return Tagged::Broken(diagnostic(
+            file,
+            &text,
+            None,
+            format!("{TAG_FILE} has no `tier = 1|2|3`; treating this folder as Tier 3"),
+        ));
     };
     let span = tier_value.span();
     let tier = match tier_value.into_inner() {
@@ -290,7 +315,9 @@ fn read_tag(file: &Path) -> Tagged {
     };
     let tier = match tier {
         Ok(t) => t,
-        Err(m) => return Tagged::Broken(diagnostic(file, &text, Some(span), format!("{m}; treating this folder as Tier 3"))),
+        Err(m) => {
+            return Tagged::Broken(diagnostic(file, &text, Some(span), format!("{m}; treating this folder as Tier 3")))
+        }
     };
     // A bad on-premises entry is dropped (stricter), with a diagnostic; the tier itself stands.
     let mut warnings = Vec::new();
@@ -304,7 +331,12 @@ fn read_tag(file: &Path) -> Tagged {
                 hosts.push(HostPattern { host, port: Some(port) });
                 endpoints.push(ep);
             }
-            None => warnings.push(diagnostic(file, &text, Some(span), format!("endpoint url {:?} is not an http(s) URL; it is ignored", ep.url))),
+            None => warnings.push(diagnostic(
+                file,
+                &text,
+                Some(span),
+                format!("endpoint url {:?} is not an http(s) URL; it is ignored", ep.url),
+            )),
         }
     }
     for h in tag.allowed_hosts {
@@ -423,13 +455,21 @@ mod tests {
 
     #[test]
     fn bad_on_prem_entries_are_dropped_with_a_diagnostic_but_the_tier_stands() {
-        let d = folder("badhosts", Some("tier = 1\nallowed_hosts = [\"*\", \"ok.internal\"]\n[[endpoints]]\nurl = \"ftp://x\"\n"));
+        let d = folder(
+            "badhosts",
+            Some("tier = 1\nallowed_hosts = [\"*\", \"ok.internal\"]\n[[endpoints]]\nurl = \"ftp://x\"\n"),
+        );
         let p = resolve_folder(&d, &UserTierSettings::default());
         assert_eq!((p.tier, p.source), (Tier::Cloud, TierSource::File));
         assert_eq!(p.diagnostics.len(), 2, "{:?}", p.diagnostics);
         assert_eq!(p.local_hosts, vec![HostPattern { host: "ok.internal".into(), port: None }]);
         assert!(p.endpoints.is_empty());
-        assert_eq!(p.diagnostics.iter().map(|d| d.line).collect::<Vec<_>>(), vec![1, 2], "in file order: {:?}", p.diagnostics);
+        assert_eq!(
+            p.diagnostics.iter().map(|d| d.line).collect::<Vec<_>>(),
+            vec![1, 2],
+            "in file order: {:?}",
+            p.diagnostics
+        );
     }
 
     #[test]
@@ -492,14 +532,21 @@ mod tests {
         assert_eq!(resolve_folder(&spaced, &by_uri).tier, Tier::Local);
 
         let d2 = folder("looser", Some("tier = 3\n"));
-        let looser = UserTierSettings { overrides: [(d2.to_string_lossy().to_string(), 1)].into(), minimum_tier: Some(1), ..Default::default() };
+        let looser = UserTierSettings {
+            overrides: [(d2.to_string_lossy().to_string(), 1)].into(),
+            minimum_tier: Some(1),
+            ..Default::default()
+        };
         let p = resolve_folder(&d2, &looser);
         assert_eq!((p.tier, p.source), (Tier::Local, TierSource::File));
 
         let floor = UserTierSettings { minimum_tier: Some(2), ..Default::default() };
         assert_eq!(resolve_folder(&d, &floor).tier, Tier::Hybrid);
         let untagged = folder("floor-default", None);
-        let p = resolve_folder(&untagged, &UserTierSettings { default_tier: Some(1), minimum_tier: Some(2), ..Default::default() });
+        let p = resolve_folder(
+            &untagged,
+            &UserTierSettings { default_tier: Some(1), minimum_tier: Some(2), ..Default::default() },
+        );
         assert_eq!((p.tier, p.source), (Tier::Hybrid, TierSource::User));
 
         // Values outside 1..=3 in the stricter-making settings fail closed instead of being ignored.
@@ -507,7 +554,8 @@ mod tests {
         for bad in [0u8, 4, 255] {
             let p = resolve_folder(&t1, &UserTierSettings { minimum_tier: Some(bad), ..Default::default() });
             assert_eq!((p.tier, p.source), (Tier::Local, TierSource::User), "minimumTier {bad}");
-            let o = UserTierSettings { overrides: [(t1.to_string_lossy().to_string(), bad)].into(), ..Default::default() };
+            let o =
+                UserTierSettings { overrides: [(t1.to_string_lossy().to_string(), bad)].into(), ..Default::default() };
             assert_eq!(resolve_folder(&t1, &o).tier, Tier::Local, "override {bad}");
         }
     }
@@ -543,7 +591,8 @@ mod tests {
         let broken = folder("serde-broken", Some("tier = x"));
         let v = serde_json::to_value(resolve_folder(&broken, &UserTierSettings::default())).unwrap();
         assert_eq!((v["tier"].as_u64(), v["source"].as_str()), (Some(3), Some("fallback")));
-        let s: UserTierSettings = serde_json::from_value(serde_json::json!({"defaultTier": 2, "minimumTier": 2})).unwrap();
+        let s: UserTierSettings =
+            serde_json::from_value(serde_json::json!({"defaultTier": 2, "minimumTier": 2})).unwrap();
         assert_eq!((s.default_tier, s.minimum_tier), (Some(2), Some(2)));
     }
 

@@ -34,7 +34,11 @@ fn clean(s: &str) -> &str {
 
 fn looks_like_path(s: &str) -> bool {
     let s = clean(s);
-    !s.contains(' ') && s.contains('.') && s.rsplit('.').next().is_some_and(|e| !e.is_empty() && e.len() <= 5 && e.chars().all(|c| c.is_ascii_alphanumeric()))
+    !s.contains(' ')
+        && s.contains('.')
+        && s.rsplit('.')
+            .next()
+            .is_some_and(|e| !e.is_empty() && e.len() <= 5 && e.chars().all(|c| c.is_ascii_alphanumeric()))
 }
 
 fn target_line(line: &str) -> Option<&str> {

@@ -153,7 +153,16 @@ impl SyntaxTree {
     /// reusing the unchanged parts of the old tree. With an empty `new_text` only the edit is recorded:
     /// several edits can be recorded and re-parsed once with [`Self::reparse_incremental`].
     #[allow(clippy::too_many_arguments)]
-    pub fn edit(&mut self, start: usize, old_end: usize, new_end: usize, start_pt: (usize, usize), old_end_pt: (usize, usize), new_end_pt: (usize, usize), new_text: &str) {
+    pub fn edit(
+        &mut self,
+        start: usize,
+        old_end: usize,
+        new_end: usize,
+        start_pt: (usize, usize),
+        old_end_pt: (usize, usize),
+        new_end_pt: (usize, usize),
+        new_text: &str,
+    ) {
         if let Some(t) = self.tree.as_mut() {
             t.edit(&InputEdit {
                 start_byte: start,
@@ -205,15 +214,28 @@ impl SyntaxTree {
             || last.ends_with("*/")
             || last.starts_with("#[doc")
             || (lang == Lang::Go && last.starts_with("//"))
-            || (lang == Lang::Python && body.as_ref().is_some_and(|b| text[b.clone()].trim_start().starts_with(['"', '\''])));
-        Item { kind, name, range: n.byte_range(), body, signature: text[n.start_byte()..sig_end].trim_end().to_string(), indent, documented }
+            || (lang == Lang::Python
+                && body.as_ref().is_some_and(|b| text[b.clone()].trim_start().starts_with(['"', '\''])));
+        Item {
+            kind,
+            name,
+            range: n.byte_range(),
+            body,
+            signature: text[n.start_byte()..sig_end].trim_end().to_string(),
+            indent,
+            documented,
+        }
     }
 
     /// The innermost function, or else type, around `range`.
     pub fn enclosing_item(&self, text: &str, range: Range<usize>) -> Option<Item> {
         let root = self.root()?;
         // A cursor at the end of a token belongs to that token (and so to the item it ends).
-        let (a, b) = if range.is_empty() && range.start > 0 { (range.start - 1, range.start) } else { (range.start, range.end.max(range.start)) };
+        let (a, b) = if range.is_empty() && range.start > 0 {
+            (range.start - 1, range.start)
+        } else {
+            (range.start, range.end.max(range.start))
+        };
         let mut n = root.descendant_for_byte_range(a, b)?;
         let mut ty = None;
         loop {
@@ -255,8 +277,13 @@ impl SyntaxTree {
             let is_stub = match self.lang {
                 Lang::Rust => c.is_empty() || c.starts_with("todo!(") || c.starts_with("unimplemented!("),
                 Lang::Python => c == "pass" || c == "..." || c.starts_with("raise NotImplementedError"),
-                Lang::TypeScript | Lang::Tsx => c.is_empty() || (c.starts_with("throw new Error(") && lower.contains("not implemented")),
-                Lang::Go => c.is_empty() || (c.starts_with("panic(") && (lower.contains("todo") || lower.contains("not implemented"))),
+                Lang::TypeScript | Lang::Tsx => {
+                    c.is_empty() || (c.starts_with("throw new Error(") && lower.contains("not implemented"))
+                }
+                Lang::Go => {
+                    c.is_empty()
+                        || (c.starts_with("panic(") && (lower.contains("todo") || lower.contains("not implemented")))
+                }
             };
             if is_stub {
                 out.push(Stub { item: self.item(n, text), replace });
@@ -303,7 +330,8 @@ impl SyntaxTree {
             Lang::Rust => {
                 let module = self.root().and_then(|r| {
                     (0..r.named_child_count()).filter_map(|i| r.named_child(i)).find(|n| {
-                        n.kind() == "mod_item" && n.child_by_field_name("name").is_some_and(|c| &text[c.byte_range()] == "tests")
+                        n.kind() == "mod_item"
+                            && n.child_by_field_name("name").is_some_and(|c| &text[c.byte_range()] == "tests")
                     })
                 });
                 match module.and_then(|m| m.child_by_field_name("body")) {
@@ -373,7 +401,10 @@ pub fn longest_prefix_where(code: &str, ok: impl Fn(&str) -> bool) -> Option<Str
 /// Generated code is cut back to that rather than inserted broken; `None` when not even one line fits.
 pub fn longest_parsing_prefix(lang: Lang, code: &str, splice: impl Fn(&str) -> String) -> Option<String> {
     let lines: Vec<&str> = code.lines().collect();
-    (1..=lines.len()).rev().map(|n| lines[..n].join("\n")).find(|c| !c.trim().is_empty() && first_error(lang, &splice(c)).is_none())
+    (1..=lines.len())
+        .rev()
+        .map(|n| lines[..n].join("\n"))
+        .find(|c| !c.trim().is_empty() && first_error(lang, &splice(c)).is_none())
 }
 
 #[cfg(test)]
@@ -405,7 +436,8 @@ mod tests {
 
     #[test]
     fn enclosing_items() {
-        let (text, i) = at("struct S;\nimpl S {\n    /// Doc.\n    fn area(&self) -> f64 {\n        let x = 1$0;\n    }\n}\n");
+        let (text, i) =
+            at("struct S;\nimpl S {\n    /// Doc.\n    fn area(&self) -> f64 {\n        let x = 1$0;\n    }\n}\n");
         let t = SyntaxTree::new(Lang::Rust, &text);
         let it = t.enclosing_item(&text, i..i).unwrap();
         assert_eq!((it.name.as_str(), it.kind.clone(), it.documented), ("area", ItemKind::Function, true));

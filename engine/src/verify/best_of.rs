@@ -84,7 +84,8 @@ impl BestOf {
     /// The closing note: candidates tried, how many passed, time to the first that did, which checks ran.
     pub fn summary(&self) -> String {
         let passed = usize::from(self.chosen.is_some());
-        let checks = self.tried.iter().rev().find_map(|t| t.verdict.as_ref()).map_or("none".to_string(), Verdict::checks_label);
+        let checks =
+            self.tried.iter().rev().find_map(|t| t.verdict.as_ref()).map_or("none".to_string(), Verdict::checks_label);
         let mut s = format!("{} candidate(s) tried, {passed} passed", self.tried.len());
         if let Some(t) = self.time_to_pass {
             s.push_str(&format!(" after {} ms", t.as_millis()));
@@ -100,7 +101,15 @@ impl BestOf {
 /// Asks `generate` for up to `settings.candidates` candidates, turns each into a plan with `to_plan`
 /// (splicing a body into its file, say) and verifies it on the workspace's overlay; keeps the first that
 /// passes. Cancelling `cancel` stops generation and kills a running check.
-pub async fn best_of<G, Fut, P>(verifier: Arc<Verifier>, workspace: PathBuf, settings: &BestOfSettings, cancel: &CancelToken, mut generate: G, to_plan: P, mut progress: impl FnMut(Progress)) -> Result<BestOf, VerifyError>
+pub async fn best_of<G, Fut, P>(
+    verifier: Arc<Verifier>,
+    workspace: PathBuf,
+    settings: &BestOfSettings,
+    cancel: &CancelToken,
+    mut generate: G,
+    to_plan: P,
+    mut progress: impl FnMut(Progress),
+) -> Result<BestOf, VerifyError>
 where
     G: FnMut(Attempt) -> Fut,
     Fut: Future<Output = Result<String, String>>,
@@ -142,11 +151,18 @@ where
         progress(Progress::Verifying { index, of });
         let (v, ws, p, c) = (verifier.clone(), workspace.clone(), plan.clone(), cancel.clone());
         let budget = deadline.saturating_duration_since(Instant::now());
-        let verdict = tokio::task::spawn_blocking(move || v.verify(&ws, &p, &c, budget)).await.map_err(|e| VerifyError::Io(e.to_string()))?;
+        let verdict = tokio::task::spawn_blocking(move || v.verify(&ws, &p, &c, budget))
+            .await
+            .map_err(|e| VerifyError::Io(e.to_string()))?;
         let verdict = match verdict {
             Ok(v) => v,
             Err(VerifyError::TimedOut) => {
-                out.tried.push(Tried { candidate, verdict: None, refused: Some("verification ran out of time".into()), elapsed: t0.elapsed() });
+                out.tried.push(Tried {
+                    candidate,
+                    verdict: None,
+                    refused: Some("verification ran out of time".into()),
+                    elapsed: t0.elapsed(),
+                });
                 out.stopped = Some(format!("time budget of {} s spent", settings.budget.as_secs()));
                 break;
             }
@@ -155,7 +171,12 @@ where
         if verdict.passed() {
             progress(Progress::Passed { index, of });
             out.time_to_pass = Some(start.elapsed());
-            out.tried.push(Tried { candidate: candidate.clone(), verdict: Some(verdict.clone()), refused: None, elapsed: t0.elapsed() });
+            out.tried.push(Tried {
+                candidate: candidate.clone(),
+                verdict: Some(verdict.clone()),
+                refused: None,
+                elapsed: t0.elapsed(),
+            });
             out.chosen = Some((candidate, plan, verdict));
             break;
         }

@@ -10,12 +10,28 @@ use std::time::Instant;
 /// One checker invocation that covers a set of changed files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Unit {
-    Cargo { cargo: PathBuf, manifest: PathBuf },
-    Python { python: PathBuf, ruff: Option<PathBuf>, pyright: Option<PathBuf> },
-    Tsc { tsc: PathBuf, project: PathBuf },
-    Go { go: PathBuf, module: PathBuf },
+    Cargo {
+        cargo: PathBuf,
+        manifest: PathBuf,
+    },
+    Python {
+        python: PathBuf,
+        ruff: Option<PathBuf>,
+        pyright: Option<PathBuf>,
+    },
+    Tsc {
+        tsc: PathBuf,
+        project: PathBuf,
+    },
+    Go {
+        go: PathBuf,
+        module: PathBuf,
+    },
     /// Parse only: the language's own tools are not installed, or could not check this workspace.
-    Syntax { lang: Lang, why: String },
+    Syntax {
+        lang: Lang,
+        why: String,
+    },
 }
 
 impl Unit {
@@ -149,7 +165,15 @@ pub(crate) enum Outcome {
 
 /// Runs `unit` over the overlay as it is now. `files` are the plan's files the unit covers; a per-file
 /// checker (Python) looks only at those that exist.
-pub(crate) fn run_unit(tools: &Toolbox, overlay: &Overlay, target_dir: &Path, unit: &Unit, files: &[PathBuf], cancel: &CancelToken, deadline: Instant) -> Result<Outcome, VerifyError> {
+pub(crate) fn run_unit(
+    tools: &Toolbox,
+    overlay: &Overlay,
+    target_dir: &Path,
+    unit: &Unit,
+    files: &[PathBuf],
+    cancel: &CancelToken,
+    deadline: Instant,
+) -> Result<Outcome, VerifyError> {
     let root = &overlay.root;
     let failed = |what: &str, out: &super::run::Output| {
         let tail: Vec<&str> = out.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -190,7 +214,17 @@ pub(crate) fn run_unit(tools: &Toolbox, overlay: &Overlay, target_dir: &Path, un
                 // Only the rule groups that are errors whatever the project's style: syntax errors and
                 // undefined names.
                 let mut cmd = tools.command(ruff);
-                cmd.args(["check", "--output-format=json", "--no-cache", "--isolated", "--exit-zero", "--select", "E9,F63,F7,F82"]).args(&present).current_dir(root);
+                cmd.args([
+                    "check",
+                    "--output-format=json",
+                    "--no-cache",
+                    "--isolated",
+                    "--exit-zero",
+                    "--select",
+                    "E9,F63,F7,F82",
+                ])
+                .args(&present)
+                .current_dir(root);
                 let out = run(cmd, cancel, deadline)?;
                 if !out.status.success() {
                     return failed("ruff", &out);

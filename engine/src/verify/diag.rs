@@ -22,7 +22,12 @@ pub(crate) fn cargo(stdout: &str, resolve: impl Fn(&str) -> PathBuf) -> Vec<Diag
         let spans = m["spans"].as_array().cloned().unwrap_or_default();
         let Some(span) = spans.iter().find(|s| s["is_primary"] == true).or(spans.first()) else { continue };
         let code = m["code"]["code"].as_str().map(str::to_string);
-        let d = Diagnostic { file: resolve(span["file_name"].as_str().unwrap_or("")), line: span["line_start"].as_u64().unwrap_or(0) as u32, message, code };
+        let d = Diagnostic {
+            file: resolve(span["file_name"].as_str().unwrap_or("")),
+            line: span["line_start"].as_u64().unwrap_or(0) as u32,
+            message,
+            code,
+        };
         // `--all-targets` compiles a library twice (as itself and as its tests): one error, reported twice.
         if !out.contains(&d) {
             out.push(d);
@@ -139,14 +144,30 @@ mod tests {
             "\n"
         );
         let d = cargo(out, |f| PathBuf::from("crate").join(f));
-        assert_eq!(d, vec![Diagnostic { file: "crate/src/lib.rs".into(), line: 4, message: "mismatched types".into(), code: Some("E0308".into()) }]);
+        assert_eq!(
+            d,
+            vec![Diagnostic {
+                file: "crate/src/lib.rs".into(),
+                line: 4,
+                message: "mismatched types".into(),
+                code: Some("E0308".into())
+            }]
+        );
     }
 
     #[test]
     fn tsc_lines_become_diagnostics_relative_to_the_project() {
         let out = "src/a.ts(3,7): error TS2322: Type 'string' is not assignable to type 'number'.\nFound 1 error.\n";
         let d = tsc(out, Path::new("web"));
-        assert_eq!(d, vec![Diagnostic { file: "web/src/a.ts".into(), line: 3, message: "Type 'string' is not assignable to type 'number'.".into(), code: Some("TS2322".into()) }]);
+        assert_eq!(
+            d,
+            vec![Diagnostic {
+                file: "web/src/a.ts".into(),
+                line: 3,
+                message: "Type 'string' is not assignable to type 'number'.".into(),
+                code: Some("TS2322".into())
+            }]
+        );
     }
 
     #[test]
@@ -155,17 +176,39 @@ mod tests {
         let d = go(out, Path::new("svc"));
         assert_eq!(d.len(), 2);
         assert_eq!((d[0].file.as_path(), d[0].line, d[0].message.as_str()), (Path::new("svc/a.go"), 3, "undefined: x"));
-        assert_eq!((d[1].file.as_path(), d[1].line, d[1].message.as_str()), (Path::new("svc/b.go"), 10, "possible misuse"));
+        assert_eq!(
+            (d[1].file.as_path(), d[1].line, d[1].message.as_str()),
+            (Path::new("svc/b.go"), 10, "possible misuse")
+        );
     }
 
     #[test]
     fn ruff_and_pyright_json() {
-        let r = ruff(r#"[{"filename":"/o/pkg/a.py","location":{"row":5,"column":1},"message":"Undefined name `y`","code":"F821"}]"#, Path::new("/o"));
-        assert_eq!(r, vec![Diagnostic { file: "pkg/a.py".into(), line: 5, message: "Undefined name `y`".into(), code: Some("F821".into()) }]);
+        let r = ruff(
+            r#"[{"filename":"/o/pkg/a.py","location":{"row":5,"column":1},"message":"Undefined name `y`","code":"F821"}]"#,
+            Path::new("/o"),
+        );
+        assert_eq!(
+            r,
+            vec![Diagnostic {
+                file: "pkg/a.py".into(),
+                line: 5,
+                message: "Undefined name `y`".into(),
+                code: Some("F821".into())
+            }]
+        );
         let p = pyright(
             r#"{"generalDiagnostics":[{"file":"/o/a.py","severity":"warning","message":"w","range":{"start":{"line":0}}},{"file":"/o/a.py","severity":"error","message":"bad","rule":"reportGeneralTypeIssues","range":{"start":{"line":2}}}]}"#,
             Path::new("/o"),
         );
-        assert_eq!(p, vec![Diagnostic { file: "a.py".into(), line: 3, message: "bad".into(), code: Some("reportGeneralTypeIssues".into()) }]);
+        assert_eq!(
+            p,
+            vec![Diagnostic {
+                file: "a.py".into(),
+                line: 3,
+                message: "bad".into(),
+                code: Some("reportGeneralTypeIssues".into())
+            }]
+        );
     }
 }

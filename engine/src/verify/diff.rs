@@ -19,7 +19,14 @@ pub fn plan_diff(workspace: &Path, changes: &[Change]) -> String {
         if old.is_none() {
             out.push_str("new file mode 100644\n");
         }
-        out.push_str(&diff.unified_diff().context_radius(3).missing_newline_hint(true).header(&from, &format!("b/{path}")).to_string());
+        out.push_str(
+            &diff
+                .unified_diff()
+                .context_radius(3)
+                .missing_newline_hint(true)
+                .header(&from, &format!("b/{path}"))
+                .to_string(),
+        );
     }
     out
 }

@@ -202,7 +202,11 @@ pub struct Verifier {
 impl Verifier {
     /// `state_dir` holds one overlay and one Cargo target directory per workspace.
     pub fn new(tools: Toolbox, state_dir: impl Into<PathBuf>) -> Self {
-        Verifier { tools, state_dir: state_dir.into(), baselines: Mutex::new(LruCache::new(NonZeroUsize::new(64).unwrap())) }
+        Verifier {
+            tools,
+            state_dir: state_dir.into(),
+            baselines: Mutex::new(LruCache::new(NonZeroUsize::new(64).unwrap())),
+        }
     }
 
     /// `$XDG_CACHE_HOME/lokal/verify` (else `~/.cache/lokal/verify`).
@@ -212,17 +216,27 @@ impl Verifier {
 
     /// Checks `changes` together, as one plan: either all of it holds or the verdict says, per file, which
     /// errors it adds. Blocking (it runs compilers): call it from `spawn_blocking` on async paths.
-    pub fn verify(&self, workspace: &Path, changes: &[Change], cancel: &CancelToken, budget: Duration) -> Result<Verdict, VerifyError> {
+    pub fn verify(
+        &self,
+        workspace: &Path,
+        changes: &[Change],
+        cancel: &CancelToken,
+        budget: Duration,
+    ) -> Result<Verdict, VerifyError> {
         let start = Instant::now();
         let deadline = start + budget;
         for c in changes {
             overlay::checked_rel(&c.path)?;
         }
-        let workspace = workspace.canonicalize().map_err(|e| VerifyError::Io(format!("{}: {e}", workspace.display())))?;
+        let workspace =
+            workspace.canonicalize().map_err(|e| VerifyError::Io(format!("{}: {e}", workspace.display())))?;
         let state = self.state_dir.join(hex(&Sha256::digest(workspace.as_os_str().as_encoded_bytes())[..8]));
         let overlay = overlay::build(&workspace, &state, cancel, deadline)?;
         let target_dir = state.join("target");
-        let before: HashMap<&Path, String> = changes.iter().map(|c| (c.path.as_path(), std::fs::read_to_string(workspace.join(&c.path)).unwrap_or_default())).collect();
+        let before: HashMap<&Path, String> = changes
+            .iter()
+            .map(|c| (c.path.as_path(), std::fs::read_to_string(workspace.join(&c.path)).unwrap_or_default()))
+            .collect();
 
         let mut units = check::units(&self.tools, &overlay, changes);
         let mut checks = Vec::new();
@@ -258,7 +272,8 @@ impl Verifier {
         for c in changes {
             overlay.write(&c.path, &c.text)?;
         }
-        let maps: HashMap<&Path, Vec<Option<u32>>> = changes.iter().map(|c| (c.path.as_path(), line_map(&before[c.path.as_path()], &c.text))).collect();
+        let maps: HashMap<&Path, Vec<Option<u32>>> =
+            changes.iter().map(|c| (c.path.as_path(), line_map(&before[c.path.as_path()], &c.text))).collect();
         let mut new_errors = Vec::new();
         for (i, (unit, files)) in units.iter().enumerate() {
             if let Unit::Syntax { lang, why } = unit {
@@ -320,7 +335,11 @@ fn added(before: &[Diagnostic], after: Vec<Diagnostic>, moved: impl Fn(&Path, u3
     let mut used = vec![false; before.len()];
     let mut open = Vec::new();
     for d in after {
-        match before.iter().enumerate().position(|(i, b)| !used[i] && same(b, &d) && moved(&b.file, b.line) == Some(d.line)) {
+        match before
+            .iter()
+            .enumerate()
+            .position(|(i, b)| !used[i] && same(b, &d) && moved(&b.file, b.line) == Some(d.line))
+        {
             Some(i) => used[i] = true,
             None => open.push(d),
         }

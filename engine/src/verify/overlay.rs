@@ -29,7 +29,12 @@ fn skipped(path: &Path, is_dir: bool) -> bool {
     }
 }
 
-pub(crate) fn build(workspace: &Path, state: &Path, cancel: &CancelToken, deadline: Instant) -> Result<Overlay, VerifyError> {
+pub(crate) fn build(
+    workspace: &Path,
+    state: &Path,
+    cancel: &CancelToken,
+    deadline: Instant,
+) -> Result<Overlay, VerifyError> {
     fs::create_dir_all(state).map_err(io)?;
     let lock = File::create(state.join("lock")).map_err(io)?;
     loop {
@@ -92,7 +97,17 @@ pub(crate) fn build(workspace: &Path, state: &Path, cancel: &CancelToken, deadli
 fn mirror_file(src: &Path, dst: &Path) -> Result<(), VerifyError> {
     let rewritten = matches!(
         src.file_name().and_then(|n| n.to_str()),
-        Some("Cargo.lock" | "Cargo.toml" | "go.mod" | "go.sum" | "go.work" | "go.work.sum" | "package.json" | "package-lock.json" | "tsconfig.json")
+        Some(
+            "Cargo.lock"
+                | "Cargo.toml"
+                | "go.mod"
+                | "go.sum"
+                | "go.work"
+                | "go.work.sum"
+                | "package.json"
+                | "package-lock.json"
+                | "tsconfig.json"
+        )
     );
     if !rewritten && fs::hard_link(src, dst).is_ok() {
         return Ok(());

@@ -47,7 +47,12 @@ fn labels(v: &Verdict) -> Vec<Check> {
 fn a_good_body_passes_cargo_check_and_the_users_files_stay_as_they_were() {
     let ws = Ws::rust();
     let v = ws.verifier(Toolbox::from_env());
-    let verdict = ws.verify(&v, &[with_body("    name.split_whitespace().filter_map(|w| w.chars().next()).flat_map(char::to_uppercase).collect()\n")]);
+    let verdict = ws.verify(
+        &v,
+        &[with_body(
+            "    name.split_whitespace().filter_map(|w| w.chars().next()).flat_map(char::to_uppercase).collect()\n",
+        )],
+    );
     assert!(verdict.passed(), "{:?}", verdict.new_errors);
     assert_eq!(labels(&verdict), vec![Check::CargoCheck]);
     assert_eq!(verdict.checks[0].fallback, None);
@@ -65,7 +70,11 @@ fn a_body_with_a_type_error_is_refused_with_the_compilers_message() {
     assert_eq!((e.file.as_path(), e.code.as_deref()), (Path::new("src/lib.rs"), Some("E0308")));
     assert_eq!(e.line, 3);
     assert!(e.message.contains("mismatched types"), "{e}");
-    assert!(verdict.errors_text(5).contains("src/lib.rs:3: error[E0308]: mismatched types"), "{}", verdict.errors_text(5));
+    assert!(
+        verdict.errors_text(5).contains("src/lib.rs:3: error[E0308]: mismatched types"),
+        "{}",
+        verdict.errors_text(5)
+    );
 }
 
 #[test]
@@ -74,7 +83,10 @@ fn errors_the_workspace_already_had_do_not_count_against_a_candidate() {
     let broken = "pub fn helper() -> u32 {\n    \"not a number\"\n}\n";
     let ws = Ws::new(&[("Cargo.toml", MANIFEST), ("src/lib.rs", &format!("{LIB}{broken}"))]);
     let v = ws.verifier(Toolbox::from_env());
-    let good = format!("{}{broken}", LIB.replace("    todo!()\n", "    let mut s = String::new();\n    s.push_str(name);\n    s\n"));
+    let good = format!(
+        "{}{broken}",
+        LIB.replace("    todo!()\n", "    let mut s = String::new();\n    s.push_str(name);\n    s\n")
+    );
     let verdict = ws.verify(&v, &[Change::new("src/lib.rs", good)]);
     assert!(verdict.passed(), "{:?}", verdict.new_errors);
     let bad = format!("{}{broken}", LIB.replace("    todo!()\n", "    name.len()\n"));
@@ -95,7 +107,8 @@ fn a_plan_declaring_a_module_is_refused_without_its_file_and_passes_with_it() {
     assert_eq!(errs[0].code.as_deref(), Some("E0583"), "{errs:?}");
     assert!(errs[0].message.contains("initials"), "{errs:?}");
 
-    let file = Change::new("src/initials.rs", "pub fn of(name: &str) -> String {\n    name.chars().take(1).collect()\n}\n");
+    let file =
+        Change::new("src/initials.rs", "pub fn of(name: &str) -> String {\n    name.chars().take(1).collect()\n}\n");
     let verdict = ws.verify(&v, &[lib.clone(), file.clone()]);
     assert!(verdict.passed(), "{:?}", verdict.new_errors);
     assert!(!ws.path().join("src/initials.rs").exists());
@@ -110,10 +123,16 @@ fn a_plan_declaring_a_module_is_refused_without_its_file_and_passes_with_it() {
 fn python_is_checked_by_py_compile() {
     let ws = Ws::new(&[("pkg/names.py", "def initials(name):\n    pass\n")]);
     let v = ws.verifier(Toolbox::from_env());
-    let good = ws.verify(&v, &[Change::new("pkg/names.py", "def initials(name):\n    return ''.join(w[0] for w in name.split())\n")]);
+    let good = ws.verify(
+        &v,
+        &[Change::new("pkg/names.py", "def initials(name):\n    return ''.join(w[0] for w in name.split())\n")],
+    );
     assert!(good.passed(), "{:?}", good.new_errors);
     assert!(labels(&good).contains(&Check::PyCompile));
-    let bad = ws.verify(&v, &[Change::new("pkg/names.py", "def initials(name):\n    return ''.join(w[0] for w in name.split()\n")]);
+    let bad = ws.verify(
+        &v,
+        &[Change::new("pkg/names.py", "def initials(name):\n    return ''.join(w[0] for w in name.split()\n")],
+    );
     assert!(!bad.passed());
     assert_eq!(bad.new_errors[0].file, Path::new("pkg/names.py"));
     assert_eq!(bad.new_errors[0].code.as_deref(), Some("SyntaxError"));
@@ -131,7 +150,14 @@ fn without_the_toolchain_tree_sitter_checks_and_says_so() {
     // Type errors get through a parse; that is why the verdict names the check.
     let typed_wrong = ws.verify(&v, &[with_body("    name.len()\n")]);
     assert!(typed_wrong.passed());
-    assert_eq!(typed_wrong.checks, vec![CheckRun { check: Check::TreeSitter, files: vec!["src/lib.rs".into()], fallback: Some("cargo not found".into()) }]);
+    assert_eq!(
+        typed_wrong.checks,
+        vec![CheckRun {
+            check: Check::TreeSitter,
+            files: vec!["src/lib.rs".into()],
+            fallback: Some("cargo not found".into())
+        }]
+    );
     assert_eq!(typed_wrong.checks_label(), "tree-sitter parse (cargo not found)");
     let broken = ws.verify(&v, &[with_body("    name.len(\n")]);
     assert!(!broken.passed());
@@ -165,12 +191,15 @@ fn slow_cargo(dir: &Path, pidfile: &Path) -> Toolbox {
     let script = dir.join("cargo");
     fs::write(&script, format!("#!/bin/sh\nsleep 60 &\necho $! > {}\nwait\n", pidfile.display())).unwrap();
     fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
-    Toolbox::with_path(std::env::join_paths([dir.to_path_buf(), PathBuf::from("/bin"), PathBuf::from("/usr/bin")]).unwrap())
+    Toolbox::with_path(
+        std::env::join_paths([dir.to_path_buf(), PathBuf::from("/bin"), PathBuf::from("/usr/bin")]).unwrap(),
+    )
 }
 
 fn alive(pid: i32) -> bool {
     // A zombie still answers kill(0); its state letter says it is gone.
-    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
 }
 
 #[test]
@@ -228,13 +257,28 @@ async fn best_of_feeds_the_compilers_error_into_the_next_attempt() {
         };
         seen.lock().unwrap().push((a.index, a.temperature, prompt.clone()));
         async move {
-            Ok(if prompt.contains("mismatched types") { "    name.split_whitespace().filter_map(|w| w.chars().next()).collect()\n".to_string() } else { "    name.len()\n".to_string() })
+            Ok(if prompt.contains("mismatched types") {
+                "    name.split_whitespace().filter_map(|w| w.chars().next()).collect()\n".to_string()
+            } else {
+                "    name.len()\n".to_string()
+            })
         }
     };
     let events = Arc::new(StdMutex::new(Vec::new()));
     let ev = events.clone();
-    let settings = BestOfSettings { candidates: 3, temperature: 0.7, budget: Duration::from_secs(120), feedback_lines: 4 };
-    let r = best_of(v, ws.path().to_path_buf(), &settings, &CancelToken::new(), generate, |c| Ok(vec![with_body(c)]), move |p| ev.lock().unwrap().push(p)).await.unwrap();
+    let settings =
+        BestOfSettings { candidates: 3, temperature: 0.7, budget: Duration::from_secs(120), feedback_lines: 4 };
+    let r = best_of(
+        v,
+        ws.path().to_path_buf(),
+        &settings,
+        &CancelToken::new(),
+        generate,
+        |c| Ok(vec![with_body(c)]),
+        move |p| ev.lock().unwrap().push(p),
+    )
+    .await
+    .unwrap();
     let (chosen, plan, verdict) = r.chosen.clone().expect("the second attempt passes");
     assert!(chosen.contains("split_whitespace"));
     assert!(verdict.passed());
@@ -244,9 +288,26 @@ async fn best_of_feeds_the_compilers_error_into_the_next_attempt() {
     let prompts = prompts.lock().unwrap();
     assert_eq!((prompts[0].0, prompts[0].1), (0, 0.0));
     assert_eq!((prompts[1].0, prompts[1].1), (1, 0.7));
-    assert!(prompts[1].2.contains("name.len()") && prompts[1].2.contains("src/lib.rs:3: error[E0308]"), "{}", prompts[1].2);
+    assert!(
+        prompts[1].2.contains("name.len()") && prompts[1].2.contains("src/lib.rs:3: error[E0308]"),
+        "{}",
+        prompts[1].2
+    );
     let events = events.lock().unwrap();
-    assert!(matches!(events[..], [Progress::Generating { index: 0, of: 3 }, Progress::Verifying { index: 0, .. }, Progress::Refused { index: 0, .. }, Progress::Generating { index: 1, .. }, Progress::Verifying { index: 1, .. }, Progress::Passed { index: 1, of: 3 }]), "{events:?}");
+    assert!(
+        matches!(
+            events[..],
+            [
+                Progress::Generating { index: 0, of: 3 },
+                Progress::Verifying { index: 0, .. },
+                Progress::Refused { index: 0, .. },
+                Progress::Generating { index: 1, .. },
+                Progress::Verifying { index: 1, .. },
+                Progress::Passed { index: 1, of: 3 }
+            ]
+        ),
+        "{events:?}"
+    );
     assert!(r.summary().starts_with("2 candidate(s) tried, 1 passed after"), "{}", r.summary());
     assert!(r.summary().ends_with("checks: cargo check"), "{}", r.summary());
 }
@@ -256,11 +317,31 @@ async fn best_of_gives_up_after_n_and_says_why() {
     let ws = Ws::rust();
     let v = Arc::new(ws.verifier(Toolbox::from_env()));
     let settings = BestOfSettings { candidates: 2, ..Default::default() };
-    let r = best_of(v, ws.path().to_path_buf(), &settings, &CancelToken::new(), |_| async { Ok("no code here".to_string()) }, |_| Err("no code block in the answer".to_string()), |_| {}).await.unwrap();
+    let r = best_of(
+        v,
+        ws.path().to_path_buf(),
+        &settings,
+        &CancelToken::new(),
+        |_| async { Ok("no code here".to_string()) },
+        |_| Err("no code block in the answer".to_string()),
+        |_| {},
+    )
+    .await
+    .unwrap();
     assert!(r.chosen.is_none());
     assert_eq!(r.tried.len(), 2);
     assert_eq!(r.tried[1].refused.as_deref(), Some("no code block in the answer"));
-    let r = best_of(Arc::new(ws.verifier(Toolbox::from_env())), ws.path().to_path_buf(), &settings, &CancelToken::new(), |_| async { Err("the model is not available".to_string()) }, |c| Ok(vec![with_body(c)]), |_| {}).await.unwrap();
+    let r = best_of(
+        Arc::new(ws.verifier(Toolbox::from_env())),
+        ws.path().to_path_buf(),
+        &settings,
+        &CancelToken::new(),
+        |_| async { Err("the model is not available".to_string()) },
+        |c| Ok(vec![with_body(c)]),
+        |_| {},
+    )
+    .await
+    .unwrap();
     assert_eq!(r.stopped.as_deref(), Some("the model is not available"));
     assert!(r.tried.is_empty());
 }
@@ -268,8 +349,21 @@ async fn best_of_gives_up_after_n_and_says_why() {
 #[test]
 fn a_plan_diff_shows_new_and_changed_files() {
     let ws = Ws::rust();
-    let d = plan_diff(ws.path(), &[Change::new("src/lib.rs", format!("pub mod initials;\n{LIB}")), Change::new("src/initials.rs", "pub fn of() {}\n"), Change::new("Cargo.toml", MANIFEST)]);
-    assert!(d.contains("--- a/src/lib.rs\n+++ b/src/lib.rs\n@@ -1,3 +1,4 @@\n+pub mod initials;\n /// Initials of a name"), "{d}");
-    assert!(d.contains("new file mode 100644\n--- /dev/null\n+++ b/src/initials.rs\n@@ -0,0 +1 @@\n+pub fn of() {}\n"), "{d}");
+    let d = plan_diff(
+        ws.path(),
+        &[
+            Change::new("src/lib.rs", format!("pub mod initials;\n{LIB}")),
+            Change::new("src/initials.rs", "pub fn of() {}\n"),
+            Change::new("Cargo.toml", MANIFEST),
+        ],
+    );
+    assert!(
+        d.contains("--- a/src/lib.rs\n+++ b/src/lib.rs\n@@ -1,3 +1,4 @@\n+pub mod initials;\n /// Initials of a name"),
+        "{d}"
+    );
+    assert!(
+        d.contains("new file mode 100644\n--- /dev/null\n+++ b/src/initials.rs\n@@ -0,0 +1 @@\n+pub fn of() {}\n"),
+        "{d}"
+    );
     assert!(!d.contains("Cargo.toml"), "unchanged files are left out: {d}");
 }

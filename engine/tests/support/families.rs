@@ -33,17 +33,7 @@ pub struct Model {
 
 impl Model {
     fn new(name: &'static str, arch: Arch, vocab: Vocab, keys: Keys) -> Model {
-        Model {
-            name,
-            arch,
-            vocab,
-            keys,
-            fim: None,
-            bos: 0,
-            add_bos: false,
-            end: "",
-            special: vec![],
-        }
+        Model { name, arch, vocab, keys, fim: None, bos: 0, add_bos: false, end: "", special: vec![] }
     }
 
     fn key(&mut self, k: &str, v: impl Into<Value>) {
@@ -97,11 +87,7 @@ impl Model {
 
     /// Random weights (seeded by the name, so each family's file is the same on every run).
     pub fn random(&self) -> Gguf {
-        self.gguf(Weights::Random(
-            self.name
-                .bytes()
-                .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64)),
-        ))
+        self.gguf(Weights::Random(self.name.bytes().fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64))))
     }
 
     /// A model that writes `text` (one token) whatever the prompt.
@@ -144,15 +130,7 @@ pub fn codegemma(keys: Keys) -> Model {
     v.push_all(&["<pad>", "<eos>", "<bos>"], tt::CONTROL);
     v.push("<unk>", tt::UNKNOWN);
     v.push("<mask>", tt::USER_DEFINED);
-    v.push_all(
-        &[
-            "<|fim_prefix|>",
-            "<|fim_middle|>",
-            "<|fim_suffix|>",
-            "<|file_separator|>",
-        ],
-        tt::USER_DEFINED,
-    );
+    v.push_all(&["<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|file_separator|>"], tt::USER_DEFINED);
     v.push_all(&["<start_of_turn>", "<end_of_turn>"], tt::CONTROL);
     v.push_spm_body();
     let mut m = Model::new("codegemma", Arch::Gemma, v, keys);
@@ -160,10 +138,7 @@ pub fn codegemma(keys: Keys) -> Model {
     m.key("unknown_token_id", m.id("<unk>"));
     m.key("padding_token_id", m.id("<pad>"));
     m.key("add_space_prefix", false);
-    m.fim(
-        ["<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"],
-        Some("<end_of_turn>"),
-    );
+    m.fim(["<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"], Some("<end_of_turn>"));
     m.end = "<|file_separator|>";
     m
 }
@@ -172,15 +147,7 @@ pub fn codegemma(keys: Keys) -> Model {
 pub fn starcoder2(keys: Keys) -> Model {
     let mut v = Vocab::bpe("starcoder");
     v.push_all(
-        &[
-            "<|endoftext|>",
-            "<fim_prefix>",
-            "<fim_middle>",
-            "<fim_suffix>",
-            "<fim_pad>",
-            "<repo_name>",
-            "<file_sep>",
-        ],
+        &["<|endoftext|>", "<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<fim_pad>", "<repo_name>", "<file_sep>"],
         tt::CONTROL,
     );
     v.push_bpe_body();
@@ -197,10 +164,7 @@ pub fn deepseek_coder(keys: Keys) -> Model {
     let mut v = Vocab::bpe("deepseek-coder");
     v.push_bpe_body();
     v.push_all(&["<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"], tt::CONTROL);
-    v.push_all(
-        &["<｜fim▁hole｜>", "<｜fim▁begin｜>", "<｜fim▁end｜>"],
-        tt::USER_DEFINED,
-    );
+    v.push_all(&["<｜fim▁hole｜>", "<｜fim▁begin｜>", "<｜fim▁end｜>"], tt::USER_DEFINED);
     v.push("<|EOT|>", tt::CONTROL);
     let mut m = Model::new("deepseek-coder", Arch::Llama, v, keys);
     m.ids("<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", true);

@@ -115,11 +115,7 @@ impl Gguf {
         let n: u64 = dims.iter().product();
         assert_eq!(n as usize, data.len(), "tensor {name}: {dims:?} needs {n} values");
         assert!(self.tensors.iter().all(|t| t.name != name), "duplicate tensor {name}");
-        self.tensors.push(Tensor {
-            name: name.to_string(),
-            dims: dims.to_vec(),
-            data,
-        });
+        self.tensors.push(Tensor { name: name.to_string(), dims: dims.to_vec(), data });
         self
     }
 

@@ -35,9 +35,8 @@ pub mod tt {
 }
 
 /// Code-ish words the tokenizers get real pieces for, so tokenizing code does not fall back to bytes only.
-const WORDS: &[&str] = &[
-    "fn", "main", "def", "let", "return", "print", "self", "x", "y", "=", "()", "{", "}", "  ", "    ",
-];
+const WORDS: &[&str] =
+    &["fn", "main", "def", "let", "return", "print", "self", "x", "y", "=", "()", "{", "}", "  ", "    "];
 
 #[derive(Debug, Clone)]
 pub struct Vocab {
@@ -55,14 +54,8 @@ pub struct Vocab {
 /// GPT-2's `bytes_to_unicode`, in GPT-2's vocabulary order: the printable byte values stand for
 /// themselves, the others are shifted to U+0100 and up.
 pub fn byte_table() -> Vec<(u8, char)> {
-    let printable: Vec<u32> = (b'!' as u32..=b'~' as u32)
-        .chain(0xA1..=0xAC)
-        .chain(0xAE..=0xFF)
-        .collect();
-    let mut table: Vec<(u8, char)> = printable
-        .iter()
-        .map(|&b| (b as u8, char::from_u32(b).unwrap()))
-        .collect();
+    let printable: Vec<u32> = (b'!' as u32..=b'~' as u32).chain(0xA1..=0xAC).chain(0xAE..=0xFF).collect();
+    let mut table: Vec<(u8, char)> = printable.iter().map(|&b| (b as u8, char::from_u32(b).unwrap())).collect();
     let mut shifted = 0;
     for b in 0..256u32 {
         if !printable.contains(&b) {
@@ -92,11 +85,7 @@ impl Vocab {
     }
 
     pub fn bpe(pre: &'static str) -> Vocab {
-        Vocab {
-            model: "gpt2",
-            pre: Some(pre),
-            ..Vocab::spm()
-        }
+        Vocab { model: "gpt2", pre: Some(pre), ..Vocab::spm() }
     }
 
     pub fn n_tokens(&self) -> usize {
@@ -108,10 +97,7 @@ impl Vocab {
     }
 
     pub fn push_scored(&mut self, text: &str, ty: i32, score: f32) -> u32 {
-        assert!(
-            self.seen.insert(text.to_string()),
-            "duplicate token {text:?}: llama.cpp would abort"
-        );
+        assert!(self.seen.insert(text.to_string()), "duplicate token {text:?}: llama.cpp would abort");
         self.tokens.push(text.to_string());
         self.types.push(ty);
         self.scores.push(score);
@@ -124,10 +110,7 @@ impl Vocab {
     }
 
     pub fn id(&self, text: &str) -> u32 {
-        self.tokens
-            .iter()
-            .position(|t| t == text)
-            .unwrap_or_else(|| panic!("no token {text:?}")) as u32
+        self.tokens.iter().position(|t| t == text).unwrap_or_else(|| panic!("no token {text:?}")) as u32
     }
 
     /// The ordinary tokens of a SentencePiece vocabulary: the 256 byte tokens, `▁` and printable ASCII,
@@ -281,9 +264,7 @@ impl Arch {
         };
         let bias = |g: &mut Gguf, name: &str, n: u64| {
             // Small fixed values when random (the generator above is borrowed by `mat`).
-            let data = (0..n)
-                .map(|i| if random { ((i % 7) as f32 - 3.0) * 0.01 } else { 0.0 })
-                .collect();
+            let data = (0..n).map(|i| if random { ((i % 7) as f32 - 3.0) * 0.01 } else { 0.0 }).collect();
             g.tensor(name, &[n], data);
         };
         let c = |j: u64| if j.is_multiple_of(2) { 1.0f32 } else { -1.0 };
@@ -342,9 +323,7 @@ impl Arch {
 /// A whole model file: metadata, vocabulary and tensors.
 pub fn build(arch: Arch, name: &str, vocab: &Vocab, weights: Weights) -> Gguf {
     let mut g = Gguf::new();
-    g.set("general.architecture", arch.name())
-        .set("general.name", name)
-        .set("general.file_type", 0u32);
+    g.set("general.architecture", arch.name()).set("general.name", name).set("general.file_type", 0u32);
     arch.hparams(&mut g, vocab.n_tokens());
     vocab.write(&mut g);
     arch.tensors(&mut g, vocab.n_tokens() as u64, weights);

@@ -69,7 +69,19 @@ const NOT_SAMPLES: &[&str] = &[
 ];
 
 /// Build output, dependencies and caches. Hidden directories are skipped too.
-const SKIP_DIRS: &[&str] = &["target", "node_modules", "vendor", "dist", "build", "out", "venv", "__pycache__", "coverage", "bower_components", "Pods"];
+const SKIP_DIRS: &[&str] = &[
+    "target",
+    "node_modules",
+    "vendor",
+    "dist",
+    "build",
+    "out",
+    "venv",
+    "__pycache__",
+    "coverage",
+    "bower_components",
+    "Pods",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CollectLimits {
@@ -124,7 +136,12 @@ pub fn collect_schema_sources_with(root: &Path, limits: &CollectLimits) -> Schem
 }
 
 fn rel(root: &Path, p: &Path) -> String {
-    p.strip_prefix(root).unwrap_or(p).components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect::<Vec<_>>().join("/")
+    p.strip_prefix(root)
+        .unwrap_or(p)
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 fn walk(root: &Path, dir: &Path, depth: usize, limits: &CollectLimits, total: &mut u64, out: &mut SchemaSources) {
@@ -132,8 +149,10 @@ fn walk(root: &Path, dir: &Path, depth: usize, limits: &CollectLimits, total: &m
         return;
     }
     let Ok(rd) = std::fs::read_dir(dir) else { return };
-    let mut entries: Vec<(String, PathBuf, std::fs::FileType)> =
-        rd.filter_map(|e| e.ok()).filter_map(|e| Some((e.file_name().to_string_lossy().into_owned(), e.path(), e.file_type().ok()?))).collect();
+    let mut entries: Vec<(String, PathBuf, std::fs::FileType)> = rd
+        .filter_map(|e| e.ok())
+        .filter_map(|e| Some((e.file_name().to_string_lossy().into_owned(), e.path(), e.file_type().ok()?)))
+        .collect();
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, path, ft) in entries {
         if ft.is_symlink() {
@@ -220,7 +239,10 @@ mod tests {
         let paths: Vec<&str> = s.files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(paths, vec![".env", "db/migrations/001.sql", "db/migrations/002.sql"]);
         let skipped: Vec<(&str, &str)> = s.skipped.iter().map(|(p, w)| (p.as_str(), w.as_str())).collect();
-        assert_eq!(skipped, vec![("data/big.csv", "too large"), ("data/bin.json", "binary"), ("data/latin1.csv", "not UTF-8 text")]);
+        assert_eq!(
+            skipped,
+            vec![("data/big.csv", "too large"), ("data/bin.json", "binary"), ("data/latin1.csv", "not UTF-8 text")]
+        );
         let few = collect_schema_sources_with(&root, &CollectLimits { max_files: 1, ..limits });
         assert_eq!(few.files.len(), 1);
         assert!(few.skipped.iter().any(|(_, w)| w.contains("number of files")));

@@ -264,7 +264,9 @@ pub(super) fn render_json(n: &Node, indent: usize, out: &mut String) {
 static PLAIN_KEY: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z_][A-Za-z0-9_.-]*$").unwrap());
 
 fn yaml_key(k: &str) -> String {
-    if PLAIN_KEY.is_match(k) && !["true", "false", "null", "yes", "no", "on", "off"].contains(&k.to_ascii_lowercase().as_str()) {
+    if PLAIN_KEY.is_match(k)
+        && !["true", "false", "null", "yes", "no", "on", "off"].contains(&k.to_ascii_lowercase().as_str())
+    {
         k.to_string()
     } else {
         quote(k)
@@ -302,7 +304,8 @@ pub(super) fn render_yaml(n: &Node, indent: usize, out: &mut String) {
     }
 }
 
-static ENV_LINE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*=\s*(.*)$").unwrap());
+static ENV_LINE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*=\s*(.*)$").unwrap());
 
 fn csv_delimiter(first_line: &str) -> u8 {
     [b',', b';', b'\t', b'|']
@@ -329,7 +332,9 @@ impl Anonymizer {
                     })
                     .collect(),
             ),
-            Node::List(l) => Node::List(l.iter().take(LIST_ITEMS).map(|v| self.node(key, v, secret, depth + 1)).collect()),
+            Node::List(l) => {
+                Node::List(l.iter().take(LIST_ITEMS).map(|v| self.node(key, v, secret, depth + 1)).collect())
+            }
             _ if secret => Node::Str(REDACTED.into()),
             Node::Str(s) => Node::Str(self.synth.value(key, s)),
             Node::Num(s) => {
@@ -353,7 +358,8 @@ impl Anonymizer {
     pub(super) fn json(&mut self, path: &str, text: &str) -> Result<(), String> {
         let lines = path.ends_with(".jsonl") || path.ends_with(".ndjson");
         let tree = if lines {
-            let items: Result<Vec<Node>, String> = text.lines().filter(|l| !l.trim().is_empty()).take(LIST_ITEMS).map(parse_json).collect();
+            let items: Result<Vec<Node>, String> =
+                text.lines().filter(|l| !l.trim().is_empty()).take(LIST_ITEMS).map(parse_json).collect();
             Node::List(items?)
         } else {
             parse_json(text)?
@@ -367,7 +373,8 @@ impl Anonymizer {
 
     pub(super) fn yaml(&mut self, path: &str, text: &str) -> Result<(), String> {
         // The parser's message can quote the input; only its position is kept.
-        let docs = yaml_rust2::YamlLoader::load_from_str(text).map_err(|e| format!("does not parse as YAML (line {})", e.marker().line()))?;
+        let docs = yaml_rust2::YamlLoader::load_from_str(text)
+            .map_err(|e| format!("does not parse as YAML (line {})", e.marker().line()))?;
         let mut out = String::new();
         for (i, d) in docs.iter().enumerate() {
             if i > 0 {
@@ -408,11 +415,16 @@ impl Anonymizer {
     /// the columns get numbered names.
     pub(super) fn csv(&mut self, path: &str, text: &str) {
         let delimiter = if path.ends_with(".tsv") { b'\t' } else { csv_delimiter(text.lines().next().unwrap_or("")) };
-        let mut rd = csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(delimiter).from_reader(text.as_bytes());
+        let mut rd = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .delimiter(delimiter)
+            .from_reader(text.as_bytes());
         let mut records = rd.records().flatten().take(1 + super::SAMPLE_ROWS);
         let Some(first) = records.next() else { return };
         let first: Vec<String> = first.iter().map(|f| f.trim().to_string()).collect();
-        let is_header = first.iter().all(|c| super::synth::safe_name(c)) && first.iter().collect::<std::collections::HashSet<_>>().len() == first.len();
+        let is_header = first.iter().all(|c| super::synth::safe_name(c))
+            && first.iter().collect::<std::collections::HashSet<_>>().len() == first.len();
         let stem = std::path::Path::new(path).file_stem().and_then(|s| s.to_str()).unwrap_or("csv").to_string();
         let table = vec![stem];
         self.table(&table, path);
@@ -437,12 +449,16 @@ mod tests {
 
     #[test]
     fn json_parser_keeps_order_and_number_text() {
-        let n = parse_json(r#"{"b": 12.50, "a": [1, -2e3, "x\u00e9\ud83d\ude00\n"], "c": {"d": null, "e": true}}"#).unwrap();
+        let n = parse_json(r#"{"b": 12.50, "a": [1, -2e3, "x\u00e9\ud83d\ude00\n"], "c": {"d": null, "e": true}}"#)
+            .unwrap();
         assert_eq!(
             n,
             Node::Map(vec![
                 ("b".into(), Node::Num("12.50".into())),
-                ("a".into(), Node::List(vec![Node::Num("1".into()), Node::Num("-2e3".into()), Node::Str("xé😀\n".into())])),
+                (
+                    "a".into(),
+                    Node::List(vec![Node::Num("1".into()), Node::Num("-2e3".into()), Node::Str("xé😀\n".into())])
+                ),
                 ("c".into(), Node::Map(vec![("d".into(), Node::Null), ("e".into(), Node::Bool(true))])),
             ])
         );
@@ -453,7 +469,8 @@ mod tests {
 
     #[test]
     fn renderings_parse_back() {
-        let n = parse_json(r#"{"a": [{"b": 1, "c": [true, "x"]}, 2], "e": {}, "f": [], "true": "y", "g h": 1}"#).unwrap();
+        let n =
+            parse_json(r#"{"a": [{"b": 1, "c": [true, "x"]}, 2], "e": {}, "f": [], "true": "y", "g h": 1}"#).unwrap();
         let mut j = String::new();
         render_json(&n, 0, &mut j);
         assert_eq!(parse_json(&j).unwrap(), n, "{j}");

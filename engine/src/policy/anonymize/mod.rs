@@ -16,7 +16,9 @@ pub mod pass;
 mod sql;
 pub mod synth;
 
-pub use collect::{collect_schema_sources, collect_schema_sources_with, CollectLimits, SchemaFile, SchemaSources, SourceKind};
+pub use collect::{
+    collect_schema_sources, collect_schema_sources_with, CollectLimits, SchemaFile, SchemaSources, SourceKind,
+};
 
 use serde::Serialize;
 use std::collections::HashMap;
@@ -108,7 +110,8 @@ impl Lit {
     /// An untyped field (CSV, COPY): a plain number is a number, anything else (a code with leading zeros
     /// included) is text.
     fn field(f: &str) -> Lit {
-        static PLAIN_NUMBER: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| regex::Regex::new(r"^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?$").unwrap());
+        static PLAIN_NUMBER: std::sync::LazyLock<regex::Regex> =
+            std::sync::LazyLock::new(|| regex::Regex::new(r"^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?$").unwrap());
         if PLAIN_NUMBER.is_match(f) {
             Lit::Num(f.to_string())
         } else {
@@ -133,8 +136,10 @@ fn table_key(parts: &[String]) -> String {
 }
 
 fn inferred_type(l: &Lit) -> Option<&'static str> {
-    static DATE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| regex::Regex::new(r"^\d{4}-\d{2}-\d{2}$").unwrap());
-    static STAMP: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| regex::Regex::new(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}").unwrap());
+    static DATE: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"^\d{4}-\d{2}-\d{2}$").unwrap());
+    static STAMP: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}").unwrap());
     Some(match l {
         Lit::Null | Lit::Default | Lit::Expr => return None,
         Lit::Bool(_) => "boolean",
@@ -142,7 +147,12 @@ fn inferred_type(l: &Lit) -> Option<&'static str> {
         Lit::Num(_) => "integer",
         Lit::Text(t) if DATE.is_match(t) => "date",
         Lit::Text(t) if STAMP.is_match(t) => "timestamp",
-        Lit::Text(t) if t.eq_ignore_ascii_case("t") || t.eq_ignore_ascii_case("f") || t.eq_ignore_ascii_case("true") || t.eq_ignore_ascii_case("false") => {
+        Lit::Text(t)
+            if t.eq_ignore_ascii_case("t")
+                || t.eq_ignore_ascii_case("f")
+                || t.eq_ignore_ascii_case("true")
+                || t.eq_ignore_ascii_case("false") =>
+        {
             "boolean"
         }
         Lit::Text(_) => "text",
@@ -249,10 +259,15 @@ impl Anonymizer {
             match t.columns.iter_mut().find(|c| c.name.eq_ignore_ascii_case(&col)) {
                 Some(c) if c.ty.is_empty() => c.ty = inferred_type(v).unwrap_or_default().to_string(),
                 Some(_) => {}
-                None => t.columns.push(Column { name: col.clone(), ty: inferred_type(v).unwrap_or_default().to_string(), not_null: false }),
+                None => t.columns.push(Column {
+                    name: col.clone(),
+                    ty: inferred_type(v).unwrap_or_default().to_string(),
+                    not_null: false,
+                }),
             }
         }
-        let cols: Vec<String> = if listed.is_none() && cols.len() >= row.len() { cols[..row.len()].to_vec() } else { cols };
+        let cols: Vec<String> =
+            if listed.is_none() && cols.len() >= row.len() { cols[..row.len()].to_vec() } else { cols };
         let t = self.table(table, "");
         match t.samples.iter_mut().find(|s| s.columns == cols) {
             Some(s) => s.rows.push(row),
@@ -301,7 +316,11 @@ impl Anonymizer {
                     Some((s, e)) if !s.is_empty() && safe_name(e) => (s, Some(e)),
                     _ => (part, None),
                 };
-                let stem = if stem.starts_with('.') && safe_name(&stem[1..]) { stem.to_string() } else { self.synth.name("file", stem) };
+                let stem = if stem.starts_with('.') && safe_name(&stem[1..]) {
+                    stem.to_string()
+                } else {
+                    self.synth.name("file", stem)
+                };
                 match ext {
                     Some(e) => format!("{stem}.{e}"),
                     None => stem,
@@ -373,7 +392,10 @@ impl Anonymizer {
     pub fn finish_with_pass(self) -> (AnonymizedPayload, pass::Pass) {
         let mut sources = self.sources;
         sources.dedup();
-        (AnonymizedPayload { tables: self.tables, documents: self.documents, sources, omitted: self.omitted }, pass::Pass::new(self.synth))
+        (
+            AnonymizedPayload { tables: self.tables, documents: self.documents, sources, omitted: self.omitted },
+            pass::Pass::new(self.synth),
+        )
     }
 }
 
@@ -424,7 +446,8 @@ impl AnonymizedPayload {
                 lines.push(format!("  UNIQUE ({})", u.join(", ")));
             }
             for fk in &t.foreign_keys {
-                let refs = if fk.ref_columns.is_empty() { String::new() } else { format!(" ({})", fk.ref_columns.join(", ")) };
+                let refs =
+                    if fk.ref_columns.is_empty() { String::new() } else { format!(" ({})", fk.ref_columns.join(", ")) };
                 lines.push(format!("  FOREIGN KEY ({}) REFERENCES {}{refs}", fk.columns.join(", "), fk.table));
             }
             out.push_str(&lines.join(",\n"));

@@ -83,7 +83,9 @@ impl Default for Pass {
 }
 
 fn is_key(s: &str) -> bool {
-    s.len() <= 40 && s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_') && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    s.len() <= 40
+        && s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 fn overlaps(taken: &[(Range<usize>, Option<Detector>)], r: &Range<usize>) -> bool {
@@ -95,8 +97,13 @@ impl Pass {
     pub fn new(synth: Synth) -> Self {
         let structure = synth.structure_names().clone();
         let known = Known::new(synth.raw_values(), &structure);
-        let mut issued: Vec<String> =
-            synth.issued().filter(|s| s.chars().count() >= 3 && *s != REDACTED && !synth.is_raw(s)).cloned().collect::<HashSet<_>>().into_iter().collect();
+        let mut issued: Vec<String> = synth
+            .issued()
+            .filter(|s| s.chars().count() >= 3 && *s != REDACTED && !synth.is_raw(s))
+            .cloned()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
         issued.sort_by_key(|s| (std::cmp::Reverse(s.len()), s.clone()));
         Pass { synth, known, issued, keep: structure, masker: Masker::default(), counts: BTreeMap::new() }
     }
@@ -110,7 +117,9 @@ impl Pass {
     fn issued_spans(&self, text: &str) -> Vec<Range<usize>> {
         let mut out: Vec<Range<usize>> = text.match_indices(REDACTED).map(|(i, s)| i..i + s.len()).collect();
         for s in &self.issued {
-            out.extend(text.match_indices(s.as_str()).map(|(i, s)| i..i + s.len()).filter(|r| detect::bounded(text, r)));
+            out.extend(
+                text.match_indices(s.as_str()).map(|(i, s)| i..i + s.len()).filter(|r| detect::bounded(text, r)),
+            );
         }
         out
     }

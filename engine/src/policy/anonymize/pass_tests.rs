@@ -13,7 +13,8 @@ fn pass_with(files: &[(&str, &str)]) -> Pass {
     a.finish_with_pass().1
 }
 
-const PEOPLE: &str = "id,full_name,city,email\n4711,Erika Mustermann,Köln,erika@bank.example\n4712,Max Brien,Bonn,max@firma.example\n";
+const PEOPLE: &str =
+    "id,full_name,city,email\n4711,Erika Mustermann,Köln,erika@bank.example\n4712,Max Brien,Bonn,max@firma.example\n";
 
 #[test]
 fn prose_loses_every_value_and_keeps_its_words() {
@@ -21,14 +22,34 @@ fn prose_loses_every_value_and_keeps_its_words() {
     let t = "Remind Erika Mustermann (erika@bank.example, born 12.03.1985, +49 30 9876543) about invoice 4711; \
              IBAN DE89 3704 0044 0532 0130 00, card 4111 1111 1111 1111, token ghp_0123456789abcdefABCDEF. Ask MAX BRIEN too.";
     let out = p.scrub(t, TextKind::Prose);
-    for canary in ["Erika", "Mustermann", "erika@bank", "12.03.1985", "9876543", "4711", "DE89", "4111", "ghp_", "MAX BRIEN", "Max Brien"] {
+    for canary in [
+        "Erika",
+        "Mustermann",
+        "erika@bank",
+        "12.03.1985",
+        "9876543",
+        "4711",
+        "DE89",
+        "4111",
+        "ghp_",
+        "MAX BRIEN",
+        "Max Brien",
+    ] {
         assert!(!out.contains(canary), "{canary} in {out}");
     }
     for word in ["Remind", "about invoice", "IBAN", "card", "token", "Ask", "too."] {
         assert!(out.contains(word), "{word} missing from {out}");
     }
     let c = p.counts();
-    for d in [Detector::Email, Detector::Date, Detector::Phone, Detector::Iban, Detector::Card, Detector::Secret, Detector::DataValue] {
+    for d in [
+        Detector::Email,
+        Detector::Date,
+        Detector::Phone,
+        Detector::Iban,
+        Detector::Card,
+        Detector::Secret,
+        Detector::DataValue,
+    ] {
         assert!(c.get(&d).copied().unwrap_or(0) >= 1, "{d:?} counted: {c:?}");
     }
 }
@@ -38,10 +59,27 @@ fn code_keeps_names_and_shape_and_masks_literals() {
     let mut p = pass_with(&[("data/people.csv", PEOPLE)]);
     let code = "PATIENT = {\n    \"name\": \"Hannelore Kramer\",\n    \"email\": \"h.kramer@praxis.example\",\n    \"iban\": \"DE89370400440532013000\",\n    \"password\": \"Sommer2024!\",\n}\n\ndef send_reminder(customer_email: str, city=\"Köln\") -> bool:\n    # call Hannelore first\n    return notify(customer_email, \"Ihr Termin am 2024-05-17\")\n";
     let out = p.scrub(code, TextKind::Code(Some(Lang::Python)));
-    for canary in ["Hannelore Kramer", "Kramer", "h.kramer", "DE89370400440532013000", "Sommer2024", "Köln", "Termin", "2024-05-17"] {
+    for canary in [
+        "Hannelore Kramer",
+        "Kramer",
+        "h.kramer",
+        "DE89370400440532013000",
+        "Sommer2024",
+        "Köln",
+        "Termin",
+        "2024-05-17",
+    ] {
         assert!(!out.contains(canary), "{canary} in {out}");
     }
-    for structure in ["PATIENT = {", "\"name\": \"", "\"email\"", "\"password\": \"<redacted>\"", "def send_reminder(customer_email: str, city=\"", "# call", "return notify(customer_email, \""] {
+    for structure in [
+        "PATIENT = {",
+        "\"name\": \"",
+        "\"email\"",
+        "\"password\": \"<redacted>\"",
+        "def send_reminder(customer_email: str, city=\"",
+        "# call",
+        "return notify(customer_email, \"",
+    ] {
         assert!(out.contains(structure), "{structure} missing from {out}");
     }
     assert_eq!(out.lines().count(), code.lines().count(), "the shape stays: {out}");
@@ -80,7 +118,11 @@ fn twice_is_once() {
     let t = "Erika Mustermann, erika@bank.example, +49 30 9876543, 030/1234567, 1985-03-12, 12/03/1985, DE89 3704 0044 0532 0130 00, \
              4111-1111-1111-1111, password: hunter2, eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl";
     let code = format!("const NOTE: &str = \"{t} and 9001 more\";\nfn main() {{ println!(\"{{}} Hallo\", NOTE); }}\n");
-    for (text, kind) in [(t.to_string(), TextKind::Prose), (code, TextKind::Code(Some(Lang::Rust))), (format!("x = '{t}'"), TextKind::Code(None))] {
+    for (text, kind) in [
+        (t.to_string(), TextKind::Prose),
+        (code, TextKind::Code(Some(Lang::Rust))),
+        (format!("x = '{t}'"), TextKind::Code(None)),
+    ] {
         let once = pass_with(&files).scrub(&text, kind);
         let twice = pass_with(&files).scrub(&once, kind);
         assert_eq!(twice, once);
@@ -136,7 +178,10 @@ fn appears(text: &str, v: &str) -> bool {
 }
 
 fn words() -> impl Strategy<Value = Vec<String>> {
-    proptest::collection::vec("(the|invoice|send|reminder|customer_email|total|v1\\.2\\.3|42|fn|let|\\(|\\)|;|,|\\.|:|\n)", 0..12)
+    proptest::collection::vec(
+        "(the|invoice|send|reminder|customer_email|total|v1\\.2\\.3|42|fn|let|\\(|\\)|;|,|\\.|:|\n)",
+        0..12,
+    )
 }
 
 proptest! {

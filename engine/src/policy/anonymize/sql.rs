@@ -32,7 +32,9 @@ impl Tok {
 
 /// MySQL dumps escape with backslashes inside strings; standard SQL does not.
 fn is_mysql(sql: &str) -> bool {
-    sql.contains('`') || sql.to_ascii_uppercase().contains("ENGINE=") || sql.to_ascii_uppercase().contains("AUTO_INCREMENT")
+    sql.contains('`')
+        || sql.to_ascii_uppercase().contains("ENGINE=")
+        || sql.to_ascii_uppercase().contains("AUTO_INCREMENT")
 }
 
 /// Read a quoted run starting after the opening `q`; returns the content and the index after the close.
@@ -122,7 +124,10 @@ pub(super) fn tokenize(sql: &str) -> Vec<Tok> {
             while j < c.len() && (c[j].is_ascii_digit() || c[j] == '.') {
                 j += 1;
             }
-            if j < c.len() && (c[j] == 'e' || c[j] == 'E') && c.get(j + 1).is_some_and(|n| n.is_ascii_digit() || *n == '-' || *n == '+') {
+            if j < c.len()
+                && (c[j] == 'e' || c[j] == 'E')
+                && c.get(j + 1).is_some_and(|n| n.is_ascii_digit() || *n == '-' || *n == '+')
+            {
                 j += 2;
                 while j < c.len() && c[j].is_ascii_digit() {
                     j += 1;
@@ -216,7 +221,8 @@ fn name_list(t: &[Tok], i: usize) -> Option<(Vec<String>, usize)> {
         return None;
     }
     let end = close_paren(t, i)?;
-    let names = split_commas(&t[i + 1..end]).iter().filter_map(|item| item.first()?.name().map(str::to_string)).collect();
+    let names =
+        split_commas(&t[i + 1..end]).iter().filter_map(|item| item.first()?.name().map(str::to_string)).collect();
     Some((names, end + 1))
 }
 
@@ -256,7 +262,9 @@ fn column_type(t: &[Tok]) -> (String, usize) {
     while i < t.len() {
         match &t[i] {
             Tok::Word(w) if CONSTRAINT_WORDS.iter().any(|k| w.eq_ignore_ascii_case(k)) => break,
-            Tok::Word(w) if w.eq_ignore_ascii_case("CHARACTER") && t.get(i + 1).is_some_and(|n| n.is_kw("SET")) => break,
+            Tok::Word(w) if w.eq_ignore_ascii_case("CHARACTER") && t.get(i + 1).is_some_and(|n| n.is_kw("SET")) => {
+                break
+            }
             Tok::Word(w) | Tok::Ident(w) => {
                 if !ty.is_empty() && !ty.ends_with('(') {
                     ty.push(' ');
@@ -354,7 +362,10 @@ impl Anonymizer {
 
     fn create_table(&mut self, source: &str, st: &[Tok]) {
         let Some(at) = st.iter().take(6).position(|t| t.is_kw("TABLE")) else { return };
-        if !st[1..at].iter().all(|t| ["OR", "REPLACE", "GLOBAL", "LOCAL", "TEMP", "TEMPORARY", "UNLOGGED"].iter().any(|k| t.is_kw(k))) {
+        if !st[1..at]
+            .iter()
+            .all(|t| ["OR", "REPLACE", "GLOBAL", "LOCAL", "TEMP", "TEMPORARY", "UNLOGGED"].iter().any(|k| t.is_kw(k)))
+        {
             return;
         }
         let i = skip_kws(st, at + 1, &["IF", "NOT", "EXISTS"]);
@@ -398,7 +409,10 @@ impl Anonymizer {
                 let cols = self.column_names(&cols);
                 self.table(table, "").unique.push(cols);
             }
-        } else if ["CHECK", "KEY", "INDEX", "FULLTEXT", "SPATIAL", "EXCLUDE", "LIKE", "PERIOD"].iter().any(|k| first.is_kw(k)) {
+        } else if ["CHECK", "KEY", "INDEX", "FULLTEXT", "SPATIAL", "EXCLUDE", "LIKE", "PERIOD"]
+            .iter()
+            .any(|k| first.is_kw(k))
+        {
             // Checks and indexes hold expressions and literals, not structure the payload needs.
         } else if let Some(name) = first.name() {
             let (ty, after) = column_type(&d[1..]);
@@ -490,7 +504,10 @@ impl Anonymizer {
         let upper = header.to_ascii_uppercase();
         if upper.contains("CSV") {
             let text = lines.join("\n");
-            let mut rd = csv::ReaderBuilder::new().has_headers(upper.contains("HEADER")).flexible(true).from_reader(text.as_bytes());
+            let mut rd = csv::ReaderBuilder::new()
+                .has_headers(upper.contains("HEADER"))
+                .flexible(true)
+                .from_reader(text.as_bytes());
             for rec in rd.records().flatten() {
                 let values = rec.iter().map(|f| if f.is_empty() { Lit::Null } else { Lit::field(f) }).collect();
                 self.push_row(&parts, listed.as_deref(), values);
@@ -498,7 +515,8 @@ impl Anonymizer {
             return;
         }
         for line in lines {
-            let values = line.split('\t').map(|f| if f == "\\N" { Lit::Null } else { Lit::field(&unescape_copy(f)) }).collect();
+            let values =
+                line.split('\t').map(|f| if f == "\\N" { Lit::Null } else { Lit::field(&unescape_copy(f)) }).collect();
             self.push_row(&parts, listed.as_deref(), values);
         }
     }
@@ -560,8 +578,10 @@ mod tests {
 
     #[test]
     fn comments_and_strings_never_become_names() {
-        let t = tokenize("CREATE /* Erika */ TABLE t (a int -- Mustermann\n, b text DEFAULT 'x; y', c $$body; here$$);");
-        let words: Vec<&str> = t.iter().filter_map(|t| if let Tok::Word(w) = t { Some(w.as_str()) } else { None }).collect();
+        let t =
+            tokenize("CREATE /* Erika */ TABLE t (a int -- Mustermann\n, b text DEFAULT 'x; y', c $$body; here$$);");
+        let words: Vec<&str> =
+            t.iter().filter_map(|t| if let Tok::Word(w) = t { Some(w.as_str()) } else { None }).collect();
         assert_eq!(words, vec!["CREATE", "TABLE", "t", "a", "int", "b", "text", "DEFAULT", "c"]);
         assert_eq!(statements(&t).len(), 1, "semicolons inside literals do not split");
         assert!(t.contains(&Tok::Str("x; y".into())) && t.contains(&Tok::Str("body; here".into())));
@@ -603,7 +623,8 @@ mod tests {
 
     #[test]
     fn copy_blocks_are_taken_out() {
-        let (rest, blocks) = strip_copy_blocks("SET x = 1;\nCOPY public.t (a, b) FROM stdin;\n1\tErika\n\\.\nSELECT 1;\n");
+        let (rest, blocks) =
+            strip_copy_blocks("SET x = 1;\nCOPY public.t (a, b) FROM stdin;\n1\tErika\n\\.\nSELECT 1;\n");
         assert!(!rest.contains("Erika") && rest.contains("SELECT 1"));
         assert_eq!(blocks, vec![("COPY public.t (a, b) FROM stdin".to_string(), vec!["1\tErika".to_string()])]);
         assert_eq!(unescape_copy("a\\tb\\\\c"), "a\tb\\c");

@@ -8,8 +8,11 @@ const SECRET: &str = "Mustermann";
 
 fn fragment() -> impl Strategy<Value = String> {
     prop_oneof![
-        prop::sample::select(vec!["CREATE", "TABLE", "INSERT", "INTO", "VALUES", "ALTER", "ADD", "COLUMN", "(", ")", ",", ";", "::", "int", "text", "t", "a.b", "`q`", "\"Q\"", "1.5", "-3", "$1", "\n", " "])
-            .prop_map(String::from),
+        prop::sample::select(vec![
+            "CREATE", "TABLE", "INSERT", "INTO", "VALUES", "ALTER", "ADD", "COLUMN", "(", ")", ",", ";", "::", "int",
+            "text", "t", "a.b", "`q`", "\"Q\"", "1.5", "-3", "$1", "\n", " "
+        ])
+        .prop_map(String::from),
         "[a-z_]{1,8}",
         "[^'\\\\]{0,12}".prop_map(|s| format!("'{}{SECRET}'", s.replace('\'', "''"))),
         "[^\n]{0,12}".prop_map(|s| format!("-- {s}{SECRET}\n")),

@@ -139,18 +139,26 @@ fn masked(v: &str, rng: &mut Rng) -> String {
 
 static EMAIL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[^@\s]+@[^@\s]+\.[^@\s]+$").unwrap());
 static URL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^([A-Za-z][A-Za-z0-9+.-]*)://\S+$").unwrap());
-static URL_WITH_PASSWORD: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:[^/\s@]*@").unwrap());
-static UUID: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$").unwrap());
+static URL_WITH_PASSWORD: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:[^/\s@]*@").unwrap());
+static UUID: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$").unwrap()
+});
 static IBAN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}$").unwrap());
-static NUMBER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^([+-]?)([0-9]+)(?:\.([0-9]+))?([eE][+-]?[0-9]+)?$").unwrap());
+static NUMBER: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^([+-]?)([0-9]+)(?:\.([0-9]+))?([eE][+-]?[0-9]+)?$").unwrap());
 static IPV4: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[0-9]{1,3}(?:\.[0-9]{1,3}){3}$").unwrap());
 static DATE_ISO: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})(?:([T ])([0-9]{2}):([0-9]{2})(?::([0-9]{2})(\.[0-9]+)?)?(Z|[+-][0-9]{2}(?::?[0-9]{2})?)?)?$").unwrap()
 });
-static DATE_DMY: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^([0-9]{1,2})([./])([0-9]{1,2})[./]([0-9]{4})$").unwrap());
-static TIME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^([0-9]{2}):([0-9]{2})(?::([0-9]{2})(\.[0-9]+)?)?$").unwrap());
-static JWT: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$").unwrap());
-static INLINE_SECRET: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)(password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)\s*[=:]").unwrap());
+static DATE_DMY: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^([0-9]{1,2})([./])([0-9]{1,2})[./]([0-9]{4})$").unwrap());
+static TIME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^([0-9]{2}):([0-9]{2})(?::([0-9]{2})(\.[0-9]+)?)?$").unwrap());
+static JWT: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$").unwrap());
+static INLINE_SECRET: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)(password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)\s*[=:]").unwrap());
 static OPAQUE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9+/=_.~-]{24,}$").unwrap());
 
 const SECRET_PREFIXES: &[&str] = &[
@@ -257,9 +265,24 @@ pub fn is_secret_key(key: &str) -> bool {
         "schluessel",
         "schlüssel",
     ];
-    const JOINED: &[&str] = &["password", "passwd", "secret", "apikey", "accesskey", "privatekey", "connectionstring", "token"];
-    const STORES: &[&str] =
-        &["database", "db", "redis", "mongo", "mongodb", "amqp", "rabbitmq", "postgres", "postgresql", "mysql", "broker", "sentry", "smtp", "jdbc"];
+    const JOINED: &[&str] =
+        &["password", "passwd", "secret", "apikey", "accesskey", "privatekey", "connectionstring", "token"];
+    const STORES: &[&str] = &[
+        "database",
+        "db",
+        "redis",
+        "mongo",
+        "mongodb",
+        "amqp",
+        "rabbitmq",
+        "postgres",
+        "postgresql",
+        "mysql",
+        "broker",
+        "sentry",
+        "smtp",
+        "jdbc",
+    ];
     let words = key_words(key);
     let joined = words.concat();
     words.iter().any(|w| WORDS.contains(&w.as_str()))
@@ -323,7 +346,8 @@ fn iban_check_digits(country: &str, bban: &str) -> u32 {
     let rearranged = format!("{bban}{country}00");
     let mut rem: u32 = 0;
     for c in rearranged.chars() {
-        let n = if c.is_ascii_digit() { c as u32 - '0' as u32 } else { c.to_ascii_uppercase() as u32 - 'A' as u32 + 10 };
+        let n =
+            if c.is_ascii_digit() { c as u32 - '0' as u32 } else { c.to_ascii_uppercase() as u32 - 'A' as u32 + 10 };
         for d in n.to_string().chars() {
             rem = (rem * 10 + (d as u32 - '0' as u32)) % 97;
         }
@@ -439,7 +463,10 @@ impl Synth {
             return format!("{scheme}://host{}.example.invalid/{}", self.seen, lorem_word(6, rng));
         }
         if UUID.is_match(v) {
-            return v.chars().map(|c| if c == '-' { c } else { char::from_digit(rng.below(16) as u32, 16).unwrap() }).collect();
+            return v
+                .chars()
+                .map(|c| if c == '-' { c } else { char::from_digit(rng.below(16) as u32, 16).unwrap() })
+                .collect();
         }
         if IBAN.is_match(v) {
             let compact: String = v.chars().filter(|c| *c != ' ').collect();
@@ -492,7 +519,11 @@ impl Synth {
             let pad = |n: u64, like: &str| if like.len() == 2 { format!("{n:02}") } else { n.to_string() };
             let sep = &c[2];
             // `/` dates are usually month first, `.` dates day first; either way the result is a valid date.
-            return format!("{}{sep}{}{sep}{y}", pad(if sep == "/" { m } else { d }, &c[1]), pad(if sep == "/" { d } else { m }, &c[3]));
+            return format!(
+                "{}{sep}{}{sep}{y}",
+                pad(if sep == "/" { m } else { d }, &c[1]),
+                pad(if sep == "/" { d } else { m }, &c[3])
+            );
         }
         if let Some(c) = TIME.captures(v) {
             let mut out = format!("{:02}:{:02}", rng.below(24), rng.below(60));
@@ -545,7 +576,10 @@ mod tests {
     fn shapes_are_kept() {
         let s = one("amount", "1234.56");
         assert!(Regex::new(r"^[1-9][0-9]{3}\.[0-9]{2}$").unwrap().is_match(&s) && s != "1234.56", "{s}");
-        assert!(Regex::new(r"^-[1-9][0-9]{2}$").unwrap().is_match(&one("delta", "-250")), "negative ints stay negative");
+        assert!(
+            Regex::new(r"^-[1-9][0-9]{2}$").unwrap().is_match(&one("delta", "-250")),
+            "negative ints stay negative"
+        );
         let s = one("id", "4711");
         assert!(s.len() == 4 && s.parse::<u32>().unwrap() >= 1000 && s != "4711", "{s}");
         let s = one("zip", "01067");
@@ -554,7 +588,11 @@ mod tests {
         let s = one("iban", "DE89370400440532013000");
         assert!(s.starts_with("XX") && s.len() == 22 && s != "DE89370400440532013000", "{s}");
         let compact: String = s.chars().filter(|c| *c != ' ').collect();
-        assert_eq!(iban_check_digits("XX", &compact[4..]), compact[2..4].parse::<u32>().unwrap(), "valid check digits: {s}");
+        assert_eq!(
+            iban_check_digits("XX", &compact[4..]),
+            compact[2..4].parse::<u32>().unwrap(),
+            "valid check digits: {s}"
+        );
         let s = one("iban", "DE89 3704 0044 0532 0130 00");
         assert_eq!(s.match_indices(' ').map(|(i, _)| i).collect::<Vec<_>>(), vec![4, 9, 14, 19, 24], "{s}");
         let s = one("booked", "2024-03-15");
@@ -639,7 +677,17 @@ mod tests {
         for ok in ["customers", "customer_id", "Kunde", "public.orders", "firstName", "col2"] {
             assert!(safe_name(ok), "{ok}");
         }
-        for bad in ["Erika Mustermann", "erika@bank.de", "4711", "2024-03-15", "DE89370400440532013000", "a'b", "", "+49301234567", "x\ny"] {
+        for bad in [
+            "Erika Mustermann",
+            "erika@bank.de",
+            "4711",
+            "2024-03-15",
+            "DE89370400440532013000",
+            "a'b",
+            "",
+            "+49301234567",
+            "x\ny",
+        ] {
             assert!(!safe_name(bad), "{bad}");
         }
         let mut s = Synth::default();

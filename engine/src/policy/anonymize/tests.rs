@@ -123,7 +123,10 @@ fn sql_structure_stays_and_values_go() {
     assert!(regex::Regex::new(r"^'\d{4}-\d{2}-\d{2}'$").unwrap().is_match(&cell(inv, 0, "issued")), "dates stay dates");
     // The JSON in a text column keeps its keys; its values are replaced, the token redacted.
     let meta = cell(inv, 0, "meta");
-    assert!(meta.contains("\"payer\"") && meta.contains("\"card_token\": \"<redacted>\"") && meta.contains("\"sku\""), "{meta}");
+    assert!(
+        meta.contains("\"payer\"") && meta.contains("\"card_token\": \"<redacted>\"") && meta.contains("\"sku\""),
+        "{meta}"
+    );
 }
 
 #[test]
@@ -159,7 +162,12 @@ fn migrations_replay_in_order() {
               DROP TABLE IF EXISTS tmp_import;";
     let p = payload(&[("migrations/001_init.sql", m1), ("migrations/002_balance.sql", m2)]);
     let text = p.preview();
-    assert!(text.contains("  id serial NOT NULL") && text.contains("  holder_name varchar(80)") && text.contains("  balance numeric(12,2) NOT NULL"), "{text}");
+    assert!(
+        text.contains("  id serial NOT NULL")
+            && text.contains("  holder_name varchar(80)")
+            && text.contains("  balance numeric(12,2) NOT NULL"),
+        "{text}"
+    );
     assert!(!text.contains("legacy_code") && !text.contains("tmp_import") && !text.contains("  owner"), "{text}");
     assert!(text.contains("FOREIGN KEY (bank_id) REFERENCES banks (id)"), "{text}");
 }
@@ -170,7 +178,10 @@ fn mysql_dumps() {
                 INSERT INTO `users` VALUES (4711,'Erika O\\'Mustermann','hunter2'),(4712,'Max','s3cr3t-Pa55');";
     let p = payload(&[("dump.sql", dump)]);
     let text = assert_clean(&p);
-    assert!(text.contains("  id int(11) NOT NULL") && text.contains("INSERT INTO users (id, name, pass) VALUES"), "{text}");
+    assert!(
+        text.contains("  id int(11) NOT NULL") && text.contains("INSERT INTO users (id, name, pass) VALUES"),
+        "{text}"
+    );
     let u = table(&p, "users");
     assert_eq!(u.samples[0].rows.len(), 2);
     assert_eq!(u.samples[0].rows[0][2], "'<redacted>'", "a column named pass is a credential");
@@ -182,8 +193,16 @@ fn csv_files_are_tables() {
     let headerless = "Erika,Mustermann,erika.mustermann@bank.de\nMax,Mustermann,max@example.org\n";
     let p = payload(&[("exports/payments.csv", csv), ("exports/people.csv", headerless)]);
     let text = assert_clean(&p);
-    assert!(text.contains("CREATE TABLE payments (\n  id integer,\n  payer text,\n  amount text,\n  booked date,\n  ip text\n);"), "{text}");
-    assert!(text.contains("CREATE TABLE people (\n  column1 text,\n  column2 text,\n  column3 text\n);"), "a first row of data is not a header:\n{text}");
+    assert!(
+        text.contains(
+            "CREATE TABLE payments (\n  id integer,\n  payer text,\n  amount text,\n  booked date,\n  ip text\n);"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("CREATE TABLE people (\n  column1 text,\n  column2 text,\n  column3 text\n);"),
+        "a first row of data is not a header:\n{text}"
+    );
     assert_eq!(table(&p, "people").samples[0].rows.len(), 2);
 }
 
@@ -216,7 +235,10 @@ fn json_yaml_and_env_keep_keys_only() {
         assert!(text.contains(key), "{key:?} missing:\n{text}");
     }
     assert!(text.contains("\"key1\": "), "a key that is an e-mail address is replaced:\n{text}");
-    assert!(!text.contains("MIIBOgIBAAJBAKj34GkxFhD") && !text.contains("-----END"), "multi-line .env values do not leak:\n{text}");
+    assert!(
+        !text.contains("MIIBOgIBAAJBAKj34GkxFhD") && !text.contains("-----END"),
+        "multi-line .env values do not leak:\n{text}"
+    );
     assert!(!text.contains("\"z\"") && !text.contains("\"y\""), "lists are cut to their first items");
     let env_doc = &p.documents.iter().find(|d| d.kind == SourceKind::Env).unwrap().text;
     assert_eq!(env_doc.lines().count(), 4, "{env_doc}");
@@ -228,7 +250,11 @@ fn json_yaml_and_env_keep_keys_only() {
 
 #[test]
 fn unparseable_files_are_left_out_whole() {
-    let p = payload(&[("broken.json", "{\"name\": \"Erika Mustermann\", "), ("broken.yaml", "a: [Erika Mustermann\nb: {"), ("ok.json", "{\"a\": 1}")]);
+    let p = payload(&[
+        ("broken.json", "{\"name\": \"Erika Mustermann\", "),
+        ("broken.yaml", "a: [Erika Mustermann\nb: {"),
+        ("ok.json", "{\"a\": 1}"),
+    ]);
     let text = assert_clean(&p);
     assert_eq!(p.omitted.len(), 2, "{:?}", p.omitted);
     assert!(text.contains("-- left out: broken.json (does not parse as JSON)"), "{text}");

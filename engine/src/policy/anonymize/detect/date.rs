@@ -5,9 +5,11 @@ use regex::Regex;
 use std::ops::Range;
 use std::sync::LazyLock;
 
-static ISO: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b([0-9]{4})-([0-9]{2})-([0-9]{2})(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?)?").unwrap());
-static DMY: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b([0-9]{1,2})([./])([0-9]{1,2})([./])([0-9]{4})\b").unwrap());
+static ISO: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b([0-9]{4})-([0-9]{2})-([0-9]{2})(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?)?").unwrap()
+});
+static DMY: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b([0-9]{1,2})([./])([0-9]{1,2})([./])([0-9]{4})\b").unwrap());
 
 fn real(y: &str, m: u32, d: u32) -> bool {
     let y: u32 = y.parse().unwrap_or(0);
@@ -19,7 +21,9 @@ fn candidates(text: &str) -> Vec<(Range<usize>, String)> {
     for c in ISO.captures_iter(text) {
         let m = c.get(0).unwrap();
         let after = text[m.end()..].chars().next();
-        if real(&c[1], c[2].parse().unwrap_or(0), c[3].parse().unwrap_or(0)) && !after.is_some_and(|c| c.is_ascii_digit() || c == '-') {
+        if real(&c[1], c[2].parse().unwrap_or(0), c[3].parse().unwrap_or(0))
+            && !after.is_some_and(|c| c.is_ascii_digit() || c == '-')
+        {
             out.push((m.range(), c[1].to_string()));
         }
     }
@@ -72,8 +76,21 @@ mod tests {
 
     #[test]
     fn formats_and_near_misses() {
-        assert_eq!(found("born 1985-03-12, seit 15.03.2024 bzw. 03/15/2024; at 2024-03-15T10:22:33Z."), ["1985-03-12", "15.03.2024", "03/15/2024", "2024-03-15T10:22:33Z"]);
-        for miss in ["version 1.2.3", "v2024.1.5", "1.2.3.4", "2024-13-01", "32.01.2024", "12345-67-89", "1900-01-05", "05.01.1900", "rate 1.5.2024x"] {
+        assert_eq!(
+            found("born 1985-03-12, seit 15.03.2024 bzw. 03/15/2024; at 2024-03-15T10:22:33Z."),
+            ["1985-03-12", "15.03.2024", "03/15/2024", "2024-03-15T10:22:33Z"]
+        );
+        for miss in [
+            "version 1.2.3",
+            "v2024.1.5",
+            "1.2.3.4",
+            "2024-13-01",
+            "32.01.2024",
+            "12345-67-89",
+            "1900-01-05",
+            "05.01.1900",
+            "rate 1.5.2024x",
+        ] {
             assert!(found(miss).is_empty(), "{miss}: {:?}", found(miss));
         }
         assert_eq!(nth_day(1), (1900, 1, 1));

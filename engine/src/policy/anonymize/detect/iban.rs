@@ -5,11 +5,15 @@ use regex::Regex;
 use std::ops::Range;
 use std::sync::LazyLock;
 
-static CANDIDATE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b").unwrap());
+static CANDIDATE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b").unwrap());
 
 /// ISO 7064 mod 97-10 over the rearranged IBAN.
 pub fn checksum_ok(compact: &str) -> bool {
-    if compact.len() < 15 || compact.len() > 34 || !compact.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()) {
+    if compact.len() < 15
+        || compact.len() > 34
+        || !compact.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    {
         return false;
     }
     let (head, tail) = compact.split_at(4);
@@ -68,7 +72,13 @@ mod tests {
     fn valid_ibans_and_near_misses() {
         let t = "Konto DE89370400440532013000 bzw. DE89 3704 0044 0532 0130 00, GB82 WEST 1234 5698 7654 32.";
         assert_eq!(found(t), ["DE89370400440532013000", "DE89 3704 0044 0532 0130 00", "GB82 WEST 1234 5698 7654 32"]);
-        for miss in ["DE88370400440532013000", "DE89 3704 0044 0532 0130 01", "AB12CDEFGHIJKLMNOP", "customer_iban", "XX82370400440532013000"] {
+        for miss in [
+            "DE88370400440532013000",
+            "DE89 3704 0044 0532 0130 01",
+            "AB12CDEFGHIJKLMNOP",
+            "customer_iban",
+            "XX82370400440532013000",
+        ] {
             assert!(found(miss).is_empty(), "{miss}");
         }
     }

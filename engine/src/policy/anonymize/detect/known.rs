@@ -7,9 +7,53 @@ use std::ops::Range;
 
 /// Words a data file holds as flags or enumerations; replacing them would gut the requirement's prose.
 const COMMON: &[&str] = &[
-    "yes", "no", "true", "false", "null", "none", "nil", "n/a", "undefined", "active", "inactive", "enabled", "disabled", "open", "closed",
-    "paid", "unpaid", "pending", "new", "draft", "done", "ok", "error", "default", "admin", "user", "users", "test", "todo", "eur", "usd",
-    "gbp", "chf", "male", "female", "other", "unknown", "high", "low", "medium", "and", "the", "for", "with", "not", "all", "any",
+    "yes",
+    "no",
+    "true",
+    "false",
+    "null",
+    "none",
+    "nil",
+    "n/a",
+    "undefined",
+    "active",
+    "inactive",
+    "enabled",
+    "disabled",
+    "open",
+    "closed",
+    "paid",
+    "unpaid",
+    "pending",
+    "new",
+    "draft",
+    "done",
+    "ok",
+    "error",
+    "default",
+    "admin",
+    "user",
+    "users",
+    "test",
+    "todo",
+    "eur",
+    "usd",
+    "gbp",
+    "chf",
+    "male",
+    "female",
+    "other",
+    "unknown",
+    "high",
+    "low",
+    "medium",
+    "and",
+    "the",
+    "for",
+    "with",
+    "not",
+    "all",
+    "any",
 ];
 
 /// Most values held at once: the pattern is one alternation.
@@ -19,7 +63,11 @@ const MAX_VALUES: usize = 20_000;
 pub fn identifying(v: &str, structure: &HashSet<String>) -> bool {
     let v = v.trim();
     let lower = v.to_lowercase();
-    if v.chars().count() < 3 || v.chars().count() > 500 || COMMON.contains(&lower.as_str()) || structure.contains(&lower) {
+    if v.chars().count() < 3
+        || v.chars().count() > 500
+        || COMMON.contains(&lower.as_str())
+        || structure.contains(&lower)
+    {
         return false;
     }
     if v.chars().all(|c| c.is_ascii_digit() || "+-.,".contains(c)) {
@@ -42,7 +90,11 @@ impl Known {
             return Known { re: None };
         }
         let alternation = vals.iter().map(|v| regex::escape(v)).collect::<Vec<_>>().join("|");
-        let re = RegexBuilder::new(&format!("(?:{alternation})")).case_insensitive(true).size_limit(256 << 20).dfa_size_limit(64 << 20).build();
+        let re = RegexBuilder::new(&format!("(?:{alternation})"))
+            .case_insensitive(true)
+            .size_limit(256 << 20)
+            .dfa_size_limit(64 << 20)
+            .build();
         if let Err(e) = &re {
             tracing::warn!("data values too many for one pattern ({e}); the other detectors still run");
         }
@@ -76,7 +128,10 @@ mod tests {
     #[test]
     fn longest_first_any_case_on_word_boundaries() {
         let names: HashSet<String> = ["customers", "full_name", "status"].iter().map(|s| s.to_string()).collect();
-        let vals: Vec<String> = ["Erika", "Erika Mustermann", "4711", "42", "active", "customers", "Köln", "Anna"].iter().map(|s| s.to_string()).collect();
+        let vals: Vec<String> = ["Erika", "Erika Mustermann", "4711", "42", "active", "customers", "Köln", "Anna"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let k = Known::new(&vals, &names);
         let t = "ERIKA MUSTERMANN from köln (id 4711, 47110, x4711) joined customers; Erika; Annabelle; 42 active";
         let found: Vec<&str> = k.find(t).into_iter().map(|r| &t[r]).collect();

@@ -7,13 +7,43 @@ use crate::syntax::{parser, Lang};
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
-const CONTENT_KINDS: &[&str] = &["string_content", "string_fragment", "interpreted_string_literal_content", "raw_string_literal_content"];
+const CONTENT_KINDS: &[&str] =
+    &["string_content", "string_fragment", "interpreted_string_literal_content", "raw_string_literal_content"];
 
 /// Words kept in literals: SQL in a string keeps its shape (the folder's table and column names are
 /// kept separately).
 const KEEP: &[&str] = &[
-    "select", "from", "where", "insert", "into", "values", "update", "set", "delete", "join", "left", "inner", "on", "and", "or", "order", "by",
-    "group", "limit", "as", "null", "not", "is", "in", "like", "returning", "count", "desc", "asc", "http", "https",
+    "select",
+    "from",
+    "where",
+    "insert",
+    "into",
+    "values",
+    "update",
+    "set",
+    "delete",
+    "join",
+    "left",
+    "inner",
+    "on",
+    "and",
+    "or",
+    "order",
+    "by",
+    "group",
+    "limit",
+    "as",
+    "null",
+    "not",
+    "is",
+    "in",
+    "like",
+    "returning",
+    "count",
+    "desc",
+    "asc",
+    "http",
+    "https",
 ];
 
 /// Byte ranges of the text inside string literals.
@@ -32,7 +62,10 @@ fn tree_sitter(text: &str, lang: Lang) -> Vec<Range<usize>> {
     while let Some(n) = stack.pop() {
         if CONTENT_KINDS.contains(&n.kind()) {
             // A Python docstring is documentation, not data: the other detectors still read it.
-            let docstring = lang == Lang::Python && n.parent().and_then(|s| s.parent()).is_some_and(|p| p.kind() == "expression_statement" && p.child_count() == 1);
+            let docstring = lang == Lang::Python
+                && n.parent()
+                    .and_then(|s| s.parent())
+                    .is_some_and(|p| p.kind() == "expression_statement" && p.child_count() == 1);
             if !docstring {
                 out.push(n.byte_range());
             }
@@ -74,7 +107,9 @@ fn quoted(text: &str) -> Vec<Range<usize>> {
 
 /// Whether a lowercase word is one that [`placeholder`] makes.
 pub fn is_placeholder(word: &str) -> bool {
-    word.is_ascii() && !word.is_empty() && (0..super::super::synth::LOREM.len()).any(|k| placeholder(word.len(), k) == word)
+    word.is_ascii()
+        && !word.is_empty()
+        && (0..super::super::synth::LOREM.len()).any(|k| placeholder(word.len(), k) == word)
 }
 
 fn placeholder(len: usize, k: usize) -> String {
@@ -133,7 +168,10 @@ impl Masker {
                 // A format placeholder names code (`{name}`, `{0}`, `{:>8}`); it stays.
                 let close = c[i..].iter().position(|&x| x == '}').map(|p| i + p);
                 match close {
-                    Some(e) if e - i <= 40 && c[i + 1..e].iter().all(|x| x.is_alphanumeric() || "_.:<>^+-#".contains(*x)) => {
+                    Some(e)
+                        if e - i <= 40
+                            && c[i + 1..e].iter().all(|x| x.is_alphanumeric() || "_.:<>^+-#".contains(*x)) =>
+                    {
                         out.extend(&c[i..=e]);
                         i = e + 1;
                     }
@@ -150,7 +188,11 @@ impl Masker {
                 let run: String = c[i..j].iter().collect();
                 let lower = run.to_lowercase();
                 // Right after `%` it is a printf conversion (`%s`).
-                if keep.contains(&lower) || KEEP.contains(&lower.as_str()) || is_placeholder(&lower) || (i > 0 && c[i - 1] == '%' && j - i == 1) {
+                if keep.contains(&lower)
+                    || KEEP.contains(&lower.as_str())
+                    || is_placeholder(&lower)
+                    || (i > 0 && c[i - 1] == '%' && j - i == 1)
+                {
                     out.push_str(&run);
                 } else {
                     let k = self.words.len();
@@ -169,7 +211,11 @@ impl Masker {
                 } else {
                     let n = (self.numbers.len() + 1).to_string();
                     let len = run.len();
-                    let z = self.numbers.entry(run).or_insert_with(|| if len >= n.len() + 2 { format!("{n:0>len$}") } else { "0".repeat(len) }).clone();
+                    let z = self
+                        .numbers
+                        .entry(run)
+                        .or_insert_with(|| if len >= n.len() + 2 { format!("{n:0>len$}") } else { "0".repeat(len) })
+                        .clone();
                     out.push_str(&z);
                 }
                 i = j;
@@ -192,8 +238,14 @@ mod tests {
 
     #[test]
     fn literals_per_language() {
-        assert_eq!(contents("let a = \"Erika\"; let b = r#\"raw x\"#; // \"not code\"\n", Some(Lang::Rust)), ["Erika", "raw x"]);
-        assert_eq!(contents("def f():\n    \"\"\"Docs.\"\"\"\n    x = 'Erika'\n    y = f\"Hi {name}!\"\n", Some(Lang::Python)), ["Erika", "Hi ", "!"]);
+        assert_eq!(
+            contents("let a = \"Erika\"; let b = r#\"raw x\"#; // \"not code\"\n", Some(Lang::Rust)),
+            ["Erika", "raw x"]
+        );
+        assert_eq!(
+            contents("def f():\n    \"\"\"Docs.\"\"\"\n    x = 'Erika'\n    y = f\"Hi {name}!\"\n", Some(Lang::Python)),
+            ["Erika", "Hi ", "!"]
+        );
         assert_eq!(contents("const a = 'Erika'; const b = `t ${x} u`;", Some(Lang::TypeScript)), ["Erika", "t ", " u"]);
         assert_eq!(contents("a := \"Erika\"\nb := `raw`\n", Some(Lang::Go)).len(), 2);
         assert_eq!(contents("x = \"Erika\" + 'Max' // don't", None), ["Erika", "Max"]);

@@ -6,8 +6,10 @@ use regex::Regex;
 use std::ops::Range;
 use std::sync::LazyLock;
 
-static CANDIDATE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?:\+|\(0|\b0)[0-9][0-9 ()/.\-]{4,24}[0-9]").unwrap());
-static DECIMAL_OR_ADDRESS: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^0\.[0-9]+$|^[0-9]+(?:\.[0-9]+){2,}$").unwrap());
+static CANDIDATE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?:\+|\(0|\b0)[0-9][0-9 ()/.\-]{4,24}[0-9]").unwrap());
+static DECIMAL_OR_ADDRESS: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^0\.[0-9]+$|^[0-9]+(?:\.[0-9]+){2,}$").unwrap());
 
 fn shape_ok(s: &str) -> bool {
     let d = super::digits(s).len();
@@ -28,7 +30,10 @@ pub fn is_standin(s: &str) -> bool {
 
 fn candidates(text: &str) -> impl Iterator<Item = Range<usize>> + '_ {
     CANDIDATE.find_iter(text).filter_map(move |m| {
-        let glued = text[..m.start()].chars().next_back().is_some_and(|c| c.is_alphanumeric() || c == '+' || c == '.' || c == '-');
+        let glued = text[..m.start()]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_alphanumeric() || c == '+' || c == '.' || c == '-');
         if glued {
             return None;
         }
@@ -75,9 +80,23 @@ mod tests {
 
     #[test]
     fn formats_and_near_misses() {
-        let t = "Tel. +49 30 1234567, Büro 030/98765-43, mobil (0171) 234 56 78 oder +49 (0)30 123-45-67; 0221 4711 0815.";
-        assert_eq!(found(t), ["+49 30 1234567", "030/98765-43", "(0171) 234 56 78", "+49 (0)30 123-45-67", "0221 4711 0815"]);
-        for miss in ["version 1.2.3", "amount 1234567.89", "0.123456789", "x = 1234567", "id 4711", "10.0.0.1", "v0.25.0", "+00 00 0000001", "000 0000002"] {
+        let t =
+            "Tel. +49 30 1234567, Büro 030/98765-43, mobil (0171) 234 56 78 oder +49 (0)30 123-45-67; 0221 4711 0815.";
+        assert_eq!(
+            found(t),
+            ["+49 30 1234567", "030/98765-43", "(0171) 234 56 78", "+49 (0)30 123-45-67", "0221 4711 0815"]
+        );
+        for miss in [
+            "version 1.2.3",
+            "amount 1234567.89",
+            "0.123456789",
+            "x = 1234567",
+            "id 4711",
+            "10.0.0.1",
+            "v0.25.0",
+            "+00 00 0000001",
+            "000 0000002",
+        ] {
             assert!(found(miss).is_empty(), "{miss}: {:?}", found(miss));
         }
     }

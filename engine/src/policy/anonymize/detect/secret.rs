@@ -7,9 +7,13 @@ use std::ops::Range;
 use std::sync::LazyLock;
 
 static PEM: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?s)-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?:.*?-----END [A-Z0-9 ]*PRIVATE KEY-----|[A-Za-z0-9+/=\s\\]*)").unwrap()
+    Regex::new(
+        r"(?s)-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?:.*?-----END [A-Z0-9 ]*PRIVATE KEY-----|[A-Za-z0-9+/=\s\\]*)",
+    )
+    .unwrap()
 });
-static JWT: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*").unwrap());
+static JWT: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*").unwrap());
 static PREFIXED: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(concat!(
         r"\b(?:gh[pousr]_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{16,}|glpat-[A-Za-z0-9_-]{16,}|sk-ant-[A-Za-z0-9_-]{8,}",
@@ -18,7 +22,8 @@ static PREFIXED: LazyLock<Regex> = LazyLock::new(|| {
     ))
     .unwrap()
 });
-static URL_PASSWORD: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]+:([^/\s@]+)@").unwrap());
+static URL_PASSWORD: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]+:([^/\s@]+)@").unwrap());
 static OPAQUE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[A-Za-z0-9+/_-]{20,}={0,2}").unwrap());
 static KEY_VALUE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(concat!(
@@ -29,8 +34,28 @@ static KEY_VALUE: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// Words that follow `token:` or `password =` in code as a type or a keyword, not as a value.
-const NOT_VALUES: &[&str] =
-    &["string", "str", "number", "int", "bool", "boolean", "none", "null", "nil", "true", "false", "undefined", "option", "self", "this", "new", "any", "bytes", "secretstr", "redacted"];
+const NOT_VALUES: &[&str] = &[
+    "string",
+    "str",
+    "number",
+    "int",
+    "bool",
+    "boolean",
+    "none",
+    "null",
+    "nil",
+    "true",
+    "false",
+    "undefined",
+    "option",
+    "self",
+    "this",
+    "new",
+    "any",
+    "bytes",
+    "secretstr",
+    "redacted",
+];
 
 /// Bits per character: what tells a key from a word.
 fn entropy(s: &str) -> f64 {
@@ -47,7 +72,9 @@ fn high_entropy(s: &str) -> bool {
     let letters = s.chars().filter(char::is_ascii_alphabetic).count();
     let distinct = s.chars().collect::<HashSet<_>>().len();
     // An identifier made of words and numbers (`customer_email_2024_v2`) is not a key.
-    let wordy = s.split(['_', '-', '/']).all(|seg| seg.len() <= 3 || seg.chars().all(|c| c.is_ascii_alphabetic()) || seg.chars().all(|c| c.is_ascii_digit()));
+    let wordy = s.split(['_', '-', '/']).all(|seg| {
+        seg.len() <= 3 || seg.chars().all(|c| c.is_ascii_alphabetic()) || seg.chars().all(|c| c.is_ascii_digit())
+    });
     let hex = s.len() >= 32 && s.chars().all(|c| c.is_ascii_hexdigit());
     hex || (!wordy && digits >= 2 && letters >= 4 && distinct >= 12 && entropy(s) >= 3.5)
 }
@@ -77,7 +104,12 @@ pub fn find(text: &str) -> Vec<Range<usize>> {
         }
         out.push(v.range());
     }
-    out.extend(OPAQUE.find_iter(text).filter(|m| high_entropy(m.as_str()) && super::bounded(text, &m.range())).map(|m| m.range()));
+    out.extend(
+        OPAQUE
+            .find_iter(text)
+            .filter(|m| high_entropy(m.as_str()) && super::bounded(text, &m.range()))
+            .map(|m| m.range()),
+    );
     out.sort_by_key(|r| (r.start, std::cmp::Reverse(r.end)));
     out
 }
@@ -98,7 +130,15 @@ mod tests {
         assert_eq!(found(&format!("key:\n{pem}\nafter")), [pem]);
         let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl";
         assert!(found(&format!("Authorization: Bearer {jwt}")).contains(&jwt));
-        for tok in ["ghp_0123456789abcdefABCDEF", "github_pat_11ABCDEFG0123456789_abc", "glpat-abcdefghij0123456789", "sk-ant-api03-abcdEFGH", "sk-live-CANARY", "xoxb-1234-5678-abcdefgh", "AKIAIOSFODNN7EXAMPLE"] {
+        for tok in [
+            "ghp_0123456789abcdefABCDEF",
+            "github_pat_11ABCDEFG0123456789_abc",
+            "glpat-abcdefghij0123456789",
+            "sk-ant-api03-abcdEFGH",
+            "sk-live-CANARY",
+            "xoxb-1234-5678-abcdefgh",
+            "AKIAIOSFODNN7EXAMPLE",
+        ] {
             assert_eq!(found(&format!("use {tok} here")), [tok], "{tok}");
         }
         assert_eq!(found("postgres://admin:hunter2@db.internal/prod"), ["hunter2"]);
