@@ -244,27 +244,26 @@ pub fn ram_bandwidth(cpu: &str, cores: usize) -> (f64, String) {
     }
 }
 
-/// Run a probe command with a time limit (a wedged driver can make nvidia-smi hang).
+/// Run a probe command with a time limit (a wedged driver can make nvidia-smi hang). Its output is read on a
+/// thread of its own while we wait: a child that fills the pipe before exiting would otherwise never exit.
 fn probe(cmd: &str, args: &[&str]) -> Option<String> {
     use std::process::{Command, Stdio};
     let mut child =
         Command::new(cmd).args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().ok()?;
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        match child.try_wait() {
-            Ok(Some(st)) if st.success() => break,
-            Ok(Some(_)) => return None,
-            Ok(None) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
+    let mut stdout = child.stdout.take()?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut out = String::new();
+        let _ = tx.send(std::io::Read::read_to_string(&mut stdout, &mut out).map(|_| out));
+    });
+    match rx.recv_timeout(Duration::from_secs(5)) {
+        Ok(Ok(out)) => child.wait().ok()?.success().then_some(out),
+        _ => {
+            let _ = child.kill();
+            let _ = child.wait();
+            None
         }
     }
-    let mut out = String::new();
-    std::io::Read::read_to_string(&mut child.stdout.take()?, &mut out).ok()?;
-    Some(out)
 }
 
 /// `nvidia-smi --query-gpu=name,memory.total,memory.used --format=csv,noheader,nounits` output (MiB).
