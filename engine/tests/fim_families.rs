@@ -57,6 +57,11 @@ fn check_family(m: &Model, want: FimFamily) {
         _ => [&bos[..], &[pre], &p, &[suf], &s, &[mid]].concat(),
     };
     assert_eq!(format.assemble(bos.first().copied(), &p, &s), layout, "{what}: prompt layout");
+    // The /infill layout (setting fimLayout) puts the cursor's line after the middle token, for PSM families.
+    let line: Vec<i32> = vec![9201, 9202];
+    let infill =
+        (order == Order::PrefixSuffixMiddle).then(|| [&bos[..], &[pre], &p, &[suf], &s, &[mid], &line].concat());
+    assert_eq!(format.assemble_infill(bos.first().copied(), &p, &s, &line), infill, "{what}: infill layout");
     if order == Order::SuffixPrefixMiddle {
         // The typed text ends the prompt, so a keystroke keeps everything before it.
         let longer = format.assemble(bos.first().copied(), &[&p[..], &[9004]].concat(), &s);
