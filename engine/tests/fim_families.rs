@@ -409,7 +409,8 @@ fn codestral_without_id_keys() {
 }
 
 /// With the /infill layout a keystroke on the cursor's line keeps every token of the previous prompt and
-/// decodes only what was typed; the native PSM layout decodes the suffix window again.
+/// decodes only what was typed; the native PSM layout changes the prompt before the suffix, so the cache has
+/// to cut there and splice the suffix's cells back (a KV shift and a second pass).
 #[test]
 fn the_infill_layout_keeps_the_whole_previous_prompt_on_a_keystroke() {
     use lokal_engine::fim::FimLayout;
@@ -450,6 +451,6 @@ fn the_infill_layout_keeps_the_whole_previous_prompt_on_a_keystroke() {
     let (i1, i2) = keystroke(FimLayout::Infill);
     assert!(i2.reused_tokens >= i1.prompt_tokens, "infill keeps the previous prompt: {i1:?} then {i2:?}");
     assert_eq!(i2.reused_tokens + i2.redecoded_tokens, i2.prompt_tokens, "{i2:?}");
-    assert!(n2.reused_tokens < n1.prompt_tokens, "native PSM changes the prompt before the suffix: {n2:?}");
+    assert!(n2.reused_tokens < n1.prompt_tokens, "native PSM cuts the cache before the suffix: {n2:?}");
     assert!(i2.redecoded_tokens < n2.redecoded_tokens, "infill {i2:?} against native {n2:?}");
 }
