@@ -90,6 +90,42 @@ fn actions_are_offered_per_context_and_listing_never_runs_the_model() {
     c.shutdown();
 }
 
+/// didChange only records edits on the syntax tree; listing parses them first, so a stub typed a keystroke
+/// at a time is offered, and one typed away is no longer.
+#[test]
+fn listing_sees_what_was_typed_since_the_last_parse() {
+    let mut c = start();
+    let text = open(&mut c, "src/lib.rs", "rust");
+    let end = text.lines().count() as u32;
+    let typed = "\npub fn typed_later() -> u32 {\n    todo!()\n}\n";
+    let (mut line, mut col) = (end, 0u32);
+    for (v, ch) in typed.chars().enumerate() {
+        let p = json!({"line": line, "character": col});
+        c.notify(
+            "textDocument/didChange",
+            json!({"textDocument": {"uri": uri("src/lib.rs"), "version": 2 + v},
+                   "contentChanges": [{"range": {"start": p, "end": p}, "text": ch.to_string()}]}),
+        );
+        if ch == '\n' {
+            (line, col) = (line + 1, 0);
+        } else {
+            col += 1;
+        }
+    }
+    let t = titles(&list(&mut c, "src/lib.rs", at(end + 2, 4), json!([])));
+    assert!(t.iter().any(|x| x == "lokal: implement `typed_later`"), "{t:?}");
+    let body = json!({"start": {"line": end + 2, "character": 4}, "end": {"line": end + 2, "character": 11}});
+    c.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": uri("src/lib.rs"), "version": 1000},
+               "contentChanges": [{"range": body, "text": "7"}]}),
+    );
+    let t = titles(&list(&mut c, "src/lib.rs", at(end + 2, 4), json!([])));
+    assert!(!t.iter().any(|x| x.contains("implement `typed_later`")), "a written function is no stub: {t:?}");
+    assert!(t.iter().any(|x| x == "lokal: write tests for `typed_later`"), "{t:?}");
+    c.shutdown();
+}
+
 #[test]
 fn resolve_returns_a_versioned_edit_and_refuses_a_stale_version() {
     let mut c = start();

@@ -31,6 +31,8 @@ pub struct EngineConfig {
     /// Wait for the device after each prompt pass so `lastPhases` shows where a request's time goes (`lokal
     /// bench --profile`). Costs the overlap of a pass's graph building with the previous pass's GPU work.
     pub profile_sync: bool,
+    /// Prompt layout for prefix-suffix-middle FIM families (`fimLayout`: "native" or "infill").
+    pub fim_layout: crate::fim::FimLayout,
 }
 
 impl Default for EngineConfig {
@@ -49,6 +51,7 @@ impl Default for EngineConfig {
             host_cache_mb: 512,
             reuse_min_chunk: 64,
             profile_sync: false,
+            fim_layout: crate::fim::FimLayout::Native,
         }
     }
 }

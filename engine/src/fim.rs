@@ -5,7 +5,7 @@
 //! the first changed token must be re-decoded, so the part that changes while typing (the end of the prefix)
 //! should sit as late in the prompt as the model's training allows.
 use crate::model_info::{FimTokens, ModelInfo, SpecialToken, Token};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -76,6 +76,20 @@ pub enum Order {
     SuffixPrefixMiddle,
 }
 
+/// Where the typed part of the cursor's line goes in a prefix-suffix-middle prompt (setting `fimLayout`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum FimLayout {
+    /// The family's trained layout: in PSM a keystroke changes the prefix, so the suffix window behind it is
+    /// decoded again.
+    #[default]
+    Native,
+    /// llama.cpp's /infill layout, `<PRE>{lines before the cursor's}<SUF>{rest of the line, suffix}<MID>{the
+    /// cursor's line up to the cursor}`: typing only appends tokens, so a keystroke is one pass over what was
+    /// typed. Families whose layout already ends with the prefix (SPM) keep theirs.
+    Infill,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Part {
     Tok(Token),
@@ -88,6 +102,8 @@ pub struct FimTemplate {
     pub family: FimFamily,
     pub order: Order,
     parts: Vec<Part>,
+    /// The family's prefix, suffix and middle tokens.
+    psm: [Token; 3],
     pub stop_ids: Vec<Token>,
 }
 
@@ -125,7 +141,7 @@ impl PromptFormat {
             }
             _ => (Order::PrefixSuffixMiddle, vec![Tok(pre.id), Prefix, Tok(suf.id), Suffix, Tok(mid.id)]),
         };
-        PromptFormat::Fim(FimTemplate { family, order, parts, stop_ids: fim.stop_ids() })
+        PromptFormat::Fim(FimTemplate { family, order, parts, psm: [pre.id, suf.id, mid.id], stop_ids: fim.stop_ids() })
     }
 
     pub fn family(&self) -> Option<FimFamily> {
@@ -156,6 +172,31 @@ impl PromptFormat {
             }
         }
         out
+    }
+
+    /// The [`FimLayout::Infill`] prompt: `head` is the prefix up to the cursor's line, `line` that line up to
+    /// the cursor. `None` where the family's layout is not prefix-suffix-middle.
+    pub fn assemble_infill(
+        &self,
+        bos: Option<Token>,
+        head: &[Token],
+        suffix: &[Token],
+        line: &[Token],
+    ) -> Option<Vec<Token>> {
+        let PromptFormat::Fim(t) = self else { return None };
+        if t.order != Order::PrefixSuffixMiddle {
+            return None;
+        }
+        let [pre, suf, mid] = t.psm;
+        let mut out = Vec::with_capacity(head.len() + suffix.len() + line.len() + 4);
+        out.extend(bos);
+        out.push(pre);
+        out.extend_from_slice(head);
+        out.push(suf);
+        out.extend_from_slice(suffix);
+        out.push(mid);
+        out.extend_from_slice(line);
+        Some(out)
     }
 
     pub fn stop_ids(&self) -> &[Token] {
@@ -218,6 +259,30 @@ mod tests {
         for (arch, p, s, m, fam) in cases {
             assert_eq!(PromptFormat::detect(&info(arch, p, s, m)).family(), Some(fam), "{arch} {p}");
         }
+    }
+
+    #[test]
+    fn the_infill_layout_only_appends_while_the_cursor_line_is_typed() {
+        let qwen = PromptFormat::detect(&info("qwen2", "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"));
+        // One token per byte stands in for a tokenizer.
+        let toks = |s: &str| s.bytes().map(|b| 100 + b as Token).collect::<Vec<_>>();
+        let prompt = |before: &str| {
+            let cut = crate::window::cursor_line_start(before);
+            qwen.assemble_infill(Some(0), &toks(&before[..cut]), &toks(")\n}\n"), &toks(&before[cut..])).unwrap()
+        };
+        let a = prompt("fn f() {\n    g(");
+        assert_eq!(a, [&[0, 1][..], &toks("fn f() {\n"), &[2], &toks(")\n}\n"), &[3], &toks("    g(")].concat());
+        let b = prompt("fn f() {\n    g(x");
+        assert_eq!(&b[..a.len()], &a[..], "a keystroke keeps every earlier token");
+        assert_eq!(b.len(), a.len() + 1);
+        // The PSM layout changes the prefix in the middle of the prompt instead.
+        let psm = |before: &str| qwen.assemble(Some(0), &toks(before), &toks(")\n}\n"));
+        let (c, d) = (psm("fn f() {\n    g("), psm("fn f() {\n    g(x"));
+        assert!(c.iter().zip(&d).take_while(|(x, y)| x == y).count() < c.len() - 5);
+        // Families trained suffix-first already end with the prefix and keep their layout.
+        let llama = PromptFormat::detect(&info("llama", "▁<PRE>", "▁<SUF>", "▁<MID>"));
+        assert_eq!(llama.assemble_infill(None, &[9], &[8], &[7]), None);
+        assert_eq!(PromptFormat::Continuation.assemble_infill(None, &[9], &[8], &[7]), None);
     }
 
     /// A vocabulary lookup over (id, text) pairs.

@@ -245,6 +245,13 @@ pub fn parse(value: &Value, base: &EngineConfig) -> Settings {
             }
             "cacheEnabled" => c.flag(key, val, &mut e.cache_enabled),
             "profileSync" => c.flag(key, val, &mut e.profile_sync),
+            "fimLayout" => match serde_json::from_value(val.clone()) {
+                Ok(l) => e.fim_layout = l,
+                Err(_) => {
+                    let keep = serde_json::to_string(&e.fim_layout).unwrap_or_default();
+                    c.bad(key, val, "\"native\" or \"infill\"", format!("using {keep}"))
+                }
+            },
             "defaultTier" => out.tiers.default_tier = c.tier(key, val, "folders without a .lokal.toml are Tier 3"),
             "minimumTier" => {
                 // A floor the user asked for must not vanish with a typo: every folder Tier 3 until it is fixed.

@@ -151,3 +151,14 @@ fn every_engine_setting_is_a_known_key() {
     assert!(s.problems.is_empty(), "{:?}", s.problems);
     assert_eq!((s.engine.threads, s.engine.gpu_layers), (Some(2), Some(1)));
 }
+
+#[test]
+fn fim_layout_takes_its_two_names_and_a_bad_one_keeps_the_current() {
+    use crate::fim::FimLayout;
+    let s = parse(&json!({"fimLayout": "infill"}), &EngineConfig::default());
+    assert_eq!((s.engine.fim_layout, s.problems.len()), (FimLayout::Infill, 0));
+    let s2 = parse(&json!({"fimLayout": "spliced", "maxLines": 2}), &s.engine);
+    assert_eq!((s2.engine.fim_layout, s2.engine.max_lines), (FimLayout::Infill, 2));
+    assert!(problem(&s2, "fimLayout").message.contains("\"native\" or \"infill\"; using \"infill\""));
+    assert_eq!(parse(&json!({"fimLayout": "native"}), &s.engine).engine.fim_layout, FimLayout::Native);
+}

@@ -77,6 +77,12 @@ pub fn choose_suffix(after: &str, budget: usize, count: &dyn Fn(&str) -> usize) 
     end
 }
 
+/// Where the cursor's line starts in `before` (the text up to the cursor): what [`crate::fim::FimLayout::Infill`]
+/// moves behind the middle token.
+pub fn cursor_line_start(before: &str) -> usize {
+    before.rfind('\n').map_or(0, |i| i + 1)
+}
+
 fn line_starts(s: &str) -> Vec<usize> {
     std::iter::once(0).chain(s.match_indices('\n').map(|(i, _)| i + 1)).collect()
 }

@@ -6,7 +6,7 @@ use crate::api::{Completion, CompletionRequest, EngineEvent, EngineState, Genera
 use crate::cancel::CancelToken;
 use crate::config::EngineConfig;
 use crate::error::{EngineError, Result};
-use crate::fim::PromptFormat;
+use crate::fim::{FimLayout, PromptFormat};
 use crate::llama_kv::Kv;
 use crate::loader::{backend, load, model_info, prompt_format};
 use crate::model_info::{ModelInfo, Token};
@@ -261,10 +261,7 @@ impl<'m, 's> Session<'m, 's> {
         let count = |t: &str| self.count(t);
         let prev = self.anchors.get(&req.doc).copied();
         let w = window::choose_prefix(&req.before, req.first_line, prev, self.cfg.prefix_tokens, &count);
-        let mut prefix = self.tokenize(&req.before[w.start_byte..]);
-        if prefix.len() > self.cfg.prefix_tokens {
-            prefix.drain(..prefix.len() - self.cfg.prefix_tokens);
-        }
+        let text = &req.before[w.start_byte..];
         let suffix = if self.format.uses_suffix() {
             let end = window::choose_suffix(&req.after, self.cfg.suffix_tokens, &count);
             let mut s = self.tokenize(&req.after[..end]);
@@ -274,7 +271,20 @@ impl<'m, 's> Session<'m, 's> {
             Vec::new()
         };
         self.anchors.insert(req.doc.clone(), w.anchor_line);
-        let mut prompt = self.format.assemble(self.bos(), &prefix, &suffix);
+        let infill = (self.cfg.fim_layout == FimLayout::Infill && self.format.uses_suffix())
+            .then(|| {
+                let cut = window::cursor_line_start(text);
+                let (mut head, line) = (self.tokenize(&text[..cut]), self.tokenize(&text[cut..]));
+                let keep = self.cfg.prefix_tokens.saturating_sub(line.len());
+                head.drain(..head.len().saturating_sub(keep));
+                self.format.assemble_infill(self.bos(), &head, &suffix, &line)
+            })
+            .flatten();
+        let mut prompt = infill.unwrap_or_else(|| {
+            let mut prefix = self.tokenize(text);
+            prefix.drain(..prefix.len().saturating_sub(self.cfg.prefix_tokens));
+            self.format.assemble(self.bos(), &prefix, &suffix)
+        });
         if prompt.is_empty() {
             // An empty document: give the model at least a newline to continue from.
             prompt = self.tokenize("\n");

@@ -57,6 +57,11 @@ fn check_family(m: &Model, want: FimFamily) {
         _ => [&bos[..], &[pre], &p, &[suf], &s, &[mid]].concat(),
     };
     assert_eq!(format.assemble(bos.first().copied(), &p, &s), layout, "{what}: prompt layout");
+    // The /infill layout (setting fimLayout) puts the cursor's line after the middle token, for PSM families.
+    let line: Vec<i32> = vec![9201, 9202];
+    let infill =
+        (order == Order::PrefixSuffixMiddle).then(|| [&bos[..], &[pre], &p, &[suf], &s, &[mid], &line].concat());
+    assert_eq!(format.assemble_infill(bos.first().copied(), &p, &s, &line), infill, "{what}: infill layout");
     if order == Order::SuffixPrefixMiddle {
         // The typed text ends the prompt, so a keystroke keeps everything before it.
         let longer = format.assemble(bos.first().copied(), &[&p[..], &[9004]].concat(), &s);
@@ -401,4 +406,51 @@ fn codestral_without_id_keys() {
     engine.shutdown();
     assert_eq!(c.text.as_deref(), Some("x".repeat(MAX_TOKENS).as_str()), "{:?}", c.timings);
     stops_at(&m, "[PREFIX]").unwrap();
+}
+
+/// With the /infill layout a keystroke on the cursor's line keeps every token of the previous prompt and
+/// decodes only what was typed; the native PSM layout changes the prompt before the suffix, so the cache has
+/// to cut there and splice the suffix's cells back (a KV shift and a second pass).
+#[test]
+fn the_infill_layout_keeps_the_whole_previous_prompt_on_a_keystroke() {
+    use lokal_engine::fim::FimLayout;
+    let f = families::qwen_coder(Keys::None).emitting("x").write_temp("qwen-infill.gguf");
+    let keystroke = |layout: FimLayout| {
+        let cfg = EngineConfig {
+            model_path: Some(f.path().to_path_buf()),
+            sequences: 1,
+            ctx_per_sequence: 256,
+            prefix_tokens: 128,
+            suffix_tokens: 64,
+            max_tokens: MAX_TOKENS,
+            threads: Some(1),
+            gpu_layers: Some(0),
+            fim_layout: layout,
+            ..Default::default()
+        };
+        let engine = Engine::start(cfg, |_| {});
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        rt.block_on(async { tokio::time::timeout(Duration::from_secs(120), engine.wait_ready()).await })
+            .expect("model load hangs")
+            .expect("model loads");
+        // "1" is not what the model suggested ("x…"), so the engine must ask the model again.
+        let req = |before: &str| CompletionRequest {
+            doc: "file:///tmp/main.rs".into(),
+            before: before.into(),
+            first_line: 0,
+            after: "\n    print(x)\n    return x * 2\n}\n".into(),
+            max_tokens: None,
+            max_lines: None,
+        };
+        let first = engine.complete_blocking(req("fn main() {\n    let x = ")).expect("completion");
+        let second = engine.complete_blocking(req("fn main() {\n    let x = 1")).expect("completion");
+        engine.shutdown();
+        (first.timings, second.timings)
+    };
+    let (n1, n2) = keystroke(FimLayout::Native);
+    let (i1, i2) = keystroke(FimLayout::Infill);
+    assert!(i2.reused_tokens >= i1.prompt_tokens, "infill keeps the previous prompt: {i1:?} then {i2:?}");
+    assert_eq!(i2.reused_tokens + i2.redecoded_tokens, i2.prompt_tokens, "{i2:?}");
+    assert!(n2.reused_tokens < n1.prompt_tokens, "native PSM cuts the cache before the suffix: {n2:?}");
+    assert!(i2.redecoded_tokens < n2.redecoded_tokens, "infill {i2:?} against native {n2:?}");
 }

@@ -76,6 +76,7 @@ pub fn list(b: &Backend, uri: &Uri, range: Range, ctx: &CodeActionContext) -> Ve
     }
     let Ok(sel) = byte_range(b, uri, range) else { return out };
     let data = |task: ActionTask| ActionData { uri: uri.clone(), version: s.version, task };
+    b.refresh_tree(uri);
     if let Some(t) = b.trees.get(uri) {
         let t = t.lock().unwrap();
         for stub in t.stubs(&s.text) {

@@ -135,6 +135,14 @@ impl Backend {
         self.caps().encoding
     }
 
+    /// Parse the edits didChange only recorded, before anything reads `uri`'s tree. Locks in didChange's
+    /// order (document, then tree), so the two never wait on each other crosswise.
+    pub(crate) fn refresh_tree(&self, uri: &Uri) {
+        if let (Some(doc), Some(tree)) = (self.docs.get(uri), self.trees.get(uri)) {
+            doc.fresh_tree(&mut tree.lock().unwrap());
+        }
+    }
+
     pub(crate) fn can_create_progress(&self) -> bool {
         self.caps().progress
     }

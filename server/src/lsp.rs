@@ -401,22 +401,8 @@ impl LanguageServer for Backend {
         };
         let tree = self.trees.get(&uri);
         let mut tree = tree.as_ref().map(|t| t.lock().unwrap());
-        for ch in &params.content_changes {
-            let span = doc.change_span(ch, enc);
-            doc.apply_change(ch, enc);
-            if let (Some(t), Some((start, old_end, start_pt, old_end_pt))) = (tree.as_mut(), span) {
-                let rows = ch.text.matches('\n').count();
-                let last = ch.text.rsplit('\n').next().unwrap_or("").len();
-                let new_end_pt = if rows == 0 { (start_pt.0, start_pt.1 + last) } else { (start_pt.0 + rows, last) };
-                t.edit(start, old_end, start + ch.text.len(), start_pt, old_end_pt, new_end_pt, "");
-            }
-        }
+        doc.apply_changes(&params.content_changes, enc, tree.as_deref_mut());
         doc.version = params.text_document.version;
-        if let Some(t) = tree.as_mut() {
-            // One re-parse for the whole batch of edits, reusing the unchanged subtrees.
-            let text = doc.text();
-            t.reparse_incremental(&text);
-        }
     }
 
     async fn did_close(&self, params: DidCloseTextDocumentParams) {

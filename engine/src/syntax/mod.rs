@@ -104,6 +104,9 @@ pub struct SyntaxTree {
     pub lang: Lang,
     parser: Parser,
     tree: Option<Tree>,
+    /// Edits were recorded but not parsed yet: re-parsing on every keystroke would cost time proportional to
+    /// the file, so the parse waits until something reads the tree.
+    stale: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,7 +149,7 @@ impl SyntaxTree {
     pub fn new(lang: Lang, text: &str) -> Self {
         let mut parser = parser(lang);
         let tree = parser.parse(text, None);
-        Self { lang, parser, tree }
+        Self { lang, parser, tree, stale: false }
     }
 
     /// Apply an edit (byte offsets and row/byte-column points before and after it), then re-parse `new_text`
@@ -173,6 +176,7 @@ impl SyntaxTree {
                 new_end_position: Point::new(new_end_pt.0, new_end_pt.1),
             });
         }
+        self.stale = true;
         if !new_text.is_empty() {
             self.reparse_incremental(new_text);
         }
@@ -180,10 +184,24 @@ impl SyntaxTree {
 
     pub fn reparse_incremental(&mut self, text: &str) {
         self.tree = self.parser.parse(text, self.tree.as_ref());
+        self.stale = false;
     }
 
     pub fn reparse(&mut self, text: &str) {
         self.tree = self.parser.parse(text, None);
+        self.stale = false;
+    }
+
+    /// Edits were recorded since the last parse.
+    pub fn is_stale(&self) -> bool {
+        self.stale
+    }
+
+    /// Re-parse incrementally from text handed out in pieces (a rope's chunks), so that the document is never
+    /// copied whole: `chunk(at)` returns the text from byte `at` to the end of some piece, empty at the end.
+    pub fn reparse_chunks<'a>(&mut self, mut chunk: impl FnMut(usize) -> &'a [u8]) {
+        self.tree = self.parser.parse_with_options(&mut |at, _| chunk(at), self.tree.as_ref(), None);
+        self.stale = false;
     }
 
     pub fn sexp(&self) -> String {
