@@ -5,6 +5,9 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 LOKAL_MODEL="$(scripts/fetch-model.sh)"
 export LOKAL_MODEL
+# Style and lints first: they fail fast. Clippy shares the release profile's llama.cpp build.
+cargo fmt --all --check
+cargo clippy --release --workspace --all-targets -- -D warnings
 # One profile for tests, demo and bench, so llama.cpp is compiled once.
 cargo test --release --workspace "$@"
 # Fuzzing, bounded: 45 s per target keeps the whole run well inside CI's time on two cores.
