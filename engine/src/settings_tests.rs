@@ -151,3 +151,17 @@ fn every_engine_setting_is_a_known_key() {
     assert!(s.problems.is_empty(), "{:?}", s.problems);
     assert_eq!((s.engine.threads, s.engine.gpu_layers), (Some(2), Some(1)));
 }
+
+#[test]
+fn cloud_confirm_is_read_and_a_bad_value_keeps_asking() {
+    let base = EngineConfig::default();
+    assert_eq!(parse(&json!({}), &base).cloud_confirm, None);
+    assert_eq!(parse(&json!({"cloudConfirm": false}), &base).cloud_confirm, Some(false));
+    assert_eq!(parse(&json!({"lokal": {"cloudConfirm": true}}), &base).cloud_confirm, Some(true));
+    let s = parse(&json!({"cloudConfirm": "no"}), &base);
+    assert_eq!(s.cloud_confirm, None, "text is not a switch: lokal keeps asking");
+    assert!(problem(&s, "cloudConfirm").message.contains("asks before every cloud request"));
+    let s = parse(&json!({"cloudConfirn": false}), &base);
+    assert_eq!(s.cloud_confirm, None);
+    assert!(problem(&s, "cloudConfirn").message.contains("cloudConfirm"), "the typo names the key it meant");
+}

@@ -94,6 +94,8 @@ pub struct CloudPreview {
     pub anonymized: bool,
     pub system: String,
     pub user: String,
+    /// What the anonymizer replaced, per detector (Tier 2; empty in Tier 1).
+    pub counts: std::collections::BTreeMap<String, usize>,
 }
 
 /// `lokal.rewrite`.

@@ -3,6 +3,7 @@
 pub mod actions;
 pub mod backend;
 pub mod configure;
+mod consent;
 pub mod conv;
 pub mod daemon;
 pub mod documents;

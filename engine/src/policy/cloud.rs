@@ -125,11 +125,13 @@ pub struct CloudRequest {
     pub system: Option<String>,
     pub user: String,
     pub max_tokens: u32,
+    /// The anonymizer's per-detector counts, for the audit record; not sent.
+    pub counts: std::collections::BTreeMap<String, usize>,
 }
 
 impl CloudRequest {
     pub fn new(user: impl Into<String>) -> Self {
-        CloudRequest { system: None, user: user.into(), max_tokens: 4096 }
+        CloudRequest { system: None, user: user.into(), max_tokens: 4096, counts: Default::default() }
     }
 }
 
@@ -320,6 +322,7 @@ impl CloudClient {
         cancel: &CancelToken,
     ) -> Result<String, CloudError> {
         let (permit, headers) = self.permit(folder, action, anonymized)?;
+        let permit = permit.with_counts(rq.counts.clone());
         let body = request_body(self.cfg.provider, &self.cfg.model, rq, false);
         let v = permit.post_json(&headers, &body, cancel).await?;
         answer_text(self.cfg.provider, &v)
@@ -337,6 +340,7 @@ impl CloudClient {
         mut on_text: impl FnMut(&str),
     ) -> Result<String, CloudError> {
         let (permit, headers) = self.permit(folder, action, anonymized)?;
+        let permit = permit.with_counts(rq.counts.clone());
         let body = request_body(self.cfg.provider, &self.cfg.model, rq, true);
         let provider = self.cfg.provider;
         let mut parser = SseParser::default();
@@ -360,22 +364,19 @@ impl CloudClient {
 }
 
 /// Ask the cloud model and wait for the answer, with errors as text for the editor. The tier decides
-/// first: a refusal happens before any connection is made.
-#[allow(clippy::too_many_arguments)]
+/// first: a refusal happens before any connection is made. The body is [`request_body`] of `rq`, so a
+/// caller that showed the user that body for approval sends exactly what was approved.
 pub async fn ask(
     folder: Option<&FolderPolicy>,
     cfg: &CloudConfig,
     action: &str,
     anonymized: bool,
-    system: &str,
-    user: &str,
-    max_tokens: u32,
+    rq: &CloudRequest,
     cancel: &CancelToken,
     audit: &AuditLog,
 ) -> Result<String, String> {
     let client = CloudClient::new(cfg.clone(), Egress::new(audit.clone()));
-    let rq = CloudRequest { system: Some(system.to_string()), user: user.to_string(), max_tokens };
-    client.complete(folder, action, anonymized, &rq, cancel).await.map_err(|e| e.to_string())
+    client.complete(folder, action, anonymized, rq, cancel).await.map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -418,7 +419,12 @@ mod tests {
     }
 
     fn rq() -> CloudRequest {
-        CloudRequest { system: Some("be brief".into()), user: "design a table".into(), max_tokens: 100 }
+        CloudRequest {
+            system: Some("be brief".into()),
+            user: "design a table".into(),
+            max_tokens: 100,
+            counts: Default::default(),
+        }
     }
 
     const ANTHROPIC_ANSWER: &str = r#"{"id":"msg_1","type":"message","role":"assistant","content":[{"type":"text","text":"Use a join table."}],"stop_reason":"end_turn"}"#;
