@@ -471,3 +471,65 @@ fn the_user_approves_what_leaves_sees_exactly_it_and_declining_sends_nothing() {
     c.shutdown();
     let _ = std::fs::remove_dir_all(&base);
 }
+
+#[test]
+fn tier_1_lets_the_cloud_implement_through_the_verifier_and_tiers_2_and_3_refuse() {
+    let base = std::env::temp_dir().join(format!("lokal-t1-impl-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let stub = "pub fn total(items: &[i64]) -> i64 {\n    todo!()\n}\n";
+    let mut roots = vec![];
+    for (name, tier) in [("shop", 1), ("clinic", 2), ("vault", 3)] {
+        let root = base.join(name);
+        write(&root, ".lokal.toml", &format!("tier = {tier}\n"));
+        write(&root, "Cargo.toml", &format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n"));
+        write(&root, "src/lib.rs", stub);
+        roots.push(root);
+    }
+    let answer =
+        |code: &str| json!({"content": [{"type": "text", "text": format!("```rust\n{code}```\n")}]}).to_string();
+    let fake = FakeServer::start(vec![
+        Reply::json(200, &answer("pub fn total(items: &[i64]) -> i64 {\n    \"not a number\"\n}\n")),
+        Reply::json(200, &answer("pub fn total(items: &[i64]) -> i64 {\n    items.iter().sum()\n}\n")),
+    ]);
+    let audit = base.join("audit.jsonl");
+    let mut c = start(&roots, &fake.url(""), &audit, json!({}));
+    let files: Vec<String> = roots.iter().map(|r| uri(&r.join("src/lib.rs"))).collect();
+    for f in &files {
+        c.open(f, "rust", stub);
+    }
+    let sel = json!({"start": {"line": 0, "character": 0}, "end": {"line": 2, "character": 1}});
+    let implement = |c: &mut LspClient, f: &str| {
+        c.request(
+            "workspace/executeCommand",
+            json!({"command": "lokal.implementWithCloud", "arguments": [{"uri": f, "range": sel}]}),
+        )
+    };
+    assert!(actions(&mut c, &files[0], sel.clone()).contains(&"lokal.implementWithCloud".to_string()));
+    for f in &files[1..] {
+        assert!(!actions(&mut c, f, sel.clone()).contains(&"lokal.implementWithCloud".to_string()));
+        // Hidden is not enough: the handler refuses too, before anything is asked or sent.
+        let e = implement(&mut c, f).expect_err("only Tier 1 may let the cloud implement");
+        assert!(e.message.contains("Tier 1 folders only"), "{e}");
+    }
+    assert_eq!((fake.accepted(), asked(&c).len()), (0, 0));
+
+    // Code the compiler rejects is not applied, and the user hears why.
+    let e = implement(&mut c, &files[0]).expect_err("a type error is refused");
+    assert!(e.message.contains("not applied") && e.message.contains("src/lib.rs"), "{e}");
+    assert!(!c.received.iter().any(|m| m["method"] == "workspace/applyEdit"));
+
+    // Code that checks becomes one versioned edit of the open document.
+    let r = implement(&mut c, &files[0]).unwrap();
+    assert_eq!(r["applied"], true, "{r}");
+    let edit = c.received.iter().find(|m| m["method"] == "workspace/applyEdit").expect("an edit").clone();
+    let change = &edit["params"]["edit"]["documentChanges"][0];
+    assert_eq!(change["textDocument"]["uri"], files[0].as_str());
+    assert!(change["textDocument"]["version"].is_i64(), "{change}");
+    assert!(change["edits"][0]["newText"].as_str().unwrap().contains("items.iter().sum()"), "{change}");
+    assert_eq!(change["edits"][0]["range"], sel);
+    assert_eq!(fake.accepted(), 2);
+    let records = audit_records(&audit);
+    assert_eq!(records.iter().map(|r| r["tier"].as_u64().unwrap()).collect::<Vec<_>>(), [1, 1]);
+    c.shutdown();
+    let _ = std::fs::remove_dir_all(&base);
+}

@@ -638,19 +638,10 @@ mod tests {
         assert_eq!(server.accepted(), 1, "one attempt, no retry");
         assert_eq!(log.read().len(), 1);
         // The compatibility wrapper reports the same way.
-        let e = ask(
-            Some(&folder(Tier::Local)),
-            &anthropic(&server.url("")),
-            "d",
-            true,
-            "s",
-            "u",
-            10,
-            &CancelToken::new(),
-            &log,
-        )
-        .await
-        .unwrap_err();
+        let e =
+            ask(Some(&folder(Tier::Local)), &anthropic(&server.url("")), "d", true, &rq(), &CancelToken::new(), &log)
+                .await
+                .unwrap_err();
         assert!(e.contains("Tier 3"), "{e}");
     }
 
