@@ -78,7 +78,19 @@ fn uri(p: &Path) -> String {
     testing::file_uri(p)
 }
 
+/// What an editor that can ask the user says it supports; the user's answer is "Send" unless a test says else.
+fn asking_client() -> Value {
+    json!({"workDoneProgress": true, "showMessage": {"messageActionItem": {"additionalPropertiesSupport": false}}, "showDocument": {"support": true}})
+}
+
 fn start(roots: &[PathBuf], cloud: &str, audit: &Path, options: Value) -> LspClient {
+    let mut c = start_with(roots, cloud, audit, options, asking_client());
+    c.answers.insert("window/showMessageRequest".into(), json!({"title": "Send"}));
+    c.answers.insert("window/showDocument".into(), json!({"success": true}));
+    c
+}
+
+fn start_with(roots: &[PathBuf], cloud: &str, audit: &Path, options: Value, window: Value) -> LspClient {
     let env = [
         ("LOKAL_CLOUD_BASE_URL", cloud.to_string()),
         ("ANTHROPIC_API_KEY", "test-key".to_string()),
@@ -92,7 +104,7 @@ fn start(roots: &[PathBuf], cloud: &str, audit: &Path, options: Value) -> LspCli
         roots.iter().map(|r| json!({"uri": uri(r), "name": r.file_name().unwrap().to_str()})).collect();
     let mut init = json!({
         "processId": null, "rootUri": null, "workspaceFolders": folders,
-        "capabilities": {"window": {"workDoneProgress": true}, "workspace": {"applyEdit": true, "workspaceEdit": {"documentChanges": true}}},
+        "capabilities": {"window": window, "workspace": {"applyEdit": true, "workspaceEdit": {"documentChanges": true}}},
         "initializationOptions": options
     });
     init["initializationOptions"]["modelPath"] = json!(model());
@@ -319,6 +331,12 @@ fn tier_2_canaries_of_every_kind_never_reach_the_cloud() {
     let f_code = uri(&root.join("src/reminders.py"));
     c.open(&f_req, "markdown", req);
     c.open(&f_code, "python", code);
+    let preview = c
+        .request(
+            "workspace/executeCommand",
+            json!({"command": "lokal.previewCloudPayload", "arguments": [{"uri": f_req}]}),
+        )
+        .unwrap();
     design(&mut c, &f_req, json!({"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 0}})).unwrap();
     // The selection is the function; the open file around it holds the constants.
     design(&mut c, &f_code, json!({"start": {"line": 3, "character": 0}, "end": {"line": 7, "character": 0}})).unwrap();
@@ -351,6 +369,167 @@ fn tier_2_canaries_of_every_kind_never_reach_the_cloud() {
         records.iter().map(|r| (r["tier"].as_u64().unwrap(), r["anonymized"].as_bool().unwrap())).collect::<Vec<_>>(),
         vec![(2, true), (2, true)]
     );
+    // The per-detector counts reach the preview and the audit record alike.
+    let counts = preview["counts"].as_object().unwrap();
+    for d in ["e-mail", "phone", "date", "IBAN", "data-file value"] {
+        assert!(counts.get(d).and_then(Value::as_u64).unwrap_or(0) >= 1, "{d} not counted: {preview}");
+    }
+    assert_eq!(records[0]["counts"], preview["counts"]);
+    c.shutdown();
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+fn asked(c: &LspClient) -> Vec<Value> {
+    c.received.iter().filter(|m| m["method"] == "window/showMessageRequest").cloned().collect()
+}
+
+fn audit_records(audit: &Path) -> Vec<Value> {
+    std::fs::read_to_string(audit).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn the_user_approves_what_leaves_sees_exactly_it_and_declining_sends_nothing() {
+    let base = std::env::temp_dir().join(format!("lokal-t2-consent-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let roots = workspace(&base);
+    let (t1, t2) = (roots[0].clone(), roots[1].clone());
+    let fake = fake_cloud();
+    let audit = base.join("audit.jsonl");
+    // cloudConfirm: false lets Tier 1 go unasked; it must not switch off the question in Tier 2.
+    let mut c = start(&roots[..2], &fake.url(""), &audit, json!({"cloudConfirm": false}));
+    let req = uri(&t2.join("docs/req.md"));
+    c.open(&req, "markdown", &std::fs::read_to_string(t2.join("docs/req.md")).unwrap());
+    let whole = json!({"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 0}});
+
+    // Cancel, then dismissing the question: nothing sent, nothing audited, no edit proposed.
+    c.queued.insert("window/showMessageRequest".into(), [json!({"title": "Cancel"}), Value::Null].into());
+    for _ in 0..2 {
+        let r = design(&mut c, &req, whole.clone()).unwrap();
+        assert_eq!(r["sent"], false, "{r}");
+    }
+    let q = asked(&c);
+    assert_eq!(q.len(), 2);
+    let titles: Vec<&str> =
+        q[0]["params"]["actions"].as_array().unwrap().iter().map(|a| a["title"].as_str().unwrap()).collect();
+    assert_eq!(titles, ["Send", "Show payload", "Cancel"]);
+    assert_eq!(fake.accepted(), 0, "declining sends nothing");
+    assert!(audit_records(&audit).is_empty(), "declining audits nothing");
+    assert!(!c.received.iter().any(|m| m["method"] == "workspace/applyEdit"));
+
+    // Show, then Send: the preview holds exactly the bytes that are sent, outside the workspace.
+    c.queued.insert(
+        "window/showMessageRequest".into(),
+        [json!({"title": "Show payload"}), json!({"title": "Send"})].into(),
+    );
+    let r = design(&mut c, &req, whole.clone()).unwrap();
+    assert_eq!(r["sent"], true, "{r}");
+    assert_eq!(asked(&c).len(), 4, "asked again after showing the payload");
+    let shown = c.received.iter().find(|m| m["method"] == "window/showDocument").expect("the payload is shown").clone();
+    let preview = PathBuf::from(shown["params"]["uri"].as_str().unwrap().trim_start_matches("file://"));
+    assert!(roots.iter().all(|r| !preview.starts_with(r)), "the preview is outside the workspace: {preview:?}");
+    assert!(std::fs::metadata(&preview).unwrap().permissions().readonly());
+    let sent = fake.requests();
+    assert_eq!(sent.len(), 1, "Send sends once");
+    assert_eq!(std::fs::read(&preview).unwrap(), sent[0].body, "the preview is byte for byte what was sent");
+    let records = audit_records(&audit);
+    assert_eq!(records.len(), 1, "one request, one audit record");
+    assert_eq!(records[0]["sha256"].as_str().unwrap(), format!("{:x}", Sha256::digest(&sent[0].body)));
+
+    // Phase 1 feeds phase 2: the design is proposed under docs/design/ and parses as a design document.
+    assert_eq!(r["targets"], json!(["src/reminders.rs"]), "{r}");
+    let edit = c.received.iter().find(|m| m["method"] == "workspace/applyEdit").expect("the design is an edit").clone();
+    let ops = &edit["params"]["edit"]["documentChanges"];
+    assert_eq!(ops[0]["kind"], "create");
+    assert!(ops[0]["uri"].as_str().unwrap().ends_with("tier2/docs/design/req-design.md"), "{ops}");
+    let text = ops[1]["edits"][0]["newText"].as_str().unwrap();
+    let plan = lokal_engine::syntax::design_doc::plan(text, None).unwrap();
+    assert_eq!(plan.targets.iter().map(|t| t.path.as_str()).collect::<Vec<_>>(), ["src/reminders.rs"]);
+
+    // Tier 1 with cloudConfirm false goes without a question.
+    let f1 = uri(&t1.join("src/billing.rs"));
+    c.open(&f1, "rust", &std::fs::read_to_string(t1.join("src/billing.rs")).unwrap());
+    let sel = json!({"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 38}});
+    assert_eq!(design(&mut c, &f1, sel).unwrap()["sent"], true);
+    assert_eq!(asked(&c).len(), 4, "Tier 1 was not asked");
+    assert_eq!((fake.accepted(), audit_records(&audit).len()), (2, 2));
+    c.shutdown();
+
+    // An editor that cannot ask is refused, even in Tier 1 with the default settings; nothing leaves.
+    let audit2 = base.join("audit2.jsonl");
+    let mut c = start_with(&roots[..2], &fake.url(""), &audit2, json!({}), json!({"workDoneProgress": true}));
+    c.open(&f1, "rust", &std::fs::read_to_string(t1.join("src/billing.rs")).unwrap());
+    c.open(&req, "markdown", &std::fs::read_to_string(t2.join("docs/req.md")).unwrap());
+    for (file, range) in
+        [(&f1, json!({"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 38}})), (&req, whole)]
+    {
+        let e = design(&mut c, file, range).expect_err("an editor that cannot ask is refused");
+        assert!(e.message.contains("cannot ask for approval"), "{e}");
+    }
+    assert!(asked(&c).is_empty());
+    assert_eq!(fake.accepted(), 2, "nothing more arrived");
+    assert!(audit_records(&audit2).is_empty());
+    c.shutdown();
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+#[test]
+fn tier_1_lets_the_cloud_implement_through_the_verifier_and_tiers_2_and_3_refuse() {
+    let base = std::env::temp_dir().join(format!("lokal-t1-impl-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let stub = "pub fn total(items: &[i64]) -> i64 {\n    todo!()\n}\n";
+    let mut roots = vec![];
+    for (name, tier) in [("shop", 1), ("clinic", 2), ("vault", 3)] {
+        let root = base.join(name);
+        write(&root, ".lokal.toml", &format!("tier = {tier}\n"));
+        write(&root, "Cargo.toml", &format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n"));
+        write(&root, "src/lib.rs", stub);
+        roots.push(root);
+    }
+    let answer =
+        |code: &str| json!({"content": [{"type": "text", "text": format!("```rust\n{code}```\n")}]}).to_string();
+    let fake = FakeServer::start(vec![
+        Reply::json(200, &answer("pub fn total(items: &[i64]) -> i64 {\n    \"not a number\"\n}\n")),
+        Reply::json(200, &answer("pub fn total(items: &[i64]) -> i64 {\n    items.iter().sum()\n}\n")),
+    ]);
+    let audit = base.join("audit.jsonl");
+    let mut c = start(&roots, &fake.url(""), &audit, json!({}));
+    let files: Vec<String> = roots.iter().map(|r| uri(&r.join("src/lib.rs"))).collect();
+    for f in &files {
+        c.open(f, "rust", stub);
+    }
+    let sel = json!({"start": {"line": 0, "character": 0}, "end": {"line": 2, "character": 1}});
+    let implement = |c: &mut LspClient, f: &str| {
+        c.request(
+            "workspace/executeCommand",
+            json!({"command": "lokal.implementWithCloud", "arguments": [{"uri": f, "range": sel}]}),
+        )
+    };
+    assert!(actions(&mut c, &files[0], sel.clone()).contains(&"lokal.implementWithCloud".to_string()));
+    for f in &files[1..] {
+        assert!(!actions(&mut c, f, sel.clone()).contains(&"lokal.implementWithCloud".to_string()));
+        // Hidden is not enough: the handler refuses too, before anything is asked or sent.
+        let e = implement(&mut c, f).expect_err("only Tier 1 may let the cloud implement");
+        assert!(e.message.contains("Tier 1 folders only"), "{e}");
+    }
+    assert_eq!((fake.accepted(), asked(&c).len()), (0, 0));
+
+    // Code the compiler rejects is not applied, and the user hears why.
+    let e = implement(&mut c, &files[0]).expect_err("a type error is refused");
+    assert!(e.message.contains("not applied") && e.message.contains("src/lib.rs"), "{e}");
+    assert!(!c.received.iter().any(|m| m["method"] == "workspace/applyEdit"));
+
+    // Code that checks becomes one versioned edit of the open document.
+    let r = implement(&mut c, &files[0]).unwrap();
+    assert_eq!(r["applied"], true, "{r}");
+    let edit = c.received.iter().find(|m| m["method"] == "workspace/applyEdit").expect("an edit").clone();
+    let change = &edit["params"]["edit"]["documentChanges"][0];
+    assert_eq!(change["textDocument"]["uri"], files[0].as_str());
+    assert!(change["textDocument"]["version"].is_i64(), "{change}");
+    assert!(change["edits"][0]["newText"].as_str().unwrap().contains("items.iter().sum()"), "{change}");
+    assert_eq!(change["edits"][0]["range"], sel);
+    assert_eq!(fake.accepted(), 2);
+    let records = audit_records(&audit);
+    assert_eq!(records.iter().map(|r| r["tier"].as_u64().unwrap()).collect::<Vec<_>>(), [1, 1]);
     c.shutdown();
     let _ = std::fs::remove_dir_all(&base);
 }

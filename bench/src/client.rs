@@ -29,6 +29,8 @@ pub struct LspClient {
     pub received: Vec<Value>,
     /// Answers for server-to-client requests (`workspace/configuration`, `workspace/applyEdit`, …).
     pub answers: HashMap<String, Value>,
+    /// Answers used once each, in order, before `answers` (a user who clicks "Show" and then "Send").
+    pub queued: HashMap<String, std::collections::VecDeque<Value>>,
 }
 
 fn read_message(r: &mut impl BufRead) -> Option<Value> {
@@ -79,6 +81,7 @@ impl LspClient {
             responses: HashMap::new(),
             received: Vec::new(),
             answers: HashMap::new(),
+            queued: HashMap::new(),
         })
     }
 
@@ -120,7 +123,8 @@ impl LspClient {
             return;
         }
         if let (Some(id), Some(method)) = (msg.get("id").cloned(), msg.get("method").and_then(Value::as_str)) {
-            let result = match method {
+            let queued = self.queued.get_mut(method).and_then(|q| q.pop_front());
+            let result = queued.unwrap_or_else(|| match method {
                 "workspace/configuration" => {
                     let n = msg["params"]["items"].as_array().map(|a| a.len()).unwrap_or(1);
                     let v = self.answers.get(method).cloned().unwrap_or(Value::Null);
@@ -128,7 +132,7 @@ impl LspClient {
                 }
                 "workspace/applyEdit" => self.answers.get(method).cloned().unwrap_or(json!({"applied": true})),
                 _ => self.answers.get(method).cloned().unwrap_or(Value::Null),
-            };
+            });
             self.send(&json!({"jsonrpc": "2.0", "id": id, "result": result}));
         }
         self.received.push(msg);

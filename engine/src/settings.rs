@@ -12,7 +12,7 @@ use std::path::PathBuf;
 /// Keys of the editor extensions' own settings, which arrive in the same "lokal" section but are not ours
 /// (VS Code's `lokal.path` to the binary, `lokal.trace.server`).
 const CLIENT_KEYS: &[&str] = &["path", "trace"];
-const TIER_KEYS: &[&str] = &["defaultTier", "minimumTier", "overrides", "remote"];
+const TIER_KEYS: &[&str] = &["defaultTier", "minimumTier", "overrides", "remote", "cloudConfirm"];
 
 /// One setting that was not applied as given, for `window/showMessage` and `lokal/status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -35,6 +35,8 @@ pub struct Settings {
     pub engine: EngineConfig,
     pub tiers: UserTierSettings,
     pub remote: Option<RemoteConfig>,
+    /// `cloudConfirm`: whether Tier-1 cloud requests ask first (unset: they do). Tier 2 asks regardless.
+    pub cloud_confirm: Option<bool>,
     pub problems: Vec<Problem>,
     /// The client sent a settings object (`lokal/status` says `settings` rather than `default`).
     pub given: bool,
@@ -164,6 +166,7 @@ pub fn parse(value: &Value, base: &EngineConfig) -> Settings {
         engine: base.clone(),
         tiers: UserTierSettings::default(),
         remote: None,
+        cloud_confirm: None,
         problems: vec![],
         given: false,
     };
@@ -271,6 +274,11 @@ pub fn parse(value: &Value, base: &EngineConfig) -> Settings {
                     c.bad(key, val, "an object of folder → tier", "every folder is Tier 3 until it is fixed".into());
                     out.tiers.minimum_tier = Some(3);
                 }
+            },
+            "cloudConfirm" => match val.as_bool() {
+                Some(b) => out.cloud_confirm = Some(b),
+                // Unreadable consent settings fail closed: the user is asked.
+                None => c.bad(key, val, "true or false", "lokal asks before every cloud request".into()),
             },
             "remote" => match serde_json::from_value::<RemoteConfig>(val.clone()) {
                 Ok(r) => out.remote = Some(r),

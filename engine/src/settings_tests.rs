@@ -162,3 +162,17 @@ fn fim_layout_takes_its_two_names_and_a_bad_one_keeps_the_current() {
     assert!(problem(&s2, "fimLayout").message.contains("\"native\" or \"infill\"; using \"infill\""));
     assert_eq!(parse(&json!({"fimLayout": "native"}), &s.engine).engine.fim_layout, FimLayout::Native);
 }
+
+#[test]
+fn cloud_confirm_is_read_and_a_bad_value_keeps_asking() {
+    let base = EngineConfig::default();
+    assert_eq!(parse(&json!({}), &base).cloud_confirm, None);
+    assert_eq!(parse(&json!({"cloudConfirm": false}), &base).cloud_confirm, Some(false));
+    assert_eq!(parse(&json!({"lokal": {"cloudConfirm": true}}), &base).cloud_confirm, Some(true));
+    let s = parse(&json!({"cloudConfirm": "no"}), &base);
+    assert_eq!(s.cloud_confirm, None, "text is not a switch: lokal keeps asking");
+    assert!(problem(&s, "cloudConfirm").message.contains("asks before every cloud request"));
+    let s = parse(&json!({"cloudConfirn": false}), &base);
+    assert_eq!(s.cloud_confirm, None);
+    assert!(problem(&s, "cloudConfirn").message.contains("cloudConfirm"), "the typo names the key it meant");
+}

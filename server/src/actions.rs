@@ -156,7 +156,7 @@ async fn instruct(
 }
 
 /// Replace `range` of `text` with `code`, cut back to what parses; an error when nothing does.
-fn checked_splice(lang: Option<Lang>, text: &str, range: Bytes<usize>, code: &str) -> Result<String> {
+pub(crate) fn checked_splice(lang: Option<Lang>, text: &str, range: Bytes<usize>, code: &str) -> Result<String> {
     let splice = |c: &str| format!("{}{}{}", &text[..range.start], c, &text[range.end..]);
     let Some(lang) = lang else { return Ok(code.to_string()) };
     let ok = |c: &str| no_new_errors(lang, text, &splice(c));

@@ -23,12 +23,16 @@ pub struct ClientCaps {
     pub progress: bool,
     /// Dynamic registration of `workspace/didChangeWatchedFiles`.
     pub watch: bool,
+    /// `window/showMessageRequest` with action items: the only way to ask before a cloud request leaves.
+    pub ask: bool,
+    /// `window/showDocument`, for the payload preview.
+    pub show_document: bool,
 }
 
 impl Default for ClientCaps {
     /// What the protocol assumes of a client that says nothing.
     fn default() -> Self {
-        ClientCaps { encoding: Encoding::Utf16, progress: false, watch: false }
+        ClientCaps { encoding: Encoding::Utf16, progress: false, watch: false, ask: false, show_document: false }
     }
 }
 
@@ -46,7 +50,16 @@ impl ClientCaps {
             .and_then(|w| w.did_change_watched_files.as_ref())
             .and_then(|d| d.dynamic_registration)
             .unwrap_or(false);
-        ClientCaps { encoding: if utf8 { Encoding::Utf8 } else { Encoding::Utf16 }, progress, watch }
+        let window = c.window.as_ref();
+        let ask = window.and_then(|w| w.show_message.as_ref()).and_then(|m| m.message_action_item.as_ref()).is_some();
+        let show_document = window.and_then(|w| w.show_document.as_ref()).is_some_and(|d| d.support);
+        ClientCaps {
+            encoding: if utf8 { Encoding::Utf8 } else { Encoding::Utf16 },
+            progress,
+            watch,
+            ask,
+            show_document,
+        }
     }
 }
 

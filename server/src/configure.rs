@@ -13,7 +13,7 @@ impl Backend {
     /// Store what a settings object decided about tiers and report its new problems; the engine part is
     /// the caller's (it differs between `initialize` and a change). True when the tier settings changed.
     pub(crate) async fn take_settings(&self, s: &Settings) -> bool {
-        let ts = TierSettings { user: s.tiers.clone(), remote: s.remote.clone() };
+        let ts = TierSettings { user: s.tiers.clone(), remote: s.remote.clone(), cloud_confirm: s.cloud_confirm };
         let tiers_changed = ts != *self.tier_settings.read().unwrap();
         *self.tier_settings.write().unwrap() = ts;
         let fresh: Vec<Problem> = {

@@ -12,11 +12,12 @@ pub const STATUS: &str = "lokal/status";
 
 pub const CLOUD_DESIGN: &str = "lokal.cloudDesign";
 pub const PREVIEW_CLOUD: &str = "lokal.previewCloudPayload";
+pub const IMPLEMENT_WITH_CLOUD: &str = "lokal.implementWithCloud";
 pub const IMPLEMENT_FROM_DESIGN_DOC: &str = "lokal.implementFromDesignDoc";
 pub const REWRITE: &str = "lokal.rewrite";
 
 /// Every command the server executes (`workspace/executeCommand`).
-pub const COMMANDS: &[&str] = &[CLOUD_DESIGN, PREVIEW_CLOUD, IMPLEMENT_FROM_DESIGN_DOC, REWRITE];
+pub const COMMANDS: &[&str] = &[CLOUD_DESIGN, PREVIEW_CLOUD, IMPLEMENT_WITH_CLOUD, IMPLEMENT_FROM_DESIGN_DOC, REWRITE];
 
 /// Any params: these requests take none, and clients send `{}`, `null` or nothing.
 #[derive(Debug, Default, Deserialize)]
@@ -94,6 +95,8 @@ pub struct CloudPreview {
     pub anonymized: bool,
     pub system: String,
     pub user: String,
+    /// What the anonymizer replaced, per detector (Tier 2; empty in Tier 1).
+    pub counts: std::collections::BTreeMap<String, usize>,
 }
 
 /// `lokal.rewrite`.

@@ -2,7 +2,9 @@
 //! `main.rs` (benchmarks and the demo live in `lokal-bench`).
 pub mod actions;
 pub mod backend;
+mod cloud_impl;
 pub mod configure;
+mod consent;
 pub mod conv;
 pub mod daemon;
 pub mod documents;

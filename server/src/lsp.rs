@@ -342,6 +342,7 @@ impl LanguageServer for Backend {
             .ok_or_else(|| invalid_params(format!("document not open: {}", uri.as_str())))?;
         let mut actions = crate::actions::list(self, &uri, params.range, &params.context);
         actions.extend(self.cloud_actions(&uri, params.range, &language));
+        actions.extend(self.cloud_impl_actions(&uri, params.range, &language));
         Ok(Some(actions))
     }
 
@@ -363,6 +364,7 @@ impl LanguageServer for Backend {
         match params.command.as_str() {
             ext::CLOUD_DESIGN => self.cloud_design(args()?, token, cancel).await,
             ext::PREVIEW_CLOUD => self.preview_cloud(args()?).await,
+            ext::IMPLEMENT_WITH_CLOUD => self.implement_with_cloud(args()?, token, cancel).await,
             other => crate::actions::execute(self, other, arg, token, cancel).await,
         }
     }

@@ -15,6 +15,8 @@ pub struct TierSettings {
     pub user: UserTierSettings,
     /// An on-premises engine (llama-server, vLLM, EXO) to serve completions instead of the local model.
     pub remote: Option<RemoteConfig>,
+    /// `cloudConfirm`: `Some(false)` lets Tier-1 cloud requests go without asking; Tier 2 always asks.
+    pub cloud_confirm: Option<bool>,
 }
 
 impl TierSettings {
@@ -22,7 +24,7 @@ impl TierSettings {
         // lokal_engine::settings fails closed on tier values it cannot read (`"minimumTier": "3"` makes
         // every folder Tier 3, and says so).
         let s = lokal_engine::settings::parse(v, &EngineConfig::default());
-        TierSettings { user: s.tiers, remote: s.remote }
+        TierSettings { user: s.tiers, remote: s.remote, cloud_confirm: s.cloud_confirm }
     }
 }
 

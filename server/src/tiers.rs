@@ -1,6 +1,7 @@
 //! The workspace's client tiers in the protocol: folders and their `.lokal.toml`, `lokal/status`,
 //! diagnostics on broken tag files, the cloud-assisted design command, and the on-premises engine setting.
 use crate::backend::Backend;
+use crate::consent::Consent;
 use crate::conv::{from_proto, invalid_params, request_failed, to_proto};
 use crate::ext::{CloudArgs, CloudPreview, FolderStatus, ModelStatus, NoParams, StatusResult, CLOUD_DESIGN};
 use crate::work::{create_file, workspace_edit};
@@ -14,6 +15,9 @@ use lokal_engine::CancelToken;
 use serde_json::{json, Value};
 use tower_lsp_server::jsonrpc::Result;
 use tower_lsp_server::ls_types::*;
+
+/// The design answer's token budget; part of the approved body.
+const DESIGN_TOKENS: u32 = 4096;
 
 impl Backend {
     pub(crate) fn policy(&self) -> WorkspacePolicy {
@@ -159,7 +163,7 @@ impl Backend {
     fn cloud_payload(
         &self,
         args: &CloudArgs,
-    ) -> std::result::Result<(Option<FolderPolicy>, bool, String, String), String> {
+    ) -> std::result::Result<(Option<FolderPolicy>, bool, cloud::CloudRequest), String> {
         let folder = self.folder_of(&args.uri);
         let tier = folder.as_ref().map(|f| f.tier).unwrap_or(Tier::Local);
         if tier == Tier::Local {
@@ -212,14 +216,21 @@ impl Backend {
         if p.anonymized {
             tracing::info!("lokal: Tier-2 payload anonymized: {}", payload::describe_counts(&p.counts));
         }
-        Ok((folder, p.anonymized, p.system, p.user))
+        let rq =
+            cloud::CloudRequest { system: Some(p.system), user: p.user, max_tokens: DESIGN_TOKENS, counts: p.counts };
+        Ok((folder, p.anonymized, rq))
     }
 
     pub(crate) async fn preview_cloud(&self, args: CloudArgs) -> Result<Option<Value>> {
         match self.cloud_payload(&args) {
-            Ok((_, anonymized, system, user)) => serde_json::to_value(CloudPreview { anonymized, system, user })
-                .map(Some)
-                .map_err(|e| request_failed(e.to_string())),
+            Ok((_, anonymized, rq)) => serde_json::to_value(CloudPreview {
+                anonymized,
+                system: rq.system.unwrap_or_default(),
+                user: rq.user,
+                counts: rq.counts,
+            })
+            .map(Some)
+            .map_err(|e| request_failed(e.to_string())),
             Err(e) => Err(request_failed(e)),
         }
     }
@@ -230,8 +241,15 @@ impl Backend {
         token: Option<ProgressToken>,
         cancel: CancelToken,
     ) -> Result<Option<Value>> {
-        let (folder, anonymized, system, user) = self.cloud_payload(&args).map_err(request_failed)?;
+        let (folder, anonymized, rq) = self.cloud_payload(&args).map_err(request_failed)?;
         let cfg = CloudConfig::from_env();
+        let tier = folder.as_ref().map(|f| f.tier).unwrap_or(Tier::Local);
+        // The same body `cloud::ask` sends, so what the user approves is byte for byte what leaves.
+        let body = serde_json::to_vec(&cloud::request_body(cfg.provider, &cfg.model, &rq, false)).unwrap_or_default();
+        match self.consent(tier, "cloud design", &cfg.endpoint(), &body).await.map_err(request_failed)? {
+            Consent::Send => {}
+            Consent::Declined => return Ok(Some(json!({"sent": false}))),
+        }
         let work = self
             .work
             .begin(
@@ -243,8 +261,7 @@ impl Backend {
             )
             .await;
         let audit = AuditLog::default_location();
-        let answer =
-            cloud::ask(folder.as_ref(), &cfg, "cloud design", anonymized, &system, &user, 4096, &cancel, &audit).await;
+        let answer = cloud::ask(folder.as_ref(), &cfg, "cloud design", anonymized, &rq, &cancel, &audit).await;
         let text = match answer {
             Ok(t) => t,
             Err(e) => {
@@ -257,6 +274,20 @@ impl Backend {
             work.finish("cancelled").await;
             return Err(tower_lsp_server::jsonrpc::Error::request_cancelled());
         }
+        // Phase 2 (`lokal.implementFromDesignDoc`) needs `File:` targets; a design without them is still the
+        // user's (they approved the request), so it is written, and they hear what it lacks.
+        let targets: Vec<String> = match lokal_engine::syntax::design_doc::plan(&text, None) {
+            Ok(p) => p.targets.into_iter().map(|t| t.path).collect(),
+            Err(e) => {
+                self.client
+                    .show_message(
+                        MessageType::WARNING,
+                        format!("lokal: the cloud's design cannot be implemented as it is: {e}"),
+                    )
+                    .await;
+                vec![]
+            }
+        };
         let root = folder.map(|f| f.root).unwrap_or_default();
         let dir = root.join("docs").join("design");
         let stem = from_proto::path(&args.uri)
@@ -273,7 +304,7 @@ impl Backend {
         let applied = self.client.apply_edit(edit).await;
         work.finish("done").await;
         match applied {
-            Ok(r) if r.applied => Ok(Some(json!({"uri": uri}))),
+            Ok(r) if r.applied => Ok(Some(json!({"uri": uri, "sent": true, "targets": targets}))),
             Ok(r) => Err(request_failed(format!(
                 "the editor did not apply the design: {}",
                 r.failure_reason.unwrap_or_default()

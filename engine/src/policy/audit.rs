@@ -19,6 +19,9 @@ pub struct AuditRecord {
     /// Hex SHA-256 of the exact bytes sent; empty when nothing was sent (a refusal).
     pub sha256: String,
     pub anonymized: bool,
+    /// What the Tier-2 anonymizer replaced, per detector (counts only, never values); absent when nothing.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub counts: std::collections::BTreeMap<String, usize>,
     /// `ok`, `error: …` or `denied: …`.
     pub outcome: String,
 }
@@ -241,6 +244,7 @@ pub(crate) mod tests {
             bytes: 10,
             sha256: sha256_hex(b"x"),
             anonymized: false,
+            counts: Default::default(),
             outcome: outcome.into(),
         }
     }

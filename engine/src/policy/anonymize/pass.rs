@@ -4,7 +4,7 @@
 //! everywhere. In code, string literals are masked on top; identifiers, keywords and layout stay.
 //!
 //! Stand-ins are recognisable (`@example.invalid`, IBAN country `XX`, phones and cards led by zeros, dates
-//! in 1900-1909, `<redacted>`, placeholder words) or are the stand-ins this payload issued for its data
+//! in 0001-0099, `<redacted>`, placeholder words) or are the stand-ins this payload issued for its data
 //! values: a second pass leaves all of them alone, so anonymizing twice changes nothing.
 use super::detect::{self, known::Known, literal::Masker};
 use super::synth::{Synth, REDACTED};

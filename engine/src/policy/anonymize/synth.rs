@@ -494,7 +494,7 @@ impl Synth {
             return super::detect::phone::standin(v, self.phones);
         }
         if let Some(c) = DATE_ISO.captures(v) {
-            // Stand-in dates lie in 1900-1909, so they stay valid dates and a later pass knows them.
+            // Stand-in dates lie in 0001-0099: well-formed, never a real person's date, known to a later pass.
             self.dates += 1;
             let (y, m, d) = super::detect::date::nth_day(self.dates);
             let mut out = format!("{y:04}-{m:02}-{d:02}");
@@ -520,7 +520,7 @@ impl Synth {
             let sep = &c[2];
             // `/` dates are usually month first, `.` dates day first; either way the result is a valid date.
             return format!(
-                "{}{sep}{}{sep}{y}",
+                "{}{sep}{}{sep}{y:04}",
                 pad(if sep == "/" { m } else { d }, &c[1]),
                 pad(if sep == "/" { d } else { m }, &c[3])
             );

@@ -1,6 +1,7 @@
 //! Dates: ISO `yyyy-mm-dd` (with an optional time), `dd.mm.yyyy` and `dd/mm/yyyy`, checked for a month
 //! and day that exist. Version strings (`1.2.3`) and amounts have no four-digit year and stay. Stand-ins
-//! are valid dates in 1900-1909, which a later pass knows (a real date there is left alone: documented).
+//! are well-formed dates in the years 0001-0099, which no real date a person has falls in, so a later pass
+//! knows them and every real date is replaced.
 use regex::Regex;
 use std::ops::Range;
 use std::sync::LazyLock;
@@ -13,7 +14,7 @@ static DMY: LazyLock<Regex> =
 
 fn real(y: &str, m: u32, d: u32) -> bool {
     let y: u32 = y.parse().unwrap_or(0);
-    (1..=12).contains(&m) && (1..=31).contains(&d) && y >= 1000
+    (1..=12).contains(&m) && (1..=31).contains(&d) && (y >= 1000 || (1..=99).contains(&y))
 }
 
 fn candidates(text: &str) -> Vec<(Range<usize>, String)> {
@@ -41,7 +42,7 @@ fn candidates(text: &str) -> Vec<(Range<usize>, String)> {
 }
 
 pub fn is_standin_year(y: &str) -> bool {
-    y.len() == 4 && y.starts_with("190")
+    y.len() == 4 && y.starts_with("00") && y != "0000"
 }
 
 pub fn find(text: &str) -> Vec<Range<usize>> {
@@ -52,11 +53,11 @@ pub fn standins(text: &str) -> Vec<Range<usize>> {
     candidates(text).into_iter().filter(|(_, y)| is_standin_year(y)).map(|(r, _)| r).collect()
 }
 
-/// The `n`-th stand-in date (1-based): day `n` counted from 1900-01-01, in 1900-1909.
+/// The `n`-th stand-in date (1-based): day `n` counted from 0001-01-01, in 0001-0099 (no leap days).
 pub fn nth_day(n: u64) -> (u64, u64, u64) {
     const DAYS: [u64; 12] = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    let mut k = (n.max(1) - 1) % 3650;
-    let year = 1900 + k / 365;
+    let mut k = (n.max(1) - 1) % (99 * 365);
+    let year = 1 + k / 365;
     k %= 365;
     let mut month = 0;
     while k >= DAYS[month] {
@@ -87,14 +88,19 @@ mod tests {
             "2024-13-01",
             "32.01.2024",
             "12345-67-89",
-            "1900-01-05",
-            "05.01.1900",
+            "0001-01-05",
+            "05.01.0042",
+            "0000-01-05",
             "rate 1.5.2024x",
         ] {
             assert!(found(miss).is_empty(), "{miss}: {:?}", found(miss));
         }
-        assert_eq!(nth_day(1), (1900, 1, 1));
-        assert_eq!(nth_day(60), (1900, 3, 1));
-        assert_eq!(nth_day(366), (1901, 1, 1));
+        // Dates in the old stand-in range are real birth dates; they are found like any other.
+        assert_eq!(found("born 1900-01-05 or 05.01.1909"), ["1900-01-05", "05.01.1909"]);
+        assert_eq!(nth_day(1), (1, 1, 1));
+        assert_eq!(nth_day(60), (1, 3, 1));
+        assert_eq!(nth_day(366), (2, 1, 1));
+        assert_eq!(nth_day(99 * 365), (99, 12, 31));
+        assert_eq!(nth_day(99 * 365 + 1), (1, 1, 1));
     }
 }

@@ -79,6 +79,17 @@ fn high_entropy(s: &str) -> bool {
     hex || (!wordy && digits >= 2 && letters >= 4 && distinct >= 12 && entropy(s) >= 3.5)
 }
 
+/// `max_tokens: 64`, `token_count = 12`: a "token" key that counts (language-model tokens, a budget) with
+/// a plain small number is configuration, not a credential. Long digit runs still count as secrets.
+fn counts_tokens(key: &str, value: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    let counting = ["max", "min", "num", "n_"].iter().any(|p| k.starts_with(p))
+        || ["count", "limit", "len", "length", "size", "budget"].iter().any(|e| k.ends_with(e));
+    let small_number = !value.is_empty() && value.len() <= 6 && value.chars().all(|c| c.is_ascii_digit());
+    small_number
+        && (counting || !k.contains("pass") && !k.contains("pin") && !k.contains("secret") && k.contains("token"))
+}
+
 /// Ranges to redact, in no particular order (they may overlap; the pass keeps the first of each).
 pub fn find(text: &str) -> Vec<Range<usize>> {
     let mut out: Vec<Range<usize>> = Vec::new();
@@ -92,7 +103,7 @@ pub fn find(text: &str) -> Vec<Range<usize>> {
         }
         let Some(v) = c.get(2).or(c.get(3)).or(c.get(4)) else { continue };
         let s = v.as_str();
-        if s.is_empty() || s == super::super::synth::REDACTED {
+        if s.is_empty() || s == super::super::synth::REDACTED || counts_tokens(&c[1], s) {
             continue;
         }
         if c.get(4).is_some() {
@@ -169,8 +180,20 @@ mod tests {
             "version 1.2.3",
             "sk-learn",
             "task-force",
+            "max_tokens: 64",
+            r#"{"max_tokens": 4096}"#,
+            "maxTokens = 128",
+            "token_count = 12",
+            "TOKEN_LIMIT=500",
+            "context_tokens: 2048",
         ] {
             assert!(found(t).is_empty(), "{t}: {:?}", found(t));
+        }
+        // A number is still a secret where the key is one, or where it is too long to be a count.
+        for (t, v) in
+            [("password = 123456", "123456"), ("api_token: 12345678901", "12345678901"), ("pin_token=4711", "4711")]
+        {
+            assert_eq!(found(t), [v], "{t}");
         }
     }
 }
