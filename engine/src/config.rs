@@ -31,6 +31,10 @@ pub struct EngineConfig {
     /// Wait for the device after each prompt pass so `lastPhases` shows where a request's time goes (`lokal
     /// bench --profile`). Costs the overlap of a pass's graph building with the previous pass's GPU work.
     pub profile_sync: bool,
+    /// Context from the rest of the workspace (definitions, visited chunks, recent edits) in the prompt.
+    pub context_enabled: bool,
+    /// Tokens of the prompt the context block may take (out of `prefix_tokens`).
+    pub context_tokens: usize,
 }
 
 impl Default for EngineConfig {
@@ -49,6 +53,8 @@ impl Default for EngineConfig {
             host_cache_mb: 512,
             reuse_min_chunk: 64,
             profile_sync: false,
+            context_enabled: true,
+            context_tokens: 384,
         }
     }
 }

@@ -249,6 +249,17 @@ impl<'m, 's> Session<'m, 's> {
         }
     }
 
+    /// The context block's tokens: repository-level tokens parsed as special only in a block that says it
+    /// carries them (the server renders those from the index, never from document text as-is).
+    fn context_tokens(&self, c: Option<&crate::api::ContextBlock>) -> Vec<Token> {
+        match c {
+            Some(c) if !c.text.is_empty() => {
+                self.model.vocab().tokenize(c.text.as_bytes(), false, c.special).into_iter().map(|t| t.0).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
     fn bos(&self) -> Option<Token> {
         if self.info.add_bos {
             self.info.bos
@@ -258,12 +269,16 @@ impl<'m, 's> Session<'m, 's> {
     }
 
     fn completion_prompt(&mut self, req: &CompletionRequest) -> Vec<Token> {
+        // The block goes in front of the prefix, where it changes only when its snippets do, so a keystroke
+        // still re-decodes only the typed tokens; its tokens come out of the prefix budget.
+        let block = self.context_tokens(req.context.as_ref());
+        let budget = self.cfg.prefix_tokens.saturating_sub(block.len()).max(self.cfg.prefix_tokens / 4).max(1);
         let count = |t: &str| self.count(t);
         let prev = self.anchors.get(&req.doc).copied();
-        let w = window::choose_prefix(&req.before, req.first_line, prev, self.cfg.prefix_tokens, &count);
+        let w = window::choose_prefix(&req.before, req.first_line, prev, budget, &count);
         let mut prefix = self.tokenize(&req.before[w.start_byte..]);
-        if prefix.len() > self.cfg.prefix_tokens {
-            prefix.drain(..prefix.len() - self.cfg.prefix_tokens);
+        if prefix.len() > budget {
+            prefix.drain(..prefix.len() - budget);
         }
         let suffix = if self.format.uses_suffix() {
             let end = window::choose_suffix(&req.after, self.cfg.suffix_tokens, &count);
@@ -274,7 +289,17 @@ impl<'m, 's> Session<'m, 's> {
             Vec::new()
         };
         self.anchors.insert(req.doc.clone(), w.anchor_line);
-        let mut prompt = self.format.assemble(self.bos(), &prefix, &suffix);
+        let mut prompt = match req.context.as_ref() {
+            Some(c) if c.special && !block.is_empty() => {
+                let mut p: Vec<Token> = self.bos().into_iter().chain(block).collect();
+                p.extend(self.format.assemble(None, &prefix, &suffix));
+                p
+            }
+            _ => {
+                let prefix: Vec<Token> = block.into_iter().chain(prefix).collect();
+                self.format.assemble(self.bos(), &prefix, &suffix)
+            }
+        };
         if prompt.is_empty() {
             // An empty document: give the model at least a newline to continue from.
             prompt = self.tokenize("\n");

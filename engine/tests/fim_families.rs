@@ -283,6 +283,7 @@ fn complete(engine: &Engine) -> Completion {
         after: "\n    print(x)\n}\n".into(),
         max_tokens: None,
         max_lines: None,
+        context: None,
     };
     engine.complete_blocking(req).expect("completion")
 }

@@ -3,6 +3,7 @@
 pub mod actions;
 pub mod backend;
 pub mod configure;
+pub mod context_hooks;
 pub mod conv;
 pub mod daemon;
 pub mod documents;
