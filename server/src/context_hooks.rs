@@ -63,7 +63,7 @@ impl SessionContext {
                     let Some(parsed) = Parsed::of(&path, &text) else { continue };
                     // A document the editor opened meanwhile is newer than the disk.
                     if this.with(|c| {
-                        !c.index.get(&path).is_some_and(|e| e.origin > Origin::Disk)
+                        c.index.get(&path).is_none_or(|e| e.origin <= Origin::Disk)
                             && c.index.insert(&path, parsed, Origin::Disk)
                     }) {
                         indexed += 1;
@@ -175,7 +175,8 @@ impl SessionContext {
         // real tokens and takes them out of the prefix budget.
         let count = |s: &str| s.len().div_ceil(3);
         let a = c.assemble(&Cursor { path, before, after, line }, &style, budget, &count);
-        (!a.block.is_empty()).then(|| ContextBlock { text: a.block, special: matches!(style, BlockStyle::Repo { .. }) })
+        let special = matches!(style, BlockStyle::Repo { .. });
+        (!a.block.is_empty()).then_some(ContextBlock { text: a.block, special })
     }
 }
 
