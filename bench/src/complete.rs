@@ -36,6 +36,7 @@ pub fn run(location: &str, model: Option<PathBuf>, max_tokens: usize) -> Result<
         after: text[cursor..].to_string(),
         max_tokens: None,
         max_lines: None,
+        context: None,
     };
     let c = engine.complete_blocking(req).map_err(|e| e.to_string())?;
     match &c.text {

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod client;
 pub mod complete;
 pub mod demo;
+pub mod eval;
 pub mod peer;
 pub mod testing;
 pub mod trace;

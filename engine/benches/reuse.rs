@@ -32,6 +32,7 @@ fn main() {
         after: "\n}\n".into(),
         max_tokens: Some(1),
         max_lines: None,
+        context: None,
     };
     let (mut cold, mut key, mut back, mut restored) = (vec![], vec![], vec![], vec![]);
     let mut prompt_tokens = 0;

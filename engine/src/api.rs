@@ -14,6 +14,19 @@ pub struct CompletionRequest {
     pub after: String,
     pub max_tokens: Option<usize>,
     pub max_lines: Option<usize>,
+    /// Workspace context for the local model, placed before the file's prefix. Local-only data: a remote
+    /// engine never sends it.
+    pub context: Option<ContextBlock>,
+}
+
+/// An assembled context block ([`crate::context::WorkspaceContext::assemble`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextBlock {
+    pub text: String,
+    /// Repository-level special tokens in `text` (Qwen's `<|file_sep|>`): tokenized with special tokens
+    /// parsed and placed after BOS, before the FIM prefix token. Otherwise plain text (comments) at the
+    /// start of the prefix.
+    pub special: bool,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]

@@ -33,6 +33,10 @@ pub struct EngineConfig {
     pub profile_sync: bool,
     /// Prompt layout for prefix-suffix-middle FIM families (`fimLayout`: "native" or "infill").
     pub fim_layout: crate::fim::FimLayout,
+    /// Context from the rest of the workspace (definitions, visited chunks, recent edits) in the prompt.
+    pub context_enabled: bool,
+    /// Tokens of the prompt the context block may take (out of `prefix_tokens`).
+    pub context_tokens: usize,
 }
 
 impl Default for EngineConfig {
@@ -52,6 +56,8 @@ impl Default for EngineConfig {
             reuse_min_chunk: 64,
             profile_sync: false,
             fim_layout: crate::fim::FimLayout::Native,
+            context_enabled: true,
+            context_tokens: 384,
         }
     }
 }

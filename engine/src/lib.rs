@@ -22,7 +22,9 @@ pub mod verify;
 pub mod window;
 mod worker;
 
-pub use api::{Completion, CompletionRequest, EngineEvent, EngineState, GenerateRequest, Generation, Timings};
+pub use api::{
+    Completion, CompletionRequest, ContextBlock, EngineEvent, EngineState, GenerateRequest, Generation, Timings,
+};
 pub use cancel::{CancelOnDrop, CancelToken};
 pub use config::EngineConfig;
 pub use engine::Engine;

@@ -252,6 +252,7 @@ mod tests {
             after: "\n}\n".into(),
             max_tokens: None,
             max_lines: None,
+            context: None,
         }
     }
 

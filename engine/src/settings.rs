@@ -255,6 +255,8 @@ pub fn parse(value: &Value, base: &EngineConfig) -> Settings {
                     c.bad(key, val, "\"native\" or \"infill\"", format!("using {keep}"))
                 }
             },
+            "contextEnabled" => c.flag(key, val, &mut e.context_enabled),
+            "contextTokens" => c.count(key, val, &mut e.context_tokens, 0, usize::MAX as u64),
             "defaultTier" => out.tiers.default_tier = c.tier(key, val, "folders without a .lokal.toml are Tier 3"),
             "minimumTier" => {
                 // A floor the user asked for must not vanish with a typo: every folder Tier 3 until it is fixed.

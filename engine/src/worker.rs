@@ -249,6 +249,17 @@ impl<'m, 's> Session<'m, 's> {
         }
     }
 
+    /// The context block's tokens: repository-level tokens parsed as special only in a block that says it
+    /// carries them (the server renders those from the index, never from document text as-is).
+    fn context_tokens(&self, c: Option<&crate::api::ContextBlock>) -> Vec<Token> {
+        match c {
+            Some(c) if !c.text.is_empty() => {
+                self.model.vocab().tokenize(c.text.as_bytes(), false, c.special).into_iter().map(|t| t.0).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
     fn bos(&self) -> Option<Token> {
         if self.info.add_bos {
             self.info.bos
@@ -258,9 +269,13 @@ impl<'m, 's> Session<'m, 's> {
     }
 
     fn completion_prompt(&mut self, req: &CompletionRequest) -> Vec<Token> {
+        // The block goes in front of the prefix, where it changes only when its snippets do, so a keystroke
+        // still re-decodes only the typed tokens; its tokens come out of the prefix budget.
+        let block = self.context_tokens(req.context.as_ref());
+        let budget = self.cfg.prefix_tokens.saturating_sub(block.len()).max(self.cfg.prefix_tokens / 4).max(1);
         let count = |t: &str| self.count(t);
         let prev = self.anchors.get(&req.doc).copied();
-        let w = window::choose_prefix(&req.before, req.first_line, prev, self.cfg.prefix_tokens, &count);
+        let w = window::choose_prefix(&req.before, req.first_line, prev, budget, &count);
         let text = &req.before[w.start_byte..];
         let suffix = if self.format.uses_suffix() {
             let end = window::choose_suffix(&req.after, self.cfg.suffix_tokens, &count);
@@ -271,20 +286,29 @@ impl<'m, 's> Session<'m, 's> {
             Vec::new()
         };
         self.anchors.insert(req.doc.clone(), w.anchor_line);
+        // The repository-token style (Qwen) puts the block after BOS, outside the FIM markers; the comment
+        // style puts it at the start of the prefix text. Either way it sits before everything that changes.
+        let special = req.context.as_ref().is_some_and(|c| c.special) && !block.is_empty();
+        let (outer, inner) = if special { (block, Vec::new()) } else { (Vec::new(), block) };
+        let bos = if special { None } else { self.bos() };
         let infill = (self.cfg.fim_layout == FimLayout::Infill && self.format.uses_suffix())
             .then(|| {
                 let cut = window::cursor_line_start(text);
                 let (mut head, line) = (self.tokenize(&text[..cut]), self.tokenize(&text[cut..]));
-                let keep = self.cfg.prefix_tokens.saturating_sub(line.len());
+                let keep = budget.saturating_sub(line.len());
                 head.drain(..head.len().saturating_sub(keep));
-                self.format.assemble_infill(self.bos(), &head, &suffix, &line)
+                let head: Vec<Token> = inner.iter().copied().chain(head).collect();
+                self.format.assemble_infill(bos, &head, &suffix, &line)
             })
             .flatten();
-        let mut prompt = infill.unwrap_or_else(|| {
+        let body = infill.unwrap_or_else(|| {
             let mut prefix = self.tokenize(text);
-            prefix.drain(..prefix.len().saturating_sub(self.cfg.prefix_tokens));
-            self.format.assemble(self.bos(), &prefix, &suffix)
+            prefix.drain(..prefix.len().saturating_sub(budget));
+            let prefix: Vec<Token> = inner.iter().copied().chain(prefix).collect();
+            self.format.assemble(bos, &prefix, &suffix)
         });
+        let mut prompt: Vec<Token> =
+            if special { self.bos().into_iter().chain(outer).chain(body).collect() } else { body };
         if prompt.is_empty() {
             // An empty document: give the model at least a newline to continue from.
             prompt = self.tokenize("\n");

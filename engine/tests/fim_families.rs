@@ -288,6 +288,7 @@ fn complete(engine: &Engine) -> Completion {
         after: "\n    print(x)\n}\n".into(),
         max_tokens: None,
         max_lines: None,
+        context: None,
     };
     engine.complete_blocking(req).expect("completion")
 }
@@ -441,6 +442,7 @@ fn the_infill_layout_keeps_the_whole_previous_prompt_on_a_keystroke() {
             after: "\n    print(x)\n    return x * 2\n}\n".into(),
             max_tokens: None,
             max_lines: None,
+            context: None,
         };
         let first = engine.complete_blocking(req("fn main() {\n    let x = ")).expect("completion");
         let second = engine.complete_blocking(req("fn main() {\n    let x = 1")).expect("completion");

@@ -211,6 +211,7 @@ pub async fn resolve(b: &Backend, mut action: CodeAction, cancel: CancelToken) -
                 after: format!("\n{indent}{}", &s.text[end..]),
                 max_tokens: Some(160),
                 max_lines: Some(24),
+                context: None,
             };
             let c = b.engine()?.complete(req, cancel.clone()).await.map_err(to_proto::engine_error)?;
             let body = c.text.ok_or_else(|| request_failed("lokal: the model suggested nothing for this body"))?;
@@ -233,6 +234,7 @@ pub async fn resolve(b: &Backend, mut action: CodeAction, cancel: CancelToken) -
                 after: s.text[line_start..].to_string(),
                 max_tokens: Some(48),
                 max_lines: Some(3),
+                context: None,
             };
             let c = b.engine()?.complete(req, cancel.clone()).await.map_err(to_proto::engine_error)?;
             let raw = c.text.unwrap_or_default();

@@ -84,6 +84,8 @@ pub struct Backend {
     pub(crate) settings_state: Mutex<SettingsState>,
     /// Set in `initialize`: whose engine serves this session.
     pub(crate) engine_kind: Arc<OnceLock<EngineKind>>,
+    /// The workspace as context for completions.
+    pub(crate) context: crate::context_hooks::SessionContext,
 }
 
 /// What outlives a session's service: enough to free its documents when the connection ends.
@@ -135,6 +137,7 @@ impl Backend {
             trees: DashMap::new(),
             settings_state: Default::default(),
             engine_kind: kind,
+            context: Default::default(),
         };
         (b, handle)
     }

@@ -5,6 +5,7 @@ pub mod backend;
 mod cloud_impl;
 pub mod configure;
 mod consent;
+pub mod context_hooks;
 pub mod conv;
 pub mod daemon;
 pub mod documents;

@@ -86,7 +86,10 @@ impl Backend {
             // Per request, so sessions sharing a daemon keep their own budgets.
             max_tokens: Some(cfg.max_tokens),
             max_lines: Some(cfg.max_lines),
+            context: None,
         };
+        drop(cfg);
+        let req = CompletionRequest { context: self.context_block(uri, &req.before, &req.after, line as usize), ..req };
         Ok((req, word))
     }
 
@@ -186,7 +189,13 @@ impl Backend {
     /// engine, but never a daemon's, which other editor windows are using.
     pub(crate) async fn apply_settings(&self, new: EngineConfig) {
         let old = std::mem::replace(&mut *self.config.lock().unwrap(), new.clone());
-        let model_level = EngineConfig { max_tokens: old.max_tokens, max_lines: old.max_lines, ..new.clone() } != old;
+        let model_level = EngineConfig {
+            max_tokens: old.max_tokens,
+            max_lines: old.max_lines,
+            context_enabled: old.context_enabled,
+            context_tokens: old.context_tokens,
+            ..new.clone()
+        } != old;
         if !model_level {
             return;
         }
@@ -306,17 +315,23 @@ impl LanguageServer for Backend {
                 method: "workspace/didChangeWatchedFiles".into(),
                 register_options: serde_json::to_value(opts).ok(),
             };
-            let _ = self.client.register_capability(vec![reg]).await;
+            let _ = self.client.register_capability(vec![reg, crate::context_hooks::watchers()]).await;
         }
+        self.context.scan(self.roots.read().unwrap().clone());
         // Runs for the whole session: the framework keeps serving other messages meanwhile.
         self.forward_events().await;
     }
 
-    async fn did_change_watched_files(&self, _: DidChangeWatchedFilesParams) {
+    async fn did_change_watched_files(&self, params: DidChangeWatchedFilesParams) {
+        self.context.watched(&params);
         self.refresh_policy(false).await;
     }
 
     async fn did_save(&self, params: DidSaveTextDocumentParams) {
+        let uri = &params.text_document.uri;
+        if let (Some(path), Some(text)) = (from_proto::path(uri), self.docs.get(uri).map(|d| d.text())) {
+            self.context.visit(path, text);
+        }
         if params.text_document.uri.as_str().ends_with(lokal_engine::policy::tier::TAG_FILE) {
             self.refresh_policy(false).await;
         }
@@ -329,6 +344,7 @@ impl LanguageServer for Backend {
             roots.retain(|r| !removed.contains(r));
             roots.extend(params.event.added.iter().filter_map(|f| from_proto::path(&f.uri)));
         }
+        self.context.scan(params.event.added.iter().filter_map(|f| from_proto::path(&f.uri)).collect());
         self.refresh_policy(false).await;
     }
 
@@ -390,6 +406,11 @@ impl LanguageServer for Backend {
         } else if let Some(lang) = lokal_engine::syntax::Lang::from_id_or_path(&doc.language_id, d.uri.as_str()) {
             self.trees.insert(d.uri.clone(), Mutex::new(lokal_engine::syntax::SyntaxTree::new(lang, &d.text)));
         }
+        if doc.unusable.is_none() {
+            if let Some(path) = from_proto::path(&d.uri) {
+                self.context.open(path, d.text);
+            }
+        }
         self.docs.insert(d.uri, doc);
     }
 
@@ -403,14 +424,29 @@ impl LanguageServer for Backend {
         };
         let tree = self.trees.get(&uri);
         let mut tree = tree.as_ref().map(|t| t.lock().unwrap());
+        // The lines the batch touched, in the new text: the workspace context re-reads them after a pause.
+        let mut lines: Option<std::ops::Range<usize>> = None;
+        for ch in &params.content_changes {
+            let first = ch.range.map_or(0, |r| r.start.line as usize);
+            let last = if ch.range.is_none() { usize::MAX } else { first + ch.text.matches('\n').count() + 1 };
+            lines = Some(lines.map_or(first..last, |l| l.start.min(first)..l.end.max(last)));
+        }
         doc.apply_changes(&params.content_changes, enc, tree.as_deref_mut());
         doc.version = params.text_document.version;
+        drop(tree);
+        drop(doc);
+        if let Some(l) = lines {
+            self.context.changed(&uri, l, &self.docs);
+        }
     }
 
     async fn did_close(&self, params: DidCloseTextDocumentParams) {
         let uri = params.text_document.uri;
         self.docs.remove(&uri);
         self.trees.remove(&uri);
+        if let Some(path) = from_proto::path(&uri) {
+            self.context.close(&uri, &path);
+        }
         if let Some(e) = self.engine.get() {
             e.close(&self.key(&uri));
         }

@@ -68,6 +68,16 @@ enum Cmd {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
     },
+    /// Completion quality on cut cases (DIR/cases.json; default fixtures/eval) over LSP, with and without
+    /// workspace context: exact match, edit similarity, time to first token, latency.
+    Eval {
+        dir: Option<PathBuf>,
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Print the runs as JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
     /// The model catalog scored against this machine (memory, GPU layers, tokens/s, fit).
     Models {
         #[command(subcommand)]
@@ -150,6 +160,12 @@ fn main() {
         Some(Cmd::Daemon { model, sequences }) => {
             report(lokal_server::daemon::run(EngineConfig { model_path: model, sequences, ..Default::default() }))
         }
+        Some(Cmd::Eval { dir, model, json }) => report(
+            std::env::current_exe()
+                .map_err(|e| e.to_string())
+                .and_then(|exe| lokal_bench::eval::main(&exe, dir, model, json))
+                .map(|t| print!("{t}")),
+        ),
         Some(Cmd::Complete { location, model, max_tokens }) => {
             report(lokal_bench::complete::run(&location, model, max_tokens))
         }
