@@ -149,6 +149,8 @@ async fn instruct(
         answer_prefix: format!("```{fence}\n"),
         max_tokens,
         stop: vec!["```".into()],
+        temperature: 0.0,
+        seed: 0,
     };
     let g = b.engine()?.generate(req, cancel.clone()).await.map_err(to_proto::engine_error)?;
     Ok(code_of(&g.text))
