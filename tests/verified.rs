@@ -67,7 +67,7 @@ fn cargo_check(dir: &Path) -> std::process::Output {
 fn a_stub_gets_a_body_that_passes_cargo_check_or_a_refusal_naming_the_check() {
     let root = small_crate("stub");
     let uri = testing::file_uri(&root.join("src/lib.rs"));
-    let mut c = start(&root, json!({"actionCandidates": 2, "actionBudgetSeconds": 90}));
+    let mut c = start(&root, json!({"actionCandidates": 2, "actionBudgetSeconds": 60}));
     c.open(&uri, "rust", LIB);
     let actions = c
         .request(
@@ -106,7 +106,10 @@ fn a_stub_gets_a_body_that_passes_cargo_check_or_a_refusal_naming_the_check() {
             assert_eq!(e.code, -32803, "{e}");
             assert!(e.message.contains("no candidate passed") && e.message.contains("cargo check"), "{e}");
             assert!(e.message.contains("candidate(s) tried, 0 passed"), "{e}");
-            let shown = c.wait_for(Duration::from_secs(5), |m| m["method"] == "window/showMessage");
+            let shown = c.wait_for(Duration::from_secs(5), |m| {
+                m["method"] == "window/showMessage"
+                    && m["params"]["message"].as_str().is_some_and(|s| s.contains("no candidate passed"))
+            });
             assert!(shown.is_some_and(|m| m["params"]["message"].as_str().unwrap().contains("cargo check")));
         }
     }

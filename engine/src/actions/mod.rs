@@ -141,12 +141,19 @@ where
             system: None,
             user,
             answer_prefix: p.answer_prefix.clone(),
-            max_tokens: 256,
+            max_tokens: 160,
             stop: vec!["```".into()],
             temperature: a.temperature,
             seed: a.index as u64 + 1,
         };
-        generate(req)
+        let fut = generate(req);
+        // The budget bounds generation too: on a loaded machine one candidate can outlast it.
+        async move {
+            match tokio::time::timeout_at(a.deadline.into(), fut).await {
+                Ok(r) => r,
+                Err(_) => Err("the time budget ran out while generating".to_string()),
+            }
+        }
     };
     let to_plan = |candidate: &str| -> Result<Vec<Change>, String> {
         let body = cut_body(job.lang, candidate, &p.body_indent)
@@ -154,6 +161,7 @@ where
         Ok(vec![Change::new(&job.path, p.splice(&job.text, job.replace.clone(), &body))])
     };
     let report_progress = |pr: Progress| {
+        tracing::info!(target: "lokal::actions", "{pr:?}");
         progress(match pr {
             Progress::Generating { index, of } => format!("candidate {}/{of}: generating", index + 1),
             Progress::Verifying { index, of } => format!("candidate {}/{of}: checking", index + 1),
