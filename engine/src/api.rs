@@ -64,6 +64,10 @@ pub struct GenerateRequest {
     pub max_tokens: usize,
     /// Generation stops when the text contains one of these; the stop string is not returned.
     pub stop: Vec<String>,
+    /// 0: greedy. Above 0: sampled from the softmax at this temperature, reproducibly from `seed`, so
+    /// best-of-N candidates differ from each other.
+    pub temperature: f32,
+    pub seed: u64,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]

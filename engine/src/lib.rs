@@ -1,5 +1,6 @@
 //! lokal's analysis core: everything that is not the LSP protocol. See ARCHITECTURE.md.
 mod abort;
+pub mod actions;
 mod api;
 pub mod cancel;
 pub mod catalog;
@@ -15,6 +16,7 @@ pub mod policy;
 pub mod postprocess;
 pub mod prefix_cache;
 pub mod remote;
+mod sampling;
 pub mod settings;
 pub mod stats;
 pub mod syntax;

@@ -179,7 +179,7 @@ impl RemoteBackend {
         if !req.answer_prefix.is_empty() {
             messages.push(json!({"role": "assistant", "content": req.answer_prefix}));
         }
-        let body = json!({"model": self.cfg.model, "messages": messages, "max_tokens": req.max_tokens, "temperature": 0.0,
+        let body = json!({"model": self.cfg.model, "messages": messages, "max_tokens": req.max_tokens, "temperature": req.temperature, "seed": req.seed,
                           "stop": req.stop, "stream": false});
         let v = self.post("/v1/chat/completions", body, cancel).await?;
         let mut text = v["choices"][0]["message"]["content"].as_str().unwrap_or("").to_string();
@@ -299,6 +299,8 @@ mod tests {
             answer_prefix: String::new(),
             max_tokens: 8,
             stop: vec!["END".into()],
+            temperature: 0.0,
+            seed: 0,
         };
         let out = rt().block_on(b.generate(&g, &CancelToken::new())).unwrap();
         assert_eq!(out.text, "done.\n");
@@ -368,6 +370,8 @@ mod tests {
             answer_prefix: String::new(),
             max_tokens: 8,
             stop: vec![],
+            temperature: 0.0,
+            seed: 0,
         };
         let e = rt().block_on(b.generate(&g, &CancelToken::new())).unwrap_err();
         assert!(matches!(e, EngineError::Denied(_)), "{e:?}");

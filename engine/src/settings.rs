@@ -2,6 +2,7 @@
 //! section "lokal"), checked one key at a time. A bad value must not take the others down with it: it keeps
 //! that setting's current value and becomes a [`Problem`] the user is shown, naming the key, the value and
 //! what was expected. Tier settings fail closed: a floor or default that cannot be read is Tier 3.
+use crate::actions::ActionSettings;
 use crate::config::EngineConfig;
 use crate::policy::tier::UserTierSettings;
 use crate::remote::RemoteConfig;
@@ -13,6 +14,7 @@ use std::path::PathBuf;
 /// (VS Code's `lokal.path` to the binary, `lokal.trace.server`).
 const CLIENT_KEYS: &[&str] = &["path", "trace"];
 const TIER_KEYS: &[&str] = &["defaultTier", "minimumTier", "overrides", "remote", "cloudConfirm"];
+const ACTION_KEYS: &[&str] = &["actionCandidates", "actionTemperature", "actionBudgetSeconds"];
 
 /// One setting that was not applied as given, for `window/showMessage` and `lokal/status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -37,6 +39,8 @@ pub struct Settings {
     pub remote: Option<RemoteConfig>,
     /// `cloudConfirm`: whether Tier-1 cloud requests ask first (unset: they do). Tier 2 asks regardless.
     pub cloud_confirm: Option<bool>,
+    /// Best-of-N for code actions; read afresh like the tier settings.
+    pub actions: ActionSettings,
     pub problems: Vec<Problem>,
     /// The client sent a settings object (`lokal/status` says `settings` rather than `default`).
     pub given: bool,
@@ -167,6 +171,7 @@ pub fn parse(value: &Value, base: &EngineConfig) -> Settings {
         tiers: UserTierSettings::default(),
         remote: None,
         cloud_confirm: None,
+        actions: ActionSettings::default(),
         problems: vec![],
         given: false,
     };
@@ -291,6 +296,16 @@ pub fn parse(value: &Value, base: &EngineConfig) -> Settings {
                     "the local model serves".into(),
                 ),
             },
+            "actionCandidates" => c.count(key, val, &mut out.actions.candidates, 1, 16),
+            "actionTemperature" => match val.as_f64().filter(|t| (0.0..=2.0).contains(t)) {
+                Some(t) => out.actions.temperature = t as f32,
+                None => c.bad(key, val, "a number from 0 to 2", format!("using {}", out.actions.temperature)),
+            },
+            "actionBudgetSeconds" => {
+                let mut secs = out.actions.budget.as_secs();
+                c.count(key, val, &mut secs, 1, 600);
+                out.actions.budget = std::time::Duration::from_secs(secs);
+            }
             k if CLIENT_KEYS.contains(&k) => {}
             k if engine_keys.iter().any(|n| n == k) => {
                 // An engine setting without a rule above: serde's own type check, still one key at a time.
@@ -302,8 +317,11 @@ pub fn parse(value: &Value, base: &EngineConfig) -> Settings {
                 }
             }
             k => {
-                let known: Vec<String> =
-                    engine_keys.iter().cloned().chain(TIER_KEYS.iter().map(|s| s.to_string())).collect();
+                let known: Vec<String> = engine_keys
+                    .iter()
+                    .cloned()
+                    .chain(TIER_KEYS.iter().chain(ACTION_KEYS).map(|s| s.to_string()))
+                    .collect();
                 let message = match nearest(k, &known) {
                     Some(n) => format!("unknown setting {k:?} (did you mean {n:?}?); it is ignored"),
                     None => format!("unknown setting {k:?}; it is ignored (known: {})", known.join(", ")),

@@ -176,3 +176,27 @@ fn cloud_confirm_is_read_and_a_bad_value_keeps_asking() {
     assert_eq!(s.cloud_confirm, None);
     assert!(problem(&s, "cloudConfirn").message.contains("cloudConfirm"), "the typo names the key it meant");
 }
+
+#[test]
+fn action_settings_are_checked_key_by_key() {
+    let s = parse(
+        &json!({"actionCandidates": 5, "actionTemperature": 0.3, "actionBudgetSeconds": 20}),
+        &EngineConfig::default(),
+    );
+    assert!(s.problems.is_empty(), "{:?}", s.problems);
+    assert_eq!(s.actions.candidates, 5);
+    assert!((s.actions.temperature - 0.3).abs() < 1e-6);
+    assert_eq!(s.actions.budget, std::time::Duration::from_secs(20));
+    let d = crate::actions::ActionSettings::default();
+    let s = parse(
+        &json!({"actionCandidates": 0, "actionTemperature": "hot", "actionBudgetSeconds": 2.5, "maxLines": 3}),
+        &EngineConfig::default(),
+    );
+    assert_eq!(s.actions, d, "each bad value keeps its default");
+    assert_eq!(s.engine.max_lines, 3);
+    assert!(problem(&s, "actionCandidates").message.contains("from 1 to 16"));
+    assert!(problem(&s, "actionTemperature").message.contains("from 0 to 2"));
+    assert!(problem(&s, "actionBudgetSeconds").message.contains("from 1 to 600"));
+    let s = parse(&json!({"actionCandidate": 2}), &EngineConfig::default());
+    assert!(problem(&s, "actionCandidate").message.contains("actionCandidates"), "{:?}", s.problems);
+}

@@ -170,6 +170,8 @@ struct Session<'m, 's> {
     /// Measured prompt processing rate, for deciding whether restoring a snapshot beats recomputing.
     pp_tokens_per_s: f64,
     decode_calls: u64,
+    /// Set for one generation at a temperature above 0; greedy otherwise.
+    sampler: Option<crate::sampling::Sampler>,
 }
 
 enum Stop<'a> {
@@ -233,6 +235,7 @@ impl<'m, 's> Session<'m, 's> {
             anchors: HashMap::new(),
             pp_tokens_per_s: 300.0,
             decode_calls: 0,
+            sampler: None,
         }
     }
 
@@ -360,8 +363,10 @@ impl<'m, 's> Session<'m, 's> {
             )));
         }
         let stop_ids = self.format.stop_ids().to_vec();
-        let (out, keep, restored) =
-            self.run(&req.key, prompt.clone(), req.max_tokens, &stop_ids, Stop::Strings(&req.stop), cancel)?;
+        self.sampler = (req.temperature > 0.0).then(|| crate::sampling::Sampler::new(req.temperature, req.seed));
+        let ran = self.run(&req.key, prompt.clone(), req.max_tokens, &stop_ids, Stop::Strings(&req.stop), cancel);
+        self.sampler = None;
+        let (out, keep, restored) = ran?;
         let mut text = out.text.clone();
         if let Some(cut) = req.stop.iter().filter_map(|s| text.find(s.as_str())).min() {
             text.truncate(cut);
@@ -545,7 +550,8 @@ impl<'m, 's> Session<'m, 's> {
             // Greedy, straight off the logits: llama.cpp's greedy sampler first copies the whole vocabulary
             // (262k entries for Gemma 3) into a candidate array, which on a GPU costs as much as the decode of
             // a small model (docs/performance.md).
-            let tok = LlamaToken(argmax(self.ctx.get_logits_ith(self.batch.n_tokens() - 1)) as i32);
+            let logits = self.ctx.get_logits_ith(self.batch.n_tokens() - 1);
+            let tok = LlamaToken(self.sampler.as_mut().map_or_else(|| argmax(logits), |s| s.pick(logits)) as i32);
             last_sample = Instant::now();
             samples += 1;
             if first_sample.is_none() {

@@ -9,6 +9,7 @@ use crate::ext::{
     ActionData, ActionTask, DesignDocArgs, DesignDocResult, RewriteArgs, DEFAULT_REWRITE, IMPLEMENT_FROM_DESIGN_DOC,
     REWRITE,
 };
+use crate::verified;
 use crate::work::{create_file, versioned_edit, workspace_edit};
 use lokal_engine::syntax::{
     design_doc, longest_parsing_prefix, longest_prefix_where, no_new_errors, Lang, SyntaxTree, TestPlace,
@@ -150,6 +151,8 @@ async fn instruct(
         answer_prefix: format!("```{fence}\n"),
         max_tokens,
         stop: vec!["```".into()],
+        temperature: 0.0,
+        seed: 0,
     };
     let g = b.engine()?.generate(req, cancel.clone()).await.map_err(to_proto::engine_error)?;
     Ok(code_of(&g.text))
@@ -196,27 +199,14 @@ pub async fn resolve(b: &Backend, mut action: CodeAction, cancel: CancelToken) -
     let tree = s.lang.map(|l| SyntaxTree::new(l, &s.text));
     let context = tree.as_ref().map(|t| t.context(&s.text, None)).unwrap_or_default();
     let fence = s.lang.map(Lang::fence).unwrap_or("");
+    let mut report = None;
     let (range, new_text, extra): (Bytes<usize>, String, Vec<DocumentChangeOperation>) = match task {
         ActionTask::Implement { start, end, item } => {
-            let (start, end) = (at("start", start)?, at("end", end)?);
-            let item_start = at("item", item)?;
-            let line_start = s.text[..item_start].rfind('\n').map(|i| i + 1).unwrap_or(0);
-            let indent: String = s.text[line_start..].chars().take_while(|c| c.is_whitespace() && *c != '\n').collect();
-            let body_indent = format!("{indent}    ");
-            // Continue the file from inside the body: the model sees everything above, as when typing there.
-            let req = CompletionRequest {
-                doc: key.to_string(),
-                before: format!("{}\n{body_indent}", &s.text[..start]),
-                first_line: 0,
-                after: format!("\n{indent}{}", &s.text[end..]),
-                max_tokens: Some(160),
-                max_lines: Some(24),
-                context: None,
-            };
-            let c = b.engine()?.complete(req, cancel.clone()).await.map_err(to_proto::engine_error)?;
-            let body = c.text.ok_or_else(|| request_failed("lokal: the model suggested nothing for this body"))?;
-            let code = format!("\n{body_indent}{body}\n{indent}");
-            (start..end, checked_splice(s.lang, &s.text, start..end, &code)?, vec![])
+            let lang = s.lang.ok_or_else(|| invalid_params("no grammar for this language"))?;
+            let (start, end, item) = (at("start", start)?, at("end", end)?, at("item", item)?);
+            let (range, new_text, r) = verified::implement(b, &uri, &s.text, lang, start..end, item, &cancel).await?;
+            report = Some(r);
+            (range, new_text, vec![])
         }
         ActionTask::Doc { start, .. } => {
             let start = at("start", start)?;
@@ -335,6 +325,9 @@ pub async fn resolve(b: &Backend, mut action: CodeAction, cancel: CancelToken) -
     }
     ops.extend(extra);
     action.edit = Some(workspace_edit(ops));
+    if let (Some(r), Some(Value::Object(d))) = (report, action.data.as_mut()) {
+        d.insert("report".into(), verified::report_value(&r));
+    }
     Ok(action)
 }
 

@@ -19,6 +19,7 @@ impl Backend {
         let fresh: Vec<Problem> = {
             let mut st = self.settings_state.lock().unwrap();
             st.given |= s.given;
+            st.actions = s.actions.clone();
             let fresh = s.problems.iter().filter(|p| !st.problems.contains(p)).cloned().collect();
             st.problems = s.problems.clone();
             fresh

@@ -19,6 +19,7 @@ mod props;
 pub mod proxy;
 pub mod settings;
 pub mod tiers;
+mod verified;
 pub mod work;
 
 pub use ext::COMMANDS;

@@ -54,6 +54,7 @@ impl EngineKind {
 pub struct SettingsState {
     pub given: bool,
     pub problems: Vec<Problem>,
+    pub actions: lokal_engine::actions::ActionSettings,
 }
 
 /// The shared engine's model and why it is that one, for sessions that compare their `modelPath` with it
