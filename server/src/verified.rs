@@ -6,7 +6,7 @@ use crate::conv::{from_proto, invalid_params, request_failed};
 use lokal_engine::actions::{implement_stub, ActionError, ActionReport, StubJob};
 use lokal_engine::syntax::Lang;
 use lokal_engine::verify::{Toolbox, Verifier};
-use lokal_engine::CancelToken;
+use lokal_engine::{CancelOnDrop, CancelToken};
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -67,8 +67,18 @@ pub(crate) async fn implement(
         &settings,
         cancel,
         |req| {
-            let c = cancel.clone();
-            async move { engine.generate(req, c).await.map(|g| g.text).map_err(|e| e.to_string()) }
+            let parent = cancel.clone();
+            async move {
+                // A token of the candidate's own, cancelled when this future is dropped: the pipeline drops it
+                // when the time budget runs out, and the model thread must stop then, not finish the candidate
+                // while the next one waits behind it.
+                let own = CancelToken::new();
+                let _stop = CancelOnDrop(own.clone());
+                tokio::select! {
+                    r = engine.generate(req, own.clone()) => r.map(|g| g.text).map_err(|e| e.to_string()),
+                    _ = parent.cancelled() => Err("cancelled".to_string()),
+                }
+            }
         },
         move |m| {
             let _ = tx.send(m);
