@@ -11,6 +11,8 @@ cd "$(dirname "$0")/.."
 SECS="${FUZZ_SECONDS:-${1:-60}}"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1
+# Build first, unfiltered: a target that no longer compiles must say why (the run below keeps only stats).
+(cd fuzz && cargo fuzz build -s none -O)
 for t in frame_reader documents; do
   mkdir -p "fuzz/corpus/$t"
   echo "fuzz: $t for ${SECS}s" >&2

@@ -9,6 +9,7 @@ pub mod context_hooks;
 pub mod conv;
 pub mod daemon;
 pub mod documents;
+mod documents_tree;
 pub mod ext;
 pub mod frames;
 pub mod framing;
