@@ -127,17 +127,6 @@ fn two_windows_share_one_model_but_not_their_caches_and_survive_a_daemon_crash()
     let _ = std::fs::remove_dir_all(dir);
 }
 
-fn status_when_loaded(c: &mut LspClient) -> Value {
-    for _ in 0..1500 {
-        let st = c.request("lokal/status", json!({})).unwrap();
-        if st["model"]["state"] != "loading" {
-            return st;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("the model never finished loading");
-}
-
 #[test]
 fn a_window_whose_model_path_differs_from_the_daemons_gets_its_own_engine_and_is_told() {
     let dir = std::env::temp_dir().join(format!("lokal-daemon-model-{}", std::process::id()));
@@ -158,14 +147,14 @@ fn a_window_whose_model_path_differs_from_the_daemons_gets_its_own_engine_and_is
         own.wait_for(Duration::from_secs(10), |m| m["method"] == "window/showMessage").expect("the user is told");
     let text = note["params"]["message"].as_str().unwrap();
     assert!(text.contains("engine of its own") && text.contains("another-model.gguf"), "{note}");
-    let st = status_when_loaded(&mut own);
+    let st = testing::status_when_loaded(&mut own);
     assert_eq!((st["engine"].as_str(), st["model"]["state"].as_str()), (Some("daemon-own"), Some("ready")), "{st}");
     assert_eq!((&st["model"]["path"], st["model"]["source"].as_str()), (&json!(other), Some("modelPath")), "{st}");
 
     // A window that names the daemon's own model (or none) shares the daemon's engine, and says so.
     let mut same = LspClient::spawn(&exe(), &["--stdio"], &env, Stdio::null()).unwrap();
     same.initialize(None, json!({"modelPath": model(), "maxTokens": 8}), false).unwrap();
-    let st = status_when_loaded(&mut same);
+    let st = testing::status_when_loaded(&mut same);
     assert_eq!((st["engine"].as_str(), st["model"]["source"].as_str()), (Some("daemon"), Some("daemon")), "{st}");
     assert_eq!(st["model"]["path"], json!(model().display().to_string()), "{st}");
     assert!(st["model"]["why"].as_str().unwrap().contains("--model"), "{st}");

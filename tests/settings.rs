@@ -1,6 +1,7 @@
 //! Settings through the real binary: one bad value is reported (window/showMessage, lokal/status problems)
 //! and does not take the others down; lokal/status says where the settings and the model come from.
 use lokal_bench::client::LspClient;
+use lokal_bench::testing;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -41,17 +42,6 @@ fn start(root: &Path, options: Value) -> LspClient {
     c
 }
 
-fn status_when_loaded(c: &mut LspClient) -> Value {
-    for _ in 0..1500 {
-        let st = c.request("lokal/status", json!({})).unwrap();
-        if st["model"]["state"] != "loading" {
-            return st;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("the model never finished loading");
-}
-
 fn warnings_naming(c: &LspClient, key: &str) -> usize {
     c.received
         .iter()
@@ -75,7 +65,7 @@ fn a_bad_max_tokens_beside_a_good_model_path_loads_that_model_and_is_reported() 
         &dir,
         json!({"lokal": {"maxTokens": "lots", "modelPath": renamed, "maxLines": 2, "modelpath": "/elsewhere.gguf"}}),
     );
-    let st = status_when_loaded(&mut c);
+    let st = testing::status_when_loaded(&mut c);
     assert_eq!(st["model"]["state"], "ready", "{st}");
     assert_eq!(st["model"]["path"], json!(renamed), "the good modelPath applied: {st}");
     assert_eq!(st["model"]["source"], "modelPath", "{st}");

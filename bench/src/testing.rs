@@ -38,6 +38,12 @@ pub fn wait_ready(c: &mut LspClient, timeout: Duration) -> Result<Value, String>
     wait_state(c, &["ready"], timeout)
 }
 
+/// `lokal/status` once the model has finished loading (ready or failed).
+pub fn status_when_loaded(c: &mut LspClient) -> Value {
+    wait_state(c, &["ready", "failed"], READY_TIMEOUT).expect("the model finished loading");
+    c.request("lokal/status", json!({})).expect("lokal/status answers")
+}
+
 /// The model the tests run on (`LOKAL_MODEL`, else the embedded default in the model cache).
 pub fn test_model() -> PathBuf {
     let p = lokal_engine::EngineConfig::default().resolved_model_path();
