@@ -210,19 +210,7 @@ mod tests {
         assert!(tiny.fix.unwrap().contains("no catalog model fits"));
     }
 
-    fn tiny_gguf(path: &Path) {
-        let b = super::super::gguf_meta::tests::Builder::new()
-            .str("general.architecture", "llama")
-            .str("general.name", "Tiny")
-            .u32("general.file_type", 15)
-            .u32("llama.block_count", 2)
-            .u32("llama.embedding_length", 64)
-            .u32("llama.attention.head_count", 4)
-            .u32("llama.attention.head_count_kv", 2)
-            .u32("llama.context_length", 4096)
-            .tensor("token_embd.weight", &[64, 100], 8);
-        std::fs::write(path, b.bytes()).unwrap();
-    }
+    use super::super::registry::tests::tiny_gguf;
 
     #[test]
     fn use_writes_the_choice_that_sessions_then_load() {
@@ -237,7 +225,7 @@ mod tests {
 
         // A pulled catalog model, by id: found under the hub's file name.
         let pulled = models.join("Qwen2.5-Coder-1.5B-Instruct-Q4_K_M.gguf");
-        tiny_gguf(&pulled);
+        tiny_gguf(&pulled, "Tiny");
         assert_eq!(use_model("qwen2.5-coder-1.5b-q4_k_m", &reg, &choice).unwrap(), pulled);
         assert_eq!(choice.model(), Ok(Some(pulled.clone())));
         let embedded = models.join(crate::config::DEFAULT_MODEL_FILE);
@@ -259,7 +247,7 @@ mod tests {
 
         // A file of one's own, by path; then things that are not models.
         let own = dir.join("own.gguf");
-        tiny_gguf(&own);
+        tiny_gguf(&own, "Tiny");
         assert_eq!(use_model(own.to_str().unwrap(), &reg, &choice).unwrap(), own.canonicalize().unwrap());
         assert_eq!(choice.model(), Ok(Some(own.canonicalize().unwrap())));
         std::fs::write(dir.join("not.gguf"), b"hello").unwrap();

@@ -192,7 +192,7 @@ fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::entries::Source;
     use super::super::gguf_meta::tests::Builder;
     use super::*;
@@ -208,7 +208,8 @@ mod tests {
         d
     }
 
-    fn tiny_gguf(path: &Path, name: &str) {
+    /// A small valid GGUF header (the catalog's tests need a real file to list, add or use).
+    pub(in crate::catalog) fn tiny_gguf(path: &Path, name: &str) {
         let b = Builder::new()
             .str("general.architecture", "llama")
             .str("general.name", name)
