@@ -170,8 +170,9 @@ fn a_one_character_edit_redecodes_only_a_small_tail() {
 #[test]
 fn switching_to_another_file_and_back_redecodes_only_the_edit() {
     // One sequence: the switch evicts the first file, whose KV cells must come back from host memory.
-    for sequences in [4, 1] {
-        let mut s = Session::start(json!({"maxTokens": 8, "sequences": sequences}));
+    // With workspace context, the visit to the other file must not change this file's block either.
+    for (sequences, context) in [(4, false), (1, false), (4, true), (1, true)] {
+        let mut s = Session::start(json!({"maxTokens": 8, "sequences": sequences, "contextEnabled": context}));
         let lib = s.open("src/lib.rs");
         let shapes = s.open("src/shapes.rs");
         let at = pos_after(&lib, BODY);
@@ -182,8 +183,12 @@ fn switching_to_another_file_and_back_redecodes_only_the_edit() {
         s.inline("src/lib.rs", (at.0, at.1 + 1)).unwrap();
         let st = s.doc_stats("src/lib.rs");
         let redecoded = st["lastRedecodedTokens"].as_u64().unwrap();
-        assert!(redecoded <= 4, "sequences={sequences}: switching back re-decoded {redecoded} tokens: {st}");
-        assert_eq!(st["lastRestored"].as_bool().unwrap(), sequences == 1, "sequences={sequences}: {st}");
+        let case = format!("sequences={sequences} context={context}");
+        assert!(redecoded <= 4, "{case}: switching back re-decoded {redecoded} tokens: {st}");
+        assert_eq!(st["lastRestored"].as_bool().unwrap(), sequences == 1, "{case}: {st}");
+        // With context on the prompt carries a block (shapes.rs, visited), which the edit in lib.rs, now a
+        // recent edit, must not have changed.
+        assert_eq!(st["lastContextTokens"].as_u64().unwrap() > 0, context, "{case}: {st}");
         s.c.shutdown();
     }
 }

@@ -24,6 +24,8 @@ pub struct DocStats {
     pub last_restored: bool,
     /// Of the reused tokens, those shifted into place from further on in the sequence.
     pub last_shifted_tokens: usize,
+    /// Tokens of the workspace-context block at the head of the last prompt (0 without one).
+    pub last_context_tokens: usize,
     pub last_ttft_ms: f64,
     pub last_total_ms: f64,
     pub last_prompt_ms: f64,

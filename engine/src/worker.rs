@@ -334,6 +334,11 @@ impl<'m, 's> Session<'m, 's> {
         let stop_ids = self.format.stop_ids().to_vec();
         let (out, plan_keep, restored) =
             self.run(&req.doc, prompt.clone(), max_tokens, &stop_ids, Stop::Completion(&rules), cancel)?;
+        // Counted after the answer's tokens, off the time to first token.
+        let block = req.context.as_ref().map_or(0, |c| self.count(&c.text));
+        if let Some(st) = self.docs.get_mut(&req.doc) {
+            st.last_context_tokens = block;
+        }
         let text = postprocess::finalize(&out.text, &req.after, &rules);
         let t = self.timings(queued, start, &prompt, plan_keep, restored, &out);
         Ok(Completion { text, timings: t })

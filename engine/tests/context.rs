@@ -329,6 +329,39 @@ fn the_block_stays_put_while_typing_within_a_line() {
 }
 
 #[test]
+fn coming_back_from_another_file_keeps_the_block() {
+    let ws = workspace(3);
+    let root = ws.path();
+    let mut ctx = open_report(root);
+    let first = at(&mut ctx, root, "    let t = comp", &comments(), 400);
+    assert!(first.block.contains("compute_total"), "{}", first.block);
+    // The user goes to other files (they join the ring, and one is edited), then comes back.
+    for i in 0..3 {
+        let p = normalize(&root.join(format!("src/extra/m{i}.rs")));
+        let text = std::fs::read_to_string(&p).unwrap().repeat(3);
+        ctx.open(&p, &text, 0);
+        ctx.change(&p, &format!("{text}// touched\n"), 2..3);
+    }
+    let back = at(&mut ctx, root, "    let t = comp", &comments(), 400);
+    assert_eq!(back.block, first.block, "a visit elsewhere must not re-decode this file's prompt");
+    // A name the cursor asks for that the block lacks does change it, and the visited files may join.
+    let asked = at(&mut ctx, root, "    let t = comp\n    let h = helper_1", &comments(), 400);
+    assert_ne!(asked.block, first.block);
+    assert!(asked.block.contains("helper_1"), "{}", asked.block);
+    // A context that had given no block before the visits shows the visited chunks: the block was held,
+    // the ring was not ignored.
+    let mut fresh = open_report(root);
+    for i in 0..3 {
+        let p = normalize(&root.join(format!("src/extra/m{i}.rs")));
+        fresh.open(&p, &std::fs::read_to_string(&p).unwrap().repeat(3), 0);
+    }
+    let shown = at(&mut fresh, root, "    let t = comp", &comments(), 400);
+    assert!(shown.block.contains("// path: src/extra/m"), "{}", shown.block);
+    // ...which the held block of the first context, made before the visits, does not.
+    assert!(!first.block.contains("src/extra/m"), "{}", first.block);
+}
+
+#[test]
 fn the_budget_is_respected() {
     let ws = workspace(40);
     let root = ws.path();

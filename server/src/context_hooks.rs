@@ -22,6 +22,9 @@ use tower_lsp_server::ls_types::{
 /// keystroke would compete with the completion the keystroke asks for.
 const REPARSE_PAUSE: Duration = Duration::from_millis(600);
 
+/// Files up to this size are indexed on didOpen itself (a parse of a few milliseconds at most).
+const INLINE_OPEN_BYTES: usize = 128 * 1024;
+
 /// Extensions the index reads (the tree-sitter grammars of [`lokal_engine::syntax`]).
 const SOURCE_GLOB: &str = "**/*.{rs,py,pyi,ts,tsx,js,jsx,mjs,cjs,go}";
 
@@ -74,7 +77,14 @@ impl SessionContext {
         });
     }
 
+    /// A small file is indexed at once, so the completion that follows the didOpen already sees it (else
+    /// its block would be empty, and the next one, with the file, would re-decode the whole prompt); a large
+    /// one on a blocking thread, off the handler path.
     pub fn open(&self, path: PathBuf, text: String) {
+        if text.len() <= INLINE_OPEN_BYTES {
+            self.with(|c| c.open(&path, &text, 0));
+            return;
+        }
         let this = self.clone();
         tokio::task::spawn_blocking(move || this.with(|c| c.open(&path, &text, 0)));
     }

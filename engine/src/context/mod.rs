@@ -38,12 +38,33 @@ impl Default for ContextConfig {
 }
 
 /// The workspace as context: the symbol index, the visited ring and recent edits, and per document the
-/// keys its block was last chosen from (so the block stays put while the user types in a band of lines).
+/// keys its block was last chosen from and the block itself (so it stays put while the user types in a
+/// band of lines, and when the user comes back from another file).
 pub struct WorkspaceContext {
     pub index: SymbolIndex,
     pub ring: ChunkRing,
     pub edits: RecentEdits,
-    sticky: LruCache<PathBuf, (usize, Keys)>,
+    sticky: LruCache<PathBuf, Sticky>,
+}
+
+struct Sticky {
+    band: usize,
+    keys: Keys,
+    /// The block last given, with the budget and style it was made for.
+    last: Option<(usize, BlockStyle, Assembled)>,
+}
+
+/// The definitions and imports a block shows: what the cursor asked for. Visited chunks and edits are
+/// background that every file visit or edit elsewhere reshuffles.
+fn asked_for(a: &Assembled) -> Vec<(&Path, &str)> {
+    let mut v: Vec<(&Path, &str)> = a
+        .snippets
+        .iter()
+        .filter(|s| matches!(s.source, Source::Definition | Source::Import))
+        .map(|s| (s.file.as_path(), s.text.as_str()))
+        .collect();
+    v.sort_unstable();
+    v
 }
 
 pub use ring::{ChunkRing, RecentEdits};
@@ -106,17 +127,32 @@ impl WorkspaceContext {
     ) -> Assembled {
         let fresh = Keys::from_cursor(cur, &self.index);
         let band = cur.line / assemble::BAND;
-        let keys = match self.sticky.get_mut(cur.path) {
-            Some((b, keys)) if *b == band => {
-                keys.merge(fresh);
-                keys.clone()
-            }
+        let entry = self.sticky.get_or_insert_mut(cur.path.to_path_buf(), || Sticky {
+            band,
+            keys: Keys::default(),
+            last: None,
+        });
+        let moved = entry.band != band;
+        if moved {
+            entry.band = band;
+            entry.keys = Keys::default();
+        }
+        entry.keys.merge(fresh);
+        let fresh = assemble::assemble(&self.index, &self.ring, &self.edits, cur, &entry.keys, style, budget, count);
+        // The block sits before the whole prefix: changing it re-decodes the prompt. A visit to another
+        // file or an edit there only reshuffles the visited chunks and edits, so the block changes when the
+        // cursor asks for other definitions or moves to another band of the file, not because the user went
+        // away and came back. An empty block (asked before the index had anything) is not worth keeping.
+        let held = |b: &usize, s: &BlockStyle, last: &Assembled| {
+            *b == budget && s == style && !moved && !last.snippets.is_empty() && asked_for(last) == asked_for(&fresh)
+        };
+        let out = match &entry.last {
+            Some((b, s, last)) if held(b, s, last) => last.clone(),
             _ => {
-                self.sticky.put(cur.path.to_path_buf(), (band, fresh.clone()));
+                entry.last = Some((budget, style.clone(), fresh.clone()));
                 fresh
             }
         };
-        let out = assemble::assemble(&self.index, &self.ring, &self.edits, cur, &keys, style, budget, count);
         for s in &out.snippets {
             self.index.touch(&s.file);
         }
