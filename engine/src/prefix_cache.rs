@@ -63,6 +63,14 @@ pub struct CacheConfig {
 
 /// A tail shorter than this is cheaper to decode again than to splice.
 const MIN_TAIL: usize = 8;
+/// A moved run shorter than this is cheaper to decode again than to park and shift (the shift re-rotates
+/// every cell of the run, and the search costs a pass over both prompts).
+const MIN_RUN: usize = 64;
+/// A changed context block may change more tokens than a keystroke before the file's text: the stale budget
+/// for moving a run is this many times the tail's.
+const RUN_STALE_FACTOR: usize = 8;
+/// Run starts are found through n-grams of this many tokens.
+const RUN_GRAM: usize = 4;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan<K> {
@@ -195,6 +203,14 @@ impl<K: Hash + Eq + Clone, S> PrefixCache<K, S> {
                 return Plan { seq, keep, restored, evicted, shifted: 0, tail: Some((t.t0, t.t1)) };
             }
         }
+        if self.cfg.enabled && self.cfg.tail_max_stale > 0 {
+            let max_stale = self.cfg.tail_max_stale * RUN_STALE_FACTOR;
+            if let Some(t) = splice_run(slot, old_prompt_len, prompt, keep, self.stale[si], max_stale, seq, kv) {
+                self.stale[si] += t.changed;
+                slot.truncate(keep);
+                return Plan { seq, keep, restored, evicted, shifted: 0, tail: Some((t.t0, t.t1)) };
+            }
+        }
         // Everything after `keep` is decoded fresh below.
         self.stale[si] = 0;
         let mut shifted = 0;
@@ -297,6 +313,60 @@ fn splice_tail<O: KvOps>(
     Some(Splice { t0: n0, t1: new_end, changed })
 }
 
+/// A context block that changed at the head of the prompt moves the file's text after it, usually further
+/// on (a definition was added). Find the longest run after `keep` that the sequence holds at another
+/// position, drop what came before it, and park it at its new place: the block's new tokens and what follows
+/// the run are decoded, the run is spliced back (the same staleness bound as the FIM tail, scaled). Moves in
+/// both directions, which llama-server's chunk reuse does not.
+#[allow(clippy::too_many_arguments)]
+fn splice_run<O: KvOps>(
+    slot: &[Token],
+    old_prompt_len: usize,
+    prompt: &[Token],
+    keep: usize,
+    stale: usize,
+    max_stale: usize,
+    seq: u32,
+    kv: &mut O,
+) -> Option<Splice> {
+    // The last prompt token is decoded for its logits anyway.
+    let new_end = prompt.len().checked_sub(1)?;
+    if keep + MIN_RUN > new_end || keep + MIN_RUN > slot.len() {
+        return None;
+    }
+    let mut starts: std::collections::HashMap<&[Token], usize> = std::collections::HashMap::new();
+    for (j, g) in slot[keep..].windows(RUN_GRAM).enumerate() {
+        starts.entry(g).or_insert(keep + j);
+    }
+    let (mut best, mut i) = ((0, 0, 0), keep);
+    while i + RUN_GRAM <= new_end {
+        let Some(&j) = starts.get(&prompt[i..i + RUN_GRAM]) else {
+            i += 1;
+            continue;
+        };
+        let m = slot[j..].iter().zip(&prompt[i..new_end]).take_while(|(a, b)| a == b).count();
+        if m > best.2 {
+            best = (i, j, m);
+        }
+        i += m.max(1);
+    }
+    let (n0, o0, m) = best;
+    let changed = (o0 - keep) + (n0 - keep);
+    // A run that ends both prompts is the FIM tail, whose own (tighter) budget just said no.
+    let tail = n0 + m == new_end && o0 + m + 1 == old_prompt_len;
+    if m < MIN_RUN || tail || stale + changed > max_stale {
+        return None;
+    }
+    let ok =
+        kv.truncate(seq, o0 + m) && kv.remove_range(seq, keep, o0) && kv.park(seq, o0, o0 + m, n0 as i64 - o0 as i64);
+    if !ok {
+        kv.drop_parked();
+        return None;
+    }
+    kv.truncate(seq, keep);
+    Some(Splice { t0: n0, t1: n0 + m, changed })
+}
+
 /// After the common prefix, find runs of the prompt that the sequence holds further on (the window's start
 /// moved down the file, say) and shift them into place. Returns the new number of usable cells and how
 /// many of them were shifted. Only moves cells towards the start, like llama-server.
@@ -329,268 +399,5 @@ fn reuse_chunks<O: KvOps>(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A fake KV that tracks cells per sequence, to check the cache keeps it consistent.
-    #[derive(Default)]
-    struct FakeKv {
-        cells: std::collections::HashMap<u32, usize>,
-        truncates: Vec<(u32, usize)>,
-        restores: usize,
-        can_truncate: bool,
-        shifts: Vec<(u32, usize, usize, i64)>,
-        parked: Vec<(u32, usize, usize, i64)>,
-    }
-    impl KvOps for FakeKv {
-        type Snapshot = usize;
-        fn truncate(&mut self, seq: u32, pos: usize) -> bool {
-            self.truncates.push((seq, pos));
-            if self.can_truncate {
-                let c = self.cells.entry(seq).or_default();
-                *c = (*c).min(pos);
-            }
-            self.can_truncate
-        }
-        fn clear(&mut self, seq: u32) {
-            self.cells.insert(seq, 0);
-        }
-        fn remove_range(&mut self, _seq: u32, _p0: usize, _p1: usize) -> bool {
-            true
-        }
-        fn shift(&mut self, seq: u32, p0: usize, p1: usize, delta: i64) -> bool {
-            self.shifts.push((seq, p0, p1, delta));
-            true
-        }
-        fn snapshot(&mut self, seq: u32) -> Option<(usize, usize)> {
-            let n = *self.cells.get(&seq).unwrap_or(&0);
-            Some((n, n * 10))
-        }
-        fn restore(&mut self, seq: u32, snap: &usize) -> bool {
-            self.restores += 1;
-            self.cells.insert(seq, *snap);
-            true
-        }
-        fn restore_is_cheaper(&self, _bytes: usize, tokens: usize) -> bool {
-            tokens >= 2
-        }
-        fn park(&mut self, seq: u32, p0: usize, p1: usize, delta: i64) -> bool {
-            self.parked.push((seq, p0, p1, delta));
-            true
-        }
-    }
-
-    fn cfg(n: u32) -> CacheConfig {
-        CacheConfig {
-            sequences: n,
-            enabled: true,
-            host_budget: 1000,
-            min_snapshot_tokens: 1,
-            reuse_min_chunk: 0,
-            tail_max_stale: 0,
-        }
-    }
-
-    fn run(
-        c: &mut PrefixCache<&'static str, usize>,
-        kv: &mut FakeKv,
-        doc: &'static str,
-        p: &[Token],
-    ) -> Plan<&'static str> {
-        let plan = c.prepare(&doc, p, kv);
-        kv.cells.insert(plan.seq, p.len());
-        c.commit(plan.seq, p.to_vec());
-        plan
-    }
-
-    #[test]
-    fn keeps_common_prefix_and_truncates_the_rest() {
-        let mut kv = FakeKv { can_truncate: true, ..Default::default() };
-        let mut c = PrefixCache::new(cfg(2));
-        assert_eq!(run(&mut c, &mut kv, "a", &[1, 2, 3, 4]).keep, 0);
-        let p = run(&mut c, &mut kv, "a", &[1, 2, 3, 5, 6]);
-        assert_eq!(p.keep, 3);
-        assert_eq!(kv.truncates.last(), Some(&(p.seq, 3)));
-        // Identical prompt: keep all but the last token, which must be decoded for logits.
-        assert_eq!(run(&mut c, &mut kv, "a", &[1, 2, 3, 5, 6]).keep, 4);
-    }
-
-    #[test]
-    fn documents_get_their_own_sequences() {
-        let mut kv = FakeKv { can_truncate: true, ..Default::default() };
-        let mut c = PrefixCache::new(cfg(2));
-        let a = run(&mut c, &mut kv, "a", &[1, 2, 3]);
-        let b = run(&mut c, &mut kv, "b", &[7, 8, 9]);
-        assert_ne!(a.seq, b.seq);
-        assert_eq!(run(&mut c, &mut kv, "a", &[1, 2, 3, 4]).keep, 3, "switching back keeps a's prefix");
-    }
-
-    #[test]
-    fn lru_eviction_snapshots_and_restores() {
-        let mut kv = FakeKv { can_truncate: true, ..Default::default() };
-        let mut c = PrefixCache::new(cfg(2));
-        run(&mut c, &mut kv, "a", &[1, 2, 3, 4]);
-        run(&mut c, &mut kv, "b", &[5, 6]);
-        run(&mut c, &mut kv, "b", &[5, 6, 7]); // b is now most recent
-        let p = run(&mut c, &mut kv, "c", &[9, 9]);
-        assert_eq!(p.evicted, Some("a"));
-        assert!(c.is_saved(&"a"));
-        let back = run(&mut c, &mut kv, "a", &[1, 2, 3, 4, 5]);
-        assert!(back.restored);
-        assert_eq!(back.keep, 4);
-        assert_eq!(back.evicted, Some("b"));
-        assert_eq!(kv.restores, 1);
-    }
-
-    #[test]
-    fn host_budget_bounds_snapshots() {
-        let mut kv = FakeKv { can_truncate: true, ..Default::default() };
-        let mut c = PrefixCache::new(CacheConfig { host_budget: 50, ..cfg(1) });
-        run(&mut c, &mut kv, "a", &[1, 2, 3, 4]); // 40 bytes
-        run(&mut c, &mut kv, "b", &[1, 2, 3]); // evicts a (40 bytes saved)
-        run(&mut c, &mut kv, "c", &[1]); // evicts b (30 bytes): a must go to stay within 50
-        assert!(!c.is_saved(&"a"));
-        assert!(c.is_saved(&"b"));
-        assert!(c.saved_bytes() <= 50);
-    }
-
-    #[test]
-    fn backend_that_cannot_truncate_falls_back_to_full_decode() {
-        let mut kv = FakeKv { can_truncate: false, ..Default::default() };
-        let mut c = PrefixCache::new(cfg(1));
-        run(&mut c, &mut kv, "a", &[1, 2, 3]);
-        assert_eq!(run(&mut c, &mut kv, "a", &[1, 2, 4]).keep, 0);
-    }
-
-    #[test]
-    fn disabled_cache_never_reuses() {
-        let mut kv = FakeKv { can_truncate: true, ..Default::default() };
-        let mut c = PrefixCache::new(CacheConfig { enabled: false, ..cfg(2) });
-        run(&mut c, &mut kv, "a", &[1, 2, 3]);
-        assert_eq!(run(&mut c, &mut kv, "a", &[1, 2, 3, 4]).keep, 0);
-    }
-
-    #[test]
-    fn a_window_that_moved_down_reuses_its_tail_by_shifting() {
-        let mut kv = FakeKv { can_truncate: true, ..Default::default() };
-        let mut c = PrefixCache::new(CacheConfig { reuse_min_chunk: 3, ..cfg(1) });
-        // BOS, then lines 10..20 of a file; then the window starts at line 14 and goes further.
-        run(&mut c, &mut kv, "a", &[0, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19]);
-        let p = run(&mut c, &mut kv, "a", &[0, 14, 15, 16, 17, 18, 19, 20, 21]);
-        assert_eq!(p.keep, 7, "BOS plus the six shifted tokens");
-        assert_eq!(p.shifted, 6);
-        assert_eq!(kv.shifts, vec![(p.seq, 5, 11, -4)]);
-        // Runs shorter than the minimum are not worth the approximation.
-        let mut c = PrefixCache::new(CacheConfig { reuse_min_chunk: 8, ..cfg(1) });
-        run(&mut c, &mut kv, "b", &[0, 10, 11, 12, 13, 14, 15]);
-        assert_eq!(run(&mut c, &mut kv, "b", &[0, 13, 14, 15, 16]).keep, 1);
-    }
-
-    #[test]
-    fn release_frees_the_sequence() {
-        let mut kv = FakeKv { can_truncate: true, ..Default::default() };
-        let mut c = PrefixCache::new(cfg(1));
-        run(&mut c, &mut kv, "a", &[1, 2, 3]);
-        c.release(&"a", &mut kv);
-        assert_eq!(c.held(&"a"), 0);
-        let p = run(&mut c, &mut kv, "b", &[4]);
-        assert_eq!(p.evicted, None, "the freed slot is reused without eviction");
-    }
-
-    fn tail_cfg(max_stale: usize) -> CacheConfig {
-        CacheConfig { tail_max_stale: max_stale, ..cfg(2) }
-    }
-
-    /// prefix P, suffix S, middle marker M, as a FIM prompt lays them out.
-    fn fim(prefix: &[Token], suffix: &[Token]) -> Vec<Token> {
-        let mut v = vec![100];
-        v.extend_from_slice(prefix);
-        v.push(101);
-        v.extend_from_slice(suffix);
-        v.push(102);
-        v
-    }
-
-    #[test]
-    fn typing_before_the_suffix_splices_it_instead_of_decoding_it_again() {
-        let mut kv = FakeKv { can_truncate: true, ..Default::default() };
-        let mut c = PrefixCache::new(tail_cfg(8));
-        let suffix: Vec<Token> = (50..70).collect();
-        let first = fim(&[1, 2, 3], &suffix);
-        let p = run(&mut c, &mut kv, "a", &first);
-        assert_eq!((p.keep, p.tail), (0, None));
-        // The answer's generated tokens follow the prompt in the sequence.
-        let mut held = first.clone();
-        held.extend([7, 7, 7]);
-        c.commit(p.seq, held);
-        // Type two tokens at the end of the prefix: the suffix (and its marker, 21 tokens) moves by two.
-        let second = fim(&[1, 2, 3, 4, 5], &suffix);
-        let p = c.prepare(&"a", &second, &mut kv);
-        assert_eq!(p.keep, 4, "BOS and the old prefix");
-        let t0 = second.len() - 1 - 21;
-        assert_eq!(p.tail, Some((t0, second.len() - 1)));
-        assert_eq!(kv.parked, vec![(p.seq, first.len() - 1 - 21, first.len() - 1, 2)]);
-        assert_eq!(c.held(&"a"), 4, "the parked cells are not the sequence's until spliced back");
-        c.commit(p.seq, second.clone());
-        // Two more tokens fit the stale budget of 8; the next edit of 6 does not: a full tail decode.
-        let third = fim(&[1, 2, 3, 4, 5, 6, 8], &suffix);
-        assert!(run(&mut c, &mut kv, "a", &third).tail.is_some());
-        let fourth = fim(&[1, 2, 3, 4, 5, 6, 8, 9, 9, 9, 9, 9, 9], &suffix);
-        let p = run(&mut c, &mut kv, "a", &fourth);
-        assert_eq!((p.keep, p.tail), (8, None));
-        // The budget starts over after that fresh decode.
-        let fifth = fim(&[1, 2, 3, 4, 5, 6, 8, 9, 9, 9, 9, 9, 9, 10], &suffix);
-        assert!(run(&mut c, &mut kv, "a", &fifth).tail.is_some());
-    }
-
-    #[test]
-    fn no_splice_for_short_tails_or_when_turned_off() {
-        let mut kv = FakeKv { can_truncate: true, ..Default::default() };
-        let mut c = PrefixCache::new(tail_cfg(64));
-        run(&mut c, &mut kv, "a", &fim(&[1, 2], &[50, 51, 52]));
-        let p = run(&mut c, &mut kv, "a", &fim(&[1, 2, 3], &[50, 51, 52]));
-        assert_eq!(p.tail, None, "a tail of four tokens is decoded again");
-        let mut c = PrefixCache::new(tail_cfg(0));
-        let suffix: Vec<Token> = (50..70).collect();
-        run(&mut c, &mut kv, "b", &fim(&[1, 2], &suffix));
-        assert_eq!(run(&mut c, &mut kv, "b", &fim(&[1, 2, 3], &suffix)).tail, None);
-        assert!(kv.parked.is_empty());
-    }
-
-    #[test]
-    fn a_backend_that_cannot_park_decodes_the_tail() {
-        struct NoPark(FakeKv);
-        impl KvOps for NoPark {
-            type Snapshot = usize;
-            fn truncate(&mut self, seq: u32, pos: usize) -> bool {
-                self.0.truncate(seq, pos)
-            }
-            fn clear(&mut self, seq: u32) {
-                self.0.clear(seq)
-            }
-            fn remove_range(&mut self, seq: u32, p0: usize, p1: usize) -> bool {
-                self.0.remove_range(seq, p0, p1)
-            }
-            fn shift(&mut self, seq: u32, p0: usize, p1: usize, delta: i64) -> bool {
-                self.0.shift(seq, p0, p1, delta)
-            }
-            fn snapshot(&mut self, seq: u32) -> Option<(usize, usize)> {
-                self.0.snapshot(seq)
-            }
-            fn restore(&mut self, seq: u32, snap: &usize) -> bool {
-                self.0.restore(seq, snap)
-            }
-            fn restore_is_cheaper(&self, bytes: usize, tokens: usize) -> bool {
-                self.0.restore_is_cheaper(bytes, tokens)
-            }
-        }
-        let mut kv = NoPark(FakeKv { can_truncate: true, ..Default::default() });
-        let mut c = PrefixCache::new(tail_cfg(64));
-        let suffix: Vec<Token> = (50..70).collect();
-        let first = fim(&[1, 2], &suffix);
-        let p = c.prepare(&"a", &first, &mut kv);
-        c.commit(p.seq, first);
-        let p = c.prepare(&"a", &fim(&[1, 2, 3], &suffix), &mut kv);
-        assert_eq!((p.keep, p.tail), (3, None));
-    }
-}
+#[path = "prefix_cache_tests.rs"]
+mod tests;
