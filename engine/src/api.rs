@@ -27,6 +27,9 @@ pub struct ContextBlock {
     /// parsed and placed after BOS, before the FIM prefix token. Otherwise plain text (comments) at the
     /// start of the prefix.
     pub special: bool,
+    /// Workspace names that continue the word being typed ([`crate::names`]): the first generated tokens
+    /// may follow one of them.
+    pub names: crate::names::Names,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]

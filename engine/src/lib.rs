@@ -12,6 +12,7 @@ pub mod fim;
 mod llama_kv;
 mod loader;
 pub mod model_info;
+pub mod names;
 pub mod policy;
 pub mod postprocess;
 pub mod prefix_cache;

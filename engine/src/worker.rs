@@ -172,6 +172,8 @@ struct Session<'m, 's> {
     decode_calls: u64,
     /// Set for one generation at a temperature above 0; greedy otherwise.
     sampler: Option<crate::sampling::Sampler>,
+    /// Set for one completion whose typed word starts workspace names.
+    names: Option<crate::names::NameChoice>,
 }
 
 enum Stop<'a> {
@@ -236,6 +238,7 @@ impl<'m, 's> Session<'m, 's> {
             pp_tokens_per_s: 300.0,
             decode_calls: 0,
             sampler: None,
+            names: None,
         }
     }
 
@@ -332,8 +335,13 @@ impl<'m, 's> Session<'m, 's> {
             postprocess::is_mid_line(&req.after),
         );
         let stop_ids = self.format.stop_ids().to_vec();
-        let (out, plan_keep, restored) =
-            self.run(&req.doc, prompt.clone(), max_tokens, &stop_ids, Stop::Completion(&rules), cancel)?;
+        self.names = req.context.as_ref().and_then(|c| {
+            let rests = c.names.rests.iter().map(|n| self.tokenize(n)).collect();
+            crate::names::NameChoice::new(rests, crate::names::margin(c.names.typed.chars().count()))
+        });
+        let out = self.run(&req.doc, prompt.clone(), max_tokens, &stop_ids, Stop::Completion(&rules), cancel);
+        self.names = None;
+        let (out, plan_keep, restored) = out?;
         // Counted after the answer's tokens, off the time to first token.
         let block = req.context.as_ref().map_or(0, |c| self.count(&c.text));
         if let Some(st) = self.docs.get_mut(&req.doc) {
@@ -556,7 +564,14 @@ impl<'m, 's> Session<'m, 's> {
             // (262k entries for Gemma 3) into a candidate array, which on a GPU costs as much as the decode of
             // a small model (docs/performance.md).
             let logits = self.ctx.get_logits_ith(self.batch.n_tokens() - 1);
-            let tok = LlamaToken(self.sampler.as_mut().map_or_else(|| argmax(logits), |s| s.pick(logits)) as i32);
+            let named = self.names.as_mut().and_then(|n| n.pick(logits));
+            let tok =
+                LlamaToken(named.unwrap_or_else(|| {
+                    self.sampler.as_mut().map_or_else(|| argmax(logits), |s| s.pick(logits)) as i32
+                }));
+            if let Some(n) = self.names.as_mut() {
+                n.took(tok.0);
+            }
             last_sample = Instant::now();
             samples += 1;
             if first_sample.is_none() {

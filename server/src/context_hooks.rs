@@ -7,6 +7,7 @@ use dashmap::DashMap;
 use lokal_engine::context::index::{self, Parsed};
 use lokal_engine::context::{BlockStyle, Cursor, Origin, Watched, WorkspaceContext};
 use lokal_engine::fim::PromptFormat;
+use lokal_engine::names::{self, Names};
 use lokal_engine::{ContextBlock, EngineState};
 use std::collections::HashMap;
 use std::ops::Range;
@@ -21,6 +22,17 @@ use tower_lsp_server::ls_types::{
 /// How long typing must pause before a changed document is re-parsed into the index: a re-parse per
 /// keystroke would compete with the completion the keystroke asks for.
 const REPARSE_PAUSE: Duration = Duration::from_millis(600);
+
+/// Characters of a word typed before workspace names that continue it steer the completion: fewer name
+/// too many.
+const NAME_PREFIX: usize = 3;
+
+/// The identifier that ends `before`, if any.
+fn typed_word(before: &str) -> Option<&str> {
+    let start = before.trim_end_matches(|c: char| c.is_alphanumeric() || c == '_').len();
+    let w = &before[start..];
+    (!w.is_empty() && !w.starts_with(|c: char| c.is_ascii_digit())).then_some(w)
+}
 
 /// Files up to this size are indexed on didOpen itself (a parse of a few milliseconds at most).
 const INLINE_OPEN_BYTES: usize = 128 * 1024;
@@ -186,7 +198,20 @@ impl SessionContext {
         let count = |s: &str| s.len().div_ceil(3);
         let a = c.assemble(&Cursor { path, before, after, line }, &style, budget, &count);
         let special = matches!(style, BlockStyle::Repo { .. });
-        (!a.block.is_empty()).then_some(ContextBlock { text: a.block, special })
+        // Not in the middle of a word: the rest of it is already there.
+        let mid_word = after.starts_with(|c: char| c.is_alphanumeric() || c == '_');
+        let names = typed_word(before)
+            .filter(|w| {
+                w.chars().count() >= NAME_PREFIX
+                    && !mid_word
+                    && !names::defines_new_name(&before[..before.len() - w.len()])
+            })
+            .map(|w| Names {
+                typed: w.to_string(),
+                rests: names::rests(w, c.index.names_with_prefix(w, names::MAX_NAMES + 1)),
+            })
+            .unwrap_or_default();
+        (!a.block.is_empty() || !names.rests.is_empty()).then_some(ContextBlock { text: a.block, special, names })
     }
 }
 
