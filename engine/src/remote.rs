@@ -72,6 +72,8 @@ impl RemoteConfig {
 const BEFORE_CHARS: usize = 6000;
 const AFTER_CHARS: usize = 1500;
 
+type Headers = Vec<(&'static str, String)>;
+
 #[derive(Clone)]
 pub struct RemoteBackend {
     cfg: RemoteConfig,
@@ -117,7 +119,7 @@ impl RemoteBackend {
     }
 
     /// The choke point, per request (discovery requests too): no permit, no socket.
-    fn permit(&self, path: &str) -> Result<(String, Permit, Vec<(&'static str, String)>)> {
+    fn permit(&self, path: &str) -> Result<(String, Permit, Headers)> {
         let url = format!("{}{}", self.cfg.url.trim_end_matches('/'), path);
         let permit = (self.gate)(&url).map_err(|e| EngineError::Denied(e.message))?;
         let mut headers = Vec::new();

@@ -276,7 +276,8 @@ fn remote_engines_are_per_session() {
     r.doc = "s1:file:///a.rs".into();
     let c = rt().block_on(engine.complete(r, CancelToken::new())).unwrap();
     assert_eq!(c.text.as_deref(), Some("a + b"));
-    assert_eq!((0..3).map(|_| rx.recv().unwrap().0).last().as_deref(), Some("/completion"));
+    let paths: Vec<_> = (0..3).map(|_| rx.recv().unwrap().0).collect();
+    assert_eq!(paths, ["/props", "/tokenize", "/completion"]);
     // Session 2 (and session 10, whose prefix starts like session 1's) never reach session 1's engine.
     for doc in ["s2:file:///b.rs", "s10:file:///c.rs"] {
         let mut r = req();

@@ -70,6 +70,8 @@ pub struct Backend {
     pub(crate) shared: Option<Engine>,
     /// Prefix of this session's cache keys: sessions sharing a daemon never see each other's documents.
     pub(crate) session: String,
+    /// The Unix user this session serves, on a team daemon (`lokal daemon --group`); named in audit records.
+    pub(crate) user: Option<String>,
     pub(crate) docs: Arc<DashMap<Uri, Document>>,
     pub(crate) caps: OnceLock<ClientCaps>,
     pub(crate) config: Mutex<EngineConfig>,
@@ -98,6 +100,10 @@ pub struct SessionHandle {
 }
 
 impl SessionHandle {
+    pub fn open_documents(&self) -> usize {
+        self.docs.len()
+    }
+
     /// The client went away (with or without `shutdown`): free its sequences and snapshots.
     pub fn close_all(&self) {
         if let Some(e) = self.engine.get() {
@@ -115,7 +121,12 @@ impl SessionHandle {
 
 impl Backend {
     /// A session's state and the handle that frees it; with `shared`, one of the daemon's sessions.
-    pub fn new(client: Client, shared: Option<Engine>, session: String) -> (Backend, SessionHandle) {
+    pub fn new(
+        client: Client,
+        shared: Option<Engine>,
+        session: String,
+        user: Option<String>,
+    ) -> (Backend, SessionHandle) {
         let engine: Arc<OnceLock<Engine>> = Arc::new(OnceLock::new());
         let docs: Arc<DashMap<Uri, Document>> = Arc::new(DashMap::new());
         let kind: Arc<OnceLock<EngineKind>> = Arc::new(OnceLock::new());
@@ -126,6 +137,7 @@ impl Backend {
             engine,
             shared,
             session,
+            user,
             docs,
             caps: OnceLock::new(),
             config: Mutex::new(EngineConfig::default()),
@@ -165,6 +177,11 @@ impl Backend {
 
     pub(crate) fn engine(&self) -> Result<&Engine> {
         self.engine.get().ok_or_else(|| invalid_params("server not initialized"))
+    }
+
+    /// The egress audit log, naming this session's user on a team daemon.
+    pub(crate) fn audit_log(&self) -> lokal_engine::policy::audit::AuditLog {
+        lokal_engine::policy::audit::AuditLog::default_location().with_user(self.user.clone())
     }
 
     /// This session's engine key for a document.

@@ -21,18 +21,20 @@ const LINES_AFTER: usize = 120;
 
 /// An in-process session with its own engine.
 pub fn service() -> (LspService<Backend>, tower_lsp_server::ClientSocket) {
-    let (s, c, _) = session(None, String::new());
+    let (s, c, _) = session(None, String::new(), None);
     (s, c)
 }
 
-/// A session; with `shared`, one of the daemon's many, on the daemon's engine.
+/// A session; with `shared`, one of the daemon's many, on the daemon's engine; with `user`, a team daemon's
+/// session of that Unix user.
 pub fn session(
     shared: Option<Engine>,
     session: String,
+    user: Option<String>,
 ) -> (LspService<Backend>, tower_lsp_server::ClientSocket, SessionHandle) {
     let mut handle = None;
     let (svc, sock) = LspService::build(|client| {
-        let (b, h) = Backend::new(client, shared, session);
+        let (b, h) = Backend::new(client, shared, session, user);
         handle = Some(h);
         b
     })
