@@ -202,6 +202,15 @@ fn two_users_share_the_model_but_not_their_documents_and_outsiders_cannot_connec
     a_opened.sort();
     assert_eq!(seen_by_a, a_opened);
 
+    // The daemon runs as root here: nothing is read from disk or run on a member's behalf with its rights.
+    let e = a
+        .request(
+            "workspace/executeCommand",
+            json!({"command": "lokal.implementFromDesignDoc", "arguments": [{"uri": "file:///etc/shadow"}]}),
+        )
+        .unwrap_err();
+    assert!(e.message.contains("not yours"), "{e:?}");
+
     // Status: root sees both sessions by user; B sees B's own and only a count of the others.
     let status_as = |c: &mut Command| -> Value {
         let out = c.args(["daemon", "status", "--json"]).output().unwrap();

@@ -250,3 +250,54 @@ fn fim_families_through_completion_against_the_real_llama_server() {
         }
     }
 }
+
+/// Figures, not a check (`--ignored`; no assertion on time): typing one line of a real file, keystroke by
+/// keystroke, through `/completion` with lokal's layout and through the stock `/infill`, each on a fresh
+/// server with the FIM model in `LOKAL_PEER_FIM_MODEL`. Prints, per path, the median tokens the server
+/// re-processed per keystroke, its prompt time, and the client's time to first piece / whole answer.
+#[test]
+#[ignore]
+fn figures_keystrokes_through_completion_vs_infill() {
+    let Some(bin) = skip() else { return };
+    let Some(model) = std::env::var_os("LOKAL_PEER_FIM_MODEL").map(PathBuf::from) else {
+        eprintln!("SKIPPED: set LOKAL_PEER_FIM_MODEL to a FIM model's GGUF");
+        return;
+    };
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/workspaces/tiny/src/lib.rs"))
+        .unwrap();
+    // The cursor at the start of an empty line a third of the way down; the line typed is a statement.
+    let at = text.char_indices().filter(|(_, c)| *c == '\n').nth(text.lines().count() / 3).unwrap().0 + 1;
+    let (head, tail) = text.split_at(at);
+    let typed = "    let total = values.iter().sum::<i64>();";
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let rt = rt();
+    eprintln!("path         keystrokes  re-processed p50  prompt ms p50  ttft ms p50  total ms p50");
+    for infill in [false, true] {
+        let server = Server::start(&bin, &model, &[]);
+        let b = backend(server.url(), tier1(), infill);
+        // The first request fills the cache; the keystrokes after it are what is measured.
+        rt.block_on(b.complete(&req("lib.rs", head, &format!("\n{tail}")), 8, 1, &CancelToken::new())).unwrap();
+        let (mut re, mut prompt, mut ttft, mut total) = (vec![], vec![], vec![], vec![]);
+        for n in 1..=typed.len() {
+            let before = format!("{head}{}", &typed[..n]);
+            let c = rt.block_on(b.complete(&req("lib.rs", &before, &format!("\n{tail}")), 8, 1, &CancelToken::new()));
+            let t = c.unwrap_or_else(|e| panic!("{e}\n{}", server.log_text())).timings;
+            re.push(t.redecoded_tokens as f64);
+            prompt.push(t.prompt_ms);
+            ttft.push(t.ttft_ms);
+            total.push(t.total_ms);
+        }
+        eprintln!(
+            "{:<12} {:>10}  {:>16}  {:>13.1}  {:>11.1}  {:>12.1}",
+            if infill { "/infill" } else { "/completion" },
+            typed.len(),
+            median(re),
+            median(prompt),
+            median(ttft),
+            median(total)
+        );
+    }
+}

@@ -72,6 +72,9 @@ pub struct Backend {
     pub(crate) session: String,
     /// The Unix user this session serves, on a team daemon (`lokal daemon --group`); named in audit records.
     pub(crate) user: Option<String>,
+    /// A team daemon's session of a user other than the daemon's own: nothing is read from disk or run on
+    /// that user's behalf, since it would happen with the daemon's rights, not the user's.
+    pub(crate) foreign: bool,
     pub(crate) docs: Arc<DashMap<Uri, Document>>,
     pub(crate) caps: OnceLock<ClientCaps>,
     pub(crate) config: Mutex<EngineConfig>,
@@ -126,6 +129,7 @@ impl Backend {
         shared: Option<Engine>,
         session: String,
         user: Option<String>,
+        foreign: bool,
     ) -> (Backend, SessionHandle) {
         let engine: Arc<OnceLock<Engine>> = Arc::new(OnceLock::new());
         let docs: Arc<DashMap<Uri, Document>> = Arc::new(DashMap::new());
@@ -138,6 +142,7 @@ impl Backend {
             shared,
             session,
             user,
+            foreign,
             docs,
             caps: OnceLock::new(),
             config: Mutex::new(EngineConfig::default()),
@@ -177,6 +182,17 @@ impl Backend {
 
     pub(crate) fn engine(&self) -> Result<&Engine> {
         self.engine.get().ok_or_else(|| invalid_params("server not initialized"))
+    }
+
+    /// Refuses, for another user's session on a team daemon, work that reads files or runs build tools.
+    pub(crate) fn own_rights_needed(&self, what: &str) -> Result<()> {
+        if !self.foreign {
+            return Ok(());
+        }
+        Err(crate::conv::request_failed(format!(
+            "lokal: {what} reads your files and runs your build tools, and the team daemon would do that with \
+             its own rights, not yours; start lokal with LOKAL_NO_DAEMON=1 for it"
+        )))
     }
 
     /// The egress audit log, naming this session's user on a team daemon.

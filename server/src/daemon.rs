@@ -190,7 +190,9 @@ async fn first_frame(r: &mut BufReader<tokio::net::unix::OwnedReadHalf>) -> std:
     let mut len = None;
     loop {
         let start = raw.len();
-        if r.read_until(b'\n', &mut raw).await? == 0 || raw.len() > 8192 {
+        // Bounded: a peer that never sends a newline must not grow this without end.
+        let room = 8192u64.saturating_sub(start as u64);
+        if room == 0 || (&mut *r).take(room).read_until(b'\n', &mut raw).await? == 0 {
             return Ok((raw, None));
         }
         let line = String::from_utf8_lossy(&raw[start..]).trim().to_string();
@@ -251,7 +253,8 @@ async fn connection(stream: UnixStream, d: Arc<Daemon>) {
         None => (format!("s{id}:"), None),
     };
     tracing::info!(session = id, user = %peer.user, "daemon: session connected");
-    let (service, socket, handle) = crate::lsp::session(Some(d.engine.clone()), prefix, user);
+    let foreign = d.group.is_some() && peer.uid != team::euid();
+    let (service, socket, handle) = crate::lsp::session(Some(d.engine.clone()), prefix, user, foreign);
     d.sessions.lock().unwrap().insert(id, Session { peer, since: SystemTime::now(), handle: handle.clone() });
     let input = std::io::Cursor::new(raw).chain(read);
     crate::lifecycle::serve_guarded(input, write, service, socket, false).await;
