@@ -5,6 +5,10 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 LOKAL_MODEL="$(scripts/fetch-model.sh)"
 export LOKAL_MODEL
+# The real llama-server for the remote-engine tests (engine/tests/remote_peer.rs): about 10 minutes on two
+# cores the first time, then cached in ~/.cache/lokal/peer.
+LOKAL_PEER_BIN="$(scripts/fetch-peer.sh | head -1)"
+export LOKAL_PEER_BIN
 # Style and lints first: they fail fast. Clippy shares the release profile's llama.cpp build.
 cargo fmt --all --check
 cargo clippy --release --workspace --all-targets -- -D warnings

@@ -61,6 +61,13 @@ impl LspClient {
         for (k, v) in envs {
             cmd.env(k, v);
         }
+        Self::spawn_command(cmd)
+    }
+
+    /// A client on a command set up by the caller (run as another user, say); stdin and stdout are taken
+    /// over for the protocol.
+    pub fn spawn_command(mut cmd: Command) -> std::io::Result<Self> {
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
         let mut child = cmd.spawn()?;
         let stdin = child.stdin.take().unwrap();
         let stdout = child.stdout.take().unwrap();

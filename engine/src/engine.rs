@@ -104,6 +104,11 @@ impl Engine {
         remote.iter().filter(|(s, _)| key.starts_with(s.as_str())).max_by_key(|(s, _)| s.len()).map(|(_, b)| b.clone())
     }
 
+    /// Completions waiting for the model or on it (for `lokal daemon status`).
+    pub fn in_flight(&self) -> usize {
+        self.inflight.lock().unwrap().len()
+    }
+
     pub fn state(&self) -> EngineState {
         self.state.borrow().clone()
     }

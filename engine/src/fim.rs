@@ -21,6 +21,19 @@ pub enum FimFamily {
 }
 
 impl FimFamily {
+    /// The family whose prefix token is spelled `pre` (the architecture tells CodeGemma from Qwen).
+    pub fn of(pre: &str, arch: &str) -> FimFamily {
+        match pre.trim_start_matches('▁').trim() {
+            "<|fim_prefix|>" if arch.starts_with("gemma") => FimFamily::CodeGemma,
+            "<|fim_prefix|>" => FimFamily::QwenCoder,
+            "<fim_prefix>" | "<fim-prefix>" => FimFamily::StarCoder,
+            "<｜fim▁begin｜>" | "<|fim▁begin|>" => FimFamily::DeepSeekCoder,
+            "<PRE>" => FimFamily::CodeLlama,
+            "[PREFIX]" => FimFamily::Codestral,
+            _ => FimFamily::Generic,
+        }
+    }
+
     /// Texts of the tokens that end a fill in this family, looked up in the vocabulary when the model loads:
     /// llama.cpp marks only the end-of-generation tokens it finds through id keys or its own list of texts,
     /// which misses CodeGemma's `<|file_separator|>` (the converter writes no key for it) and CodeLlama's
@@ -120,17 +133,7 @@ impl PromptFormat {
         let (Some(pre), Some(suf), Some(mid)) = (&fim.pre, &fim.suf, &fim.mid) else {
             return PromptFormat::Continuation;
         };
-        let text = pre.text.trim_start_matches('▁').trim();
-        let arch = info.architecture.as_str();
-        let family = match text {
-            "<|fim_prefix|>" if arch.starts_with("gemma") => FimFamily::CodeGemma,
-            "<|fim_prefix|>" => FimFamily::QwenCoder,
-            "<fim_prefix>" | "<fim-prefix>" => FimFamily::StarCoder,
-            "<｜fim▁begin｜>" | "<|fim▁begin|>" => FimFamily::DeepSeekCoder,
-            "<PRE>" => FimFamily::CodeLlama,
-            "[PREFIX]" => FimFamily::Codestral,
-            _ => FimFamily::Generic,
-        };
+        let family = FimFamily::of(&pre.text, &info.architecture);
         use Part::*;
         let (order, parts) = match family {
             // Codestral's native layout is [SUFFIX]…[PREFIX]…, and CodeLlama was trained on an SPM variant

@@ -17,6 +17,7 @@ pub mod policy;
 pub mod postprocess;
 pub mod prefix_cache;
 pub mod remote;
+pub mod remote_llama;
 mod sampling;
 pub mod settings;
 pub mod stats;

@@ -70,6 +70,11 @@ pub struct Backend {
     pub(crate) shared: Option<Engine>,
     /// Prefix of this session's cache keys: sessions sharing a daemon never see each other's documents.
     pub(crate) session: String,
+    /// The Unix user this session serves, on a team daemon (`lokal daemon --group`); named in audit records.
+    pub(crate) user: Option<String>,
+    /// A team daemon's session of a user other than the daemon's own: nothing is read from disk or run on
+    /// that user's behalf, since it would happen with the daemon's rights, not the user's.
+    pub(crate) foreign: bool,
     pub(crate) docs: Arc<DashMap<Uri, Document>>,
     pub(crate) caps: OnceLock<ClientCaps>,
     pub(crate) config: Mutex<EngineConfig>,
@@ -98,6 +103,10 @@ pub struct SessionHandle {
 }
 
 impl SessionHandle {
+    pub fn open_documents(&self) -> usize {
+        self.docs.len()
+    }
+
     /// The client went away (with or without `shutdown`): free its sequences and snapshots.
     pub fn close_all(&self) {
         if let Some(e) = self.engine.get() {
@@ -115,7 +124,13 @@ impl SessionHandle {
 
 impl Backend {
     /// A session's state and the handle that frees it; with `shared`, one of the daemon's sessions.
-    pub fn new(client: Client, shared: Option<Engine>, session: String) -> (Backend, SessionHandle) {
+    pub fn new(
+        client: Client,
+        shared: Option<Engine>,
+        session: String,
+        user: Option<String>,
+        foreign: bool,
+    ) -> (Backend, SessionHandle) {
         let engine: Arc<OnceLock<Engine>> = Arc::new(OnceLock::new());
         let docs: Arc<DashMap<Uri, Document>> = Arc::new(DashMap::new());
         let kind: Arc<OnceLock<EngineKind>> = Arc::new(OnceLock::new());
@@ -126,6 +141,8 @@ impl Backend {
             engine,
             shared,
             session,
+            user,
+            foreign,
             docs,
             caps: OnceLock::new(),
             config: Mutex::new(EngineConfig::default()),
@@ -165,6 +182,22 @@ impl Backend {
 
     pub(crate) fn engine(&self) -> Result<&Engine> {
         self.engine.get().ok_or_else(|| invalid_params("server not initialized"))
+    }
+
+    /// Refuses, for another user's session on a team daemon, work that reads files or runs build tools.
+    pub(crate) fn own_rights_needed(&self, what: &str) -> Result<()> {
+        if !self.foreign {
+            return Ok(());
+        }
+        Err(crate::conv::request_failed(format!(
+            "lokal: {what} reads your files and runs your build tools, and the team daemon would do that with \
+             its own rights, not yours; start lokal with LOKAL_NO_DAEMON=1 for it"
+        )))
+    }
+
+    /// The egress audit log, naming this session's user on a team daemon.
+    pub(crate) fn audit_log(&self) -> lokal_engine::policy::audit::AuditLog {
+        lokal_engine::policy::audit::AuditLog::default_location().with_user(self.user.clone())
     }
 
     /// This session's engine key for a document.

@@ -6,7 +6,6 @@ use crate::consent::Consent;
 use crate::conv::{from_proto, invalid_params, request_failed};
 use crate::ext::{CloudArgs, IMPLEMENT_WITH_CLOUD};
 use crate::work::{versioned_edit, workspace_edit};
-use lokal_engine::policy::audit::AuditLog;
 use lokal_engine::policy::cloud::{self, CloudConfig, CloudRequest};
 use lokal_engine::policy::tier::Tier;
 use lokal_engine::syntax::Lang;
@@ -94,7 +93,7 @@ impl Backend {
         }
         let title = "lokal: implementing with the cloud model";
         let work = self.work.begin(&self.client, title, token, self.can_create_progress(), cancel.clone()).await;
-        let audit = AuditLog::default_location();
+        let audit = self.audit_log();
         let answer = cloud::ask(Some(&folder), &cfg, "cloud implementation", false, &rq, &cancel, &audit).await;
         let outcome = self.check_cloud_code(&folder.root, &rel, lang, &text, bytes, answer, &cancel).await;
         let (code, checks) = match outcome {

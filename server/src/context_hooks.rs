@@ -235,7 +235,7 @@ impl Backend {
         };
         let engine = self.engine.get()?;
         // Local-only data: a session served by a remote engine gets none.
-        if !on || budget == 0 || engine.remote(&self.session).is_some() {
+        if !on || budget == 0 || self.foreign || engine.remote(&self.session).is_some() {
             return None;
         }
         let path = crate::conv::from_proto::path(uri)?;

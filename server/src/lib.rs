@@ -19,6 +19,7 @@ pub mod lsp;
 mod props;
 pub mod proxy;
 pub mod settings;
+pub mod team;
 pub mod tiers;
 mod verified;
 pub mod work;

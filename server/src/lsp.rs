@@ -21,18 +21,21 @@ const LINES_AFTER: usize = 120;
 
 /// An in-process session with its own engine.
 pub fn service() -> (LspService<Backend>, tower_lsp_server::ClientSocket) {
-    let (s, c, _) = session(None, String::new());
+    let (s, c, _) = session(None, String::new(), None, false);
     (s, c)
 }
 
-/// A session; with `shared`, one of the daemon's many, on the daemon's engine.
+/// A session; with `shared`, one of the daemon's many, on the daemon's engine; with `user`, a team daemon's
+/// session of that Unix user.
 pub fn session(
     shared: Option<Engine>,
     session: String,
+    user: Option<String>,
+    foreign: bool,
 ) -> (LspService<Backend>, tower_lsp_server::ClientSocket, SessionHandle) {
     let mut handle = None;
     let (svc, sock) = LspService::build(|client| {
-        let (b, h) = Backend::new(client, shared, session);
+        let (b, h) = Backend::new(client, shared, session, user, foreign);
         handle = Some(h);
         b
     })
@@ -317,13 +320,17 @@ impl LanguageServer for Backend {
             };
             let _ = self.client.register_capability(vec![reg, crate::context_hooks::watchers()]).await;
         }
-        self.context.scan(self.roots.read().unwrap().clone());
+        if !self.foreign {
+            self.context.scan(self.roots.read().unwrap().clone());
+        }
         // Runs for the whole session: the framework keeps serving other messages meanwhile.
         self.forward_events().await;
     }
 
     async fn did_change_watched_files(&self, params: DidChangeWatchedFilesParams) {
-        self.context.watched(&params);
+        if !self.foreign {
+            self.context.watched(&params);
+        }
         self.refresh_policy(false).await;
     }
 
@@ -344,7 +351,9 @@ impl LanguageServer for Backend {
             roots.retain(|r| !removed.contains(r));
             roots.extend(params.event.added.iter().filter_map(|f| from_proto::path(&f.uri)));
         }
-        self.context.scan(params.event.added.iter().filter_map(|f| from_proto::path(&f.uri)).collect());
+        if !self.foreign {
+            self.context.scan(params.event.added.iter().filter_map(|f| from_proto::path(&f.uri)).collect());
+        }
         self.refresh_policy(false).await;
     }
 
@@ -377,6 +386,9 @@ impl LanguageServer for Backend {
             serde_json::from_value::<CloudArgs>(arg.clone())
                 .map_err(|e| invalid_params(format!("{}: {e}", params.command)))
         };
+        if params.command != ext::REWRITE {
+            self.own_rights_needed(&params.command)?;
+        }
         match params.command.as_str() {
             ext::CLOUD_DESIGN => self.cloud_design(args()?, token, cancel).await,
             ext::PREVIEW_CLOUD => self.preview_cloud(args()?).await,

@@ -22,13 +22,23 @@ struct Cli {
 enum Cmd {
     /// Serve LSP over stdio.
     Serve,
-    /// Keep the model loaded and serve every editor window over a Unix socket (owner-only).
+    /// Keep the model loaded and serve every editor window over a Unix socket (owner-only, or a team's).
     Daemon {
+        #[command(subcommand)]
+        action: Option<DaemonCmd>,
         #[arg(long)]
         model: Option<PathBuf>,
         /// Documents kept resident across all sessions.
         #[arg(long, default_value_t = 16)]
         sequences: u32,
+        /// Serve the members of this Unix group (also LOKAL_DAEMON_GROUP): the socket belongs to the group,
+        /// each user's documents, statistics and cache stay that user's. Members set LOKAL_DAEMON_GROUP too.
+        #[arg(long)]
+        group: Option<String>,
+        /// Listen on this path (default: LOKAL_SOCKET, else /run/lokal-GROUP/ as root or the temporary
+        /// directory's lokal-GROUP/ with --group, else the user's runtime directory).
+        #[arg(long)]
+        socket: Option<PathBuf>,
     },
     /// Print one suggestion at FILE:LINE:COL (1-based) and its timings.
     Complete {
@@ -119,6 +129,15 @@ enum Cmd {
 }
 
 #[derive(Subcommand)]
+enum DaemonCmd {
+    /// The running daemon: sessions (user, since, open documents), model, requests in flight, memory.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum ModelsCmd {
     /// Download a catalog model (or hf://OWNER/REPO/FILE.gguf) into the model directory, sha256-checked;
     /// resumes an interrupted download. HF_ENDPOINT: a hub mirror; HF_TOKEN: gated repositories.
@@ -157,9 +176,13 @@ fn main() {
     init_logging(cli.log_file.as_ref());
     let code = match cli.command {
         None | Some(Cmd::Serve) => serve(),
-        Some(Cmd::Daemon { model, sequences }) => {
-            report(lokal_server::daemon::run(EngineConfig { model_path: model, sequences, ..Default::default() }))
+        Some(Cmd::Daemon { action: Some(DaemonCmd::Status { json }), .. }) => {
+            report(lokal_server::daemon::status_cmd(json))
         }
+        Some(Cmd::Daemon { action: None, model, sequences, group, socket }) => report(lokal_server::daemon::run(
+            EngineConfig { model_path: model, sequences, ..Default::default() },
+            lokal_server::daemon::Options { group, socket },
+        )),
         Some(Cmd::Eval { dir, model, json }) => report(
             std::env::current_exe()
                 .map_err(|e| e.to_string())
@@ -263,8 +286,11 @@ fn serve() -> i32 {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let code = rt.block_on(async {
         // A running daemon serves this editor window from its resident model; otherwise run our own.
-        let sock = lokal_server::daemon::socket_path();
-        if std::env::var_os("LOKAL_NO_DAEMON").is_none() {
+        let sock = lokal_server::daemon::client_socket_path();
+        if let (Err(why), None) = (&sock, std::env::var_os("LOKAL_NO_DAEMON")) {
+            tracing::warn!("not using the team daemon: {why}");
+        }
+        if let (Ok(sock), None) = (sock, std::env::var_os("LOKAL_NO_DAEMON")) {
             if let Some(conn) = lokal_server::proxy::try_connect(&sock).await {
                 tracing::info!("using the lokal daemon at {}", sock.display());
                 return match lokal_server::proxy::run(sock, conn).await {

@@ -6,7 +6,6 @@ use crate::conv::{from_proto, invalid_params, request_failed, to_proto};
 use crate::ext::{CloudArgs, CloudPreview, FolderStatus, ModelStatus, NoParams, StatusResult, CLOUD_DESIGN};
 use crate::work::{create_file, workspace_edit};
 use lokal_engine::policy::anonymize;
-use lokal_engine::policy::audit::AuditLog;
 use lokal_engine::policy::cloud::{self, CloudConfig};
 use lokal_engine::policy::egress;
 use lokal_engine::policy::tier::{FolderPolicy, Tier, WorkspacePolicy, TAG_FILE};
@@ -86,8 +85,10 @@ impl Backend {
         };
         // One engine serves the whole session, so every folder must allow the host. The same check runs
         // again for every request (the gate reads the live policy), so this is only the early answer.
-        let live = self.policy.clone();
-        let gate: RemoteGate = std::sync::Arc::new(move |url: &str| remote_permit(&live.read().unwrap(), url));
+        let (live, user) = (self.policy.clone(), self.user.clone());
+        let gate: RemoteGate = std::sync::Arc::new(move |url: &str| {
+            remote_permit(&live.read().unwrap(), url).map(|p| p.audited_as(user.as_deref()))
+        });
         let denied = gate(&r.url).err();
         match denied {
             None => {
@@ -260,7 +261,7 @@ impl Backend {
                 cancel.clone(),
             )
             .await;
-        let audit = AuditLog::default_location();
+        let audit = self.audit_log();
         let answer = cloud::ask(folder.as_ref(), &cfg, "cloud design", anonymized, &rq, &cancel, &audit).await;
         let text = match answer {
             Ok(t) => t,

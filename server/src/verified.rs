@@ -52,6 +52,7 @@ pub(crate) async fn implement(
     item_start: usize,
     cancel: &CancelToken,
 ) -> Result<(Range<usize>, String, ActionReport)> {
+    b.own_rights_needed("\"Implement\" (checked candidates)")?;
     let (workspace, path) = workspace_of(b, uri)?;
     let job = StubJob { workspace, path, text: text.to_string(), lang, replace, item_start, key: b.key(uri) };
     let settings = b.settings_state.lock().unwrap().actions.clone();

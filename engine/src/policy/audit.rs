@@ -24,6 +24,10 @@ pub struct AuditRecord {
     pub counts: std::collections::BTreeMap<String, usize>,
     /// `ok`, `error: …` or `denied: …`.
     pub outcome: String,
+    /// Whose editor session made the request, on a daemon that serves several Unix users (`lokal daemon
+    /// --group`); absent for a user's own processes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 pub fn outcome_ok() -> String {
@@ -41,6 +45,8 @@ pub fn outcome_denied(why: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditLog {
     path: PathBuf,
+    /// Written into every record that does not name a user already.
+    user: Option<String>,
 }
 
 /// An open handle on the log, taken before a request is made so that a log that cannot be written stops the
@@ -49,10 +55,19 @@ pub struct AuditLog {
 pub struct AuditWriter {
     file: std::fs::File,
     path: PathBuf,
+    user: Option<String>,
 }
 
 impl AuditWriter {
     pub fn write(&mut self, rec: &AuditRecord) -> std::io::Result<()> {
+        let named;
+        let rec = match (&rec.user, &self.user) {
+            (None, Some(u)) => {
+                named = AuditRecord { user: Some(u.clone()), ..rec.clone() };
+                &named
+            }
+            _ => rec,
+        };
         let mut line = serde_json::to_vec(rec).map_err(std::io::Error::other)?;
         line.push(b'\n');
         // One write per record on an O_APPEND file: concurrent writers never interleave within a line.
@@ -75,7 +90,17 @@ pub struct AuditRecords {
 
 impl AuditLog {
     pub fn at(path: PathBuf) -> Self {
-        Self { path }
+        Self { path, user: None }
+    }
+
+    /// The same log, with records naming `user` (the Unix user a daemon session belongs to).
+    pub fn with_user(mut self, user: Option<String>) -> Self {
+        self.user = user;
+        self
+    }
+
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
     }
 
     /// `$LOKAL_AUDIT_LOG`, else `$XDG_DATA_HOME/lokal/audit.jsonl`, else `~/.local/share/lokal/audit.jsonl`.
@@ -102,7 +127,7 @@ impl AuditLog {
             use std::os::unix::fs::OpenOptionsExt;
             opts.mode(0o600);
         }
-        Ok(AuditWriter { file: opts.open(&self.path)?, path: self.path.clone() })
+        Ok(AuditWriter { file: opts.open(&self.path)?, path: self.path.clone(), user: self.user.clone() })
     }
 
     pub fn append(&self, rec: &AuditRecord) -> std::io::Result<()> {
@@ -157,7 +182,10 @@ pub fn render(records: &[AuditRecord], workspace: Option<&str>) -> String {
             [
                 r.time.clone(),
                 r.tier.to_string(),
-                r.workspace.clone(),
+                match &r.user {
+                    Some(u) => format!("{} ({u})", r.workspace),
+                    None => r.workspace.clone(),
+                },
                 r.action.clone(),
                 r.host.clone(),
                 r.bytes.to_string(),
@@ -206,7 +234,8 @@ pub fn now_rfc3339() -> String {
     rfc3339(secs)
 }
 
-fn rfc3339(secs: i64) -> String {
+/// Seconds since the Unix epoch as RFC 3339, UTC.
+pub fn rfc3339(secs: i64) -> String {
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Howard Hinnant's civil-from-days.
     let z = days + 719_468;
@@ -246,6 +275,7 @@ pub(crate) mod tests {
             anonymized: false,
             counts: Default::default(),
             outcome: outcome.into(),
+            user: None,
         }
     }
 
@@ -285,6 +315,21 @@ pub(crate) mod tests {
         let log = temp_log("mode");
         log.append(&rec("/w", "ok")).unwrap();
         assert_eq!(std::fs::metadata(log.path()).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    /// A daemon serving several Unix users names each session's user in its records; a record that names
+    /// its own user keeps it, and logs without a user write none.
+    #[test]
+    fn a_log_for_a_user_names_that_user_in_every_record() {
+        let log = temp_log("user").with_user(Some("alice".into()));
+        log.append(&rec("/w", "ok")).unwrap();
+        log.append(&AuditRecord { user: Some("bob".into()), ..rec("/w", "ok") }).unwrap();
+        AuditLog::at(log.path().to_path_buf()).append(&rec("/w", "ok")).unwrap();
+        let users: Vec<_> = log.read().into_iter().map(|r| r.user).collect();
+        assert_eq!(users, [Some("alice".to_string()), Some("bob".to_string()), None]);
+        let raw = std::fs::read_to_string(log.path()).unwrap();
+        assert_eq!(raw.matches("\"user\"").count(), 2, "no user key where there is no user: {raw}");
+        assert!(render(&log.read(), None).contains("/w (alice)"));
     }
 
     #[test]

@@ -264,6 +264,7 @@ impl Egress {
                         anonymized,
                         counts: Default::default(),
                         outcome: audit::outcome_denied(&denied.message),
+                        user: None,
                     };
                     if let Err(e) = self.audit.append(&rec) {
                         tracing::error!("audit log {}: {e}", self.audit.path().display());
@@ -358,6 +359,13 @@ impl Permit {
         self.counts = counts;
         self
     }
+
+    /// Record the request as made for `user` (a daemon session's Unix user).
+    pub fn audited_as(mut self, user: Option<&str>) -> Self {
+        self.audit = self.audit.with_user(user.map(str::to_string));
+        self
+    }
+
     pub fn reach(&self) -> Reach {
         self.reach
     }
@@ -399,6 +407,7 @@ impl Permit {
             anonymized: self.anonymized,
             counts: self.counts.clone(),
             outcome: String::new(),
+            user: None,
         };
         Ok(PendingRecord { writer, rec, written: false })
     }
@@ -415,7 +424,12 @@ impl Permit {
             return Err(EgressError::Cancelled);
         }
         let http = self.client().map_err(|message| EgressError::Connection { host: host.clone(), message })?;
-        let mut rq = http.post(self.dest.url.clone()).header("content-type", "application/json").body(bytes);
+        // Nothing to send is a GET (an engine's `/props`), anything else a JSON POST.
+        let mut rq = if bytes.is_empty() {
+            http.get(self.dest.url.clone())
+        } else {
+            http.post(self.dest.url.clone()).header("content-type", "application/json").body(bytes)
+        };
         for (k, v) in headers {
             rq = rq.header(*k, v);
         }
@@ -449,6 +463,20 @@ impl Permit {
     ) -> Result<Value, EgressError> {
         let bytes =
             serde_json::to_vec(body).map_err(|e| EgressError::Answer { host: self.host(), message: e.to_string() })?;
+        self.exchange(headers, bytes, cancel).await
+    }
+
+    /// GET a JSON answer (an engine's properties). One audit record, of zero bytes sent.
+    pub async fn get_json(self, headers: &[(&str, String)], cancel: &CancelToken) -> Result<Value, EgressError> {
+        self.exchange(headers, Vec::new(), cancel).await
+    }
+
+    async fn exchange(
+        self,
+        headers: &[(&str, String)],
+        bytes: Vec<u8>,
+        cancel: &CancelToken,
+    ) -> Result<Value, EgressError> {
         let mut record = self.begin(&bytes)?;
         let host = self.host();
         let result = async {
