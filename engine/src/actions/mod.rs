@@ -1,10 +1,20 @@
 //! Code actions as engine work: picking the span, building the prompt, generating candidates, verifying
 //! them with the language's own tools and splicing the one that passes. The server only converts
-//! positions and edits. [`implement_stub`] is best-of-N over [`crate::verify::best_of`].
+//! positions and edits. [`implement_stub`] is best-of-N over [`crate::verify::best_of`];
+//! [`implement_plan`] implements a design document all or nothing.
+mod plan;
+pub mod plan_context;
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod plan_tests;
 mod prompt;
 #[cfg(test)]
 mod tests;
 
+pub use plan::{
+    implement_plan, FileReport, PlanError, PlanJob, PlanOutcome, PlanReport, PlanRun, PlannedFile, PLAN_CONTEXT_TOKENS,
+    PLAN_MAX_TOKENS,
+};
 pub use prompt::{cut_body, StubPrompt};
 
 use crate::api::GenerateRequest;
