@@ -9,7 +9,7 @@ use crate::documents::Document;
 use crate::ext::{DesignDocArgs, DesignDocResult, PlanPreview, IMPLEMENT_FROM_DESIGN_DOC};
 use crate::verified::{candidate, verifier, workspace_of};
 use lokal_engine::actions::{
-    implement_plan, PlanError, PlanJob, PlanOutcome, PlanRun, PlannedFile, PLAN_CONTEXT_TOKENS, PLAN_MAX_TOKENS,
+    implement_plan, PlanError, PlanJob, PlanOutcome, PlanRun, PlannedFile, PLAN_CONTEXT_TOKENS,
 };
 use lokal_engine::CancelToken;
 use serde_json::Value;
@@ -55,7 +55,6 @@ pub async fn run(
         section,
         open,
         key: b.key(&uri),
-        max_tokens: PLAN_MAX_TOKENS,
         context_tokens: PLAN_CONTEXT_TOKENS,
     };
     let settings = b.settings_state.lock().unwrap().actions.clone();

@@ -28,7 +28,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The settings `actionCandidates`, `actionTemperature` and `actionBudgetSeconds`.
+/// The settings `actionCandidates`, `actionTemperature`, `actionBudgetSeconds` and `actionMaxTokens`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActionSettings {
     pub candidates: usize,
@@ -36,11 +36,13 @@ pub struct ActionSettings {
     pub temperature: f32,
     /// For one action: every candidate's generation and checks.
     pub budget: Duration,
+    /// Tokens generated per file of a design-document plan (a stub's body takes at most 160 of them).
+    pub max_tokens: usize,
 }
 
 impl Default for ActionSettings {
     fn default() -> Self {
-        ActionSettings { candidates: 3, temperature: 0.7, budget: Duration::from_secs(60) }
+        ActionSettings { candidates: 3, temperature: 0.7, budget: Duration::from_secs(60), max_tokens: PLAN_MAX_TOKENS }
     }
 }
 
@@ -151,7 +153,7 @@ where
             system: None,
             user,
             answer_prefix: p.answer_prefix.clone(),
-            max_tokens: 160,
+            max_tokens: settings.max_tokens.min(160),
             stop: vec!["```".into()],
             temperature: a.temperature,
             seed: a.index as u64 + 1,

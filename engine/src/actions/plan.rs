@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Per file of the plan, generated tokens at most.
+/// Per file of the plan, generated tokens at most, unless `actionMaxTokens` says otherwise.
 pub const PLAN_MAX_TOKENS: usize = 320;
 /// Prompt tokens for the workspace context (named files, signatures, schema).
 pub const PLAN_CONTEXT_TOKENS: usize = 1200;
@@ -40,7 +40,6 @@ pub struct PlanJob {
     pub open: HashMap<PathBuf, String>,
     /// Engine cache key.
     pub key: String,
-    pub max_tokens: usize,
     pub context_tokens: usize,
 }
 
@@ -212,14 +211,42 @@ fn prompts(job: &PlanJob, plan: &DesignPlan, ctx: &PlanContext) -> Vec<Target> {
                 ctx.render(&t.path),
                 t.path
             );
-            // A base model continues real code best: an existing file is the start of the answer.
+            // A base model continues real code best: an existing file is the start of the answer, and a
+            // comment with the design's ask after it (left out of the edit) keeps the model from closing the
+            // block at once, as a complete-looking file invites.
+            let ask = match (crate::context::render::comment_marker(&t.path), first_sentence(&t.spec)) {
+                (Some(marker), Some(s)) => format!("\n{marker} {s}\n"),
+                _ => String::new(),
+            };
             let answer_prefix = match &before {
-                Some(b) if !b.is_empty() => format!("```{fence}\n{}\n", b.trim_end()),
+                Some(b) if !b.is_empty() => format!("```{fence}\n{}\n{ask}", b.trim_end()),
                 _ => format!("```{fence}\n"),
             };
             Target { path: t.path.clone(), lang, before, user, answer_prefix }
         })
         .collect()
+}
+
+/// The first line of prose in a target's section (not its heading, `File:` line or code), for a comment.
+fn first_sentence(spec: &str) -> Option<String> {
+    let mut fenced = false;
+    for line in spec.lines() {
+        let l = line.trim();
+        if l.starts_with("```") {
+            fenced = !fenced;
+            continue;
+        }
+        let lower = l.to_ascii_lowercase();
+        if fenced
+            || l.is_empty()
+            || l.starts_with('#')
+            || ["file:", "path:", "target:"].iter().any(|k| lower.trim_start_matches(['-', '*', ' ']).starts_with(k))
+        {
+            continue;
+        }
+        return Some(l.chars().take(200).collect());
+    }
+    None
 }
 
 /// Generates, verifies and retries the plan of `job.doc`; see the module doc. `generate` is the model;
@@ -275,7 +302,7 @@ where
                 system: None,
                 user,
                 answer_prefix: t.answer_prefix.clone(),
-                max_tokens: job.max_tokens,
+                max_tokens: settings.max_tokens,
                 stop: vec!["```".into()],
                 temperature: if round == 0 { 0.0 } else { settings.temperature },
                 seed: (round * n + i) as u64 + 1,

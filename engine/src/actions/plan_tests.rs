@@ -54,7 +54,6 @@ fn run(doc: &str, answers: &[(&str, &[&str])], settings: ActionSettings, cancel:
         section: None,
         open: HashMap::new(),
         key: "k".into(),
-        max_tokens: 64,
         context_tokens: 800,
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
@@ -110,7 +109,10 @@ fn a_plan_that_builds_comes_back_whole_new_file_and_append() {
     assert!(run.diff.contains("+++ b/src/initials.rs") && run.diff.contains("+pub mod initials;"), "{}", run.diff);
     // The existing file is the start of the answer (the model continues it); the new one starts empty.
     let lib_req = r.asked_for("src/lib.rs")[0];
-    assert!(lib_req.answer_prefix.ends_with("pub fn double(x: u32) -> u32 {\n    x * 2\n}\n"), "{lib_req:?}");
+    assert!(
+        lib_req.answer_prefix.ends_with("    x * 2\n}\n\n// Declare the module: `pub mod initials;`.\n"),
+        "{lib_req:?}"
+    );
     assert_eq!(r.asked_for("src/initials.rs")[0].answer_prefix, "```rust\n");
     // Phase 2 sees the design, the plan's files and the workspace's current files.
     let new_req = r.asked_for("src/initials.rs")[0];
