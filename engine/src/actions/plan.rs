@@ -143,9 +143,7 @@ impl Target {
             Some(b) => (b.clone(), false),
             None => (String::new(), true),
         };
-        let sep = if create || before.is_empty() {
-            ""
-        } else if before.ends_with("\n\n") {
+        let sep = if create || before.is_empty() || before.ends_with("\n\n") {
             ""
         } else if before.ends_with('\n') {
             "\n"
