@@ -144,7 +144,15 @@ fn a_design_doc_plan_lands_whole_and_builds_or_lands_not_at_all() {
     std::fs::create_dir_all(root.join("docs")).unwrap();
     std::fs::write(root.join("docs/initials.md"), DESIGN).unwrap();
     let (doc, lib) = (testing::file_uri(&root.join("docs/initials.md")), testing::file_uri(&root.join("src/lib.rs")));
-    let mut c = start(&root, json!({"actionCandidates": 2, "actionBudgetSeconds": 30, "actionMaxTokens": 96}));
+    // Short by default; LOKAL_PLAN_BUDGET_S="seconds candidates tokens" measures with more room (a loaded
+    // machine spends the default budget on the first file).
+    let knobs = std::env::var("LOKAL_PLAN_BUDGET_S").unwrap_or_else(|_| "30 2 96".into());
+    let k: Vec<u64> = knobs.split_whitespace().map(|n| n.parse().expect("LOKAL_PLAN_BUDGET_S: numbers")).collect();
+    // One model thread: on a shared 2-core machine two spinning llama.cpp threads stall each other (seen:
+    // one 96-token file took over 40 s with two, a whole 3-round plan 23 s with one).
+    let settings =
+        json!({"actionBudgetSeconds": k[0], "actionCandidates": k[1], "actionMaxTokens": k[2], "threads": 1});
+    let mut c = start(&root, settings);
     c.open(&doc, "markdown", DESIGN);
     c.open(&lib, "rust", LIB);
     let args = json!([{"uri": doc}]);
@@ -185,8 +193,11 @@ fn a_design_doc_plan_lands_whole_and_builds_or_lands_not_at_all() {
             ))) && (!judged.is_empty() || message.contains("stopped:")),
             "{r}"
         );
-        assert!(c.received.iter().any(|m| m["method"] == "window/showMessage"
-            && m["params"]["message"].as_str().is_some_and(|s| s.starts_with("lokal: nothing applied"))));
+        let shown = c.wait_for(Duration::from_secs(5), |m| {
+            m["method"] == "window/showMessage"
+                && m["params"]["message"].as_str().is_some_and(|s| s.starts_with("lokal: nothing applied"))
+        });
+        assert!(shown.is_some(), "the user is told why nothing was applied");
         assert_eq!(std::fs::read_to_string(root.join("src/lib.rs")).unwrap(), LIB);
     }
     assert!(!root.join("src/initials.rs").exists() || r["applied"] == true, "a file appeared without the edit");
@@ -195,7 +206,7 @@ fn a_design_doc_plan_lands_whole_and_builds_or_lands_not_at_all() {
     assert!(c.received.iter().any(|m| m["method"] == "$/progress"
         && m["params"]["value"]["message"]
             .as_str()
-            .is_some_and(|s| s.contains("plan 1/2: generating src/initials.rs"))));
+            .is_some_and(|s| s.contains("plan 1/") && s.contains(": generating src/initials.rs"))));
     c.shutdown();
     let _ = std::fs::remove_dir_all(&root);
 }

@@ -163,6 +163,10 @@ impl Target {
                 "the generated code does not parse (tree-sitter)".to_string()
             }
         })?;
+        let code = drop_trailing_comments(&code, crate::context::render::comment_marker(&self.path));
+        if code.trim().is_empty() {
+            return Err("the model wrote only comments for this file".into());
+        }
         let insert = format!("{sep}{code}\n");
         Ok(PlannedFile {
             path: PathBuf::from(&self.path),
@@ -223,6 +227,17 @@ fn prompts(job: &PlanJob, plan: &DesignPlan, ctx: &PlanContext) -> Vec<Target> {
             Target { path: t.path.clone(), lang, before, user, answer_prefix }
         })
         .collect()
+}
+
+/// A comment left dangling at the end is no code: a doc comment whose item the token limit cut off, which
+/// tree-sitter accepts and rustc rejects ("expected item after doc comment").
+fn drop_trailing_comments(code: &str, marker: Option<&str>) -> String {
+    let Some(m) = marker else { return code.to_string() };
+    let mut lines: Vec<&str> = code.lines().collect();
+    while lines.last().is_some_and(|l| l.trim().is_empty() || l.trim_start().starts_with(m)) {
+        lines.pop();
+    }
+    lines.join("\n")
 }
 
 /// The first line of prose in a target's section (not its heading, `File:` line or code), for a comment.

@@ -90,7 +90,8 @@ fn refused(r: &PlanRun) -> &str {
 fn a_plan_that_builds_comes_back_whole_new_file_and_append() {
     let r = run(
         DOC,
-        &[("src/initials.rs", &[GOOD_INITIALS]), ("src/lib.rs", &["pub mod initials;\n```\nmore prose"])],
+        // lib.rs: the block closes and prose follows; before it, a doc comment the token limit cut off.
+        &[("src/initials.rs", &[GOOD_INITIALS]), ("src/lib.rs", &["pub mod initials;\n\n/// Returns the\n```\nmore"])],
         ActionSettings::default(),
         CancelToken::new(),
     );
