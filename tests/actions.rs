@@ -79,7 +79,10 @@ fn actions_are_offered_per_context_and_listing_never_runs_the_model() {
     assert!(t.iter().any(|x| x.starts_with("lokal: fix `mismatched types")), "{t:?}");
     open(&mut c, "docs/design/stats.md", "markdown");
     let t = titles(&list(&mut c, "docs/design/stats.md", at(0, 0), json!([])));
-    assert_eq!(t, vec!["lokal: implement this design document"]);
+    assert_eq!(
+        t,
+        vec!["lokal: implement this design document", "lokal: preview this design document's plan (diff, checked)"]
+    );
 
     let before = c.request("lokal/stats", json!({})).unwrap()["decodeCalls"].as_u64().unwrap();
     for i in 0..1000 {
