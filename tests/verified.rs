@@ -28,7 +28,10 @@ fn start(root: &Path, settings: Value) -> LspClient {
         Stdio::null(),
     )
     .unwrap();
-    let mut opts = json!({"modelPath": testing::test_model().display().to_string()});
+    // One model thread: on a shared 2-core machine (and with this file's two servers side by side) two
+    // spinning llama.cpp threads stall each other. Seen: one 96-token file took over 40 s with two threads,
+    // a whole 3-round plan 23 s with one; the stub test's 60 s budget ran out in its first candidate.
+    let mut opts = json!({"modelPath": testing::test_model().display().to_string(), "threads": 1});
     opts.as_object_mut().unwrap().extend(settings.as_object().unwrap().clone());
     c.initialize(Some(&testing::file_uri(root)), opts, false).unwrap();
     testing::wait_ready(&mut c, testing::READY_TIMEOUT).unwrap();
@@ -148,10 +151,7 @@ fn a_design_doc_plan_lands_whole_and_builds_or_lands_not_at_all() {
     // machine spends the default budget on the first file).
     let knobs = std::env::var("LOKAL_PLAN_BUDGET_S").unwrap_or_else(|_| "30 2 96".into());
     let k: Vec<u64> = knobs.split_whitespace().map(|n| n.parse().expect("LOKAL_PLAN_BUDGET_S: numbers")).collect();
-    // One model thread: on a shared 2-core machine two spinning llama.cpp threads stall each other (seen:
-    // one 96-token file took over 40 s with two, a whole 3-round plan 23 s with one).
-    let settings =
-        json!({"actionBudgetSeconds": k[0], "actionCandidates": k[1], "actionMaxTokens": k[2], "threads": 1});
+    let settings = json!({"actionBudgetSeconds": k[0], "actionCandidates": k[1], "actionMaxTokens": k[2]});
     let mut c = start(&root, settings);
     c.open(&doc, "markdown", DESIGN);
     c.open(&lib, "rust", LIB);
