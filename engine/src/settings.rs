@@ -14,7 +14,7 @@ use std::path::PathBuf;
 /// (VS Code's `lokal.path` to the binary, `lokal.trace.server`).
 const CLIENT_KEYS: &[&str] = &["path", "trace"];
 const TIER_KEYS: &[&str] = &["defaultTier", "minimumTier", "overrides", "remote", "cloudConfirm"];
-const ACTION_KEYS: &[&str] = &["actionCandidates", "actionTemperature", "actionBudgetSeconds"];
+const ACTION_KEYS: &[&str] = &["actionCandidates", "actionTemperature", "actionBudgetSeconds", "actionMaxTokens"];
 
 /// One setting that was not applied as given, for `window/showMessage` and `lokal/status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -301,6 +301,7 @@ pub fn parse(value: &Value, base: &EngineConfig) -> Settings {
                 Some(t) => out.actions.temperature = t as f32,
                 None => c.bad(key, val, "a number from 0 to 2", format!("using {}", out.actions.temperature)),
             },
+            "actionMaxTokens" => c.count(key, val, &mut out.actions.max_tokens, 16, 4096),
             "actionBudgetSeconds" => {
                 let mut secs = out.actions.budget.as_secs();
                 c.count(key, val, &mut secs, 1, 600);

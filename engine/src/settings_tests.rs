@@ -180,16 +180,17 @@ fn cloud_confirm_is_read_and_a_bad_value_keeps_asking() {
 #[test]
 fn action_settings_are_checked_key_by_key() {
     let s = parse(
-        &json!({"actionCandidates": 5, "actionTemperature": 0.3, "actionBudgetSeconds": 20}),
+        &json!({"actionCandidates": 5, "actionTemperature": 0.3, "actionBudgetSeconds": 20, "actionMaxTokens": 96}),
         &EngineConfig::default(),
     );
     assert!(s.problems.is_empty(), "{:?}", s.problems);
     assert_eq!(s.actions.candidates, 5);
     assert!((s.actions.temperature - 0.3).abs() < 1e-6);
     assert_eq!(s.actions.budget, std::time::Duration::from_secs(20));
+    assert_eq!(s.actions.max_tokens, 96);
     let d = crate::actions::ActionSettings::default();
     let s = parse(
-        &json!({"actionCandidates": 0, "actionTemperature": "hot", "actionBudgetSeconds": 2.5, "maxLines": 3}),
+        &json!({"actionCandidates": 0, "actionTemperature": "hot", "actionBudgetSeconds": 2.5, "actionMaxTokens": 4, "maxLines": 3}),
         &EngineConfig::default(),
     );
     assert_eq!(s.actions, d, "each bad value keeps its default");

@@ -2,11 +2,11 @@
 //! diagnostic, write tests, rewrite a selection, implement a design document. Listing reads only the
 //! syntax tree (no model work); the model runs in `codeAction/resolve` or in the command. Every result is a
 //! versioned `WorkspaceEdit`, and generated code that does not parse is cut back or refused, never
-//! inserted broken.
+//! inserted broken. Design documents go through `crate::plan` (all or nothing).
 use crate::backend::Backend;
 use crate::conv::{from_proto, invalid_params, request_failed, to_proto};
 use crate::ext::{
-    ActionData, ActionTask, DesignDocArgs, DesignDocResult, RewriteArgs, DEFAULT_REWRITE, IMPLEMENT_FROM_DESIGN_DOC,
+    ActionData, ActionTask, DesignDocArgs, RewriteArgs, DEFAULT_REWRITE, IMPLEMENT_FROM_DESIGN_DOC, PREVIEW_PLAN,
     REWRITE,
 };
 use crate::verified;
@@ -61,19 +61,23 @@ pub fn list(b: &Backend, uri: &Uri, range: Range, ctx: &CodeActionContext) -> Ve
     let Ok(s) = snap(b, uri) else { return vec![] };
     let mut out = Vec::new();
     if s.language_id == "markdown" && design_doc::plan(&s.text, None).is_ok() {
-        let title = "lokal: implement this design document".to_string();
-        out.push(CodeActionOrCommand::CodeAction(CodeAction {
-            title: title.clone(),
-            kind: Some(CodeActionKind::new("source.lokal.implementDesign")),
-            command: Some(Command {
-                title,
-                command: IMPLEMENT_FROM_DESIGN_DOC.into(),
-                arguments: serde_json::to_value(DesignDocArgs { uri: uri.clone(), section: None })
-                    .ok()
-                    .map(|a| vec![a]),
-            }),
-            ..Default::default()
-        }));
+        for (title, kind, command) in [
+            ("lokal: implement this design document", "source.lokal.implementDesign", IMPLEMENT_FROM_DESIGN_DOC),
+            ("lokal: preview this design document's plan (diff, checked)", "source.lokal.previewPlan", PREVIEW_PLAN),
+        ] {
+            out.push(CodeActionOrCommand::CodeAction(CodeAction {
+                title: title.into(),
+                kind: Some(CodeActionKind::new(kind)),
+                command: Some(Command {
+                    title: title.into(),
+                    command: command.into(),
+                    arguments: serde_json::to_value(DesignDocArgs { uri: uri.clone(), section: None })
+                        .ok()
+                        .map(|a| vec![a]),
+                }),
+                ..Default::default()
+            }));
+        }
     }
     let Ok(sel) = byte_range(b, uri, range) else { return out };
     let data = |task: ActionTask| ActionData { uri: uri.clone(), version: s.version, task };
@@ -361,7 +365,8 @@ pub async fn execute(
                 .await?;
             apply(b, a.edit.unwrap_or_default()).await
         }
-        IMPLEMENT_FROM_DESIGN_DOC => implement_design(b, arg, token, cancel).await,
+        IMPLEMENT_FROM_DESIGN_DOC => crate::plan::run(b, arg, token, cancel, true).await,
+        PREVIEW_PLAN => crate::plan::run(b, arg, token, cancel, false).await,
         other => Err(invalid_params(format!("unknown command {other}"))),
     }
 }
@@ -374,123 +379,4 @@ async fn apply(b: &Backend, edit: WorkspaceEdit) -> Result<Option<Value>> {
         }
         Err(e) => Err(request_failed(format!("workspace/applyEdit failed: {e}"))),
     }
-}
-
-async fn implement_design(
-    b: &Backend,
-    arg: Value,
-    token: Option<ProgressToken>,
-    cancel: CancelToken,
-) -> Result<Option<Value>> {
-    let DesignDocArgs { uri, section } =
-        serde_json::from_value(arg).map_err(|e| invalid_params(format!("{IMPLEMENT_FROM_DESIGN_DOC}: {e}")))?;
-    let doc_text = match b.docs.get(&uri) {
-        Some(d) => d.text(),
-        None => from_proto::path(&uri)
-            .and_then(|p| std::fs::read_to_string(p).ok())
-            .ok_or_else(|| invalid_params(format!("cannot read {}", uri.as_str())))?,
-    };
-    let plan = design_doc::plan(&doc_text, section.as_deref()).map_err(|e| request_failed(format!("lokal: {e}")))?;
-    let doc_path = from_proto::path(&uri).ok_or_else(|| invalid_params("the design document is not a file"))?;
-    let root =
-        b.folder_of(&uri).map(|f| f.root).or_else(|| doc_path.parent().map(|p| p.to_path_buf())).unwrap_or_default();
-    let work = b
-        .work
-        .begin(&b.client, "lokal: implementing the design document", token, b.can_create_progress(), cancel.clone())
-        .await;
-    let n = plan.targets.len();
-    let mut ops = Vec::new();
-    let mut notes = Vec::new();
-    for (i, t) in plan.targets.iter().enumerate() {
-        work.report((i * 100 / n) as u32, format!("{} ({}/{n})", t.path, i + 1)).await;
-        if cancel.is_cancelled() {
-            break;
-        }
-        let path = root.join(&t.path);
-        let turi = Uri::from_file_path(&path).ok_or_else(|| invalid_params(format!("bad target path {}", t.path)))?;
-        let lang = Lang::from_id_or_path("", &t.path);
-        let fence = lang.map(Lang::fence).unwrap_or("");
-        // An open document wins over the file on disk: it is what the user sees, with its version.
-        let open = b.docs.get(&turi).map(|d| (d.text(), d.version));
-        let existing = open.as_ref().map(|(t, _)| t.clone()).or_else(|| std::fs::read_to_string(&path).ok());
-        let signatures = match (&existing, lang) {
-            (Some(text), Some(l)) => SyntaxTree::new(l, text).context(text, None),
-            _ => String::new(),
-        };
-        let task = match &existing {
-            Some(text) => format!(
-                "Design document:\n{}\n{}\nThe file {} exists:\n```{fence}\n{}\n```\nWrite only the code to add at the end of {}, as the design asks.",
-                plan.overview, t.spec, t.path, text.chars().take(6000).collect::<String>(), t.path
-            ),
-            None => format!("Design document:\n{}\n{}\nWrite the complete content of the new file {}.\nSignatures it must fit:\n{signatures}", plan.overview, t.spec, t.path),
-        };
-        let code = match instruct(b, &b.key(&uri), lang, &task, 384, &cancel).await {
-            Ok(c) => c,
-            Err(e) if e.code == ErrorCode::RequestCancelled => break,
-            Err(e) => {
-                work.finish("failed").await;
-                return Err(e);
-            }
-        };
-        match existing {
-            Some(text) => {
-                let sep = if text.ends_with('\n') { "\n" } else { "\n\n" };
-                let addition = format!("{sep}{code}\n");
-                let checked = match lang {
-                    Some(l) => longest_parsing_prefix(l, &addition, |c| format!("{text}{c}")),
-                    None => Some(addition.clone()),
-                };
-                let Some(addition) = checked else {
-                    notes.push(format!("{}: the generated code did not parse and was left out", t.path));
-                    continue;
-                };
-                let lines = text.lines().count() as u32;
-                let end = Position::new(lines, 0);
-                let end = if text.ends_with('\n') || text.is_empty() {
-                    end
-                } else {
-                    Position::new(
-                        lines.saturating_sub(1),
-                        text.lines().last().map(|l| l.encode_utf16().count()).unwrap_or(0) as u32,
-                    )
-                };
-                let edit = TextEdit { range: Range::new(end, end), new_text: addition };
-                ops.push(match open {
-                    Some((_, v)) => versioned_edit(turi, v, vec![edit]),
-                    None => DocumentChangeOperation::Edit(TextDocumentEdit {
-                        text_document: OptionalVersionedTextDocumentIdentifier { uri: turi, version: None },
-                        edits: vec![OneOf::Left(edit)],
-                    }),
-                });
-            }
-            None => {
-                let checked = match lang {
-                    Some(l) => longest_parsing_prefix(l, &code, |c| c.to_string()),
-                    None => Some(code.clone()),
-                };
-                let Some(code) = checked else {
-                    notes.push(format!("{}: the generated code did not parse and was not created", t.path));
-                    continue;
-                };
-                ops.extend(create_file(turi, format!("{code}\n")));
-            }
-        }
-    }
-    if cancel.is_cancelled() {
-        // A cancelled run applies nothing, not even the files already generated.
-        work.finish("cancelled; nothing applied").await;
-        return Err(Error::request_cancelled());
-    }
-    work.report(100, "applying").await;
-    if ops.is_empty() {
-        work.finish("nothing to apply").await;
-        return Err(request_failed(format!("lokal: nothing could be generated: {}", notes.join("; "))));
-    }
-    let r = apply(b, workspace_edit(ops)).await;
-    work.finish(if r.is_ok() { "done" } else { "failed" }).await;
-    if !notes.is_empty() {
-        b.client.show_message(MessageType::WARNING, format!("lokal: {}", notes.join("; "))).await;
-    }
-    let done = DesignDocResult { targets: plan.targets.iter().map(|t| t.path.clone()).collect(), skipped: notes };
-    r.and_then(|_| serde_json::to_value(done).map(Some).map_err(|e| request_failed(e.to_string())))
 }

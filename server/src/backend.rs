@@ -27,12 +27,21 @@ pub struct ClientCaps {
     pub ask: bool,
     /// `window/showDocument`, for the payload preview.
     pub show_document: bool,
+    /// Change annotations in workspace edits: a plan's edits can ask for confirmation (a preview).
+    pub annotations: bool,
 }
 
 impl Default for ClientCaps {
     /// What the protocol assumes of a client that says nothing.
     fn default() -> Self {
-        ClientCaps { encoding: Encoding::Utf16, progress: false, watch: false, ask: false, show_document: false }
+        ClientCaps {
+            encoding: Encoding::Utf16,
+            progress: false,
+            watch: false,
+            ask: false,
+            show_document: false,
+            annotations: false,
+        }
     }
 }
 
@@ -53,12 +62,18 @@ impl ClientCaps {
         let window = c.window.as_ref();
         let ask = window.and_then(|w| w.show_message.as_ref()).and_then(|m| m.message_action_item.as_ref()).is_some();
         let show_document = window.and_then(|w| w.show_document.as_ref()).is_some_and(|d| d.support);
+        let annotations = c
+            .workspace
+            .as_ref()
+            .and_then(|w| w.workspace_edit.as_ref())
+            .is_some_and(|e| e.change_annotation_support.is_some());
         ClientCaps {
             encoding: if utf8 { Encoding::Utf8 } else { Encoding::Utf16 },
             progress,
             watch,
             ask,
             show_document,
+            annotations,
         }
     }
 }

@@ -14,10 +14,14 @@ pub const CLOUD_DESIGN: &str = "lokal.cloudDesign";
 pub const PREVIEW_CLOUD: &str = "lokal.previewCloudPayload";
 pub const IMPLEMENT_WITH_CLOUD: &str = "lokal.implementWithCloud";
 pub const IMPLEMENT_FROM_DESIGN_DOC: &str = "lokal.implementFromDesignDoc";
+/// Generates and verifies a design document's plan like `IMPLEMENT_FROM_DESIGN_DOC`, but returns its diff
+/// and verdict instead of applying it.
+pub const PREVIEW_PLAN: &str = "lokal.previewPlan";
 pub const REWRITE: &str = "lokal.rewrite";
 
 /// Every command the server executes (`workspace/executeCommand`).
-pub const COMMANDS: &[&str] = &[CLOUD_DESIGN, PREVIEW_CLOUD, IMPLEMENT_WITH_CLOUD, IMPLEMENT_FROM_DESIGN_DOC, REWRITE];
+pub const COMMANDS: &[&str] =
+    &[CLOUD_DESIGN, PREVIEW_CLOUD, IMPLEMENT_WITH_CLOUD, IMPLEMENT_FROM_DESIGN_DOC, PREVIEW_PLAN, REWRITE];
 
 /// Any params: these requests take none, and clients send `{}`, `null` or nothing.
 #[derive(Debug, Default, Deserialize)]
@@ -109,7 +113,7 @@ pub struct RewriteArgs {
     pub instruction: String,
 }
 
-/// `lokal.implementFromDesignDoc`.
+/// `lokal.implementFromDesignDoc` and `lokal.previewPlan`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct DesignDocArgs {
     pub uri: Uri,
@@ -118,10 +122,29 @@ pub struct DesignDocArgs {
     pub section: Option<String>,
 }
 
+/// `lokal.implementFromDesignDoc`: the whole plan was applied as one edit, or nothing was and `message`
+/// and `files` say why (per file: the check that ran and its first errors).
 #[derive(Debug, Serialize)]
 pub struct DesignDocResult {
     pub targets: Vec<String>,
-    pub skipped: Vec<String>,
+    pub applied: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub files: Vec<lokal_engine::actions::FileReport>,
+    /// Candidates tried, how many passed, time to the first that did, which checks ran.
+    pub report: lokal_engine::actions::PlanReport,
+}
+
+/// `lokal.previewPlan`: the last plan tried as a unified diff, and whether it passed.
+#[derive(Debug, Serialize)]
+pub struct PlanPreview {
+    pub targets: Vec<String>,
+    pub passed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub diff: String,
+    pub files: Vec<lokal_engine::actions::FileReport>,
+    pub report: lokal_engine::actions::PlanReport,
 }
 
 /// What a listed code action carries to `codeAction/resolve`: the document version it was computed for,

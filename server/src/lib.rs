@@ -15,6 +15,7 @@ pub mod frames;
 pub mod framing;
 pub mod lifecycle;
 pub mod lsp;
+mod plan;
 #[cfg(test)]
 mod props;
 pub mod proxy;

@@ -6,7 +6,7 @@ use crate::conv::{from_proto, invalid_params, request_failed};
 use lokal_engine::actions::{implement_stub, ActionError, ActionReport, StubJob};
 use lokal_engine::syntax::Lang;
 use lokal_engine::verify::{Toolbox, Verifier};
-use lokal_engine::{CancelOnDrop, CancelToken};
+use lokal_engine::{CancelOnDrop, CancelToken, Engine, GenerateRequest};
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -41,6 +41,22 @@ pub(crate) fn report_value(r: &ActionReport) -> serde_json::Value {
     serde_json::to_value(r).unwrap_or_default()
 }
 
+/// One candidate from the model for an action's pipeline. It runs on a token of its own, cancelled when
+/// this future is dropped: the pipeline drops it when the time budget runs out, and the model thread must
+/// stop then, not finish the candidate while the next one waits behind it.
+pub(crate) async fn candidate(
+    engine: Engine,
+    req: GenerateRequest,
+    parent: CancelToken,
+) -> std::result::Result<String, String> {
+    let own = CancelToken::new();
+    let _stop = CancelOnDrop(own.clone());
+    tokio::select! {
+        r = engine.generate(req, own.clone()) => r.map(|g| g.text).map_err(|e| e.to_string()),
+        _ = parent.cancelled() => Err("cancelled".to_string()),
+    }
+}
+
 /// "Implement" on a stub: best-of-N candidates, each checked by the language's own tools; the replacement
 /// for `replace` and the report, or an error saying which check refused what.
 pub(crate) async fn implement(
@@ -56,7 +72,7 @@ pub(crate) async fn implement(
     let (workspace, path) = workspace_of(b, uri)?;
     let job = StubJob { workspace, path, text: text.to_string(), lang, replace, item_start, key: b.key(uri) };
     let settings = b.settings_state.lock().unwrap().actions.clone();
-    let engine = b.engine()?;
+    let engine = b.engine()?.clone();
     let work = b
         .work
         .begin(&b.client, "lokal: implementing (checked candidates)", None, b.can_create_progress(), cancel.clone())
@@ -67,20 +83,7 @@ pub(crate) async fn implement(
         &job,
         &settings,
         cancel,
-        |req| {
-            let parent = cancel.clone();
-            async move {
-                // A token of the candidate's own, cancelled when this future is dropped: the pipeline drops it
-                // when the time budget runs out, and the model thread must stop then, not finish the candidate
-                // while the next one waits behind it.
-                let own = CancelToken::new();
-                let _stop = CancelOnDrop(own.clone());
-                tokio::select! {
-                    r = engine.generate(req, own.clone()) => r.map(|g| g.text).map_err(|e| e.to_string()),
-                    _ = parent.cancelled() => Err("cancelled".to_string()),
-                }
-            }
-        },
+        |req| candidate(engine.clone(), req, cancel.clone()),
         move |m| {
             let _ = tx.send(m);
         },

@@ -45,6 +45,11 @@ export async function activate(ctx: vscode.ExtensionContext): Promise<void> {
           const doc = await vscode.workspace.openTextDocument({ content: JSON.stringify(result, null, 2), language: 'json' });
           await vscode.window.showTextDocument(doc);
         }
+        if (cmd === 'lokal.previewPlan' && result) {
+          const r = result as { diff?: string; message?: string };
+          const doc = await vscode.workspace.openTextDocument({ content: r.diff || r.message || '', language: 'diff' });
+          await vscode.window.showTextDocument(doc);
+        }
         return result;
       },
     },

@@ -1,10 +1,20 @@
 //! Code actions as engine work: picking the span, building the prompt, generating candidates, verifying
 //! them with the language's own tools and splicing the one that passes. The server only converts
-//! positions and edits. [`implement_stub`] is best-of-N over [`crate::verify::best_of`].
+//! positions and edits. [`implement_stub`] is best-of-N over [`crate::verify::best_of`];
+//! [`implement_plan`] implements a design document all or nothing.
+mod plan;
+pub mod plan_context;
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod plan_tests;
 mod prompt;
 #[cfg(test)]
 mod tests;
 
+pub use plan::{
+    implement_plan, FileReport, PlanError, PlanJob, PlanOutcome, PlanReport, PlanRun, PlannedFile, PLAN_CONTEXT_TOKENS,
+    PLAN_MAX_TOKENS,
+};
 pub use prompt::{cut_body, StubPrompt};
 
 use crate::api::GenerateRequest;
@@ -18,7 +28,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The settings `actionCandidates`, `actionTemperature` and `actionBudgetSeconds`.
+/// The settings `actionCandidates`, `actionTemperature`, `actionBudgetSeconds` and `actionMaxTokens`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActionSettings {
     pub candidates: usize,
@@ -26,11 +36,13 @@ pub struct ActionSettings {
     pub temperature: f32,
     /// For one action: every candidate's generation and checks.
     pub budget: Duration,
+    /// Tokens generated per file of a design-document plan (a stub's body takes at most 160 of them).
+    pub max_tokens: usize,
 }
 
 impl Default for ActionSettings {
     fn default() -> Self {
-        ActionSettings { candidates: 3, temperature: 0.7, budget: Duration::from_secs(60) }
+        ActionSettings { candidates: 3, temperature: 0.7, budget: Duration::from_secs(60), max_tokens: PLAN_MAX_TOKENS }
     }
 }
 
@@ -141,7 +153,7 @@ where
             system: None,
             user,
             answer_prefix: p.answer_prefix.clone(),
-            max_tokens: 160,
+            max_tokens: settings.max_tokens.min(160),
             stop: vec!["```".into()],
             temperature: a.temperature,
             seed: a.index as u64 + 1,
