@@ -94,6 +94,8 @@ pub struct PrefixCache<K: Hash + Eq + Clone, S> {
     prompt_len: Vec<usize>,
     stale: Vec<usize>,
     owner: Vec<Option<K>>,
+    /// Sequences a running (or suspended) generation holds: never evicted nor handed to another document.
+    pinned: Vec<bool>,
     bound: LruCache<K, u32>,
     saved: LruCache<K, Saved<S>>,
     saved_bytes: usize,
@@ -112,6 +114,7 @@ impl<K: Hash + Eq + Clone, S> PrefixCache<K, S> {
             prompt_len: vec![0; n],
             stale: vec![0; n],
             owner: vec![None; n],
+            pinned: vec![false; n],
             bound: LruCache::unbounded(),
             saved: LruCache::unbounded(),
             saved_bytes: 0,
@@ -143,6 +146,25 @@ impl<K: Hash + Eq + Clone, S> PrefixCache<K, S> {
         self.saved.contains(doc)
     }
 
+    /// Keep `seq` bound to its document until [`Self::unpin`]: a suspended generation resumes from its cells.
+    pub fn pin(&mut self, seq: u32) {
+        self.pinned[seq as usize] = true;
+    }
+
+    pub fn unpin(&mut self, seq: u32) {
+        self.pinned[seq as usize] = false;
+    }
+
+    pub fn is_pinned(&self, seq: u32) -> bool {
+        self.pinned[seq as usize]
+    }
+
+    /// Whether [`Self::prepare`] can give `doc` a sequence now (its own, a free one, or an unpinned one).
+    pub fn can_bind(&self, doc: &K) -> bool {
+        self.bound.contains(doc) || self.owner.iter().any(Option::is_none) || self.pinned.iter().any(|p| !p)
+    }
+
+    /// Panics when every sequence is pinned by other documents: check [`Self::can_bind`] first.
     pub fn prepare<O: KvOps<Snapshot = S>>(&mut self, doc: &K, prompt: &[Token], kv: &mut O) -> Plan<K> {
         assert!(!prompt.is_empty(), "a prompt has at least one token");
         let mut evicted = None;
@@ -153,7 +175,15 @@ impl<K: Hash + Eq + Clone, S> PrefixCache<K, S> {
                 let s = match self.owner.iter().position(Option::is_none) {
                     Some(free) => free as u32,
                     None => {
-                        let (old, s) = self.bound.pop_lru().expect("all slots are bound");
+                        // The least recently used document whose sequence no generation holds.
+                        let old = self
+                            .bound
+                            .iter()
+                            .rev()
+                            .find(|(_, &s)| !self.pinned[s as usize])
+                            .map(|(k, _)| k.clone())
+                            .expect("a sequence no generation holds (see can_bind)");
+                        let s = self.bound.pop(&old).expect("just found");
                         self.stash(&old, s, kv);
                         evicted = Some(old);
                         s
@@ -484,6 +514,25 @@ mod tests {
         let mut c = PrefixCache::new(CacheConfig { reuse_min_chunk: 8, ..cfg(1) });
         run(&mut c, &mut kv, "b", &[0, 10, 11, 12, 13, 14, 15]);
         assert_eq!(run(&mut c, &mut kv, "b", &[0, 13, 14, 15, 16]).keep, 1);
+    }
+
+    #[test]
+    fn a_pinned_sequence_is_never_evicted() {
+        let mut kv = FakeKv { can_truncate: true, ..Default::default() };
+        let mut c = PrefixCache::new(cfg(2));
+        let a = run(&mut c, &mut kv, "a", &[1, 2, 3]);
+        run(&mut c, &mut kv, "b", &[4, 5]);
+        // "a" is the least recently used, but a suspended generation holds its cells.
+        c.pin(a.seq);
+        let p = run(&mut c, &mut kv, "c", &[6]);
+        assert_eq!(p.evicted, Some("b"));
+        assert_eq!(c.seq_of(&"a"), Some(a.seq));
+        assert!(c.can_bind(&"d"), "c's sequence is free to take");
+        c.pin(p.seq);
+        assert!(!c.can_bind(&"d"), "both sequences held: a new document waits");
+        assert!(c.can_bind(&"a"), "a document with its own sequence can always go on");
+        c.unpin(a.seq);
+        assert_eq!(run(&mut c, &mut kv, "d", &[7]).evicted, Some("a"));
     }
 
     #[test]

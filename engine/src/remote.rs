@@ -301,6 +301,7 @@ mod tests {
             stop: vec!["END".into()],
             temperature: 0.0,
             seed: 0,
+            priority: Default::default(),
         };
         let out = rt().block_on(b.generate(&g, &CancelToken::new())).unwrap();
         assert_eq!(out.text, "done.\n");
@@ -372,6 +373,7 @@ mod tests {
             stop: vec![],
             temperature: 0.0,
             seed: 0,
+            priority: Default::default(),
         };
         let e = rt().block_on(b.generate(&g, &CancelToken::new())).unwrap_err();
         assert!(matches!(e, EngineError::Denied(_)), "{e:?}");
