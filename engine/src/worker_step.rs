@@ -150,11 +150,19 @@ impl Session<'_, '_> {
         if part.is_empty() {
             return done;
         }
-        // Generating jobs first (one token each), then prompts in the room left, most urgent first.
+        // Prompts first (most urgent first), in the room the generating jobs' one token each leaves, then those
+        // tokens. The order matters for losslessness: llama.cpp fills free cells from the lowest index, and
+        // flash attention sums a sequence's cells in index order, so a generating job's token placed in a hole
+        // before its earlier cells (a prompt's re-decoded tail often leaves one) would change its sums; a
+        // prompt placed first fills the hole it left itself.
         self.batch.clear();
-        let mut room = BATCH;
+        let generating = part.iter().filter(|id| !self.gens[id].gen.prefilling()).count();
+        let mut room = BATCH - generating.min(BATCH - 1);
         let mut added = Vec::new();
-        for pass_prompts in [false, true] {
+        for pass_prompts in [true, false] {
+            if !pass_prompts {
+                room = BATCH - self.batch.n_tokens() as usize;
+            }
             for &id in &part {
                 let g = &mut self.gens.get_mut(&id).expect("running").gen;
                 if g.prefilling() != pass_prompts || room == 0 {
