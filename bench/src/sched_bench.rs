@@ -130,10 +130,10 @@ fn figures(samples: &[(f64, f64)], long_tokens_per_s: f64) -> KeyFigures {
     let lat: Vec<f64> = samples.iter().map(|s| s.1).collect();
     KeyFigures {
         count: samples.len(),
-        ttft_p50_ms: percentile(&ttft, 50.0),
-        ttft_p90_ms: percentile(&ttft, 90.0),
-        latency_p50_ms: percentile(&lat, 50.0),
-        latency_p90_ms: percentile(&lat, 90.0),
+        ttft_p50_ms: percentile(&ttft, 0.5),
+        ttft_p90_ms: percentile(&ttft, 0.9),
+        latency_p50_ms: percentile(&lat, 0.5),
+        latency_p90_ms: percentile(&lat, 0.9),
         long_tokens_per_s,
     }
 }

@@ -142,13 +142,12 @@ impl Gen {
     /// The batch was decoded: its tokens are in the sequence. A prompt pass is recorded for the phases.
     pub fn decoded(&mut self) {
         let was_prompt = self.prefilling();
-        self.held += std::mem::take(&mut self.in_batch);
-        if was_prompt {
-            let n = self.passes.iter().map(|p| p.tokens).sum::<usize>();
-            let tokens = self.held.min(self.prompt_len).saturating_sub(n);
-            if tokens > 0 {
-                self.passes.push(Pass { tokens, ms: self.pass_start.elapsed().as_secs_f64() * 1e3 });
-            }
+        let n = std::mem::take(&mut self.in_batch);
+        self.held += n;
+        // While a prompt is decoded the batch holds only prompt tokens of this job (kept and spliced ones
+        // are not decoded, so they are not in a pass).
+        if was_prompt && n > 0 {
+            self.passes.push(Pass { tokens: n, ms: self.pass_start.elapsed().as_secs_f64() * 1e3 });
         }
         self.pass_start = Instant::now();
     }
