@@ -134,7 +134,9 @@ impl<T> Sched<T> {
         }
         if m.prio.is_long() {
             let mine = self.running.iter().filter(|(_, r)| r.prio.is_long() && r.session == m.session).count();
-            if mine >= self.limits.long_per_session {
+            // Long jobs never hold every sequence: a keystroke always finds one free.
+            let long = self.running.iter().filter(|(_, r)| r.prio.is_long()).count();
+            if mine >= self.limits.long_per_session || long + 1 >= self.limits.running {
                 return false;
             }
         }

@@ -116,3 +116,14 @@ fn the_callers_condition_and_the_running_limit_hold_jobs_back() {
     assert_eq!(cancelled, ["c"]);
     assert!(!s.is_idle());
 }
+
+#[test]
+fn long_jobs_of_many_sessions_leave_a_sequence_for_keystrokes() {
+    let mut s = Sched::new(Limits { batch: 8, running: 4, long_per_session: 2 });
+    for d in ["s1:a", "s1:b", "s2:a", "s2:b", "s3:a"] {
+        s.push(Meta::new(Priority::DesignDoc, d), d);
+    }
+    assert_eq!(admit_all(&mut s).len(), 3, "three of four sequences for long jobs");
+    s.push(Meta::new(Priority::Inline, "s4:k"), "s4:k");
+    assert_eq!(admit_all(&mut s), ["s4:k"]);
+}
