@@ -1,7 +1,8 @@
 //! `lokal bench --sched`: the model thread's scheduler under load, on one in-process engine shared the way
 //! the daemon shares it (one model, sessions told apart by the `s<N>:` prefix of their document keys).
 //!
-//! - keystrokes alone vs while a long generation (a design document) runs, with batching on and off;
+//! - keystrokes alone vs while a long generation (a design document) runs: by default (batched, the long job
+//!   sitting out the keystrokes' steps), riding along in their batches, and one generation at a time;
 //! - 1, 2 and 4 sessions typing through the trace at once: keystrokes answered per second in aggregate,
 //!   batched vs one generation at a time (`batching: false`).
 //!
@@ -98,9 +99,12 @@ pub struct Throughput {
     pub keystrokes_per_s: f64,
 }
 
-fn start(base: &Value, batching: bool) -> Result<Engine, String> {
+/// An engine with `base`'s settings, batching as given, and long jobs riding along in keystrokes' batches
+/// when `ride` (else they yield to them).
+fn start(base: &Value, batching: bool, ride: bool) -> Result<Engine, String> {
     let mut o = base.clone();
     o["batching"] = json!(batching);
+    o["longJobsYield"] = json!(!ride);
     let cfg: EngineConfig = serde_json::from_value(o).map_err(|e| format!("engine settings: {e}"))?;
     Ok(Engine::start(cfg, |_| {}))
 }
@@ -156,12 +160,12 @@ fn design_doc(n: usize) -> GenerateRequest {
 /// Keystrokes typed while design documents are generated back to back (another session's), or alone.
 async fn keys_with_long_job(
     base: &Value,
-    batching: bool,
+    (batching, ride): (bool, bool),
     long: bool,
     keys: &[Key],
     mt: usize,
 ) -> Result<KeyFigures, String> {
-    let e = start(base, batching)?;
+    let e = start(base, batching, ride)?;
     e.wait_ready().await.map_err(|e| e.to_string())?;
     let stop = Arc::new(AtomicBool::new(false));
     let tokens = Arc::new(AtomicUsize::new(0));
@@ -203,7 +207,7 @@ async fn sessions_typing(
     keys: &[Key],
     mt: usize,
 ) -> Result<Throughput, String> {
-    let e = start(base, batching)?;
+    let e = start(base, batching, false)?;
     e.wait_ready().await.map_err(|e| e.to_string())?;
     let t = Instant::now();
     let runs: Vec<_> = (0..n)
@@ -237,9 +241,10 @@ pub fn run(trace: &Path, base: &Value, max_tokens: usize, limit: usize) -> Resul
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
     rt.block_on(async {
         eprintln!("lokal bench --sched: {} keystrokes alone, then while a design document is generated", keys.len());
-        let alone = keys_with_long_job(base, true, false, &keys, max_tokens).await?;
-        let busy = keys_with_long_job(base, true, true, &keys, max_tokens).await?;
-        let busy_unbatched = keys_with_long_job(base, false, true, &keys, max_tokens).await?;
+        let alone = keys_with_long_job(base, (true, false), false, &keys, max_tokens).await?;
+        let busy = keys_with_long_job(base, (true, false), true, &keys, max_tokens).await?;
+        let busy_riding = keys_with_long_job(base, (true, true), true, &keys, max_tokens).await?;
+        let busy_unbatched = keys_with_long_job(base, (false, false), true, &keys, max_tokens).await?;
         let mut tp = Vec::new();
         for n in [1, 2, 4] {
             for batching in [true, false] {
@@ -250,7 +255,15 @@ pub fn run(trace: &Path, base: &Value, max_tokens: usize, limit: usize) -> Resul
                 tp.push(sessions_typing(base, batching, n, &keys, max_tokens).await?);
             }
         }
-        print_table(&alone, &busy, &busy_unbatched, &tp);
+        print_table(
+            &alone,
+            &[
+                ("while a long job (default)", &busy),
+                ("  ..riding along", &busy_riding),
+                ("  ..one at a time", &busy_unbatched),
+            ],
+            &tp,
+        );
         let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
         let speedup: Vec<Value> = [1, 2, 4]
             .iter()
@@ -264,6 +277,7 @@ pub fn run(trace: &Path, base: &Value, max_tokens: usize, limit: usize) -> Resul
             "keystrokes": keys.len(),
             "alone": alone,
             "whileLongJob": busy,
+            "whileLongJobRidingAlong": busy_riding,
             "whileLongJobUnbatched": busy_unbatched,
             "ttftWhileLongOverAlone": ratio(busy.ttft_p50_ms, alone.ttft_p50_ms),
             "latencyWhileLongOverAlone": ratio(busy.latency_p50_ms, alone.latency_p50_ms),
@@ -273,11 +287,9 @@ pub fn run(trace: &Path, base: &Value, max_tokens: usize, limit: usize) -> Resul
     })
 }
 
-fn print_table(alone: &KeyFigures, busy: &KeyFigures, unbatched: &KeyFigures, tp: &[Throughput]) {
+fn print_table(alone: &KeyFigures, busy: &[(&str, &KeyFigures)], tp: &[Throughput]) {
     println!("\nkeystrokes ({})            ttft p50   ttft p90   latency p50  latency p90  long tok/s", alone.count);
-    for (name, f) in
-        [("alone", alone), ("while a long job, batched", busy), ("while a long job, 1 at a time", unbatched)]
-    {
+    for &(name, f) in [("alone", alone)].iter().chain(busy) {
         println!(
             "  {name:<30} {:>8.0}ms {:>8.0}ms {:>10.0}ms {:>10.0}ms {:>9.1}",
             f.ttft_p50_ms, f.ttft_p90_ms, f.latency_p50_ms, f.latency_p90_ms, f.long_tokens_per_s

@@ -40,6 +40,9 @@ pub struct EngineConfig {
     /// Advance every running generation in one shared decode per token (continuous batching); off, the most
     /// urgent job decodes alone and the others wait suspended (the one-at-a-time baseline for benchmarks).
     pub batching: bool,
+    /// While a keystroke's completion runs, long jobs (actions, design documents) skip the steps and resume
+    /// after it; off, they ride along in its batch (cheap on a GPU, a cost per step on a CPU).
+    pub long_jobs_yield: bool,
     /// Code actions and design documents one session (editor window) may run at once; the rest queue.
     pub long_jobs_per_session: usize,
 }
@@ -66,6 +69,7 @@ impl Default for EngineConfig {
             context_enabled: false,
             context_tokens: 384,
             batching: true,
+            long_jobs_yield: true,
             long_jobs_per_session: 2,
         }
     }

@@ -65,6 +65,8 @@ pub struct Limits {
     pub running: usize,
     /// Long jobs one session may have running; more wait in the queue.
     pub long_per_session: usize,
+    /// While a keystroke runs, long jobs sit out the steps (they resume after it) instead of riding along.
+    pub long_yields: bool,
 }
 
 pub struct Sched<T> {
@@ -84,6 +86,7 @@ impl<T> Sched<T> {
             batch: limits.batch.max(1),
             running: limits.running.max(1),
             long_per_session: limits.long_per_session.max(1),
+            long_yields: limits.long_yields,
         };
         Sched { limits, queue: VecDeque::new(), running: Vec::new(), next_id: 1, served: HashMap::new(), tick: 0 }
     }
@@ -171,7 +174,12 @@ impl<T> Sched<T> {
     pub fn step(&self) -> Vec<u64> {
         let mut r: Vec<(usize, &(u64, Meta))> = self.running.iter().enumerate().collect();
         r.sort_by_key(|(i, (_, m))| (m.prio, *i));
-        r.into_iter().take(self.limits.batch).map(|(_, (id, _))| *id).collect()
+        let typing = r.first().is_some_and(|(_, (_, m))| !m.prio.is_long());
+        r.into_iter()
+            .take_while(|(_, (_, m))| !(typing && self.limits.long_yields && m.prio.is_long()))
+            .take(self.limits.batch)
+            .map(|(_, (id, _))| *id)
+            .collect()
     }
 }
 

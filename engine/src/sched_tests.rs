@@ -1,7 +1,7 @@
 use super::*;
 
 fn limits(batch: usize) -> Limits {
-    Limits { batch, running: 8, long_per_session: 1 }
+    Limits { batch, running: 8, long_per_session: 1, long_yields: false }
 }
 
 fn admit_all(s: &mut Sched<&'static str>) -> Vec<&'static str> {
@@ -46,7 +46,7 @@ fn equal_priorities_take_turns_by_session() {
 
 #[test]
 fn a_session_runs_a_limited_number_of_long_jobs_and_others_still_get_theirs() {
-    let mut s = Sched::new(Limits { batch: 8, running: 8, long_per_session: 2 });
+    let mut s = Sched::new(Limits { batch: 8, running: 8, long_per_session: 2, long_yields: false });
     for d in ["s1:d1", "s1:d2", "s1:d3", "s1:d4"] {
         s.push(Meta::new(Priority::DesignDoc, d), d);
     }
@@ -76,7 +76,7 @@ fn two_jobs_on_one_key_never_run_together() {
 
 #[test]
 fn a_keystroke_preempts_a_long_job_when_only_one_runs_at_a_time() {
-    let mut s = Sched::new(Limits { batch: 1, running: 8, long_per_session: 4 });
+    let mut s = Sched::new(Limits { batch: 1, running: 8, long_per_session: 4, long_yields: false });
     let long = s.push(Meta::new(Priority::DesignDoc, "s1:doc"), "design");
     assert!(s.admit(|_| true).is_some());
     assert_eq!(s.step(), [long]);
@@ -93,7 +93,7 @@ fn a_keystroke_preempts_a_long_job_when_only_one_runs_at_a_time() {
 
 #[test]
 fn a_batch_carries_every_running_job_up_to_its_size_most_urgent_first() {
-    let mut s = Sched::new(Limits { batch: 2, running: 8, long_per_session: 4 });
+    let mut s = Sched::new(Limits { batch: 2, running: 8, long_per_session: 4, long_yields: false });
     let d = s.push(Meta::new(Priority::DesignDoc, "s1:doc"), "design");
     let a = s.push(Meta::new(Priority::Action, "s1:act"), "action");
     admit_all(&mut s);
@@ -105,7 +105,7 @@ fn a_batch_carries_every_running_job_up_to_its_size_most_urgent_first() {
 
 #[test]
 fn the_callers_condition_and_the_running_limit_hold_jobs_back() {
-    let mut s = Sched::new(Limits { batch: 8, running: 2, long_per_session: 4 });
+    let mut s = Sched::new(Limits { batch: 8, running: 2, long_per_session: 4, long_yields: false });
     for d in ["a", "b", "c"] {
         s.push(Meta::new(Priority::Inline, d), d);
     }
@@ -119,11 +119,27 @@ fn the_callers_condition_and_the_running_limit_hold_jobs_back() {
 
 #[test]
 fn long_jobs_of_many_sessions_leave_a_sequence_for_keystrokes() {
-    let mut s = Sched::new(Limits { batch: 8, running: 4, long_per_session: 2 });
+    let mut s = Sched::new(Limits { batch: 8, running: 4, long_per_session: 2, long_yields: false });
     for d in ["s1:a", "s1:b", "s2:a", "s2:b", "s3:a"] {
         s.push(Meta::new(Priority::DesignDoc, d), d);
     }
     assert_eq!(admit_all(&mut s).len(), 3, "three of four sequences for long jobs");
     s.push(Meta::new(Priority::Inline, "s4:k"), "s4:k");
     assert_eq!(admit_all(&mut s), ["s4:k"]);
+}
+
+#[test]
+fn long_jobs_can_sit_out_the_steps_a_keystroke_runs_in() {
+    let mut s = Sched::new(Limits { batch: 8, running: 8, long_per_session: 2, long_yields: true });
+    let d = s.push(Meta::new(Priority::DesignDoc, "s1:doc"), "design");
+    admit_all(&mut s);
+    assert_eq!(s.step(), [d]);
+    let k1 = s.push(Meta::new(Priority::Inline, "s1:a"), "k1");
+    let k2 = s.push(Meta::new(Priority::Inline, "s2:b"), "k2");
+    admit_all(&mut s);
+    // s2 goes first: s1 was served last (its design document).
+    assert_eq!(s.step(), [k2, k1], "keystrokes share the batch; the design document waits");
+    s.finish(k1);
+    s.finish(k2);
+    assert_eq!(s.step(), [d], "and goes on once they are answered");
 }

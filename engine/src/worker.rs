@@ -161,6 +161,7 @@ fn serve_model(rx: &Receiver<Job>, cfg: &EngineConfig, model: &LlamaModel, info:
         batch: if cfg.batching { cfg.sequences as usize } else { 1 },
         running: cfg.sequences as usize,
         long_per_session: cfg.long_jobs_per_session,
+        long_yields: cfg.long_jobs_yield,
     });
     // Set by Reload or Shutdown: what was asked before it is served first, what comes after waits for it.
     let mut stopping: Option<Option<EngineConfig>> = None;

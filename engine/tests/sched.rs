@@ -5,10 +5,12 @@
 use lokal_engine::{CancelToken, CompletionRequest, Engine, EngineConfig, EngineError, GenerateRequest, Priority};
 use std::time::Duration;
 
-fn engine(batching: bool) -> Engine {
+/// `ride`: long jobs ride along in the keystrokes' batches (`longJobsYield: false`), the case where
+/// losslessness is at stake; otherwise they sit out the steps a keystroke runs in (the default).
+fn engine(batching: bool, ride: bool) -> Engine {
     // One thread: on a loaded machine llama.cpp's spinning barrier between two threads costs more than it
     // gains, and the assertions do not depend on speed.
-    let cfg = EngineConfig { batching, threads: Some(1), ..EngineConfig::default() };
+    let cfg = EngineConfig { batching, long_jobs_yield: !ride, threads: Some(1), ..EngineConfig::default() };
     let path = cfg.resolved_model_path();
     assert!(path.exists(), "test model missing at {}: run scripts/fetch-model.sh (or set LOKAL_MODEL)", path.display());
     Engine::start(cfg, |_| {})
@@ -120,20 +122,26 @@ async fn a_cancelled_keystroke_does_not_disturb_a_long_job(e: &Engine, want: &st
 }
 
 /// One test, so the references (a long generation) are computed once. First without batching: a keystroke
-/// preempts the long job, which resumes from its own cells. Then batched: keystrokes ride in the long job's
-/// steps. In both, a keystroke cancelled mid-run (aborting the decode it leads) leaves the long job intact.
+/// preempts the long job, which resumes from its own cells. Then batched: the long job's tokens ride in the
+/// keystrokes' steps. In both, a keystroke cancelled mid-run (aborting the decode it leads) leaves the long
+/// job intact. Last, the default: batched, and the long job sits out the keystrokes' steps.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keystrokes_overtake_a_long_job_and_change_nothing_in_it() {
-    let e = engine(false);
+    let e = engine(false, false);
     e.wait_ready().await.expect("model loads");
     let (want, solo) = references(&e).await;
     keystrokes_while_a_long_job_runs(&e, "preempted", &want, &solo).await;
     a_cancelled_keystroke_does_not_disturb_a_long_job(&e, &want).await;
     e.shutdown();
 
-    let e = engine(true);
+    let e = engine(true, true);
     e.wait_ready().await.expect("model loads");
     keystrokes_while_a_long_job_runs(&e, "batched", &want, &solo).await;
     a_cancelled_keystroke_does_not_disturb_a_long_job(&e, &want).await;
+    e.shutdown();
+
+    let e = engine(true, false);
+    e.wait_ready().await.expect("model loads");
+    keystrokes_while_a_long_job_runs(&e, "yielding", &want, &solo).await;
     e.shutdown();
 }
