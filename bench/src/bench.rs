@@ -24,6 +24,10 @@ pub struct BenchArgs {
     pub profile: bool,
     /// `KEY=VALUE` engine settings merged into lokal's initializationOptions (VALUE as JSON, else a string).
     pub set: Vec<String>,
+    /// Also measure the scheduler (sched_bench.rs): keystrokes while a long job runs, concurrent sessions.
+    pub sched: bool,
+    /// Keystrokes of the trace the scheduler measurement types (0: all).
+    pub sched_keys: usize,
 }
 
 #[derive(Debug, Serialize, Clone, Default)]
@@ -187,11 +191,14 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     if let Some(on) = runs.iter().find(|r| r.cache) {
         print_phases(&on.samples);
     }
-    let report = json!({
+    let mut report = json!({
         "trace": args.trace,
         "maxTokens": args.max_tokens,
         "runs": runs,
     });
+    if args.sched {
+        report["sched"] = crate::sched_bench::run(&args.trace, &base, args.max_tokens, args.sched_keys)?;
+    }
     let text = serde_json::to_string_pretty(&report).unwrap();
     match &args.json {
         Some(p) => std::fs::write(p, &text).map_err(|e| format!("{}: {e}", p.display()))?,

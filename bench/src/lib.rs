@@ -6,5 +6,6 @@ pub mod complete;
 pub mod demo;
 pub mod eval;
 pub mod peer;
+pub mod sched_bench;
 pub mod testing;
 pub mod trace;

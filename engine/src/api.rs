@@ -71,6 +71,8 @@ pub struct GenerateRequest {
     /// best-of-N candidates differ from each other.
     pub temperature: f32,
     pub seed: u64,
+    /// Where the job stands in the model thread's queue against others (sched.rs).
+    pub priority: crate::sched::Priority,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]

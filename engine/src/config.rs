@@ -37,6 +37,14 @@ pub struct EngineConfig {
     pub context_enabled: bool,
     /// Tokens of the prompt the context block may take (out of `prefix_tokens`).
     pub context_tokens: usize,
+    /// Advance every running generation in one shared decode per token (continuous batching); off, the most
+    /// urgent job decodes alone and the others wait suspended (the one-at-a-time baseline for benchmarks).
+    pub batching: bool,
+    /// While a keystroke's completion runs, long jobs (actions, design documents) skip the steps and resume
+    /// after it; off, they ride along in its batch (cheap on a GPU, a cost per step on a CPU).
+    pub long_jobs_yield: bool,
+    /// Code actions and design documents one session (editor window) may run at once; the rest queue.
+    pub long_jobs_per_session: usize,
 }
 
 impl Default for EngineConfig {
@@ -60,6 +68,9 @@ impl Default for EngineConfig {
             // way), and a block that changes when another file is visited re-decodes the prompt on return.
             context_enabled: false,
             context_tokens: 384,
+            batching: true,
+            long_jobs_yield: true,
+            long_jobs_per_session: 2,
         }
     }
 }

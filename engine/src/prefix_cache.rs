@@ -102,6 +102,8 @@ pub struct PrefixCache<K: Hash + Eq + Clone, S> {
     prompt_len: Vec<usize>,
     stale: Vec<usize>,
     owner: Vec<Option<K>>,
+    /// Sequences a running (or suspended) generation holds: never evicted nor handed to another document.
+    pinned: Vec<bool>,
     bound: LruCache<K, u32>,
     saved: LruCache<K, Saved<S>>,
     saved_bytes: usize,
@@ -120,6 +122,7 @@ impl<K: Hash + Eq + Clone, S> PrefixCache<K, S> {
             prompt_len: vec![0; n],
             stale: vec![0; n],
             owner: vec![None; n],
+            pinned: vec![false; n],
             bound: LruCache::unbounded(),
             saved: LruCache::unbounded(),
             saved_bytes: 0,
@@ -151,6 +154,25 @@ impl<K: Hash + Eq + Clone, S> PrefixCache<K, S> {
         self.saved.contains(doc)
     }
 
+    /// Keep `seq` bound to its document until [`Self::unpin`]: a suspended generation resumes from its cells.
+    pub fn pin(&mut self, seq: u32) {
+        self.pinned[seq as usize] = true;
+    }
+
+    pub fn unpin(&mut self, seq: u32) {
+        self.pinned[seq as usize] = false;
+    }
+
+    pub fn is_pinned(&self, seq: u32) -> bool {
+        self.pinned[seq as usize]
+    }
+
+    /// Whether [`Self::prepare`] can give `doc` a sequence now (its own, a free one, or an unpinned one).
+    pub fn can_bind(&self, doc: &K) -> bool {
+        self.bound.contains(doc) || self.owner.iter().any(Option::is_none) || self.pinned.iter().any(|p| !p)
+    }
+
+    /// Panics when every sequence is pinned by other documents: check [`Self::can_bind`] first.
     pub fn prepare<O: KvOps<Snapshot = S>>(&mut self, doc: &K, prompt: &[Token], kv: &mut O) -> Plan<K> {
         assert!(!prompt.is_empty(), "a prompt has at least one token");
         let mut evicted = None;
@@ -161,7 +183,15 @@ impl<K: Hash + Eq + Clone, S> PrefixCache<K, S> {
                 let s = match self.owner.iter().position(Option::is_none) {
                     Some(free) => free as u32,
                     None => {
-                        let (old, s) = self.bound.pop_lru().expect("all slots are bound");
+                        // The least recently used document whose sequence no generation holds.
+                        let old = self
+                            .bound
+                            .iter()
+                            .rev()
+                            .find(|(_, &s)| !self.pinned[s as usize])
+                            .map(|(k, _)| k.clone())
+                            .expect("a sequence no generation holds (see can_bind)");
+                        let s = self.bound.pop(&old).expect("just found");
                         self.stash(&old, s, kv);
                         evicted = Some(old);
                         s

@@ -326,3 +326,22 @@ fn a_moved_run_is_decoded_again_past_its_stale_budget_or_when_short() {
     assert_eq!(run(&mut c, &mut kv, "c", &with_block(&[10, 11], &file)).tail, None);
     assert!(kv.parked.is_empty());
 }
+
+#[test]
+fn a_pinned_sequence_is_never_evicted() {
+    let mut kv = FakeKv { can_truncate: true, ..Default::default() };
+    let mut c = PrefixCache::new(cfg(2));
+    let a = run(&mut c, &mut kv, "a", &[1, 2, 3]);
+    run(&mut c, &mut kv, "b", &[4, 5]);
+    // "a" is the least recently used, but a suspended generation holds its cells.
+    c.pin(a.seq);
+    let p = run(&mut c, &mut kv, "c", &[6]);
+    assert_eq!(p.evicted, Some("b"));
+    assert_eq!(c.seq_of(&"a"), Some(a.seq));
+    assert!(c.can_bind(&"d"), "c's sequence is free to take");
+    c.pin(p.seq);
+    assert!(!c.can_bind(&"d"), "both sequences held: a new document waits");
+    assert!(c.can_bind(&"a"), "a document with its own sequence can always go on");
+    c.unpin(a.seq);
+    assert_eq!(run(&mut c, &mut kv, "d", &[7]).evicted, Some("a"));
+}

@@ -182,6 +182,7 @@ fn openai_compatible_completions_and_chat() {
         stop: vec!["END".into()],
         temperature: 0.0,
         seed: 0,
+        priority: Default::default(),
     };
     let out = rt().block_on(b.generate(&g, &CancelToken::new())).unwrap();
     assert_eq!(out.text, "done.\n");
@@ -254,6 +255,7 @@ fn every_request_asks_the_policy_and_a_refusal_sends_nothing() {
         stop: vec![],
         temperature: 0.0,
         seed: 0,
+        priority: Default::default(),
     };
     let e = rt().block_on(b.generate(&g, &CancelToken::new())).unwrap_err();
     assert!(matches!(e, EngineError::Denied(_)), "{e:?}");

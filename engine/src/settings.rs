@@ -261,6 +261,9 @@ pub fn parse(value: &Value, base: &EngineConfig) -> Settings {
                 }
             },
             "contextEnabled" => c.flag(key, val, &mut e.context_enabled),
+            "batching" => c.flag(key, val, &mut e.batching),
+            "longJobsYield" => c.flag(key, val, &mut e.long_jobs_yield),
+            "longJobsPerSession" => c.count(key, val, &mut e.long_jobs_per_session, 1, 64),
             "contextTokens" => c.count(key, val, &mut e.context_tokens, 0, usize::MAX as u64),
             "defaultTier" => out.tiers.default_tier = c.tier(key, val, "folders without a .lokal.toml are Tier 3"),
             "minimumTier" => {

@@ -72,4 +72,9 @@ pub struct EngineStats {
     /// checked against this.
     pub decode_calls: u64,
     pub documents: BTreeMap<String, DocStats>,
+    /// Jobs holding a sequence now (running or suspended by more urgent ones), and jobs waiting for one.
+    pub running_jobs: usize,
+    pub queued_jobs: usize,
+    /// Whether running generations advance together in one batch (`batching`), or one at a time.
+    pub batching: bool,
 }

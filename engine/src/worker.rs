@@ -1,32 +1,36 @@
 //! The model thread. llama.cpp contexts are not `Send`, so one OS thread loads the model, owns the context
-//! and serves jobs from a channel, one at a time. Cancellation reaches it through llama.cpp's abort
-//! callback (checked inside a decode) and between decode steps.
+//! and serves jobs from a channel. Jobs are scheduled (sched.rs): the most urgent first, and every running
+//! generation advances in one shared batch per step (gen.rs), so a keystroke is answered while a long job
+//! runs instead of after it. Cancellation reaches a decode through llama.cpp's abort callback, armed with the
+//! most urgent job in the batch; other cancelled jobs drop out at the next step.
 use crate::abort::{with_abort_callback, AbortSlot};
-use crate::api::{Completion, CompletionRequest, EngineEvent, EngineState, GenerateRequest, Generation, Timings};
+use crate::api::{Completion, CompletionRequest, EngineEvent, EngineState, GenerateRequest, Generation};
 use crate::cancel::CancelToken;
 use crate::config::EngineConfig;
 use crate::error::{EngineError, Result};
-use crate::fim::{FimLayout, PromptFormat};
+use crate::fim::PromptFormat;
 use crate::llama_kv::Kv;
 use crate::loader::{backend, load, model_info, prompt_format};
-use crate::model_info::{ModelInfo, Token};
-use crate::postprocess::{self, StopRules};
-use crate::prefix_cache::{CacheConfig, KvOps, PrefixCache};
+use crate::model_info::ModelInfo;
+use crate::prefix_cache::{CacheConfig, PrefixCache};
+use crate::sched::{Limits, Meta, Priority, Sched};
 use crate::stats::{DocStats, EngineStats};
-use crate::window;
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::session::SeqState;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
-use llama_cpp_2::model::{LlamaChatMessage, LlamaModel};
-use llama_cpp_2::token::LlamaToken;
-use llama_cpp_2::DecodeError;
+use llama_cpp_2::model::LlamaModel;
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::sync::{oneshot, watch};
+
+#[path = "worker_prompt.rs"]
+mod prompt;
+#[path = "worker_step.rs"]
+mod step;
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T>>;
 
@@ -37,6 +41,23 @@ pub(crate) enum Job {
     Stats { reply: oneshot::Sender<EngineStats> },
     Reload(Box<EngineConfig>),
     Shutdown,
+}
+
+impl Job {
+    fn cancelled(&self) -> bool {
+        match self {
+            Job::Complete { cancel, .. } | Job::Generate { cancel, .. } => cancel.is_cancelled(),
+            _ => false,
+        }
+    }
+
+    fn fail(self, e: EngineError) {
+        match self {
+            Job::Complete { reply, .. } => drop(reply.send(Err(e))),
+            Job::Generate { reply, .. } => drop(reply.send(Err(e))),
+            _ => {}
+        }
+    }
 }
 
 pub(crate) fn run(
@@ -117,8 +138,8 @@ fn serve_model(rx: &Receiver<Job>, cfg: &EngineConfig, model: &LlamaModel, info:
     let n_ctx = cfg.sequences * cfg.ctx_per_sequence;
     let params = LlamaContextParams::default()
         .with_n_ctx(NonZeroU32::new(n_ctx))
-        .with_n_batch(512)
-        .with_n_ubatch(512)
+        .with_n_batch(BATCH as u32)
+        .with_n_ubatch(BATCH as u32)
         // One more than the documents' sequences: the scratch sequence that holds a FIM suffix while the
         // tokens typed before it are decoded (prefix_cache.rs).
         .with_n_seq_max(cfg.sequences + 1)
@@ -135,26 +156,87 @@ fn serve_model(rx: &Receiver<Job>, cfg: &EngineConfig, model: &LlamaModel, info:
         Err(e) => return serve_failed(rx, &format!("could not create a context of {n_ctx} cells: {e}")),
     };
     let mut s = Session::new(model, ctx, cfg, info, &slot);
+    let mut sched: Sched<Job> = Sched::new(Limits {
+        // Without batching one generation decodes at a time (the most urgent; the others wait suspended).
+        batch: if cfg.batching { cfg.sequences as usize } else { 1 },
+        running: cfg.sequences as usize,
+        long_per_session: cfg.long_jobs_per_session,
+        long_yields: cfg.long_jobs_yield,
+    });
+    // Set by Reload or Shutdown: what was asked before it is served first, what comes after waits for it.
+    let mut stopping: Option<Option<EngineConfig>> = None;
+    let mut closed = false;
     loop {
-        let Ok(job) = rx.recv() else { return None };
-        match job {
-            Job::Complete { req, cancel, queued, reply } => {
-                let r = s.complete(&req, &cancel, queued);
-                let _ = reply.send(r);
+        if stopping.is_none() && !closed {
+            // Block only when nothing runs; otherwise take what arrived and go on with the next step.
+            let mut first = None;
+            if sched.is_idle() {
+                match rx.recv() {
+                    Ok(j) => first = Some(j),
+                    Err(_) => return None,
+                }
             }
-            Job::Generate { req, cancel, queued, reply } => {
-                let r = s.generate(&req, &cancel, queued);
-                let _ = reply.send(r);
+            loop {
+                let job = match first.take().map(Ok).unwrap_or_else(|| rx.try_recv()) {
+                    Ok(j) => j,
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        closed = true;
+                        break;
+                    }
+                };
+                match job {
+                    Job::Complete { ref req, .. } => {
+                        let m = Meta::new(Priority::Inline, &req.doc);
+                        sched.push(m, job);
+                    }
+                    Job::Generate { ref req, .. } => {
+                        let m = Meta::new(req.priority, &req.key);
+                        sched.push(m, job);
+                    }
+                    Job::Close { doc } => s.closing.push(doc),
+                    Job::Stats { reply } => drop(reply.send(s.stats(&sched))),
+                    Job::Reload(c) => {
+                        stopping = Some(Some(*c));
+                        break;
+                    }
+                    Job::Shutdown => {
+                        stopping = Some(None);
+                        break;
+                    }
+                }
             }
-            Job::Close { doc } => s.close(&doc),
-            Job::Stats { reply } => {
-                let _ = reply.send(s.stats());
+        }
+        if closed && sched.is_idle() {
+            return None;
+        }
+        for job in sched.remove_queued(Job::cancelled) {
+            job.fail(EngineError::Cancelled);
+        }
+        // A new job's plan may park cells in the one scratch sequence: one at a time until spliced back.
+        while !s.scratch_busy() {
+            let Some((id, meta, job)) = sched.admit(|m| s.cache.can_bind(&m.doc.to_string())) else { break };
+            if !s.start(id, meta, job) {
+                sched.finish(id);
             }
-            Job::Reload(cfg) => return Some(*cfg),
-            Job::Shutdown => return None,
+        }
+        if sched.running() > 0 {
+            for id in s.step(&sched.step()) {
+                sched.finish(id);
+            }
+        }
+        s.close_pending(|d| sched.holds(d));
+        if sched.is_idle() {
+            if let Some(next) = stopping.take() {
+                return next;
+            }
         }
     }
 }
+
+/// Tokens one llama_decode takes (the context's n_batch and n_ubatch): a prompt longer than that goes in
+/// several steps, with the running generations' next tokens riding along in each.
+pub(crate) const BATCH: usize = 512;
 
 struct Session<'m, 's> {
     model: &'m LlamaModel,
@@ -170,39 +252,10 @@ struct Session<'m, 's> {
     /// Measured prompt processing rate, for deciding whether restoring a snapshot beats recomputing.
     pp_tokens_per_s: f64,
     decode_calls: u64,
-    /// Set for one generation at a temperature above 0; greedy otherwise.
-    sampler: Option<crate::sampling::Sampler>,
-    /// Set for one completion whose typed word starts workspace names.
-    names: Option<crate::names::NameChoice>,
-}
-
-enum Stop<'a> {
-    Completion(&'a StopRules),
-    Strings(&'a [String]),
-}
-
-struct GenOut {
-    text: String,
-    generated: usize,
-    ttft: Duration,
-    /// From the first sampled token to the last: `steps` decode-and-sample rounds. The first sample is not in
-    /// it, since it waits for the prompt's GPU work to finish (llama_decode returns before the GPU does).
-    gen_time: Duration,
-    steps: usize,
-    /// The prompt passes (tokens, time) and the wait from the last one to the first sample.
-    passes: Vec<crate::stats::Pass>,
-    first_sample: Duration,
-}
-
-impl GenOut {
-    fn tokens_per_s(&self) -> f64 {
-        let g = self.gen_time.as_secs_f64();
-        if self.steps > 0 && g > 0.0 {
-            self.steps as f64 / g
-        } else {
-            0.0
-        }
-    }
+    /// The admitted jobs, by scheduler id: running or suspended, each holding its own sequence.
+    gens: HashMap<u64, step::Running>,
+    /// Documents closed while a job held their sequence: released when it is done.
+    closing: Vec<String>,
 }
 
 impl<'m, 's> Session<'m, 's> {
@@ -231,467 +284,37 @@ impl<'m, 's> Session<'m, 's> {
             info,
             format,
             cache,
-            batch: LlamaBatch::new(512, 1),
+            batch: LlamaBatch::new(BATCH, 1),
             abort,
             docs: HashMap::new(),
             anchors: HashMap::new(),
             pp_tokens_per_s: 300.0,
             decode_calls: 0,
-            sampler: None,
-            names: None,
+            gens: HashMap::new(),
+            closing: Vec::new(),
         }
     }
 
-    fn tokenize(&self, text: &str) -> Vec<Token> {
-        // parse_special = false: code that contains "<|fim_prefix|>" must stay text, not become a control token.
-        self.model.vocab().tokenize(text.as_bytes(), false, false).into_iter().map(|t| t.0).collect()
+    fn scratch_busy(&self) -> bool {
+        self.gens.values().any(|r| r.gen.has_parked())
     }
 
-    fn count(&self, text: &str) -> usize {
-        if text.is_empty() {
-            0
-        } else {
-            self.model.vocab().tokenize(text.as_bytes(), false, false).len()
-        }
-    }
-
-    /// The context block's tokens: repository-level tokens parsed as special only in a block that says it
-    /// carries them (the server renders those from the index, never from document text as-is).
-    fn context_tokens(&self, c: Option<&crate::api::ContextBlock>) -> Vec<Token> {
-        match c {
-            Some(c) if !c.text.is_empty() => {
-                self.model.vocab().tokenize(c.text.as_bytes(), false, c.special).into_iter().map(|t| t.0).collect()
+    /// Release the closed documents no job holds any more.
+    fn close_pending(&mut self, held: impl Fn(&str) -> bool) {
+        let docs = std::mem::take(&mut self.closing);
+        for doc in docs {
+            if held(&doc) {
+                self.closing.push(doc);
+                continue;
             }
-            _ => Vec::new(),
+            let mut kv = Kv::new(&mut self.ctx, self.pp_tokens_per_s, self.cfg.sequences);
+            self.cache.release(&doc, &mut kv);
+            self.docs.remove(&doc);
+            self.anchors.remove(&doc);
         }
     }
 
-    fn bos(&self) -> Option<Token> {
-        if self.info.add_bos {
-            self.info.bos
-        } else {
-            None
-        }
-    }
-
-    fn completion_prompt(&mut self, req: &CompletionRequest) -> Vec<Token> {
-        // The block goes in front of the prefix, where it changes only when its snippets do, so a keystroke
-        // still re-decodes only the typed tokens; its tokens come out of the prefix budget.
-        let block = self.context_tokens(req.context.as_ref());
-        let budget = self.cfg.prefix_tokens.saturating_sub(block.len()).max(self.cfg.prefix_tokens / 4).max(1);
-        let count = |t: &str| self.count(t);
-        let prev = self.anchors.get(&req.doc).copied();
-        let w = window::choose_prefix(&req.before, req.first_line, prev, budget, &count);
-        let text = &req.before[w.start_byte..];
-        let suffix = if self.format.uses_suffix() {
-            let end = window::choose_suffix(&req.after, self.cfg.suffix_tokens, &count);
-            let mut s = self.tokenize(&req.after[..end]);
-            s.truncate(self.cfg.suffix_tokens);
-            s
-        } else {
-            Vec::new()
-        };
-        self.anchors.insert(req.doc.clone(), w.anchor_line);
-        // The repository-token style (Qwen) puts the block after BOS, outside the FIM markers; the comment
-        // style puts it at the start of the prefix text. Either way it sits before everything that changes.
-        let special = req.context.as_ref().is_some_and(|c| c.special) && !block.is_empty();
-        let (outer, inner) = if special { (block, Vec::new()) } else { (Vec::new(), block) };
-        let bos = if special { None } else { self.bos() };
-        let infill = (self.cfg.fim_layout == FimLayout::Infill && self.format.uses_suffix())
-            .then(|| {
-                let cut = window::cursor_line_start(text);
-                let (mut head, line) = (self.tokenize(&text[..cut]), self.tokenize(&text[cut..]));
-                let keep = budget.saturating_sub(line.len());
-                head.drain(..head.len().saturating_sub(keep));
-                let head: Vec<Token> = inner.iter().copied().chain(head).collect();
-                self.format.assemble_infill(bos, &head, &suffix, &line)
-            })
-            .flatten();
-        let body = infill.unwrap_or_else(|| {
-            let mut prefix = self.tokenize(text);
-            prefix.drain(..prefix.len().saturating_sub(budget));
-            let prefix: Vec<Token> = inner.iter().copied().chain(prefix).collect();
-            self.format.assemble(bos, &prefix, &suffix)
-        });
-        let mut prompt: Vec<Token> =
-            if special { self.bos().into_iter().chain(outer).chain(body).collect() } else { body };
-        if prompt.is_empty() {
-            // An empty document: give the model at least a newline to continue from.
-            prompt = self.tokenize("\n");
-        }
-        prompt
-    }
-
-    fn complete(&mut self, req: &CompletionRequest, cancel: &CancelToken, queued: Instant) -> Result<Completion> {
-        let start = Instant::now();
-        if cancel.is_cancelled() {
-            return Err(EngineError::Cancelled);
-        }
-        let prompt = self.completion_prompt(req);
-        let max_tokens = req.max_tokens.unwrap_or(self.cfg.max_tokens).clamp(1, 512);
-        let rules = StopRules::new(
-            &req.after,
-            req.max_lines.unwrap_or(self.cfg.max_lines),
-            postprocess::is_mid_line(&req.after),
-        );
-        let stop_ids = self.format.stop_ids().to_vec();
-        self.names = req.context.as_ref().and_then(|c| {
-            let rests = c.names.rests.iter().map(|n| self.tokenize(n)).collect();
-            crate::names::NameChoice::new(rests, crate::names::margin(c.names.typed.chars().count()))
-        });
-        let out = self.run(&req.doc, prompt.clone(), max_tokens, &stop_ids, Stop::Completion(&rules), cancel);
-        self.names = None;
-        let (out, plan_keep, restored) = out?;
-        // Counted after the answer's tokens, off the time to first token.
-        let block = req.context.as_ref().map_or(0, |c| self.count(&c.text));
-        if let Some(st) = self.docs.get_mut(&req.doc) {
-            st.last_context_tokens = block;
-        }
-        let text = postprocess::finalize(&out.text, &req.after, &rules);
-        let t = self.timings(queued, start, &prompt, plan_keep, restored, &out);
-        Ok(Completion { text, timings: t })
-    }
-
-    fn generate(&mut self, req: &GenerateRequest, cancel: &CancelToken, queued: Instant) -> Result<Generation> {
-        let start = Instant::now();
-        if cancel.is_cancelled() {
-            return Err(EngineError::Cancelled);
-        }
-        let text = self.chat_prompt(req.system.as_deref(), &req.user) + &req.answer_prefix;
-        // Templates contain control tokens by design, so this tokenization parses them.
-        let mut prompt: Vec<Token> =
-            self.model.vocab().tokenize(text.as_bytes(), false, true).into_iter().map(|t| t.0).collect();
-        if let Some(b) = self.bos() {
-            if prompt.first() != Some(&b) {
-                prompt.insert(0, b);
-            }
-        }
-        let room = self.cfg.ctx_per_sequence as usize;
-        if prompt.len() + req.max_tokens > room {
-            return Err(EngineError::PromptTooLong(format!(
-                "{} prompt tokens + {} to generate exceed the {} cells of a sequence (raise ctxPerSequence)",
-                prompt.len(),
-                req.max_tokens,
-                room
-            )));
-        }
-        let stop_ids = self.format.stop_ids().to_vec();
-        self.sampler = (req.temperature > 0.0).then(|| crate::sampling::Sampler::new(req.temperature, req.seed));
-        let ran = self.run(&req.key, prompt.clone(), req.max_tokens, &stop_ids, Stop::Strings(&req.stop), cancel);
-        self.sampler = None;
-        let (out, keep, restored) = ran?;
-        let mut text = out.text.clone();
-        if let Some(cut) = req.stop.iter().filter_map(|s| text.find(s.as_str())).min() {
-            text.truncate(cut);
-        }
-        let t = self.timings(queued, start, &prompt, keep, restored, &out);
-        Ok(Generation { text, timings: t })
-    }
-
-    /// The model's own chat template where it has one; a plain instruction layout otherwise (base models).
-    fn chat_prompt(&self, system: Option<&str>, user: &str) -> String {
-        if let Ok(tmpl) = self.model.chat_template(None) {
-            let mut msgs = Vec::new();
-            if let Some(s) = system {
-                msgs.extend(LlamaChatMessage::new("system".into(), s.into()));
-            }
-            msgs.extend(LlamaChatMessage::new("user".into(), user.into()));
-            if let Ok(p) = self.model.apply_chat_template(&tmpl, &msgs, true) {
-                return p;
-            }
-        }
-        match system {
-            Some(s) => format!("{s}\n\n### Instruction\n{user}\n\n### Response\n"),
-            None => format!("### Instruction\n{user}\n\n### Response\n"),
-        }
-    }
-
-    fn timings(
-        &self,
-        queued: Instant,
-        start: Instant,
-        prompt: &[Token],
-        keep: usize,
-        restored: bool,
-        out: &GenOut,
-    ) -> Timings {
-        Timings {
-            queue_ms: (start - queued).as_secs_f64() * 1e3,
-            prompt_ms: out.ttft.as_secs_f64() * 1e3,
-            ttft_ms: (out.ttft + (start - queued)).as_secs_f64() * 1e3,
-            total_ms: queued.elapsed().as_secs_f64() * 1e3,
-            prompt_tokens: prompt.len(),
-            reused_tokens: keep,
-            redecoded_tokens: prompt.len() - keep,
-            generated_tokens: out.generated,
-            gen_tokens_per_s: out.tokens_per_s(),
-            restored,
-            from_suggestion: false,
-        }
-    }
-
-    /// Bring the document's sequence up to `prompt` (decoding only the tail), then generate.
-    fn run(
-        &mut self,
-        doc: &str,
-        prompt: Vec<Token>,
-        max_tokens: usize,
-        stop_ids: &[Token],
-        stop: Stop,
-        cancel: &CancelToken,
-    ) -> Result<(GenOut, usize, bool)> {
-        let started = Instant::now();
-        let doc_key = doc.to_string();
-        let mut kv = Kv::new(&mut self.ctx, self.pp_tokens_per_s, self.cfg.sequences);
-        let plan = self.cache.prepare(&doc_key, &prompt, &mut kv);
-        let kv_moved = kv.moved;
-        let plan_time = started.elapsed();
-        let seq = plan.seq;
-        // Everything the job touches through the abort callback lives until the slot is cleared below.
-        self.abort.arm(cancel);
-        let result =
-            self.decode_and_generate(seq, &prompt, plan.keep, plan.tail, max_tokens, stop_ids, stop, cancel, started);
-        let reused = plan.keep + plan.tail.map(|(a, b)| b - a).unwrap_or(0);
-        self.abort.disarm();
-        let held = match &result {
-            Ok((_, held)) => held.clone(),
-            Err((_, held)) => held.clone(),
-        };
-        self.cache.commit(seq, held.clone());
-        let st = self.docs.entry(doc_key.clone()).or_default();
-        st.requests += 1;
-        st.tokens_held = held.len();
-        match result {
-            Ok((out, _)) => {
-                if reused > 0 {
-                    st.hits += 1;
-                } else {
-                    st.misses += 1;
-                }
-                if plan.restored {
-                    st.restores += 1;
-                }
-                st.last_prompt_tokens = prompt.len();
-                st.last_reused_tokens = reused;
-                st.last_redecoded_tokens = prompt.len() - reused;
-                st.last_generated_tokens = out.generated;
-                st.last_restored = plan.restored;
-                st.last_shifted_tokens = plan.shifted;
-                st.last_prompt_ms = out.ttft.as_secs_f64() * 1e3;
-                st.last_ttft_ms = out.ttft.as_secs_f64() * 1e3;
-                st.last_total_ms = started.elapsed().as_secs_f64() * 1e3;
-                st.last_gen_tokens_per_s = out.tokens_per_s();
-                st.last_phases = crate::stats::Phases {
-                    plan_ms: plan_time.as_secs_f64() * 1e3,
-                    passes: out.passes.clone(),
-                    first_sample_ms: out.first_sample.as_secs_f64() * 1e3,
-                    synced: self.cfg.profile_sync,
-                    kv_shift: kv_moved,
-                };
-                let decoded = prompt.len() - reused;
-                if decoded >= 64 {
-                    let rate = decoded as f64 / out.ttft.as_secs_f64().max(1e-6);
-                    self.pp_tokens_per_s = 0.7 * self.pp_tokens_per_s + 0.3 * rate;
-                }
-                Ok((out, reused, plan.restored))
-            }
-            Err((e, _)) => Err(e),
-        }
-    }
-
-    /// Returns the generation and the exact tokens the sequence holds afterwards (also on error, so the
-    /// cache bookkeeping never drifts from the KV cells).
-    #[allow(clippy::too_many_arguments)]
-    fn decode_and_generate(
-        &mut self,
-        seq: u32,
-        prompt: &[Token],
-        keep: usize,
-        tail: Option<(usize, usize)>,
-        max_tokens: usize,
-        stop_ids: &[Token],
-        stop: Stop,
-        cancel: &CancelToken,
-        started: Instant,
-    ) -> std::result::Result<(GenOut, Vec<Token>), (EngineError, Vec<Token>)> {
-        let mut held: Vec<Token> = prompt[..keep].to_vec();
-        // With a parked tail: the edited span, the splice, then the rest (the last token, for its logits).
-        let spans: Vec<(usize, usize)> = match tail {
-            Some((t0, t1)) => vec![(keep, t0), (t1, prompt.len())],
-            None => vec![(keep, prompt.len())],
-        };
-        let mut passes = Vec::new();
-        let mut pass_start = Instant::now();
-        for (si, &(a, b)) in spans.iter().enumerate() {
-            if si == 1 {
-                let (t0, t1) = tail.expect("two spans only with a tail");
-                let mut kv = Kv::new(&mut self.ctx, self.pp_tokens_per_s, self.cfg.sequences);
-                if !kv.unpark(seq, t0, t1) {
-                    return Err((
-                        EngineError::Llama("could not splice the cached suffix back".into()),
-                        self.resync(seq, held),
-                    ));
-                }
-                held.extend_from_slice(&prompt[t0..t1]);
-            }
-            if let Err(e) = self.decode_span(seq, &prompt[a..b], &mut held, si + 1 == spans.len(), cancel) {
-                if tail.is_some() {
-                    let mut kv = Kv::new(&mut self.ctx, self.pp_tokens_per_s, self.cfg.sequences);
-                    kv.drop_parked();
-                }
-                return Err(e);
-            }
-            // A span of up to 512 tokens is one llama_decode: one pass of the model over the weights.
-            if b > a {
-                if self.cfg.profile_sync {
-                    self.ctx.synchronize();
-                }
-                passes.push(crate::stats::Pass { tokens: b - a, ms: pass_start.elapsed().as_secs_f64() * 1e3 });
-            }
-            pass_start = Instant::now();
-        }
-        let ttft_start = started;
-        let mut ttft = Duration::ZERO;
-        let mut first_sample_wait = Duration::ZERO;
-        let seq_ids = [seq as i32];
-        let mut bytes: Vec<u8> = Vec::new();
-        let mut generated = 0usize;
-        let (mut first_sample, mut samples): (Option<Instant>, usize) = (None, 0);
-        let mut last_sample: Instant;
-        let vocab = self.model.vocab();
-        loop {
-            // Greedy, straight off the logits: llama.cpp's greedy sampler first copies the whole vocabulary
-            // (262k entries for Gemma 3) into a candidate array, which on a GPU costs as much as the decode of
-            // a small model (docs/performance.md).
-            let logits = self.ctx.get_logits_ith(self.batch.n_tokens() - 1);
-            let named = self.names.as_mut().and_then(|n| n.pick(logits));
-            let tok =
-                LlamaToken(named.unwrap_or_else(|| {
-                    self.sampler.as_mut().map_or_else(|| argmax(logits), |s| s.pick(logits)) as i32
-                }));
-            if let Some(n) = self.names.as_mut() {
-                n.took(tok.0);
-            }
-            last_sample = Instant::now();
-            samples += 1;
-            if first_sample.is_none() {
-                first_sample = Some(last_sample);
-                ttft = ttft_start.elapsed();
-                first_sample_wait = pass_start.elapsed();
-            }
-            if vocab.is_eog(tok) || stop_ids.contains(&tok.0) {
-                break;
-            }
-            generated += 1;
-            bytes.extend(vocab.token_to_piece(tok, false, None));
-            let text = String::from_utf8_lossy(&bytes);
-            let done = generated >= max_tokens
-                || match &stop {
-                    Stop::Completion(rules) => rules.should_stop(&text),
-                    Stop::Strings(s) => s.iter().any(|s| text.contains(s.as_str())),
-                };
-            if done {
-                break;
-            }
-            if cancel.is_cancelled() {
-                return Err((EngineError::Cancelled, held));
-            }
-            self.batch.clear();
-            if let Err(e) = self.batch.add(tok, held.len() as i32, &seq_ids, true) {
-                return Err((EngineError::Llama(e.to_string()), held));
-            }
-            if let Err(e) = self.decode(seq, cancel) {
-                return Err((e, self.resync(seq, held)));
-            }
-            held.push(tok.0);
-        }
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        let gen_time = first_sample.map(|f| last_sample - f).unwrap_or_default();
-        Ok((
-            GenOut {
-                text,
-                generated,
-                ttft,
-                gen_time,
-                steps: samples.saturating_sub(1),
-                passes,
-                first_sample: first_sample_wait,
-            },
-            held,
-        ))
-    }
-
-    /// Decode `tokens` after `held`, in batch-sized chunks; cancellation is checked between chunks and,
-    /// through the abort callback, inside each one. Logits for the very last token when `logits_at_end`.
-    fn decode_span(
-        &mut self,
-        seq: u32,
-        tokens: &[Token],
-        held: &mut Vec<Token>,
-        logits_at_end: bool,
-        cancel: &CancelToken,
-    ) -> std::result::Result<(), (EngineError, Vec<Token>)> {
-        let seq_ids = [seq as i32];
-        let chunks = tokens.chunks(512).count();
-        for (ci, chunk) in tokens.chunks(512).enumerate() {
-            if cancel.is_cancelled() {
-                return Err((EngineError::Cancelled, std::mem::take(held)));
-            }
-            self.batch.clear();
-            let base = held.len();
-            for (i, &t) in chunk.iter().enumerate() {
-                let last = logits_at_end && ci + 1 == chunks && i + 1 == chunk.len();
-                if let Err(e) = self.batch.add(LlamaToken(t), (base + i) as i32, &seq_ids, last) {
-                    return Err((EngineError::Llama(e.to_string()), std::mem::take(held)));
-                }
-            }
-            if let Err(e) = self.decode(seq, cancel) {
-                let h = std::mem::take(held);
-                return Err((e, self.resync(seq, h)));
-            }
-            held.extend_from_slice(chunk);
-        }
-        Ok(())
-    }
-
-    fn decode(&mut self, seq: u32, cancel: &CancelToken) -> Result<()> {
-        self.decode_calls += 1;
-        match self.ctx.decode(&mut self.batch) {
-            Ok(()) => Ok(()),
-            Err(_) if cancel.is_cancelled() => Err(EngineError::Cancelled),
-            Err(DecodeError::NoKvCacheSlot) => {
-                // The shared cell pool is full: drop every other document's cells and try once more.
-                tracing::warn!("KV cache full; evicting other documents");
-                let mut kv = Kv::new(&mut self.ctx, self.pp_tokens_per_s, self.cfg.sequences);
-                let others: Vec<String> = self.docs.keys().cloned().collect();
-                for d in others {
-                    if self.cache.held(&d) > 0 && self.cache.seq_of(&d) != Some(seq) {
-                        self.cache.release(&d, &mut kv);
-                    }
-                }
-                self.decode_calls += 1;
-                self.ctx.decode(&mut self.batch).map_err(|e| EngineError::Llama(e.to_string()))
-            }
-            Err(e) => Err(EngineError::Llama(e.to_string())),
-        }
-    }
-
-    /// After a failed or aborted decode llama.cpp removes that batch's cells; trust its count, not ours.
-    fn resync(&mut self, seq: u32, mut held: Vec<Token>) -> Vec<Token> {
-        let max = self.ctx.kv_cache_seq_pos_max(seq as i32);
-        let n = if max < 0 { 0 } else { max as usize + 1 };
-        held.truncate(n);
-        held
-    }
-
-    fn close(&mut self, doc: &str) {
-        let mut kv = Kv::new(&mut self.ctx, self.pp_tokens_per_s, self.cfg.sequences);
-        self.cache.release(&doc.to_string(), &mut kv);
-        self.docs.remove(doc);
-        self.anchors.remove(doc);
-    }
-
-    fn stats(&self) -> EngineStats {
+    fn stats(&self, sched: &Sched<Job>) -> EngineStats {
         let mut documents = std::collections::BTreeMap::new();
         for (k, v) in &self.docs {
             let mut v = v.clone();
@@ -707,6 +330,9 @@ impl<'m, 's> Session<'m, 's> {
             host_snapshot_bytes: self.cache.saved_bytes(),
             decode_calls: self.decode_calls,
             documents,
+            running_jobs: sched.running(),
+            queued_jobs: sched.queued(),
+            batching: self.cfg.batching,
         }
     }
 }

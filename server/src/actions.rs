@@ -14,7 +14,7 @@ use crate::work::{create_file, versioned_edit, workspace_edit};
 use lokal_engine::syntax::{
     design_doc, longest_parsing_prefix, longest_prefix_where, no_new_errors, Lang, SyntaxTree, TestPlace,
 };
-use lokal_engine::{CancelToken, CompletionRequest, GenerateRequest};
+use lokal_engine::{CancelToken, CompletionRequest, GenerateRequest, Priority};
 use serde_json::{json, Value};
 use std::ops::Range as Bytes;
 use tower_lsp_server::jsonrpc::{Error, ErrorCode, Result};
@@ -145,6 +145,7 @@ async fn instruct(
     lang: Option<Lang>,
     task: &str,
     max_tokens: usize,
+    priority: Priority,
     cancel: &CancelToken,
 ) -> Result<String> {
     let fence = lang.map(Lang::fence).unwrap_or("");
@@ -157,6 +158,7 @@ async fn instruct(
         stop: vec!["```".into()],
         temperature: 0.0,
         seed: 0,
+        priority,
     };
     let g = b.engine()?.generate(req, cancel.clone()).await.map_err(to_proto::engine_error)?;
     Ok(code_of(&g.text))
@@ -263,7 +265,7 @@ pub async fn resolve(b: &Backend, mut action: CodeAction, cancel: CancelToken) -
                 }
                 _ => unreachable!("matched above"),
             };
-            let code = instruct(b, key, s.lang, &task, 320, &cancel).await?;
+            let code = instruct(b, key, s.lang, &task, 320, Priority::Action, &cancel).await?;
             (range.clone(), checked_splice(s.lang, &s.text, range, &code)?, vec![])
         }
         ActionTask::Tests { start, end } => {
@@ -274,7 +276,7 @@ pub async fn resolve(b: &Backend, mut action: CodeAction, cancel: CancelToken) -
                 .map(|t| t.test_place(&s.text, &rel))
                 .unwrap_or(TestPlace::SameFile { at: s.text.len(), wrap_in_module: false });
             let task = format!("Write unit tests for this function, in the usual style of the language.\n```{fence}\n{}\n```\nContext:\n{context}", &s.text[item]);
-            let code = instruct(b, key, s.lang, &task, 320, &cancel).await?;
+            let code = instruct(b, key, s.lang, &task, 320, Priority::Action, &cancel).await?;
             match place {
                 TestPlace::SameFile { at, wrap_in_module } => {
                     let code = if wrap_in_module {

@@ -77,6 +77,13 @@ enum Cmd {
         /// An engine setting for lokal's side, as in initializationOptions (repeatable): `--set reuseMinChunk=0`.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
+        /// Also measure the scheduler: keystrokes alone vs while a design document is generated, and 1, 2, 4
+        /// sessions typing at once, batched vs one at a time (the report's "sched" key).
+        #[arg(long)]
+        sched: bool,
+        /// Keystrokes of the trace the scheduler measurement types (0: all of them).
+        #[arg(long, default_value_t = 0)]
+        sched_keys: usize,
     },
     /// Completion quality on cut cases (DIR/cases.json; default fixtures/eval) over LSP, with and without
     /// workspace context: exact match, edit similarity, time to first token, latency.
@@ -192,20 +199,33 @@ fn main() {
         Some(Cmd::Complete { location, model, max_tokens }) => {
             report(lokal_bench::complete::run(&location, model, max_tokens))
         }
-        Some(Cmd::Bench { trace, json, model, max_tokens, threads, only_on, peer, peer_bin, profile, set }) => {
-            report(lokal_bench::bench::run(lokal_bench::bench::BenchArgs {
-                trace,
-                json,
-                model,
-                max_tokens,
-                threads,
-                only_on,
-                peer,
-                peer_bin,
-                profile,
-                set,
-            }))
-        }
+        Some(Cmd::Bench {
+            trace,
+            json,
+            model,
+            max_tokens,
+            threads,
+            only_on,
+            peer,
+            peer_bin,
+            profile,
+            set,
+            sched,
+            sched_keys,
+        }) => report(lokal_bench::bench::run(lokal_bench::bench::BenchArgs {
+            trace,
+            json,
+            model,
+            max_tokens,
+            threads,
+            only_on,
+            peer,
+            peer_bin,
+            profile,
+            set,
+            sched,
+            sched_keys,
+        })),
         Some(Cmd::Models { action: Some(ModelsCmd::Pull { what, sha256, progress_json }), .. }) => {
             report(models_cli::pull(&what, sha256, progress_json))
         }

@@ -157,6 +157,7 @@ where
             stop: vec!["```".into()],
             temperature: a.temperature,
             seed: a.index as u64 + 1,
+            priority: crate::sched::Priority::Action,
         };
         let fut = generate(req);
         // The budget bounds generation too: on a loaded machine one candidate can outlast it.

@@ -319,6 +319,8 @@ where
                 stop: vec!["```".into()],
                 temperature: if round == 0 { 0.0 } else { settings.temperature },
                 seed: (round * n + i) as u64 + 1,
+                // Long, and nobody waits on each token: behind keystrokes and single actions.
+                priority: crate::sched::Priority::DesignDoc,
             };
             generations[i] += 1;
             let text = match tokio::time::timeout_at(deadline.into(), generate(req)).await {

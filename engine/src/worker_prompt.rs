@@ -1,0 +1,108 @@
+//! The model thread's prompts: a completion's window of the document in the model's FIM layout, and an
+//! instruction in the model's chat template (or a plain layout for base models).
+use super::Session;
+use crate::api::CompletionRequest;
+use crate::fim::FimLayout;
+use crate::model_info::Token;
+use crate::window;
+use llama_cpp_2::model::LlamaChatMessage;
+
+impl Session<'_, '_> {
+    pub(super) fn tokenize(&self, text: &str) -> Vec<Token> {
+        // parse_special = false: code that contains "<|fim_prefix|>" must stay text, not become a control token.
+        self.model.vocab().tokenize(text.as_bytes(), false, false).into_iter().map(|t| t.0).collect()
+    }
+
+    pub(super) fn count(&self, text: &str) -> usize {
+        if text.is_empty() {
+            0
+        } else {
+            self.model.vocab().tokenize(text.as_bytes(), false, false).len()
+        }
+    }
+
+    /// The context block's tokens: repository-level tokens parsed as special only in a block that says it
+    /// carries them (the server renders those from the index, never from document text as-is).
+    pub(super) fn context_tokens(&self, c: Option<&crate::api::ContextBlock>) -> Vec<Token> {
+        match c {
+            Some(c) if !c.text.is_empty() => {
+                self.model.vocab().tokenize(c.text.as_bytes(), false, c.special).into_iter().map(|t| t.0).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    pub(super) fn bos(&self) -> Option<Token> {
+        if self.info.add_bos {
+            self.info.bos
+        } else {
+            None
+        }
+    }
+
+    pub(super) fn completion_prompt(&mut self, req: &CompletionRequest) -> Vec<Token> {
+        // The block goes in front of the prefix, where it changes only when its snippets do, so a keystroke
+        // still re-decodes only the typed tokens; its tokens come out of the prefix budget.
+        let block = self.context_tokens(req.context.as_ref());
+        let budget = self.cfg.prefix_tokens.saturating_sub(block.len()).max(self.cfg.prefix_tokens / 4).max(1);
+        let count = |t: &str| self.count(t);
+        let prev = self.anchors.get(&req.doc).copied();
+        let w = window::choose_prefix(&req.before, req.first_line, prev, budget, &count);
+        let text = &req.before[w.start_byte..];
+        let suffix = if self.format.uses_suffix() {
+            let end = window::choose_suffix(&req.after, self.cfg.suffix_tokens, &count);
+            let mut s = self.tokenize(&req.after[..end]);
+            s.truncate(self.cfg.suffix_tokens);
+            s
+        } else {
+            Vec::new()
+        };
+        self.anchors.insert(req.doc.clone(), w.anchor_line);
+        // The repository-token style (Qwen) puts the block after BOS, outside the FIM markers; the comment
+        // style puts it at the start of the prefix text. Either way it sits before everything that changes.
+        let special = req.context.as_ref().is_some_and(|c| c.special) && !block.is_empty();
+        let (outer, inner) = if special { (block, Vec::new()) } else { (Vec::new(), block) };
+        let bos = if special { None } else { self.bos() };
+        let infill = (self.cfg.fim_layout == FimLayout::Infill && self.format.uses_suffix())
+            .then(|| {
+                let cut = window::cursor_line_start(text);
+                let (mut head, line) = (self.tokenize(&text[..cut]), self.tokenize(&text[cut..]));
+                let keep = budget.saturating_sub(line.len());
+                head.drain(..head.len().saturating_sub(keep));
+                let head: Vec<Token> = inner.iter().copied().chain(head).collect();
+                self.format.assemble_infill(bos, &head, &suffix, &line)
+            })
+            .flatten();
+        let body = infill.unwrap_or_else(|| {
+            let mut prefix = self.tokenize(text);
+            prefix.drain(..prefix.len().saturating_sub(budget));
+            let prefix: Vec<Token> = inner.iter().copied().chain(prefix).collect();
+            self.format.assemble(bos, &prefix, &suffix)
+        });
+        let mut prompt: Vec<Token> =
+            if special { self.bos().into_iter().chain(outer).chain(body).collect() } else { body };
+        if prompt.is_empty() {
+            // An empty document: give the model at least a newline to continue from.
+            prompt = self.tokenize("\n");
+        }
+        prompt
+    }
+
+    /// The model's own chat template where it has one; a plain instruction layout otherwise (base models).
+    pub(super) fn chat_prompt(&self, system: Option<&str>, user: &str) -> String {
+        if let Ok(tmpl) = self.model.chat_template(None) {
+            let mut msgs = Vec::new();
+            if let Some(s) = system {
+                msgs.extend(LlamaChatMessage::new("system".into(), s.into()));
+            }
+            msgs.extend(LlamaChatMessage::new("user".into(), user.into()));
+            if let Ok(p) = self.model.apply_chat_template(&tmpl, &msgs, true) {
+                return p;
+            }
+        }
+        match system {
+            Some(s) => format!("{s}\n\n### Instruction\n{user}\n\n### Response\n"),
+            None => format!("### Instruction\n{user}\n\n### Response\n"),
+        }
+    }
+}

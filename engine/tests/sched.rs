@@ -1,0 +1,147 @@
+//! The model thread's scheduler on the real embedded model (`LOKAL_MODEL`, else the model cache): a long
+//! generation and keystrokes share one engine. Assertions are about order and text, never about time: the
+//! keystrokes are answered while the long job still runs, and the long job writes exactly what it writes
+//! alone (greedy decoding in a shared batch is lossless).
+use lokal_engine::{CancelToken, CompletionRequest, Engine, EngineConfig, EngineError, GenerateRequest, Priority};
+use std::time::Duration;
+
+/// `ride`: long jobs ride along in the keystrokes' batches (`longJobsYield: false`), the case where
+/// losslessness is at stake; otherwise they sit out the steps a keystroke runs in (the default).
+fn engine(batching: bool, ride: bool) -> Engine {
+    // One thread: on a loaded machine llama.cpp's spinning barrier between two threads costs more than it
+    // gains, and the assertions do not depend on speed.
+    let cfg = EngineConfig { batching, long_jobs_yield: !ride, threads: Some(1), ..EngineConfig::default() };
+    let path = cfg.resolved_model_path();
+    assert!(path.exists(), "test model missing at {}: run scripts/fetch-model.sh (or set LOKAL_MODEL)", path.display());
+    Engine::start(cfg, |_| {})
+}
+
+fn long_job(key: &str) -> GenerateRequest {
+    GenerateRequest {
+        key: key.into(),
+        system: None,
+        user: "Write a long design document for a small key-value store in Rust: its modules, its file format, \
+               its API, its error handling and its tests, section by section."
+            .into(),
+        answer_prefix: "# Design\n\n## Modules\n\n".into(),
+        max_tokens: 200,
+        stop: vec![],
+        temperature: 0.0,
+        seed: 0,
+        priority: Priority::DesignDoc,
+    }
+}
+
+fn keystroke(doc: &str, n: usize) -> CompletionRequest {
+    let before =
+        format!("fn add(a: i32, b: i32) -> i32 {{\n    a + b\n}}\n\nfn mul{n}(a: i32, b: i32) -> i32 {{\n    ");
+    CompletionRequest {
+        doc: doc.into(),
+        before,
+        first_line: 0,
+        after: "\n}\n".into(),
+        max_tokens: Some(12),
+        max_lines: Some(2),
+        context: None,
+    }
+}
+
+/// Poll the engine's statistics (answered between model steps) until `n` jobs hold a sequence.
+async fn until_running(e: &Engine, n: usize) {
+    loop {
+        if e.stats().await.running_jobs >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+async fn alone(e: &Engine, key: &str) -> String {
+    let g = e.generate(long_job(key), CancelToken::new()).await.expect("the long job runs alone");
+    assert!(
+        g.timings.generated_tokens >= 120,
+        "the long job must outlast the keystrokes by far for this test to mean anything: {} tokens",
+        g.timings.generated_tokens
+    );
+    g.text
+}
+
+/// What the long job and three keystrokes write when each runs alone.
+async fn references(e: &Engine) -> (String, Vec<Option<String>>) {
+    let want = alone(e, "alone#design").await;
+    let mut solo = Vec::new();
+    for i in 0..3 {
+        solo.push(e.complete(keystroke(&format!("solo{i}.rs"), i), CancelToken::new()).await.unwrap().text);
+    }
+    (want, solo)
+}
+
+async fn keystrokes_while_a_long_job_runs(e: &Engine, key: &str, want: &str, solo: &[Option<String>]) {
+    let e2 = e.clone();
+    let long_key = key.to_string();
+    let long = tokio::spawn(async move { e2.generate(long_job(&long_key), CancelToken::new()).await });
+    until_running(e, 1).await;
+    let mut answers = Vec::new();
+    for i in 0..3 {
+        let c = e.complete(keystroke(&format!("{key}-{i}.rs"), i), CancelToken::new()).await;
+        answers.push(c.expect("a keystroke is answered while the long job runs").text);
+    }
+    assert!(!long.is_finished(), "every keystroke was answered before the long job ended");
+    let got = long.await.unwrap().expect("the long job ends normally");
+    assert_eq!(got.text, want, "the long job writes what it writes alone");
+    assert_eq!(answers, solo, "keystrokes write what they write alone");
+}
+
+async fn a_cancelled_keystroke_does_not_disturb_a_long_job(e: &Engine, want: &str) {
+    let e2 = e.clone();
+    let long = tokio::spawn(async move { e2.generate(long_job("cancel#design"), CancelToken::new()).await });
+    until_running(e, 1).await;
+    // Cancelled while it runs in the batch with the long job (it is then the one the abort callback watches).
+    let cancel = CancelToken::new();
+    let e3 = e.clone();
+    let (c2, req) = (cancel.clone(), keystroke("typed.rs", 7));
+    let key = tokio::spawn(async move { e3.complete(req, c2).await });
+    until_running(e, 2).await;
+    cancel.cancel();
+    match key.await.unwrap() {
+        Err(EngineError::Cancelled) => {}
+        // It may have finished in the step before the cancel landed: then it was never disturbed either.
+        Ok(_) => {}
+        Err(other) => panic!("a cancelled keystroke reports the cancellation, not {other:?}"),
+    }
+    // A keystroke cancelled before the model thread saw it never starts.
+    let early = CancelToken::new();
+    early.cancel();
+    assert!(matches!(e.complete(keystroke("early.rs", 8), early).await, Err(EngineError::Cancelled)));
+    // And the next one on the same document is served as usual.
+    assert!(e.complete(keystroke("typed.rs", 9), CancelToken::new()).await.is_ok());
+    let got = long.await.unwrap().expect("the long job ends normally");
+    assert_eq!(got.text, want, "the long job writes what it writes alone");
+    let s = e.stats().await;
+    assert_eq!((s.running_jobs, s.queued_jobs), (0, 0), "nothing left holding a sequence");
+}
+
+/// One test, so the references (a long generation) are computed once. First without batching: a keystroke
+/// preempts the long job, which resumes from its own cells. Then batched: the long job's tokens ride in the
+/// keystrokes' steps. In both, a keystroke cancelled mid-run (aborting the decode it leads) leaves the long
+/// job intact. Last, the default: batched, and the long job sits out the keystrokes' steps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keystrokes_overtake_a_long_job_and_change_nothing_in_it() {
+    let e = engine(false, false);
+    e.wait_ready().await.expect("model loads");
+    let (want, solo) = references(&e).await;
+    keystrokes_while_a_long_job_runs(&e, "preempted", &want, &solo).await;
+    a_cancelled_keystroke_does_not_disturb_a_long_job(&e, &want).await;
+    e.shutdown();
+
+    let e = engine(true, true);
+    e.wait_ready().await.expect("model loads");
+    keystrokes_while_a_long_job_runs(&e, "batched", &want, &solo).await;
+    a_cancelled_keystroke_does_not_disturb_a_long_job(&e, &want).await;
+    e.shutdown();
+
+    let e = engine(true, false);
+    e.wait_ready().await.expect("model loads");
+    keystrokes_while_a_long_job_runs(&e, "yielding", &want, &solo).await;
+    e.shutdown();
+}
