@@ -1,5 +1,6 @@
 //! Workspace context through the real binary and model: the shipped eval cases (fixtures/eval), where the
 //! name to complete is defined in another file the user visited, with the context setting off and on.
+//! (The new-name cases are in the table, not asserted: what the model invents there is its own.)
 use lokal_bench::eval;
 use lokal_bench::testing;
 use std::path::PathBuf;
@@ -18,10 +19,12 @@ fn context_completes_names_defined_in_a_visited_file() {
         r.outcomes.iter().filter(|o| o.class == "cross-file").map(|o| o.similarity).sum::<f64>() / n as f64
     };
     let (without, with) = (off.exact("cross-file"), on.exact("cross-file"));
-    // The goal is exact matches (at least 40% where the single-file prompt gets none); the embedded
-    // 270M base model does not reach it yet, so this asserts the weaker, still falsifiable part: the visited
-    // file's names reach the model and its suggestions move towards them.
-    assert!(with >= without, "cross-file exact matches: {with}/{n} with context, {without}/{n} without");
+    // The goal: at least 40% right where the single-file prompt gets (almost) none. The names the
+    // index knows steer the first tokens (engine/src/names.rs); the block shows the definitions.
+    assert!(
+        with * 10 >= n * 4 && with > without,
+        "cross-file exact matches: {with}/{n} with context, {without}/{n} without"
+    );
     assert!(
         sim(&on) > sim(&off) + 0.1,
         "cross-file edit similarity {:.2} with context, {:.2} without",

@@ -66,7 +66,7 @@ impl Default for EngineConfig {
             fim_layout: crate::fim::FimLayout::Native,
             // Off until it pays: on the embedded model it found no more exact names (lokal eval: 0/6 either
             // way), and a block that changes when another file is visited re-decodes the prompt on return.
-            context_enabled: false,
+            context_enabled: true,
             context_tokens: 384,
             batching: true,
             long_jobs_yield: true,
