@@ -37,6 +37,10 @@ pub struct EngineConfig {
     pub context_enabled: bool,
     /// Tokens of the prompt the context block may take (out of `prefix_tokens`).
     pub context_tokens: usize,
+    /// Speculative decoding under greedy sampling (`speculative`: "off" or "lookup").
+    pub speculative: crate::speculate::Speculative,
+    /// Most draft tokens verified with each generated token (`draftMax`).
+    pub draft_max: usize,
 }
 
 impl Default for EngineConfig {
@@ -60,6 +64,8 @@ impl Default for EngineConfig {
             // way), and a block that changes when another file is visited re-decodes the prompt on return.
             context_enabled: false,
             context_tokens: 384,
+            speculative: crate::speculate::Speculative::Lookup,
+            draft_max: 8,
         }
     }
 }

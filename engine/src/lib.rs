@@ -18,6 +18,7 @@ pub mod prefix_cache;
 pub mod remote;
 mod sampling;
 pub mod settings;
+pub mod speculate;
 pub mod stats;
 pub mod syntax;
 pub mod verify;

@@ -12,6 +12,8 @@ use crate::loader::{backend, load, model_info, prompt_format};
 use crate::model_info::{ModelInfo, Token};
 use crate::postprocess::{self, StopRules};
 use crate::prefix_cache::{CacheConfig, KvOps, PrefixCache};
+use crate::speculate::argmax;
+use crate::speculate::{Speculative, Speculator};
 use crate::stats::{DocStats, EngineStats};
 use crate::window;
 use llama_cpp_2::context::params::LlamaContextParams;
@@ -86,27 +88,6 @@ fn serve_failed(rx: &Receiver<Job>, why: &str) -> Option<EngineConfig> {
     None
 }
 
-/// Index of the largest logit, the first one on ties (as llama.cpp's greedy sampler). Lane-wise maxima over
-/// fixed chunks let the compiler vectorise the scan; a NaN logit is never chosen.
-pub(crate) fn argmax(logits: &[f32]) -> usize {
-    const L: usize = 16;
-    let mut lanes = [f32::NEG_INFINITY; L];
-    let chunks = logits.chunks_exact(L);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for i in 0..L {
-            lanes[i] = if c[i] > lanes[i] { c[i] } else { lanes[i] };
-        }
-    }
-    let mut max = lanes.iter().copied().fold(f32::NEG_INFINITY, |a, b| if b > a { b } else { a });
-    for &v in rest {
-        if v > max {
-            max = v;
-        }
-    }
-    logits.iter().position(|&v| v == max).unwrap_or(0)
-}
-
 /// Changed tokens a spliced FIM suffix may not have seen before it is decoded fresh: a line or two of typing.
 const TAIL_MAX_STALE: usize = 48;
 
@@ -172,6 +153,8 @@ struct Session<'m, 's> {
     decode_calls: u64,
     /// Set for one generation at a temperature above 0; greedy otherwise.
     sampler: Option<crate::sampling::Sampler>,
+    /// Each document's last generated tokens: speculative drafts look them up (code repeats itself).
+    suggested: HashMap<String, Vec<Token>>,
 }
 
 enum Stop<'a> {
@@ -236,6 +219,7 @@ impl<'m, 's> Session<'m, 's> {
             pp_tokens_per_s: 300.0,
             decode_calls: 0,
             sampler: None,
+            suggested: HashMap::new(),
         }
     }
 
@@ -436,8 +420,12 @@ impl<'m, 's> Session<'m, 's> {
         let seq = plan.seq;
         // Everything the job touches through the abort callback lives until the slot is cleared below.
         self.abort.arm(cancel);
-        let result =
-            self.decode_and_generate(seq, &prompt, plan.keep, plan.tail, max_tokens, stop_ids, stop, cancel, started);
+        let lookup = self.cfg.speculative == Speculative::Lookup;
+        let previous = self.suggested.get(doc).cloned().unwrap_or_default();
+        let mut spec = Speculator::new(previous, if lookup { self.cfg.draft_max } else { 0 }, self.sampler.is_none());
+        let result = self.decode_and_generate(
+            seq, &prompt, plan.keep, plan.tail, max_tokens, stop_ids, stop, cancel, started, &mut spec,
+        );
         let reused = plan.keep + plan.tail.map(|(a, b)| b - a).unwrap_or(0);
         self.abort.disarm();
         let held = match &result {
@@ -449,7 +437,9 @@ impl<'m, 's> Session<'m, 's> {
         st.requests += 1;
         st.tokens_held = held.len();
         match result {
-            Ok((out, _)) => {
+            Ok((out, held)) => {
+                self.suggested.insert(doc_key, held.get(prompt.len()..).unwrap_or_default().to_vec());
+                st.record_speculation(spec.drafted, spec.accepted, spec.decodes);
                 if reused > 0 {
                     st.hits += 1;
                 } else {
@@ -500,6 +490,7 @@ impl<'m, 's> Session<'m, 's> {
         stop: Stop,
         cancel: &CancelToken,
         started: Instant,
+        spec: &mut Speculator,
     ) -> std::result::Result<(GenOut, Vec<Token>), (EngineError, Vec<Token>)> {
         let mut held: Vec<Token> = prompt[..keep].to_vec();
         // With a parked tail: the edited span, the splice, then the rest (the last token, for its logits).
@@ -540,7 +531,6 @@ impl<'m, 's> Session<'m, 's> {
         let ttft_start = started;
         let mut ttft = Duration::ZERO;
         let mut first_sample_wait = Duration::ZERO;
-        let seq_ids = [seq as i32];
         let mut bytes: Vec<u8> = Vec::new();
         let mut generated = 0usize;
         let (mut first_sample, mut samples): (Option<Instant>, usize) = (None, 0);
@@ -549,9 +539,11 @@ impl<'m, 's> Session<'m, 's> {
         loop {
             // Greedy, straight off the logits: llama.cpp's greedy sampler first copies the whole vocabulary
             // (262k entries for Gemma 3) into a candidate array, which on a GPU costs as much as the decode of
-            // a small model (docs/performance.md).
-            let logits = self.ctx.get_logits_ith(self.batch.n_tokens() - 1);
-            let tok = LlamaToken(self.sampler.as_mut().map_or_else(|| argmax(logits), |s| s.pick(logits)) as i32);
+            // a small model (docs/performance.md). A verified speculative batch may know the token already.
+            let tok = LlamaToken(spec.known().unwrap_or_else(|| {
+                let logits = self.ctx.get_logits_ith(self.batch.n_tokens() - 1);
+                self.sampler.as_mut().map_or_else(|| argmax(logits), |s| s.pick(logits)) as i32
+            }));
             last_sample = Instant::now();
             samples += 1;
             if first_sample.is_none() {
@@ -574,17 +566,16 @@ impl<'m, 's> Session<'m, 's> {
                 break;
             }
             if cancel.is_cancelled() {
+                spec.finish(&mut step::SeqStep { s: self, seq, cancel }, held.len());
                 return Err((EngineError::Cancelled, held));
             }
-            self.batch.clear();
-            if let Err(e) = self.batch.add(tok, held.len() as i32, &seq_ids, true) {
-                return Err((EngineError::Llama(e.to_string()), held));
-            }
-            if let Err(e) = self.decode(seq, cancel) {
+            // Drafts only for tokens that may still be emitted and decoded: `max_tokens - generated - 1`.
+            let room = max_tokens - generated - 1;
+            if let Err(e) = spec.advance(&mut step::SeqStep { s: self, seq, cancel }, &mut held, tok.0, room) {
                 return Err((e, self.resync(seq, held)));
             }
-            held.push(tok.0);
         }
+        spec.finish(&mut step::SeqStep { s: self, seq, cancel }, held.len());
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let gen_time = first_sample.map(|f| last_sample - f).unwrap_or_default();
         Ok((
@@ -690,6 +681,9 @@ impl<'m, 's> Session<'m, 's> {
         }
     }
 }
+
+#[path = "worker_step.rs"]
+mod step;
 
 #[cfg(test)]
 #[path = "worker_tests.rs"]

@@ -1,0 +1,143 @@
+use super::*;
+
+#[test]
+fn drafts_follow_the_longest_latest_match() {
+    // "1 2 3 9" then "7 2 3 8": the 2-gram [2, 3] occurs twice, the latest is followed by 8.
+    let history = [1, 2, 3, 9, 7, 2, 3, 8, 5, 2, 3];
+    assert_eq!(draft(&history, &[], 4), vec![8, 5, 2, 3]);
+    // The 3-gram [7, 2, 3] wins over the later 2-gram.
+    let history = [7, 2, 3, 6, 6, 1, 2, 3, 4, 7, 2, 3];
+    assert_eq!(draft(&history, &[], 2), vec![6, 6]);
+    // Only a 1-gram is found.
+    assert_eq!(draft(&[5, 6, 9, 6], &[], 3), vec![9, 6]);
+    // Nothing earlier, nothing after, or no room.
+    assert!(draft(&[1, 2, 3], &[], 4).is_empty());
+    assert!(draft(&[4, 5, 4], &[], 0).is_empty());
+    assert!(draft(&[], &[], 4).is_empty());
+}
+
+#[test]
+fn the_previous_suggestion_is_looked_up_first() {
+    let history = [1, 2, 3, 4, 1, 2];
+    assert_eq!(draft(&history, &[], 3), vec![3, 4, 1]);
+    assert_eq!(draft(&history, &[9, 1, 2, 7, 7], 3), vec![7, 7]);
+    // A longer match in the history beats a shorter one in the previous suggestion.
+    assert_eq!(draft(&[0, 1, 2, 5, 0, 1, 2], &[2, 8], 1), vec![5]);
+}
+
+#[test]
+fn acceptance_is_the_matching_prefix() {
+    assert_eq!(accepted(&[4, 5, 6], &[4, 5, 7, 1]), 2);
+    assert_eq!(accepted(&[4, 5, 6], &[3, 5, 6, 1]), 0);
+    assert_eq!(accepted(&[4, 5], &[4, 5, 9]), 2);
+    assert_eq!(accepted(&[], &[9]), 0);
+}
+
+/// A deterministic model over a small vocabulary: the next token is a function of the last two, with a
+/// period so code-like repetition happens. `cells` is its KV sequence, checked to stay contiguous.
+struct Toy {
+    cells: Vec<Token>,
+    decodes: usize,
+    vocab: Token,
+}
+
+impl Toy {
+    fn next(&self, seq: &[Token]) -> Token {
+        let a = seq.last().copied().unwrap_or(0);
+        let b = if seq.len() >= 2 { seq[seq.len() - 2] } else { 0 };
+        (a * 7 + b * 3 + 1) % self.vocab
+    }
+}
+
+impl Verifier for Toy {
+    type Error = String;
+    fn decode(&mut self, tokens: &[Token], pos: usize, picks: bool) -> Result<Vec<Token>, String> {
+        if pos != self.cells.len() {
+            return Err(format!("decode at {pos} but {} cells", self.cells.len()));
+        }
+        self.decodes += 1;
+        let mut out = Vec::new();
+        for &t in tokens {
+            self.cells.push(t);
+            if picks {
+                out.push(self.next(&self.cells));
+            }
+        }
+        Ok(out)
+    }
+    fn truncate(&mut self, pos: usize) {
+        self.cells.truncate(pos);
+    }
+}
+
+/// The worker's loop in miniature: first token off the prompt, stop token or budget ends it.
+fn generate(
+    prompt: &[Token],
+    stop: Token,
+    max: usize,
+    draft_max: usize,
+    previous: &[Token],
+) -> (Vec<Token>, Toy, Speculator) {
+    let mut toy = Toy { cells: Vec::new(), decodes: 0, vocab: 13 };
+    toy.decode(prompt, 0, false).unwrap();
+    let mut held = prompt.to_vec();
+    let mut spec = Speculator::new(previous.to_vec(), draft_max, true);
+    let mut out = Vec::new();
+    loop {
+        let tok = spec.known().unwrap_or_else(|| toy.next(&toy.cells));
+        if tok == stop {
+            break;
+        }
+        out.push(tok);
+        if out.len() >= max {
+            break;
+        }
+        spec.advance(&mut toy, &mut held, tok, max - out.len()).unwrap();
+    }
+    spec.finish(&mut toy, held.len());
+    assert_eq!(toy.cells, held, "the cells are exactly the tokens the caller holds");
+    (out, toy, spec)
+}
+
+#[test]
+fn speculation_gives_the_same_tokens_in_fewer_decodes() {
+    let prompt = [1, 2, 3, 4, 5, 6, 7, 8];
+    for stop in [99, 0, 5, 11] {
+        for max in [1, 2, 7, 40] {
+            let (plain, _, s0) = generate(&prompt, stop, max, 0, &[]);
+            for k in [1, 3, 8] {
+                let (fast, _, s) = generate(&prompt, stop, max, k, &[]);
+                assert_eq!(fast, plain, "stop {stop} max {max} draftMax {k}");
+                assert!(s.accepted <= s.drafted);
+                assert!(s.decodes <= s0.decodes);
+            }
+        }
+    }
+    // The toy model cycles, so long generations repeat what came before and the drafts are accepted.
+    let (out, toy, s) = generate(&prompt, 99, 40, 8, &[]);
+    assert_eq!(out.len(), 40);
+    assert!(s.accepted > 0 && toy.decodes < 1 + 39, "{s:?}");
+}
+
+#[test]
+fn a_wrong_previous_suggestion_costs_nothing_but_drafts() {
+    let prompt = [3, 1, 4, 1, 5, 9, 2, 6];
+    let (plain, _, _) = generate(&prompt, 99, 30, 0, &[]);
+    let bad: Vec<Token> = (0..40).map(|i| (i * 5 + 2) % 13).collect();
+    let (fast, _, s) = generate(&prompt, 99, 30, 6, &bad);
+    assert_eq!(fast, plain);
+    assert!(s.drafted > 0);
+    // The plain output itself as the previous suggestion: drafts line up from the start.
+    let (again, toy, s) = generate(&prompt, 99, 30, 6, &plain);
+    assert_eq!(again, plain);
+    assert!(s.accepted >= 20 && toy.decodes <= 1 + 10, "{s:?}, {} decodes", toy.decodes);
+}
+
+#[test]
+fn a_sampler_gets_no_drafts() {
+    let mut s = Speculator::new(vec![1, 2, 3], 8, false);
+    let b = s.batch(&[1, 2], 2, 8);
+    assert_eq!(b, vec![2]);
+    assert_eq!(s.settle(2, &b, &[]), None);
+    assert_eq!((s.drafted, s.decodes, s.known()), (0, 1, None));
+}
