@@ -37,7 +37,7 @@ pub struct EngineConfig {
     pub context_enabled: bool,
     /// Tokens of the prompt the context block may take (out of `prefix_tokens`).
     pub context_tokens: usize,
-    /// Speculative decoding under greedy sampling (`speculative`: "off" or "lookup").
+    /// Speculative decoding under greedy sampling (`speculative`: "off", "auto" or "lookup").
     pub speculative: crate::speculate::Speculative,
     /// Most draft tokens verified with each generated token (`draftMax`).
     pub draft_max: usize,
@@ -64,7 +64,7 @@ impl Default for EngineConfig {
             // way), and a block that changes when another file is visited re-decodes the prompt on return.
             context_enabled: false,
             context_tokens: 384,
-            speculative: crate::speculate::Speculative::Lookup,
+            speculative: crate::speculate::Speculative::Auto,
             draft_max: 8,
         }
     }

@@ -265,7 +265,7 @@ pub fn parse(value: &Value, base: &EngineConfig) -> Settings {
                 Ok(m) => e.speculative = m,
                 Err(_) => {
                     let keep = serde_json::to_string(&e.speculative).unwrap_or_default();
-                    c.bad(key, val, "\"off\" or \"lookup\"", format!("using {keep}"))
+                    c.bad(key, val, "\"off\", \"auto\" or \"lookup\"", format!("using {keep}"))
                 }
             },
             "draftMax" => c.count(key, val, &mut e.draft_max, 1, 64),

@@ -76,12 +76,23 @@ fn generate(
     stop: Token,
     max: usize,
     draft_max: usize,
+    prev: &[Token],
+) -> (Vec<Token>, Toy, Speculator) {
+    generate_with(prompt, stop, max, draft_max, prev, Tuning { adaptive: false, ..Default::default() })
+}
+
+fn generate_with(
+    prompt: &[Token],
+    stop: Token,
+    max: usize,
+    draft_max: usize,
     previous: &[Token],
+    tuning: Tuning,
 ) -> (Vec<Token>, Toy, Speculator) {
     let mut toy = Toy { cells: Vec::new(), decodes: 0, vocab: 13 };
     toy.decode(prompt, 0, false).unwrap();
     let mut held = prompt.to_vec();
-    let mut spec = Speculator::new(previous.to_vec(), draft_max, true);
+    let mut spec = Speculator::new(previous.to_vec(), draft_max, true, tuning);
     let mut out = Vec::new();
     loop {
         let tok = spec.known().unwrap_or_else(|| toy.next(&toy.cells));
@@ -135,9 +146,53 @@ fn a_wrong_previous_suggestion_costs_nothing_but_drafts() {
 
 #[test]
 fn a_sampler_gets_no_drafts() {
-    let mut s = Speculator::new(vec![1, 2, 3], 8, false);
+    let mut s = Speculator::new(vec![1, 2, 3], 8, false, Tuning::default());
     let b = s.batch(&[1, 2], 2, 8);
     assert_eq!(b, vec![2]);
     assert_eq!(s.settle(2, &b, &[]), None);
     assert_eq!((s.drafted, s.decodes, s.known()), (0, 1, None));
+}
+
+#[test]
+fn adaptive_drafting_gives_the_same_tokens() {
+    let prompt = [1, 2, 3, 4, 5, 6, 7, 8];
+    for cost in [0.0, 0.3, 0.9] {
+        let (plain, _, _) = generate(&prompt, 99, 40, 0, &[]);
+        let (fast, toy, s) = generate_with(&prompt, 99, 40, 8, &[], Tuning::with_cost(cost));
+        assert_eq!(fast, plain, "cost {cost}");
+        assert!(toy.decodes <= 40, "{s:?}");
+    }
+}
+
+#[test]
+fn drafts_are_verified_only_while_they_pay() {
+    // A free position: every draft of a match is worth verifying.
+    assert_eq!(Tuning::with_cost(0.0).worth(0, 8), 8);
+    // Half a decode a position and a 2/3 chance a draft holds: the first pays (0.67), the second not (0.44).
+    let mut t = Tuning::with_cost(0.5);
+    assert_eq!(t.worth(4, 8), 1);
+    // A kind of match that keeps being accepted earns longer drafts; one that keeps failing, none.
+    for _ in 0..20 {
+        t.observe(4, 8, 8);
+        t.observe(5, 2, 0);
+    }
+    assert!(t.worth(4, 8) >= 6, "{t:?}");
+    assert_eq!(t.worth(5, 8), 0);
+    // Too dear for anything: one draft every 16 matches all the same, so the estimate can recover.
+    let mut t = Tuning::with_cost(0.95);
+    let tried: usize = (0..32).map(|_| t.worth(0, 8)).sum();
+    assert_eq!(tried, 2);
+    // Without adaptation every match drafts up to the maximum.
+    assert_eq!(Tuning { adaptive: false, ..Tuning::with_cost(0.95) }.worth(2, 5), 5);
+}
+
+#[test]
+fn the_cost_of_a_position_is_learnt_from_decode_times() {
+    let mut t = Tuning::default();
+    assert_eq!(t.cost(), 0.3, "a guess before anything is measured");
+    t.observe_time(5, 30.0);
+    assert_eq!(t.cost(), 0.3, "a batch alone says nothing without a lone decode to compare");
+    t.observe_time(1, 10.0);
+    t.observe_time(5, 30.0);
+    assert!((t.cost() - 0.5).abs() < 1e-9, "{t:?}");
 }

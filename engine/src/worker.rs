@@ -155,6 +155,8 @@ struct Session<'m, 's> {
     sampler: Option<crate::sampling::Sampler>,
     /// Each document's last generated tokens: speculative drafts look them up (code repeats itself).
     suggested: HashMap<String, Vec<Token>>,
+    /// What drafting pays on this machine, learnt across generations.
+    tuning: crate::speculate::Tuning,
 }
 
 enum Stop<'a> {
@@ -220,6 +222,7 @@ impl<'m, 's> Session<'m, 's> {
             decode_calls: 0,
             sampler: None,
             suggested: HashMap::new(),
+            tuning: Default::default(),
         }
     }
 
@@ -420,14 +423,16 @@ impl<'m, 's> Session<'m, 's> {
         let seq = plan.seq;
         // Everything the job touches through the abort callback lives until the slot is cleared below.
         self.abort.arm(cancel);
-        let lookup = self.cfg.speculative == Speculative::Lookup;
+        let k = if self.cfg.speculative == Speculative::Off { 0 } else { self.cfg.draft_max };
+        self.tuning.adaptive = self.cfg.speculative == Speculative::Auto;
         let previous = self.suggested.get(doc).cloned().unwrap_or_default();
-        let mut spec = Speculator::new(previous, if lookup { self.cfg.draft_max } else { 0 }, self.sampler.is_none());
+        let mut spec = Speculator::new(previous, k, self.sampler.is_none(), self.tuning);
         let result = self.decode_and_generate(
             seq, &prompt, plan.keep, plan.tail, max_tokens, stop_ids, stop, cancel, started, &mut spec,
         );
         let reused = plan.keep + plan.tail.map(|(a, b)| b - a).unwrap_or(0);
         self.abort.disarm();
+        self.tuning = spec.tuning;
         let held = match &result {
             Ok((_, held)) => held.clone(),
             Err((_, held)) => held.clone(),
@@ -660,6 +665,7 @@ impl<'m, 's> Session<'m, 's> {
         self.cache.release(&doc.to_string(), &mut kv);
         self.docs.remove(doc);
         self.anchors.remove(doc);
+        self.suggested.remove(doc);
     }
 
     fn stats(&self) -> EngineStats {
