@@ -64,7 +64,10 @@ impl Default for EngineConfig {
             // way), and a block that changes when another file is visited re-decodes the prompt on return.
             context_enabled: false,
             context_tokens: 384,
-            speculative: crate::speculate::Speculative::Auto,
+            // Off until a quiet run shows it pays on CPU: there a verified position costs about half a decode
+            // (Gemma 3's 262k-token output layer), and the trace's drafts are accepted 28-36% of the time
+            // (docs/performance.md). On a GPU a position costs next to nothing: "auto" or "lookup".
+            speculative: crate::speculate::Speculative::Off,
             draft_max: 8,
         }
     }

@@ -16,10 +16,10 @@ use std::collections::VecDeque;
 #[serde(rename_all = "camelCase")]
 pub enum Speculative {
     /// One token per decode.
+    #[default]
     Off,
     /// Drafts from n-grams of the prompt, the generation so far and the previous suggestion, as many as
     /// drafting pays for on this machine (learnt while generating: see [`Tuning`]).
-    #[default]
     Auto,
     /// The same drafts, always up to `draftMax`.
     Lookup,
