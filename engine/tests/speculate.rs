@@ -4,10 +4,10 @@
 //!
 //! Same text up to floating point: llama.cpp's kernels for a batch of several tokens round differently
 //! from those for one, so where the model's two best tokens are within rounding of each other a verified
-//! batch can pick the other one (so can the prompt cache, which decodes a prompt in different batches
-//! depending on what it holds). Seen with this model on a Python function and on English prose, whose
-//! continuations flip between near-equal tokens (" deviation" / "_deviation"); the prompts below have no
-//! such tie.
+//! batch can pick the other one (the prompt cache, which decodes a prompt in different batches depending on
+//! what it holds, is open to the same in principle). Seen with this model on a Python function and on
+//! English prose, whose continuations flip between near-equal tokens (" deviation" / "_deviation"); the
+//! prompts below have no such tie.
 use lokal_engine::speculate::Speculative;
 use lokal_engine::{CompletionRequest, Engine, EngineConfig, GenerateRequest};
 use std::collections::BTreeMap;
