@@ -8,24 +8,25 @@ pub struct StopRules {
     /// text that is already there.
     next_line: Option<String>,
     single_line: bool,
-    /// The text after the cursor closes the bracket the cursor is in, so a closing bracket the model writes
-    /// for it would be a second one.
-    suffix_closes: bool,
+    /// The first bracket the text after the cursor closes without opening it: a closing bracket of that
+    /// kind from the model would be a second one.
+    suffix_closer: Option<u8>,
 }
 
 impl StopRules {
     pub fn new(suffix: &str, max_lines: usize, single_line: bool) -> Self {
         let next_line = suffix.split('\n').skip(1).map(str::trim).find(|l| !l.is_empty()).map(str::to_string);
-        let suffix_closes = block_close(suffix).is_some();
-        Self { max_lines: max_lines.max(1), next_line, single_line, suffix_closes }
+        let suffix_closer = block_close(suffix).map(|i| suffix.as_bytes()[i]);
+        Self { max_lines: max_lines.max(1), next_line, single_line, suffix_closer }
     }
 
     /// Where the suggestion is complete: the block the cursor is in closes in `text` (bracket depth below
-    /// the cursor's). When the text after the cursor closes it already, the suggestion ends before the
-    /// closing bracket; otherwise it ends with that bracket's line (a new block the model has just closed).
+    /// the cursor's). When the text after the cursor closes it already (the same kind of bracket), the
+    /// suggestion ends before the closing bracket; otherwise it ends with that bracket's line (`Some(x` with
+    /// only the function's `}` after the cursor: the model's `) = y {` is the line's rest).
     fn complete_at(&self, text: &str) -> Option<usize> {
         let at = block_close(text)?;
-        if self.suffix_closes {
+        if self.suffix_closer == Some(text.as_bytes()[at]) {
             return Some(at);
         }
         text[at..].find('\n').map(|n| at + n)
@@ -225,6 +226,14 @@ mod tests {
         // A bracket in a string does not end anything.
         let r = StopRules::new("\n}\n", 8, false);
         assert!(!r.should_stop("println!(\"}\");\n"));
+        // The suffix closes the function, not the parenthesis the model closes: the line runs to its end.
+        let r = StopRules::new("\n    more();\n}\n", 8, false);
+        assert!(!r.should_stop("rate) = self.rate() {"));
+        assert!(r.should_stop("rate) = self.rate() {\n"));
+        assert_eq!(
+            finalize("rate) = self.rate() {\n    x", "\n    more();\n}\n", &r).as_deref(),
+            Some("rate) = self.rate() {")
+        );
         // Mid-line: the call's closing parenthesis is already there.
         let r = StopRules::new(")\n", 8, true);
         assert_eq!(finalize("a, b)", ")\n", &r).as_deref(), Some("a, b"));
