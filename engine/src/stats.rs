@@ -33,7 +33,8 @@ pub struct DocStats {
     /// Where the last request's time to first token went: matching the prompt against the cache (and
     /// parking a FIM suffix), each prompt pass, and the wait for the first sample.
     pub last_phases: Phases,
-    /// Speculative decoding: draft tokens verified and accepted over all requests, and in the last one with
+    /// Speculative decoding: draft tokens verified and accepted (their tokens kept by the generation, not
+    /// ones that matched after a stop rule ended it) over all requests, and in the last one with
     /// its generation decodes (a batch each: the generated token and its drafts).
     pub drafted: u64,
     pub accepted: u64,
