@@ -7,6 +7,8 @@
 #   scripts/gpu-bench.sh run [MODEL...]   there, from the repository root: build llama.cpp's CUDA libraries,
 #                                         llama-server and llama-bench, write the models, run `lokal bench --peer`
 #   scripts/gpu-bench.sh profile MODEL... there: lokal alone with `--profile` (where the ttft goes, per pass)
+#   scripts/gpu-bench.sh sched MODEL...   there: the scheduler (`lokal bench --only-on --sched`): keystrokes
+#                                         while a design doc generates, 1/2/4 sessions batched vs one at a time
 #
 # How: lokal is built here with `--features lokal-engine/dynamic-link`, so it loads libllama.so / libggml*.so
 # at run time and decides GPU offload then (LlamaBackend::supports_gpu_offload). There, those libraries are
@@ -192,8 +194,27 @@ profile() {
   done
 }
 
+# The scheduler on the GPU: keystrokes alone vs beside a design document, and 1, 2, 4 sessions typing at once,
+# batched vs one at a time. Output: .gpu/out/NAME.sched.{txt,json}
+sched() {
+  local out=$G/out
+  ready_there
+  for m in "$@"; do
+    local left=$(( ${GPU_BENCH_DEADLINE:-100000} - $(date +%s) ))
+    if (( left < 90 )); then echo "skip $m: ${left} s left before the deadline"; continue; fi
+    local f; f=$(model_file "$m")
+    local t0=$SECONDS
+    timeout $(( left - 20 < 400 ? left - 20 : 400 )) $G/lokal bench --only-on --sched --sched-keys "${SCHED_KEYS:-24}" \
+      --model "$f" --max-tokens 32 --json "$out/$m.sched.json" > "$out/$m.sched.txt" 2> "$out/$m.sched.err" \
+      || echo "sched $m failed: $(tail -3 "$out/$m.sched.err")"
+    echo "== $m.sched ($((SECONDS - t0)) s)"
+    sed -n '/^keystrokes (/,$p' "$out/$m.sched.txt"
+  done
+}
+
 case "${1:-}" in
   pack) pack ;;
+  sched) shift; sched "$@" ;;
   run) shift; run "$@" ;;
   profile) shift; profile "$@" ;;
   *) sed -n 2,26p "$0"; exit 2 ;;

@@ -51,7 +51,33 @@ pub struct RunFigures {
     pub gen_tokens_per_s: f64,
     pub peak_rss_mb: f64,
     pub model_load_ms: f64,
+    /// Speculative decoding over the model requests.
+    pub spec: SpecFigures,
     pub samples: Vec<Sample>,
+}
+
+#[derive(Debug, Serialize, Clone, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SpecFigures {
+    pub drafted: usize,
+    pub accepted: usize,
+    /// Accepted drafts / drafted.
+    pub acceptance: f64,
+    /// Cells each generation decode produced: (decodes + accepted) / decodes; 1 without speculation.
+    pub tokens_per_decode: f64,
+    pub gen_decodes: usize,
+}
+
+pub fn spec_figures(samples: &[Sample]) -> SpecFigures {
+    let mut f = SpecFigures::default();
+    for s in samples.iter().filter_map(|s| s.spec) {
+        (f.drafted, f.accepted, f.gen_decodes) =
+            (f.drafted + s.drafted, f.accepted + s.accepted, f.gen_decodes + s.decodes);
+    }
+    f.acceptance = if f.drafted > 0 { f.accepted as f64 / f.drafted as f64 } else { 0.0 };
+    f.tokens_per_decode =
+        if f.gen_decodes > 0 { (f.gen_decodes + f.accepted) as f64 / f.gen_decodes as f64 } else { 0.0 };
+    f
 }
 
 pub fn percentile(v: &[f64], p: f64) -> f64 {
@@ -123,7 +149,15 @@ pub fn run_trace_with(
     let kinds = figures(&samples);
     let gen: Vec<f64> = samples.iter().filter(|s| s.generated_tokens >= 8).map(|s| s.gen_tokens_per_s).collect();
     Ok((
-        RunFigures { cache, kinds, gen_tokens_per_s: percentile(&gen, 0.5), peak_rss_mb: rss, model_load_ms, samples },
+        RunFigures {
+            cache,
+            kinds,
+            gen_tokens_per_s: percentile(&gen, 0.5),
+            peak_rss_mb: rss,
+            model_load_ms,
+            spec: spec_figures(&samples),
+            samples,
+        },
         peer_samples,
     ))
 }
@@ -237,6 +271,13 @@ fn print_table(runs: &[RunFigures]) {
             r.gen_tokens_per_s,
             r.peak_rss_mb,
             r.model_load_ms
+        );
+        println!(
+            "           speculation: {} of {} drafts accepted ({:.0}%), {:.2} tokens per generation decode",
+            r.spec.accepted,
+            r.spec.drafted,
+            100.0 * r.spec.acceptance,
+            r.spec.tokens_per_decode
         );
     }
     if let [on, off] = runs {
@@ -516,6 +557,13 @@ fn run_peer(args: &BenchArgs, exe: &Path, mut options: serde_json::Value, peer: 
             Err(e) => format!("unavailable: {e}"),
         }
     );
+    println!(
+        "lokal speculation: {} of {} drafts accepted ({:.0}%), {:.2} tokens per generation decode",
+        ours.spec.accepted,
+        ours.spec.drafted,
+        100.0 * ours.spec.acceptance,
+        ours.spec.tokens_per_decode
+    );
     print_phases(&ours.samples);
     let mut goals = Vec::new();
     if let (Some(a), Some(b)) = (ours.kinds.get(&Kind::Keystroke), peer_kinds.get(&Kind::Keystroke)) {
@@ -704,6 +752,7 @@ mod tests {
             from_suggestion: phases.is_none(),
             restored: false,
             phases,
+            spec: None,
         }
     }
 

@@ -556,6 +556,7 @@ impl Peer for LlamaServer {
                 from_suggestion: true,
                 restored: false,
                 phases: None,
+                spec: None,
             });
         }
         let v = post(self.port, path, &body)?;
@@ -604,6 +605,7 @@ impl Peer for LlamaServer {
             from_suggestion: false,
             restored: false,
             phases: None,
+            spec: None,
         })
     }
 }

@@ -87,6 +87,18 @@ pub struct Sample {
     /// lokal's own account of where the time to first token went (model requests only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phases: Option<lokal_engine::stats::Phases>,
+    /// lokal's speculative decoding in this request (model requests only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spec: Option<SpecSample>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SpecSample {
+    pub drafted: usize,
+    pub accepted: usize,
+    /// Generation decodes (batches of a token and its drafts).
+    pub decodes: usize,
 }
 
 /// Another engine replaying the same session beside lokal (the benchmark's peer): it sees the same text and
@@ -233,6 +245,11 @@ impl Replayer {
             from_suggestion,
             restored: !from_suggestion && d["lastRestored"].as_bool().unwrap_or(false),
             phases: if from_suggestion { None } else { serde_json::from_value(d["lastPhases"].clone()).ok() },
+            spec: (!from_suggestion).then(|| SpecSample {
+                drafted: f("lastDrafted") as usize,
+                accepted: f("lastAccepted") as usize,
+                decodes: f("lastGenDecodes") as usize,
+            }),
         };
         self.last_suggestion = suggestion;
         self.samples.push(sample.clone());

@@ -45,6 +45,10 @@ pub struct EngineConfig {
     pub long_jobs_yield: bool,
     /// Code actions and design documents one session (editor window) may run at once; the rest queue.
     pub long_jobs_per_session: usize,
+    /// Speculative decoding under greedy sampling (`speculative`: "off", "auto" or "lookup").
+    pub speculative: crate::speculate::Speculative,
+    /// Most draft tokens verified with each generated token (`draftMax`).
+    pub draft_max: usize,
 }
 
 impl Default for EngineConfig {
@@ -71,6 +75,11 @@ impl Default for EngineConfig {
             batching: true,
             long_jobs_yield: true,
             long_jobs_per_session: 2,
+            // Off until a quiet run shows it pays on CPU: there a verified position costs about half a decode
+            // (Gemma 3's 262k-token output layer), and the trace's drafts are accepted 28-36% of the time
+            // (docs/performance.md). On a GPU a position costs next to nothing: "auto" or "lookup".
+            speculative: crate::speculate::Speculative::Off,
+            draft_max: 8,
         }
     }
 }

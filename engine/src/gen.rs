@@ -4,14 +4,17 @@
 //! left out of a step (a more urgent one needed the room) keeps its cells and continues where it stopped:
 //! nothing is decoded twice.
 //!
-//! The per-token step is [`Gen::add_to_batch`] plus [`Gen::take_logits`]: drafting several tokens (for
-//! speculative decoding) plugs in there, as more tokens added and more logits rows taken.
+//! The per-token step is [`Gen::add_to_batch`] plus [`Gen::take_logits`]. A greedy generation may add
+//! speculative drafts after its token (speculate.rs), each with its logits row: the rows are walked token by
+//! token through the same stop rules, and the cells of drafts that were not kept are removed before the
+//! next step, so `held` always counts exactly the generation's cells.
 use crate::cancel::CancelToken;
 use crate::model_info::Token;
 use crate::postprocess::StopRules;
 use crate::sampling::Sampler;
+use crate::speculate::{argmax, walk, Speculator, Tuning};
 use crate::stats::Pass;
-use crate::worker::argmax;
+use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::{BatchAddError, LlamaBatch};
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
@@ -49,6 +52,10 @@ pub(crate) struct Gen {
     /// In the batch being decoded: how many tokens are this generation's, and the row of its logits.
     in_batch: usize,
     logits_row: Option<i32>,
+    /// Drafts decoded after this step's token (their rows follow its row), and whether the step generates.
+    drafts: Vec<Token>,
+    gen_step: bool,
+    pub speculator: Speculator,
     pub finished: bool,
     started: Instant,
     pass_start: Instant,
@@ -68,6 +75,7 @@ impl Gen {
         keep: usize,
         tail: Option<(usize, usize)>,
         spec: GenSpec,
+        speculator: Speculator,
         started: Instant,
     ) -> Self {
         let prompt_len = prompt.len();
@@ -82,6 +90,9 @@ impl Gen {
             generated: 0,
             in_batch: 0,
             logits_row: None,
+            drafts: Vec::new(),
+            gen_step: false,
+            speculator,
             finished: false,
             started,
             pass_start: Instant::now(),
@@ -120,14 +131,29 @@ impl Gen {
         self.want[..self.held].to_vec()
     }
 
-    /// Add up to `room` of this generation's next tokens to `batch`, logits only for the last token wanted.
-    /// Returns how many were added.
-    pub fn add_to_batch(&mut self, batch: &mut LlamaBatch, room: usize) -> Result<usize, BatchAddError> {
+    /// Add up to `room` of this generation's next tokens to `batch`, logits only for the last token wanted;
+    /// a generating step may add drafts after its token in the room left (logits on each). Returns how many
+    /// were added.
+    pub fn add_to_batch(
+        &mut self,
+        batch: &mut LlamaBatch,
+        room: usize,
+        tuning: &mut Tuning,
+    ) -> Result<usize, BatchAddError> {
         let end = match self.tail {
             Some((t0, _)) if self.held < t0 => t0,
             _ => self.want.len(),
         };
         let n = end.saturating_sub(self.held).min(room);
+        self.gen_step = !self.prefilling() && n == 1;
+        self.drafts.clear();
+        if self.gen_step {
+            // Only tokens that may still be emitted: the token's pick and one per draft count against the
+            // budget, and a steered or sampled generation is not greedy.
+            let budget = self.spec.max_tokens.saturating_sub(self.generated + 1);
+            let greedy = self.spec.sampler.is_none() && self.spec.names.as_ref().is_none_or(|n| !n.active());
+            self.drafts = self.speculator.propose(&self.want, (room - 1).min(budget), greedy, tuning);
+        }
         let seq_ids = [self.seq as i32];
         for i in 0..n {
             let p = self.held + i;
@@ -137,8 +163,16 @@ impl Gen {
                 self.logits_row = Some(batch.n_tokens() - 1);
             }
         }
-        self.in_batch = n;
-        Ok(n)
+        for (i, &d) in self.drafts.iter().enumerate() {
+            if let Err(e) = batch.add(LlamaToken(d), (self.held + n + i) as i32, &seq_ids, true) {
+                // The caller leaves this generation out of the step: its rows must not be read.
+                self.logits_row = None;
+                self.drafts.clear();
+                return Err(e);
+            }
+        }
+        self.in_batch = n + self.drafts.len();
+        Ok(self.in_batch)
     }
 
     /// The batch was decoded: its tokens are in the sequence. A prompt pass is recorded for the phases.
@@ -159,6 +193,7 @@ impl Gen {
     pub fn not_decoded(&mut self, kv_len: usize) {
         self.in_batch = 0;
         self.logits_row = None;
+        self.drafts.clear();
         self.held = self.held.min(kv_len);
     }
 
@@ -167,9 +202,33 @@ impl Gen {
         self.logits_row
     }
 
-    /// Pick the next token from this generation's logits row; sets `finished` when it stops.
-    pub fn take_logits(&mut self, logits: &[f32], model: &LlamaModel) {
+    /// Pick the next token from this generation's logits row, and with drafts in the batch the tokens after
+    /// it while the drafts match; sets `finished` when it stops. Returns the position from which the
+    /// sequence's cells must be removed: the drafts that were not kept.
+    pub fn take_logits(
+        &mut self,
+        ctx: &LlamaContext,
+        row: i32,
+        model: &LlamaModel,
+        tuning: &mut Tuning,
+    ) -> Option<usize> {
         self.logits_row = None;
+        let drafts = std::mem::take(&mut self.drafts);
+        let kept = walk(&drafts, |i| {
+            let tok = self.sample(ctx.get_logits_ith(row + i as i32), model);
+            (!self.finished).then_some(tok)
+        });
+        if self.gen_step {
+            self.speculator.settle(drafts.len(), kept, tuning);
+        }
+        // The decode counted every draft as held; the ones not kept go.
+        let rejected = drafts.len() - kept;
+        self.held -= rejected;
+        (rejected > 0).then_some(self.held)
+    }
+
+    /// Take one token off `logits`; sets `finished` when it stops, else the token is wanted next.
+    fn sample(&mut self, logits: &[f32], model: &LlamaModel) -> Token {
         // Greedy straight off the logits: llama.cpp's greedy sampler first copies the whole vocabulary (262k
         // entries for Gemma 3) into a candidate array, which on a GPU costs as much as a small model's decode.
         let named = self.spec.names.as_mut().and_then(|n| n.pick(logits));
@@ -191,7 +250,7 @@ impl Gen {
         let vocab = model.vocab();
         if vocab.is_eog(tok) || self.spec.stop_ids.contains(&tok.0) {
             self.finished = true;
-            return;
+            return tok.0;
         }
         self.generated += 1;
         self.bytes.extend(vocab.token_to_piece(tok, false, None));
@@ -204,6 +263,7 @@ impl Gen {
         if !self.finished {
             self.want.push(tok.0);
         }
+        tok.0
     }
 
     pub fn text(&self) -> String {

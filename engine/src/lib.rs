@@ -22,6 +22,7 @@ pub mod remote_llama;
 mod sampling;
 pub mod sched;
 pub mod settings;
+pub mod speculate;
 pub mod stats;
 pub mod syntax;
 pub mod verify;

@@ -264,6 +264,14 @@ pub fn parse(value: &Value, base: &EngineConfig) -> Settings {
             "batching" => c.flag(key, val, &mut e.batching),
             "longJobsYield" => c.flag(key, val, &mut e.long_jobs_yield),
             "longJobsPerSession" => c.count(key, val, &mut e.long_jobs_per_session, 1, 64),
+            "speculative" => match serde_json::from_value(val.clone()) {
+                Ok(m) => e.speculative = m,
+                Err(_) => {
+                    let keep = serde_json::to_string(&e.speculative).unwrap_or_default();
+                    c.bad(key, val, "\"off\", \"auto\" or \"lookup\"", format!("using {keep}"))
+                }
+            },
+            "draftMax" => c.count(key, val, &mut e.draft_max, 1, 64),
             "contextTokens" => c.count(key, val, &mut e.context_tokens, 0, usize::MAX as u64),
             "defaultTier" => out.tiers.default_tier = c.tier(key, val, "folders without a .lokal.toml are Tier 3"),
             "minimumTier" => {

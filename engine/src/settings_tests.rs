@@ -164,6 +164,21 @@ fn fim_layout_takes_its_two_names_and_a_bad_one_keeps_the_current() {
 }
 
 #[test]
+fn speculative_and_draft_max_are_read_key_by_key() {
+    use crate::speculate::Speculative;
+    let d = EngineConfig::default();
+    assert_eq!((d.speculative, d.draft_max), (Speculative::Off, 8));
+    let s = parse(&json!({"speculative": "auto", "draftMax": 4}), &d);
+    assert_eq!((s.engine.speculative, s.engine.draft_max, s.problems.len()), (Speculative::Auto, 4, 0));
+    let s2 = parse(&json!({"speculative": "medusa", "draftMax": 0, "maxLines": 3}), &s.engine);
+    assert_eq!((s2.engine.speculative, s2.engine.draft_max, s2.engine.max_lines), (Speculative::Auto, 4, 3));
+    assert!(problem(&s2, "speculative").message.contains("\"off\", \"auto\" or \"lookup\"; using \"auto\""));
+    assert!(problem(&s2, "draftMax").message.contains("from 1 to 64"), "{:?}", s2.problems);
+    assert_eq!(s2.problems.len(), 2);
+    assert_eq!(parse(&json!({"speculative": "lookup"}), &s.engine).engine.speculative, Speculative::Lookup);
+}
+
+#[test]
 fn cloud_confirm_is_read_and_a_bad_value_keeps_asking() {
     let base = EngineConfig::default();
     assert_eq!(parse(&json!({}), &base).cloud_confirm, None);

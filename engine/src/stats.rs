@@ -33,6 +33,22 @@ pub struct DocStats {
     /// Where the last request's time to first token went: matching the prompt against the cache (and
     /// parking a FIM suffix), each prompt pass, and the wait for the first sample.
     pub last_phases: Phases,
+    /// Speculative decoding: draft tokens verified and accepted (their tokens kept by the generation, not
+    /// ones that matched after a stop rule ended it) over all requests, and in the last one with
+    /// its generation decodes (a batch each: the generated token and its drafts).
+    pub drafted: u64,
+    pub accepted: u64,
+    pub last_drafted: usize,
+    pub last_accepted: usize,
+    pub last_gen_decodes: usize,
+}
+
+impl DocStats {
+    pub(crate) fn record_speculation(&mut self, drafted: usize, accepted: usize, decodes: usize) {
+        self.drafted += drafted as u64;
+        self.accepted += accepted as u64;
+        (self.last_drafted, self.last_accepted, self.last_gen_decodes) = (drafted, accepted, decodes);
+    }
 }
 
 /// A request's time to first token, phase by phase (ms). Without `profileSync` a pass's time is the time to

@@ -11,7 +11,7 @@ use crate::error::{EngineError, Result};
 use crate::fim::PromptFormat;
 use crate::llama_kv::Kv;
 use crate::loader::{backend, load, model_info, prompt_format};
-use crate::model_info::ModelInfo;
+use crate::model_info::{ModelInfo, Token};
 use crate::prefix_cache::{CacheConfig, PrefixCache};
 use crate::sched::{Limits, Meta, Priority, Sched};
 use crate::stats::{DocStats, EngineStats};
@@ -105,27 +105,6 @@ fn serve_failed(rx: &Receiver<Job>, why: &str) -> Option<EngineConfig> {
         }
     }
     None
-}
-
-/// Index of the largest logit, the first one on ties (as llama.cpp's greedy sampler). Lane-wise maxima over
-/// fixed chunks let the compiler vectorise the scan; a NaN logit is never chosen.
-pub(crate) fn argmax(logits: &[f32]) -> usize {
-    const L: usize = 16;
-    let mut lanes = [f32::NEG_INFINITY; L];
-    let chunks = logits.chunks_exact(L);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for i in 0..L {
-            lanes[i] = if c[i] > lanes[i] { c[i] } else { lanes[i] };
-        }
-    }
-    let mut max = lanes.iter().copied().fold(f32::NEG_INFINITY, |a, b| if b > a { b } else { a });
-    for &v in rest {
-        if v > max {
-            max = v;
-        }
-    }
-    logits.iter().position(|&v| v == max).unwrap_or(0)
 }
 
 /// Changed tokens a spliced FIM suffix may not have seen before it is decoded fresh: a line or two of typing.
@@ -256,6 +235,10 @@ struct Session<'m, 's> {
     gens: HashMap<u64, step::Running>,
     /// Documents closed while a job held their sequence: released when it is done.
     closing: Vec<String>,
+    /// Each document's last generated tokens: speculative drafts look them up (code repeats itself).
+    suggested: HashMap<String, Vec<Token>>,
+    /// What drafting pays on this machine, learnt across generations.
+    tuning: crate::speculate::Tuning,
 }
 
 impl<'m, 's> Session<'m, 's> {
@@ -292,6 +275,8 @@ impl<'m, 's> Session<'m, 's> {
             decode_calls: 0,
             gens: HashMap::new(),
             closing: Vec::new(),
+            suggested: HashMap::new(),
+            tuning: crate::speculate::Tuning::new(cfg.speculative == crate::speculate::Speculative::Auto),
         }
     }
 
@@ -311,6 +296,7 @@ impl<'m, 's> Session<'m, 's> {
             self.cache.release(&doc, &mut kv);
             self.docs.remove(&doc);
             self.anchors.remove(&doc);
+            self.suggested.remove(&doc);
         }
     }
 

@@ -9,6 +9,7 @@ use crate::model_info::Token;
 use crate::postprocess::{self, StopRules};
 use crate::prefix_cache::KvOps;
 use crate::sched::Meta;
+use crate::speculate::{Speculative, Speculator};
 use llama_cpp_2::DecodeError;
 use std::time::Instant;
 
@@ -108,7 +109,10 @@ impl Session<'_, '_> {
         self.cache.pin(plan.seq);
         let reused = plan.keep + plan.tail.map(|(a, b)| b - a).unwrap_or(0);
         let prompt_len = prompt.len();
-        let gen = Gen::new(plan.seq, prompt, plan.keep, plan.tail, spec, start);
+        let draft_max = if self.cfg.speculative == Speculative::Off { 0 } else { self.cfg.draft_max };
+        let previous = self.suggested.get(&meta.doc).cloned().unwrap_or_default();
+        let speculator = Speculator::new(previous, draft_max);
+        let gen = Gen::new(plan.seq, prompt, plan.keep, plan.tail, spec, speculator, start);
         let r = Running {
             gen,
             meta,
@@ -161,8 +165,10 @@ impl Session<'_, '_> {
             return done;
         }
         // Prompts first (most urgent first), in the room the generating jobs' one token each leaves, then those
-        // tokens. The order matters for losslessness: llama.cpp fills free cells from the lowest index, and
-        // flash attention sums a sequence's cells in index order, so a generating job's token placed in a hole
+        // tokens, each with the drafts the room left by the prompts allows (a job's drafts never take the
+        // room of a prompt or of a less urgent job's token: they are a guess, the others sure progress). The
+        // order matters for losslessness: llama.cpp fills free cells from the lowest index, and flash
+        // attention sums a sequence's cells in index order, so a generating job's token placed in a hole
         // before its earlier cells (a prompt's re-decoded tail often leaves one) would change its sums; a
         // prompt placed first fills the hole it left itself.
         self.batch.clear();
@@ -170,6 +176,7 @@ impl Session<'_, '_> {
         let mut room = BATCH - generating.min(BATCH - 1);
         let mut added = Vec::new();
         for pass_prompts in [true, false] {
+            let mut waiting = generating;
             if !pass_prompts {
                 room = BATCH - self.batch.n_tokens() as usize;
             }
@@ -178,7 +185,14 @@ impl Session<'_, '_> {
                 if g.prefilling() != pass_prompts || room == 0 {
                     continue;
                 }
-                match g.add_to_batch(&mut self.batch, room) {
+                // The generating jobs after this one keep one position each.
+                let own = if pass_prompts {
+                    room
+                } else {
+                    waiting -= 1;
+                    room.saturating_sub(waiting).max(1)
+                };
+                match g.add_to_batch(&mut self.batch, own, &mut self.tuning) {
                     Ok(n) if n > 0 => {
                         room -= n;
                         added.push(id);
@@ -194,21 +208,35 @@ impl Session<'_, '_> {
         if added.is_empty() {
             return done;
         }
+        // A batch of generating rows only, every one with logits, tells what a verified position costs.
+        let all_rows =
+            added.iter().all(|id| !self.gens[id].gen.prefilling() && self.gens[id].gen.wants_logits().is_some());
         // The abort callback watches the most urgent job in the batch: its cancellation stops the decode at
         // once; the others are dropped at the next boundary.
         let lead = added.iter().copied().min_by_key(|id| (self.gens[id].meta.prio, part.iter().position(|p| p == id)));
         let lead = lead.expect("a non-empty batch");
         let cancel = self.gens[&lead].gen.spec.cancel.clone();
         self.abort.arm(&cancel);
+        let t = Instant::now();
         let decoded = self.decode();
         self.abort.disarm();
         match decoded {
             Ok(()) => {
+                if all_rows {
+                    self.tuning.observe_time(self.batch.n_tokens() as usize, t.elapsed().as_secs_f64() * 1e3);
+                }
                 for &id in &added {
                     let r = self.gens.get_mut(&id).expect("running");
                     r.gen.decoded();
                     if let Some(row) = r.gen.wants_logits() {
-                        r.gen.take_logits(self.ctx.get_logits_ith(row), self.model);
+                        if let Some(from) = r.gen.take_logits(&self.ctx, row, self.model, &mut self.tuning) {
+                            // Removing cells at a sequence's end cannot fail for llama.cpp's KV cache; a
+                            // refusal would leave cells the prefix cache does not know of, so it is logged.
+                            let seq = r.gen.seq;
+                            if !self.ctx.clear_kv_cache_seq(Some(seq), Some(from as u32), None).unwrap_or(false) {
+                                tracing::warn!(seq, from, "could not remove rejected draft cells");
+                            }
+                        }
                     }
                     if r.gen.finished {
                         self.finish(id, Ok(()));
@@ -289,6 +317,9 @@ impl Session<'_, '_> {
             return;
         }
         let g = &r.gen;
+        let sp = &g.speculator;
+        st.record_speculation(sp.drafted, sp.accepted, sp.decodes);
+        self.suggested.insert(r.meta.doc.clone(), held.get(r.prompt_len..).unwrap_or_default().to_vec());
         if r.reused > 0 {
             st.hits += 1;
         } else {

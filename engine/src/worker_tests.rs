@@ -1,4 +1,4 @@
-use super::argmax;
+use crate::speculate::argmax;
 
 #[test]
 fn argmax_takes_the_first_maximum_and_skips_nan() {

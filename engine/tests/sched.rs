@@ -8,9 +8,13 @@ use std::time::Duration;
 /// `ride`: long jobs ride along in the keystrokes' batches (`longJobsYield: false`), the case where
 /// losslessness is at stake; otherwise they sit out the steps a keystroke runs in (the default).
 fn engine(batching: bool, ride: bool) -> Engine {
+    engine_with(EngineConfig { batching, long_jobs_yield: !ride, ..EngineConfig::default() })
+}
+
+fn engine_with(cfg: EngineConfig) -> Engine {
     // One thread: on a loaded machine llama.cpp's spinning barrier between two threads costs more than it
     // gains, and the assertions do not depend on speed.
-    let cfg = EngineConfig { batching, long_jobs_yield: !ride, threads: Some(1), ..EngineConfig::default() };
+    let cfg = EngineConfig { threads: Some(1), ..cfg };
     let path = cfg.resolved_model_path();
     assert!(path.exists(), "test model missing at {}: run scripts/fetch-model.sh (or set LOKAL_MODEL)", path.display());
     Engine::start(cfg, |_| {})
@@ -143,5 +147,20 @@ async fn keystrokes_overtake_a_long_job_and_change_nothing_in_it() {
     let e = engine(true, false);
     e.wait_ready().await.expect("model loads");
     keystrokes_while_a_long_job_runs(&e, "yielding", &want, &solo).await;
+    e.shutdown();
+
+    // Speculative drafts in the shared batch: the long job's drafts ride with the keystrokes' tokens, the
+    // rejected ones' cells are removed between steps, and still every job writes what it writes alone.
+    let e = engine_with(EngineConfig {
+        long_jobs_yield: false,
+        speculative: lokal_engine::speculate::Speculative::Lookup,
+        ..EngineConfig::default()
+    });
+    e.wait_ready().await.expect("model loads");
+    keystrokes_while_a_long_job_runs(&e, "spec", &want, &solo).await;
+    a_cancelled_keystroke_does_not_disturb_a_long_job(&e, &want).await;
+    let s = e.stats().await;
+    let d = &s.documents["spec"];
+    assert!(d.drafted > 0 && d.accepted <= d.drafted, "the long job drafted: {} / {}", d.accepted, d.drafted);
     e.shutdown();
 }
