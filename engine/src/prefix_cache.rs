@@ -332,15 +332,22 @@ fn splice_tail<O: KvOps>(
         return None;
     }
     let (o0, n0) = (old_end - m, new_end - m);
-    let ok =
-        kv.truncate(seq, old_end) && kv.remove_range(seq, keep, o0) && kv.park(seq, o0, old_end, n0 as i64 - o0 as i64);
+    park_run(kv, seq, keep, o0..old_end, n0).then_some(Splice { t0: n0, t1: new_end, changed })
+}
+
+/// Drop the sequence's cells past `run` and between `keep` and it, and park the run `n0 - run.start` positions
+/// on. Afterwards the sequence holds `prompt[..keep]` and nothing past it; `false` (nothing parked) if the
+/// backend could not.
+fn park_run<O: KvOps>(kv: &mut O, seq: u32, keep: usize, run: std::ops::Range<usize>, n0: usize) -> bool {
+    let ok = kv.truncate(seq, run.end)
+        && kv.remove_range(seq, keep, run.start)
+        && kv.park(seq, run.start, run.end, n0 as i64 - run.start as i64);
     if !ok {
         kv.drop_parked();
-        return None;
+        return false;
     }
-    // The sequence now holds `prompt[..keep]` and nothing past it.
     kv.truncate(seq, keep);
-    Some(Splice { t0: n0, t1: new_end, changed })
+    true
 }
 
 /// A context block that changed at the head of the prompt moves the file's text after it, usually further
@@ -387,14 +394,7 @@ fn splice_run<O: KvOps>(
     if m < MIN_RUN || tail || stale + changed > max_stale {
         return None;
     }
-    let ok =
-        kv.truncate(seq, o0 + m) && kv.remove_range(seq, keep, o0) && kv.park(seq, o0, o0 + m, n0 as i64 - o0 as i64);
-    if !ok {
-        kv.drop_parked();
-        return None;
-    }
-    kv.truncate(seq, keep);
-    Some(Splice { t0: n0, t1: n0 + m, changed })
+    park_run(kv, seq, keep, o0..o0 + m, n0).then_some(Splice { t0: n0, t1: n0 + m, changed })
 }
 
 /// After the common prefix, find runs of the prompt that the sequence holds further on (the window's start

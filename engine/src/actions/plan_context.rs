@@ -146,15 +146,8 @@ pub fn is_schema(rel: &Path) -> bool {
 
 /// Schema files and source files under `workspace` (relative, sorted), ignore rules applied.
 fn walk(workspace: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
-    let walker = ignore::WalkBuilder::new(workspace)
-        .hidden(true)
-        .git_ignore(true)
-        .require_git(false)
-        .follow_links(false)
-        .sort_by_file_name(|a, b| a.cmp(b))
-        .build();
     let (mut schemas, mut sources) = (Vec::new(), Vec::new());
-    for e in walker.filter_map(Result::ok).filter(|e| e.file_type().is_some_and(|t| t.is_file())).take(MAX_WALKED) {
+    for e in crate::context::index::files_under(workspace).take(MAX_WALKED) {
         let Ok(rel) = e.path().strip_prefix(workspace) else { continue };
         let rel = rel.to_path_buf();
         if is_schema(&rel) || is_json_schema(e.path()) {

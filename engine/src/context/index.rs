@@ -457,19 +457,24 @@ impl SymbolIndex {
     }
 }
 
-/// Source files under `root` that the index can read, in a stable order, ignore rules applied.
-pub fn walk(root: &Path) -> Vec<PathBuf> {
-    let walker = ignore::WalkBuilder::new(root)
+/// Every file under `root`, in a stable order, with the ignore rules a developer expects: `.gitignore` (also
+/// outside a git checkout: a workspace's .gitignore still says what is generated), hidden files skipped, no
+/// symlinks followed.
+pub fn files_under(root: &Path) -> impl Iterator<Item = ignore::DirEntry> {
+    ignore::WalkBuilder::new(root)
         .hidden(true)
         .git_ignore(true)
-        // Workspaces are not always git checkouts; their .gitignore still says what is generated.
         .require_git(false)
         .follow_links(false)
         .sort_by_file_name(|a, b| a.cmp(b))
-        .build();
-    walker
+        .build()
         .filter_map(Result::ok)
         .filter(|e| e.file_type().is_some_and(|t| t.is_file()))
+}
+
+/// Source files under `root` that the index can read, in a stable order, ignore rules applied.
+pub fn walk(root: &Path) -> Vec<PathBuf> {
+    files_under(root)
         .map(|e| normalize(e.path()))
         .filter(|p| Lang::from_id_or_path("", &p.to_string_lossy()).is_some())
         .collect()
