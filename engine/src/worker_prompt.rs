@@ -40,10 +40,12 @@ impl Session<'_, '_> {
         }
     }
 
-    pub(super) fn completion_prompt(&mut self, req: &CompletionRequest) -> Vec<Token> {
+    /// The prompt, and how many of its tokens are the context block's.
+    pub(super) fn completion_prompt(&mut self, req: &CompletionRequest) -> (Vec<Token>, usize) {
         // The block goes in front of the prefix, where it changes only when its snippets do, so a keystroke
         // still re-decodes only the typed tokens; its tokens come out of the prefix budget.
         let block = self.context_tokens(req.context.as_ref());
+        let block_len = block.len();
         let budget = self.cfg.prefix_tokens.saturating_sub(block.len()).max(self.cfg.prefix_tokens / 4).max(1);
         let count = |t: &str| self.count(t);
         let prev = self.anchors.get(&req.doc).copied();
@@ -85,7 +87,7 @@ impl Session<'_, '_> {
             // An empty document: give the model at least a newline to continue from.
             prompt = self.tokenize("\n");
         }
-        prompt
+        (prompt, block_len)
     }
 
     /// The model's own chat template where it has one; a plain instruction layout otherwise (base models).

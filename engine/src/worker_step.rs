@@ -46,7 +46,8 @@ impl Session<'_, '_> {
                     let _ = reply.send(Err(EngineError::Cancelled));
                     return false;
                 }
-                let prompt = self.completion_prompt(&req);
+                let (prompt, block_len) = self.completion_prompt(&req);
+                context_tokens = block_len;
                 let rules = StopRules::new(
                     &req.after,
                     req.max_lines.unwrap_or(self.cfg.max_lines),
@@ -56,7 +57,6 @@ impl Session<'_, '_> {
                     let rests = c.names.rests.iter().map(|n| self.tokenize(n)).collect();
                     crate::names::NameChoice::new(rests, crate::names::margin(c.names.typed.chars().count()))
                 });
-                context_tokens = req.context.as_ref().map_or(0, |c| self.count(&c.text));
                 let spec = GenSpec {
                     max_tokens: req.max_tokens.unwrap_or(self.cfg.max_tokens).clamp(1, 512),
                     stop_ids: self.format.stop_ids().to_vec(),
