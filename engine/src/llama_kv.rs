@@ -62,6 +62,9 @@ impl KvOps for Kv<'_, '_> {
     fn drop_parked(&mut self) {
         let _ = self.ctx.clear_kv_cache_seq(Some(self.scratch), None, None);
     }
+    fn share(&mut self, from: u32, to: u32, p0: usize, p1: usize) -> bool {
+        self.ctx.copy_kv_cache_seq(from as i32, to as i32, Some(p0 as u32), Some(p1 as u32)).is_ok()
+    }
     fn restore_is_cheaper(&self, bytes: usize, tokens: usize) -> bool {
         // A host-to-KV copy runs at memory speed (a conservative 2 GB/s); recomputing costs the measured rate.
         let copy_s = bytes as f64 / 2e9;

@@ -42,6 +42,12 @@ pub trait KvOps {
     }
     /// Empty the scratch sequence (after a failed splice).
     fn drop_parked(&mut self) {}
+    /// Give `to` the cells `from` holds at `p0..p1` (`to` holds none there). In a unified KV cache this
+    /// tags the cells with a second sequence: nothing is copied, and they count once. `false` if the backend
+    /// cannot (then `to` holds nothing there).
+    fn share(&mut self, _from: u32, _to: u32, _p0: usize, _p1: usize) -> bool {
+        false
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -71,6 +77,9 @@ const MIN_RUN: usize = 64;
 const RUN_STALE_FACTOR: usize = 8;
 /// Run starts are found through n-grams of this many tokens.
 const RUN_GRAM: usize = 4;
+/// Take a prefix from another document's sequence when it gives at least this many tokens more than the
+/// document's own cells: below that, decoding them is as cheap as the bookkeeping.
+const MIN_SHARE: usize = 32;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan<K> {
@@ -84,6 +93,8 @@ pub struct Plan<K> {
     /// Prompt positions `t0..t1` whose cells are parked (see [`KvOps::park`]): decode `prompt[keep..t0]`,
     /// unpark, then decode `prompt[t1..]`.
     pub tail: Option<(usize, usize)>,
+    /// Of `keep`, tokens whose cells another document's sequence holds too (see [`KvOps::share`]).
+    pub shared: usize,
 }
 
 struct Saved<S> {
@@ -104,6 +115,10 @@ pub struct PrefixCache<K: Hash + Eq + Clone, S> {
     owner: Vec<Option<K>>,
     /// Sequences a running (or suspended) generation holds: never evicted nor handed to another document.
     pinned: Vec<bool>,
+    /// Per sequence: its cells at positions below this may be tagged with another sequence too (a shared
+    /// prefix). llama.cpp keeps one position per cell, so moving such a cell would move it for the other
+    /// sequence as well: no splice or shift may touch them.
+    shared: Vec<usize>,
     bound: LruCache<K, u32>,
     saved: LruCache<K, Saved<S>>,
     saved_bytes: usize,
@@ -123,6 +138,7 @@ impl<K: Hash + Eq + Clone, S> PrefixCache<K, S> {
             stale: vec![0; n],
             owner: vec![None; n],
             pinned: vec![false; n],
+            shared: vec![0; n],
             bound: LruCache::unbounded(),
             saved: LruCache::unbounded(),
             saved_bytes: 0,
@@ -201,6 +217,7 @@ impl<K: Hash + Eq + Clone, S> PrefixCache<K, S> {
                 self.slots[s as usize].clear();
                 self.prompt_len[s as usize] = 0;
                 self.stale[s as usize] = 0;
+                self.shared[s as usize] = 0;
                 self.owner[s as usize] = Some(doc.clone());
                 self.bound.put(doc.clone(), s);
                 if let Some(saved) = self.saved.pop(doc) {
@@ -222,42 +239,87 @@ impl<K: Hash + Eq + Clone, S> PrefixCache<K, S> {
         };
         let si = seq as usize;
         let old_prompt_len = std::mem::replace(&mut self.prompt_len[si], prompt.len());
+        let min_pos = self.shared[si];
         let slot = &mut self.slots[si];
         let mut keep = if self.cfg.enabled { common_prefix(slot, prompt) } else { 0 };
+        let mut tail = None;
         if self.cfg.enabled && self.cfg.tail_max_stale > 0 {
-            if let Some(t) =
-                splice_tail(slot, old_prompt_len, prompt, keep, self.stale[si], self.cfg.tail_max_stale, seq, kv)
-            {
+            let max_run_stale = self.cfg.tail_max_stale * RUN_STALE_FACTOR;
+            let splice = splice_tail(
+                slot,
+                old_prompt_len,
+                prompt,
+                keep,
+                self.stale[si],
+                self.cfg.tail_max_stale,
+                min_pos,
+                seq,
+                kv,
+            )
+            .or_else(|| {
+                splice_run(slot, old_prompt_len, prompt, keep, self.stale[si], max_run_stale, min_pos, seq, kv)
+            });
+            if let Some(t) = splice {
                 self.stale[si] += t.changed;
                 slot.truncate(keep);
-                return Plan { seq, keep, restored, evicted, shifted: 0, tail: Some((t.t0, t.t1)) };
+                tail = Some((t.t0, t.t1));
             }
         }
-        if self.cfg.enabled && self.cfg.tail_max_stale > 0 {
-            let max_stale = self.cfg.tail_max_stale * RUN_STALE_FACTOR;
-            if let Some(t) = splice_run(slot, old_prompt_len, prompt, keep, self.stale[si], max_stale, seq, kv) {
-                self.stale[si] += t.changed;
-                slot.truncate(keep);
-                return Plan { seq, keep, restored, evicted, shifted: 0, tail: Some((t.t0, t.t1)) };
-            }
-        }
-        // Everything after `keep` is decoded fresh below.
-        self.stale[si] = 0;
         let mut shifted = 0;
-        if self.cfg.enabled && self.cfg.reuse_min_chunk > 0 {
-            (keep, shifted) = reuse_chunks(slot, prompt, keep, self.cfg.reuse_min_chunk, seq, kv);
-        }
-        // The last prompt token must be decoded again to get logits for the first new token.
-        keep = keep.min(prompt.len() - 1);
-        if keep < slot.len() {
-            if !kv.truncate(seq, keep) {
-                kv.clear(seq);
-                keep = 0;
+        if tail.is_none() {
+            // Everything after `keep` is decoded fresh below.
+            self.stale[si] = 0;
+            if self.cfg.enabled && self.cfg.reuse_min_chunk > 0 {
+                (keep, shifted) = reuse_chunks(slot, prompt, keep, self.cfg.reuse_min_chunk, min_pos, seq, kv);
             }
-            slot.truncate(keep);
+            // The last prompt token must be decoded again to get logits for the first new token.
+            keep = keep.min(prompt.len() - 1);
+            if keep < slot.len() {
+                if !kv.truncate(seq, keep) {
+                    kv.clear(seq);
+                    keep = 0;
+                }
+                slot.truncate(keep);
+            }
+            shifted = shifted.min(keep);
         }
-        shifted = shifted.min(keep);
-        Plan { seq, keep, restored, evicted, shifted, tail: None }
+        // The sequence now holds `prompt[..keep]` and nothing after it (a parked tail waits in scratch).
+        self.shared[si] = self.shared[si].min(keep);
+        let shared = self.share_prefix(si, prompt, keep, tail.map_or(prompt.len() - 1, |t| t.0), kv);
+        keep += shared;
+        Plan { seq, keep, restored, evicted, shifted, tail, shared }
+    }
+
+    /// Another document's sequence may hold more of this prompt than this one does (the same context
+    /// block, the same file header): tag its cells `keep..` with `seq` too instead of decoding them again.
+    /// Returns how many tokens that gave, at most `end - keep`.
+    fn share_prefix<O: KvOps<Snapshot = S>>(
+        &mut self,
+        si: usize,
+        prompt: &[Token],
+        keep: usize,
+        end: usize,
+        kv: &mut O,
+    ) -> usize {
+        if !self.cfg.enabled || end <= keep {
+            return 0;
+        }
+        let Some((j, n)) = (0..self.slots.len())
+            .filter(|&j| j != si && self.owner[j].is_some())
+            .map(|j| (j, common_prefix(&self.slots[j], prompt).min(end)))
+            .max_by_key(|&(j, n)| (n, std::cmp::Reverse(j)))
+        else {
+            return 0;
+        };
+        if n < keep + MIN_SHARE || !kv.share(j as u32, si as u32, keep, n) {
+            return 0;
+        }
+        self.slots[si].extend_from_slice(&prompt[keep..n]);
+        // The cells were computed by the other sequence; whatever it spliced in counts here too.
+        self.stale[si] = self.stale[si].max(self.stale[j]);
+        self.shared[si] = n;
+        self.shared[j] = self.shared[j].max(n);
+        n - keep
     }
 
     /// Record what the sequence holds after decoding (prompt plus the generated tokens that were decoded).
@@ -271,6 +333,7 @@ impl<K: Hash + Eq + Clone, S> PrefixCache<K, S> {
             kv.clear(s);
             self.slots[s as usize].clear();
             self.prompt_len[s as usize] = 0;
+            self.shared[s as usize] = 0;
             self.owner[s as usize] = None;
         }
         if let Some(saved) = self.saved.pop(doc) {
@@ -317,6 +380,7 @@ fn splice_tail<O: KvOps>(
     keep: usize,
     stale: usize,
     max_stale: usize,
+    min_pos: usize,
     seq: u32,
     kv: &mut O,
 ) -> Option<Splice> {
@@ -328,10 +392,10 @@ fn splice_tail<O: KvOps>(
     let (old, new) = (&slot[keep..old_end], &prompt[keep..new_end]);
     let m = old.iter().rev().zip(new.iter().rev()).take_while(|(a, b)| a == b).count();
     let changed = (old.len() - m) + (new.len() - m);
-    if m < MIN_TAIL || changed == 0 || stale + changed > max_stale {
+    let (o0, n0) = (old_end - m, new_end - m);
+    if m < MIN_TAIL || changed == 0 || stale + changed > max_stale || o0 < min_pos {
         return None;
     }
-    let (o0, n0) = (old_end - m, new_end - m);
     park_run(kv, seq, keep, o0..old_end, n0).then_some(Splice { t0: n0, t1: new_end, changed })
 }
 
@@ -363,6 +427,7 @@ fn splice_run<O: KvOps>(
     keep: usize,
     stale: usize,
     max_stale: usize,
+    min_pos: usize,
     seq: u32,
     kv: &mut O,
 ) -> Option<Splice> {
@@ -391,7 +456,7 @@ fn splice_run<O: KvOps>(
     let changed = (o0 - keep) + (n0 - keep);
     // A run that ends both prompts is the FIM tail, whose own (tighter) budget just said no.
     let tail = n0 + m == new_end && o0 + m + 1 == old_prompt_len;
-    if m < MIN_RUN || tail || stale + changed > max_stale {
+    if m < MIN_RUN || tail || stale + changed > max_stale || o0 < min_pos {
         return None;
     }
     park_run(kv, seq, keep, o0..o0 + m, n0).then_some(Splice { t0: n0, t1: n0 + m, changed })
@@ -405,6 +470,7 @@ fn reuse_chunks<O: KvOps>(
     prompt: &[Token],
     mut n_past: usize,
     min: usize,
+    min_pos: usize,
     seq: u32,
     kv: &mut O,
 ) -> (usize, usize) {
@@ -416,7 +482,7 @@ fn reuse_chunks<O: KvOps>(
             continue;
         }
         let delta = head_p as i64 - head_c as i64;
-        if !kv.remove_range(seq, head_p, head_c) || !kv.shift(seq, head_c, head_c + n, delta) {
+        if head_c < min_pos || !kv.remove_range(seq, head_p, head_c) || !kv.shift(seq, head_c, head_c + n, delta) {
             break;
         }
         slot.copy_within(head_c..head_c + n, head_p);

@@ -345,3 +345,195 @@ fn a_pinned_sequence_is_never_evicted() {
     c.unpin(a.seq);
     assert_eq!(run(&mut c, &mut kv, "d", &[7]).evicted, Some("a"));
 }
+
+/// llama.cpp's unified KV cache in miniature: cells with one position each and a set of sequences, so a
+/// shift of one sequence's cells moves them for every sequence that shares them, as it does there.
+#[derive(Default)]
+struct CellKv {
+    cells: Vec<(i64, Token, std::collections::BTreeSet<u32>)>,
+    scratch: u32,
+}
+
+impl CellKv {
+    fn new(scratch: u32) -> Self {
+        Self { cells: vec![], scratch }
+    }
+    fn untag(&mut self, seq: u32, p0: usize, p1: usize) {
+        for c in &mut self.cells {
+            if (p0 as i64..p1 as i64).contains(&c.0) {
+                c.2.remove(&seq);
+            }
+        }
+        self.cells.retain(|c| !c.2.is_empty());
+    }
+    fn tag(&mut self, from: u32, to: u32, p0: usize, p1: usize) {
+        for c in &mut self.cells {
+            if c.2.contains(&from) && (p0 as i64..p1 as i64).contains(&c.0) {
+                c.2.insert(to);
+            }
+        }
+    }
+    fn decode(&mut self, seq: u32, from: usize, toks: &[Token]) {
+        for (i, &t) in toks.iter().enumerate() {
+            self.cells.push(((from + i) as i64, t, [seq].into()));
+        }
+    }
+    /// What the worker does with a plan: decode the prompt's new parts, splice a parked tail back.
+    fn apply(&mut self, plan: &Plan<&'static str>, prompt: &[Token]) {
+        match plan.tail {
+            Some((t0, t1)) => {
+                self.decode(plan.seq, plan.keep, &prompt[plan.keep..t0]);
+                assert!(self.unpark(plan.seq, t0, t1));
+                self.decode(plan.seq, t1, &prompt[t1..]);
+            }
+            None => self.decode(plan.seq, plan.keep, &prompt[plan.keep..]),
+        }
+    }
+    /// The sequence's cells, by position: each position once, and the token the cell was computed for.
+    fn held(&self, seq: u32) -> Vec<(i64, Token)> {
+        let mut v: Vec<_> = self.cells.iter().filter(|c| c.2.contains(&seq)).map(|c| (c.0, c.1)).collect();
+        v.sort_unstable();
+        v
+    }
+}
+
+impl KvOps for CellKv {
+    type Snapshot = Vec<(i64, Token)>;
+    fn truncate(&mut self, seq: u32, pos: usize) -> bool {
+        self.untag(seq, pos, usize::MAX / 2);
+        true
+    }
+    fn clear(&mut self, seq: u32) {
+        self.untag(seq, 0, usize::MAX / 2);
+    }
+    fn remove_range(&mut self, seq: u32, p0: usize, p1: usize) -> bool {
+        self.untag(seq, p0, p1);
+        true
+    }
+    fn shift(&mut self, seq: u32, p0: usize, p1: usize, delta: i64) -> bool {
+        for c in &mut self.cells {
+            if c.2.contains(&seq) && (p0 as i64..p1 as i64).contains(&c.0) {
+                c.0 += delta;
+            }
+        }
+        true
+    }
+    fn snapshot(&mut self, seq: u32) -> Option<(Self::Snapshot, usize)> {
+        let h = self.held(seq);
+        let n = h.len();
+        Some((h, n * 10))
+    }
+    fn restore(&mut self, seq: u32, snap: &Self::Snapshot) -> bool {
+        self.clear(seq);
+        self.cells.extend(snap.iter().map(|&(p, t)| (p, t, [seq].into())));
+        true
+    }
+    fn restore_is_cheaper(&self, _bytes: usize, tokens: usize) -> bool {
+        tokens >= 2
+    }
+    fn park(&mut self, seq: u32, p0: usize, p1: usize, delta: i64) -> bool {
+        let x = self.scratch;
+        self.clear(x);
+        self.tag(seq, x, p0, p1);
+        self.untag(seq, p0, p1);
+        self.shift(x, p0, p1, delta)
+    }
+    fn unpark(&mut self, seq: u32, p0: usize, p1: usize) -> bool {
+        let x = self.scratch;
+        self.tag(x, seq, p0, p1);
+        self.clear(x);
+        true
+    }
+    fn drop_parked(&mut self) {
+        let x = self.scratch;
+        self.clear(x);
+    }
+    fn share(&mut self, from: u32, to: u32, p0: usize, p1: usize) -> bool {
+        self.tag(from, to, p0, p1);
+        true
+    }
+}
+
+fn cell_cfg(sequences: u32) -> CacheConfig {
+    CacheConfig { reuse_min_chunk: 16, ..tail_cfg(64) }.with_sequences(sequences)
+}
+
+impl CacheConfig {
+    fn with_sequences(mut self, n: u32) -> Self {
+        self.sequences = n;
+        self
+    }
+}
+
+fn cell_run(
+    c: &mut PrefixCache<&'static str, Vec<(i64, Token)>>,
+    kv: &mut CellKv,
+    doc: &'static str,
+    p: &[Token],
+) -> Plan<&'static str> {
+    let plan = c.prepare(&doc, p, kv);
+    kv.apply(&plan, p);
+    c.commit(plan.seq, p.to_vec());
+    // Every sequence, not only this one: a move of shared cells would show up in the others.
+    for s in 0..c.config().sequences {
+        let want: Vec<(i64, Token)> = c.slots[s as usize].iter().enumerate().map(|(i, &t)| (i as i64, t)).collect();
+        assert_eq!(kv.held(s), want, "sequence {s} after {doc}'s request");
+    }
+    plan
+}
+
+#[test]
+fn documents_with_the_same_context_block_hold_its_cells_once() {
+    let block: Vec<Token> = (1000..1200).collect();
+    let mut kv = CellKv::new(8);
+    let mut c = PrefixCache::new(cell_cfg(8));
+    let docs = ["a", "b", "c", "d", "e", "f", "g", "h"];
+    for (i, d) in docs.iter().enumerate() {
+        let file: Vec<Token> = (0..40).map(|k| (i as Token) * 100 + k).collect();
+        let plan = cell_run(&mut c, &mut kv, d, &with_block(&block, &file));
+        assert_eq!(plan.shared, if i == 0 { 0 } else { block.len() + 1 }, "{d}");
+    }
+    // The block (and its opening token) once, then each document's own text.
+    assert_eq!(kv.cells.len(), block.len() + 1 + docs.len() * 40);
+}
+
+#[test]
+fn shared_cells_never_move_whatever_the_documents_do() {
+    // Three documents behind two context blocks, typed into, their blocks changed and swapped back, with
+    // fewer sequences than documents: after every request each sequence holds its tokens at their
+    // positions, which a shift of a shared cell would break.
+    let blocks: [Vec<Token>; 3] =
+        [(1000..1120).collect(), (1000..1060).chain(2000..2090).collect(), (3000..3100).collect()];
+    let mut files: Vec<Vec<Token>> = (0..3).map(|i| (0..150).map(|k| i * 1000 + 5000 + k).collect()).collect();
+    let docs = ["x", "y", "z"];
+    let mut kv = CellKv::new(2);
+    let mut c = PrefixCache::new(cell_cfg(2));
+    let (mut seed, mut shared, mut spliced) = (7u64, 0, 0);
+    let mut rnd = |n: usize| {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (seed >> 33) as usize % n
+    };
+    let mut next_tok = 90_000;
+    for _ in 0..300 {
+        let d = rnd(3);
+        let b = rnd(3);
+        let cut = 20 + rnd(120);
+        match rnd(3) {
+            0 => {
+                files[d].insert(cut, next_tok);
+                next_tok += 1;
+            }
+            1 if files[d].len() > 40 => {
+                files[d].remove(cut);
+            }
+            _ => {}
+        }
+        let (pre, suf) = files[d].split_at(cut);
+        let mut p = blocks[b].clone();
+        p.extend(fim(pre, suf));
+        let plan = cell_run(&mut c, &mut kv, docs[d], &p);
+        shared += plan.shared;
+        spliced += plan.tail.is_some() as usize;
+    }
+    assert!(shared > 0 && spliced > 0, "both paths ran: shared {shared} tokens, {spliced} splices");
+}

@@ -26,6 +26,10 @@ pub struct DocStats {
     pub last_shifted_tokens: usize,
     /// Tokens of the workspace-context block at the head of the last prompt (0 without one).
     pub last_context_tokens: usize,
+    /// Of the reused tokens, those whose cells another document's sequence holds too (a shared context
+    /// block, taken without decoding it again), and over all requests.
+    pub last_shared_tokens: usize,
+    pub shared_tokens: u64,
     pub last_ttft_ms: f64,
     pub last_total_ms: f64,
     pub last_prompt_ms: f64,
@@ -93,4 +97,7 @@ pub struct EngineStats {
     pub queued_jobs: usize,
     /// Whether running generations advance together in one batch (`batching`), or one at a time.
     pub batching: bool,
+    /// KV memory of every occupied cell, counted once however many documents share it (a context block
+    /// several documents start with), as llama.cpp serialises it.
+    pub kv_bytes: usize,
 }

@@ -239,6 +239,8 @@ struct Session<'m, 's> {
     suggested: HashMap<String, Vec<Token>>,
     /// What drafting pays on this machine, learnt across generations.
     tuning: crate::speculate::Tuning,
+    /// llama.cpp's serialised size of the empty KV cache: what `kv_bytes` counts from.
+    empty_kv_bytes: usize,
 }
 
 impl<'m, 's> Session<'m, 's> {
@@ -260,6 +262,7 @@ impl<'m, 's> Session<'m, 's> {
             // Approximate reuse is one switch: `reuseMinChunk: 0` turns off chunk shifting and tail splicing.
             tail_max_stale: if cfg.reuse_min_chunk > 0 { TAIL_MAX_STALE } else { 0 },
         });
+        let empty_kv_bytes = all_cells_bytes(&ctx);
         Self {
             model,
             ctx,
@@ -277,6 +280,7 @@ impl<'m, 's> Session<'m, 's> {
             closing: Vec::new(),
             suggested: HashMap::new(),
             tuning: crate::speculate::Tuning::new(cfg.speculative == crate::speculate::Speculative::Auto),
+            empty_kv_bytes,
         }
     }
 
@@ -319,8 +323,16 @@ impl<'m, 's> Session<'m, 's> {
             running_jobs: sched.running(),
             queued_jobs: sched.queued(),
             batching: self.cfg.batching,
+            kv_bytes: all_cells_bytes(&self.ctx).saturating_sub(self.empty_kv_bytes),
         }
     }
+}
+
+/// The bytes llama.cpp would save for every occupied KV cell, each once however many sequences share it
+/// (sequence -1 is all of them): how the memory of shared context blocks shows, since this llama.cpp has no
+/// count of used cells.
+fn all_cells_bytes(ctx: &LlamaContext) -> usize {
+    ctx.state_seq_get_size_ext(-1, llama_cpp_2::context::session::LlamaStateSeqFlags::empty())
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ pub(super) struct Running {
     reused: usize,
     restored: bool,
     shifted: usize,
+    shared: usize,
     plan_ms: f64,
     kv_moved: bool,
     context_tokens: usize,
@@ -123,6 +124,7 @@ impl Session<'_, '_> {
             reused,
             restored: plan.restored,
             shifted: plan.shifted,
+            shared: plan.shared,
             plan_ms: start.elapsed().as_secs_f64() * 1e3,
             kv_moved,
             context_tokens,
@@ -335,6 +337,8 @@ impl Session<'_, '_> {
         st.last_generated_tokens = g.generated;
         st.last_restored = r.restored;
         st.last_shifted_tokens = r.shifted;
+        st.last_shared_tokens = r.shared;
+        st.shared_tokens += r.shared as u64;
         st.last_context_tokens = r.context_tokens;
         st.last_prompt_ms = ms(g.ttft);
         st.last_ttft_ms = ms(g.ttft);

@@ -400,7 +400,12 @@ fn the_budget_is_respected() {
     }
     let all = at(&mut ctx, root, typed, &comments(), 4000);
     let sources: std::collections::BTreeSet<Source> = all.snippets.iter().map(|s| s.source).collect();
-    assert_eq!(sources.into_iter().collect::<Vec<_>>(), [Source::Definition, Source::Import, Source::Visited]);
+    // The file's own edits and visited chunks are in the block too: every document of the folder starts
+    // with the same ring, which the KV cache then holds once.
+    assert_eq!(
+        sources.into_iter().collect::<Vec<_>>(),
+        [Source::Definition, Source::Import, Source::Edit, Source::Visited]
+    );
 }
 
 #[test]
@@ -486,7 +491,8 @@ fn context_stays_within_the_cursors_workspace_folder() {
     ctx.close(&secret);
     let got = at(&mut ctx, root, "    let t = compute_secret_rate(1) + comp", &comments(), 4000);
     assert!(got.snippets.iter().any(|s| s.path == "src/invoice.rs"), "{}", got.block);
-    assert!(!got.block.contains("vault") && !got.block.contains("compute_secret_rate"), "{}", got.block);
+    // The typed line itself may show (the file's own edits are in the ring); the other folder's text not.
+    assert!(!got.block.contains("vault") && !got.block.contains("{ 42 }"), "{}", got.block);
     assert!(
         got.snippets.iter().all(|s| s.file.starts_with(root)),
         "{:?}",

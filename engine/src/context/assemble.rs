@@ -383,7 +383,8 @@ pub fn assemble(
     // Only the cursor's own workspace folder: folders can be different clients with different tiers, and
     // a prompt may go to an engine that one folder allows and another does not.
     let root = ix.root_of(cur.path);
-    let other = |p: &Path| p == cur.path || ix.root_of(p) != root;
+    let other_root = |p: &Path| ix.root_of(p) != root;
+    let other = |p: &Path| p == cur.path || other_root(p);
 
     let mut cands: Vec<Candidate> = vec![];
     let mut seen: HashSet<Piece> = HashSet::new();
@@ -446,7 +447,10 @@ pub fn assemble(
         }
     }
     let recent: Vec<_> = edits.ranges().collect();
-    for (i, r) in recent.iter().enumerate().rev().filter(|(_, r)| !other(&r.path)) {
+    // The visited chunks and edits do not depend on the document asking: the file's own are kept too, so
+    // every document of the folder starts its block with the same text and the KV cache holds it once
+    // for all of them (prefix_cache.rs `share_prefix`), as llama.vscode's ring is one for every file.
+    for (i, r) in recent.iter().enumerate().rev().filter(|(_, r)| !other_root(&r.path)) {
         cands.push(Candidate {
             piece: Piece::Edit(i),
             rank: EDIT,
@@ -454,7 +458,7 @@ pub fn assemble(
         });
     }
     let chunks: Vec<_> = ring.chunks().collect();
-    for (i, c) in chunks.iter().enumerate().rev().filter(|(_, c)| !other(&c.path)) {
+    for (i, c) in chunks.iter().enumerate().rev().filter(|(_, c)| !other_root(&c.path)) {
         cands.push(Candidate {
             piece: Piece::Chunk(i),
             rank: CHUNK,
@@ -463,21 +467,31 @@ pub fn assemble(
     }
 
     // Definitions may not crowd out what the user just did, nor the ring everything else: a first pass
-    // within shares of the budget, then a second fills what is left in order of closeness.
+    // within shares of the budget, then a second fills what is left in order of closeness. The first pass
+    // takes the ring and the edits before the definitions, by shares of the budget alone, so what it
+    // takes is the same for every document of the folder (the shared head of their blocks).
     let share = |rank: u8| match rank {
-        EDIT => room / 5,
-        CHUNK => room * 2 / 5,
+        EDIT => budget / 5,
+        CHUNK => budget * 2 / 5,
         _ => room * 3 / 5,
     };
     let group = |rank: u8| match rank {
         EDIT | CHUNK => rank,
         _ => 0,
     };
+    let ring_first: Vec<usize> = {
+        let (ring, defs): (Vec<usize>, Vec<usize>) = (0..cands.len()).partition(|&i| cands[i].rank >= EDIT);
+        ring.into_iter().chain(defs).collect()
+    };
     let mut chosen: Vec<usize> = vec![];
+    let mut head: HashSet<usize> = HashSet::new();
     let mut taken = vec![false; cands.len()];
     let (mut used, mut used_by) = (0usize, BTreeMap::<u8, usize>::new());
     for pass in 0..2 {
-        for (i, c) in cands.iter().enumerate() {
+        let order: Box<dyn Iterator<Item = usize>> =
+            if pass == 0 { Box::new(ring_first.iter().copied()) } else { Box::new(0..cands.len()) };
+        for i in order {
+            let c = &cands[i];
             if taken[i] || used + c.cost > room {
                 continue;
             }
@@ -489,6 +503,9 @@ pub fn assemble(
             used += c.cost;
             taken[i] = true;
             chosen.push(i);
+            if pass == 0 && c.rank >= EDIT {
+                head.insert(i);
+            }
         }
     }
 
@@ -496,7 +513,7 @@ pub fn assemble(
     // (candidates are in order of closeness).
     chosen.sort_unstable();
     loop {
-        let snippets = build(ix, &recent, &chunks, &cands, &chosen);
+        let snippets = build(ix, &recent, &chunks, &cands, &chosen, &head);
         let block = style.render(&here, snippets.iter().map(|s| (s.path.as_str(), s.text.as_str())));
         let tokens = count(&block);
         if tokens <= budget || chosen.is_empty() {
@@ -514,38 +531,43 @@ pub fn assemble(
     }
 }
 
-/// The chosen pieces as snippets, in the order that depends only on the set chosen.
+/// The chosen pieces as snippets, in the order that depends only on the set chosen: the visited chunks
+/// and edits of the shared head (oldest first), those the second pass added, then the definitions.
 fn build(
     ix: &SymbolIndex,
     recent: &[&super::ring::EditedRange],
     chunks: &[&super::ring::Chunk],
     cands: &[Candidate],
     chosen: &[usize],
+    head: &HashSet<usize>,
 ) -> Vec<Snippet> {
     let set: BTreeSet<&Piece> = chosen.iter().map(|&i| &cands[i].piece).collect();
+    let head: BTreeSet<&Piece> = head.iter().map(|&i| &cands[i].piece).collect();
     let mut out = vec![];
     let import_ranked: HashSet<&Piece> =
         chosen.iter().filter(|&&i| cands[i].rank == IMPORT_FILE).map(|&i| &cands[i].piece).collect();
-    for p in &set {
-        if let Piece::Chunk(i) = p {
-            let c = chunks[*i];
-            out.push(Snippet {
-                path: ix.display_path(&c.path),
-                text: c.text.clone(),
-                source: Source::Visited,
-                file: c.path.clone(),
-            });
+    for in_head in [true, false] {
+        for p in set.iter().filter(|p| head.contains(*p) == in_head) {
+            if let Piece::Chunk(i) = p {
+                let c = chunks[*i];
+                out.push(Snippet {
+                    path: ix.display_path(&c.path),
+                    text: c.text.clone(),
+                    source: Source::Visited,
+                    file: c.path.clone(),
+                });
+            }
         }
-    }
-    for p in &set {
-        if let Piece::Edit(i) = p {
-            let r = recent[*i];
-            out.push(Snippet {
-                path: ix.display_path(&r.path),
-                text: r.text.clone(),
-                source: Source::Edit,
-                file: r.path.clone(),
-            });
+        for p in set.iter().filter(|p| head.contains(*p) == in_head) {
+            if let Piece::Edit(i) = p {
+                let r = recent[*i];
+                out.push(Snippet {
+                    path: ix.display_path(&r.path),
+                    text: r.text.clone(),
+                    source: Source::Edit,
+                    file: r.path.clone(),
+                });
+            }
         }
     }
     let mut files: BTreeMap<String, (PathBuf, Vec<usize>, bool)> = BTreeMap::new();
