@@ -87,7 +87,7 @@ facts() {
 B=.gpu-build
 
 build() {
-  if [[ -x $B/bin/llama-server && -x $B/bin/llama-bench ]]; then echo "llama.cpp CUDA build: present"; return; fi
+  if [[ -x $B/bin/llama-server && -x $B/bin/llama-bench && -x $B/bin/llama-server-fixed ]]; then echo "llama.cpp CUDA build: present"; return; fi
   # a build sent back by an earlier call (see bundle), carried in .gpu/prebuilt
   if ls $G/prebuilt/cuda-bin.tar.xz.part* >/dev/null 2>&1; then
     mkdir -p $B/bin && cat $G/prebuilt/cuda-bin.tar.xz.part* | tar xJf - -C $B/bin
@@ -107,14 +107,37 @@ build() {
   if (( rc == 124 )); then echo "llama.cpp CUDA build: unfinished after $((SECONDS - t0)) s ($(tail -1 $B/ninja.log | cut -c1-60)); call again while warm"; exit 3; fi
   (( rc == 0 )) || { tail -60 $B/ninja.log; exit 1; }
   echo "llama.cpp CUDA build (libllama, libggml-cuda, llama-server, llama-bench): $((SECONDS - t0)) s"
+  build_fixed
   bundle
+}
+
+# The peer at its best (../shared/NOTES.md): llama-server with /infill's `prompt` after the middle marker, as
+# llama.cpp documents it (upstream PR #22761), built beside the stock one as llama-server-fixed.
+build_fixed() {
+  local f=$B/src/llama.cpp/tools/server/server-common.cpp t0=$SECONDS
+  [[ -f $f.orig ]] || cp $f $f.orig
+  python3 - "$f" <<'PY'
+import sys
+p = sys.argv[1]
+s = open(p).read()
+drop = "    tokens_prefix.insert(tokens_prefix.end(),   tokens_prompt.begin(), tokens_prompt.end());\n"
+mid = "    embd_inp.push_back(llama_vocab_fim_mid(vocab));\n"
+assert s.count(drop) == 1 and s.count(mid) == 1, "format_prompt_infill changed: patch it by hand"
+s = s.replace(drop, "").replace(mid, mid + "    embd_inp.insert(embd_inp.end(), tokens_prompt.begin(), tokens_prompt.end());\n")
+open(p, "w").write(s)
+PY
+  cp $B/bin/llama-server $B/llama-server.stock
+  ninja -C $B llama-server > $B/ninja-fixed.log 2>&1 || { tail -30 $B/ninja-fixed.log; exit 1; }
+  mv $B/bin/llama-server $B/bin/llama-server-fixed && mv $B/llama-server.stock $B/bin/llama-server
+  cp $f.orig $f
+  echo "llama-server-fixed (/infill prompt after FIM_MID): $((SECONDS - t0)) s"
 }
 
 # The machine goes back 30 s after a call: send the build home in pieces the device tool returns
 # (at most 16 MiB a file), so a later call carries it in .gpu/prebuilt instead of rebuilding.
 bundle() {
   [[ -n "${OUT:-}" ]] || return 0
-  (cd $B/bin && tar cf - llama-server llama-bench lib*.so*) | xz -T0 -6 | split -b 15M -d - "$OUT/cuda-bin.tar.xz.part"
+  (cd $B/bin && tar cf - llama-server llama-server-fixed llama-bench lib*.so*) | xz -T0 -6 | split -b 15M -d - "$OUT/cuda-bin.tar.xz.part"
   ls -la "$OUT"/cuda-bin.tar.xz.part* | awk '{print "  " $5, $9}'
 }
 
@@ -167,9 +190,21 @@ run() {
     echo "== $m: $f"
     left=$(( ${GPU_BENCH_DEADLINE:-100000} - $(date +%s) ))
     local t0=$SECONDS
-    LOKAL_PEER_LOG="$out/$m.peer.log" timeout $(( left - 20 < 420 ? left - 20 : 420 )) $G/lokal bench --peer llama-server --peer-bin $B/bin --model "$f" \
-      --max-tokens 32 --json "$out/$m.json" > "$out/$m.txt" 2> "$out/$m.err" || echo "bench $m failed: $(tail -3 "$out/$m.err")"
-    cat "$out/$m.txt"
+    # PEERS="stock fixed" (default): one side by side per peer build; "fixed" is llama-server-fixed
+    for peer in ${PEERS:-stock fixed}; do
+      local dir=$B/bin name=$m
+      if [[ $peer == fixed ]]; then
+        [[ -x $B/bin/llama-server-fixed ]] || { echo "no llama-server-fixed: skip"; continue; }
+        dir=$B/fixed name=$m.fixed
+        mkdir -p $dir && ln -sf ../bin/llama-server-fixed $dir/llama-server && ln -sf ../bin/llama-bench $dir/llama-bench
+      fi
+      left=$(( ${GPU_BENCH_DEADLINE:-100000} - $(date +%s) ))
+      if (( left < 90 )); then echo "skip $name: ${left} s left before the deadline"; continue; fi
+      echo "== $name: peer llama-server $peer"
+      LOKAL_PEER_LOG="$out/$name.peer.log" timeout $(( left - 20 < 420 ? left - 20 : 420 )) $G/lokal bench --peer llama-server --peer-bin $dir --model "$f" \
+        --max-tokens 32 --json "$out/$name.json" > "$out/$name.txt" 2> "$out/$name.err" || echo "bench $name failed: $(tail -3 "$out/$name.err")"
+      cat "$out/$name.txt"
+    done
     echo "($m: $((SECONDS - t0)) s)"
   done
 }
