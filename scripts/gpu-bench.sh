@@ -191,17 +191,20 @@ run() {
     left=$(( ${GPU_BENCH_DEADLINE:-100000} - $(date +%s) ))
     local t0=$SECONDS
     # PEERS="stock fixed" (default): one side by side per peer build; "fixed" is llama-server-fixed
+    # RUN_SET="fimLayout=infill" RUN_TAG=infill: lokal with an engine setting changed
+    local set=()
+    [[ -z "${RUN_SET:-}" ]] || set=(--set "$RUN_SET")
     for peer in ${PEERS:-stock fixed}; do
-      local dir=$B/bin name=$m
+      local dir=$B/bin name=$m${RUN_TAG:+.$RUN_TAG}
       if [[ $peer == fixed ]]; then
         [[ -x $B/bin/llama-server-fixed ]] || { echo "no llama-server-fixed: skip"; continue; }
-        dir=$B/fixed name=$m.fixed
+        dir=$B/fixed name=$name.fixed
         mkdir -p $dir && ln -sf ../bin/llama-server-fixed $dir/llama-server && ln -sf ../bin/llama-bench $dir/llama-bench
       fi
       left=$(( ${GPU_BENCH_DEADLINE:-100000} - $(date +%s) ))
       if (( left < 90 )); then echo "skip $name: ${left} s left before the deadline"; continue; fi
       echo "== $name: peer llama-server $peer"
-      LOKAL_PEER_LOG="$out/$name.peer.log" timeout $(( left - 20 < 420 ? left - 20 : 420 )) $G/lokal bench --peer llama-server --peer-bin $dir --model "$f" \
+      LOKAL_PEER_LOG="$out/$name.peer.log" timeout $(( left - 20 < 420 ? left - 20 : 420 )) $G/lokal bench --peer llama-server --peer-bin $dir "${set[@]}" --model "$f" \
         --max-tokens 32 --json "$out/$name.json" > "$out/$name.txt" 2> "$out/$name.err" || echo "bench $name failed: $(tail -3 "$out/$name.err")"
       cat "$out/$name.txt"
     done
