@@ -24,7 +24,8 @@ struct LastSuggestion {
 
 #[derive(Clone)]
 pub struct Engine {
-    tx: Sender<Job>,
+    /// One sender for every clone: when the last clone goes, the model thread sees the channel close and ends.
+    tx: Arc<Sender<Job>>,
     /// Written by the model thread (and by `reload`); a watch so `wait_ready` sleeps until it changes.
     state: Arc<watch::Sender<EngineState>>,
     inflight: Arc<Mutex<HashMap<String, CancelToken>>>,
@@ -42,6 +43,34 @@ pub struct Engine {
 
 const AFTER_HEAD: usize = 2048;
 
+/// Every model thread started, with a way to tell it to stop: see [`stop_all`].
+static THREADS: Mutex<Vec<(std::sync::Weak<Sender<Job>>, std::thread::JoinHandle<()>)>> = Mutex::new(Vec::new());
+
+/// Stop every model thread and wait for them (at most `timeout` in all), so that each has freed its
+/// context and model before the process exits: a GPU backend's own destructors run at exit, and with a
+/// context still alive (CUDA: "driver shutting down") they abort the process. Returns whether all stopped.
+pub fn stop_all(timeout: std::time::Duration) -> bool {
+    let threads = std::mem::take(&mut *THREADS.lock().unwrap_or_else(|e| e.into_inner()));
+    let deadline = Instant::now() + timeout;
+    let mut all = true;
+    for (tx, _) in &threads {
+        if let Some(tx) = tx.upgrade() {
+            let _ = tx.send(Job::Shutdown);
+        }
+    }
+    for (_, h) in threads {
+        while !h.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        if h.is_finished() {
+            let _ = h.join();
+        } else {
+            all = false;
+        }
+    }
+    all
+}
+
 fn after_head(after: &str) -> String {
     let mut end = after.len().min(AFTER_HEAD);
     while !after.is_char_boundary(end) {
@@ -54,15 +83,21 @@ impl Engine {
     /// Starts the model thread; loading happens there, reported through `events`.
     pub fn start(cfg: EngineConfig, events: impl Fn(EngineEvent) + Send + Sync + 'static) -> Engine {
         let (tx, rx) = std::sync::mpsc::channel();
+        let tx = Arc::new(tx);
         let state = Arc::new(watch::Sender::new(EngineState::Loading));
         let st = state.clone();
         let budgets = (cfg.max_tokens, cfg.max_lines);
         let cache_enabled = cfg.cache_enabled;
         let events: Arc<dyn Fn(EngineEvent) + Send + Sync> = Arc::new(events);
-        std::thread::Builder::new()
+        let handle = std::thread::Builder::new()
             .name("lokal-model".into())
             .spawn(move || worker::run(rx, cfg, st, events))
             .expect("spawn model thread");
+        let mut threads = THREADS.lock().unwrap_or_else(|e| e.into_inner());
+        // Threads that ended (a reload's old engine, a closed daemon session's own) need no stop at exit.
+        threads.retain(|(_, h)| !h.is_finished());
+        threads.push((Arc::downgrade(&tx), handle));
+        drop(threads);
         Engine {
             tx,
             state,

@@ -34,7 +34,7 @@ pub use api::{
 };
 pub use cancel::{CancelOnDrop, CancelToken};
 pub use config::EngineConfig;
-pub use engine::Engine;
+pub use engine::{stop_all, Engine};
 pub use error::EngineError;
 pub use loader::{gpu_offload_supported, inspect};
 pub use sched::Priority;

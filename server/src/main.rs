@@ -289,6 +289,10 @@ fn main() {
         }
         Some(Cmd::Demo { trace, model }) => report(lokal_bench::demo::run(&trace, model.as_deref())),
     };
+    // Models are freed before exit: a GPU backend aborts the process when its destructors find one alive.
+    if !lokal_engine::stop_all(std::time::Duration::from_secs(5)) {
+        tracing::warn!("a model thread did not stop within 5 s; exiting anyway");
+    }
     std::process::exit(code);
 }
 
