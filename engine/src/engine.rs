@@ -44,7 +44,8 @@ pub struct Engine {
 const AFTER_HEAD: usize = 2048;
 
 /// Every model thread started, with a way to tell it to stop: see [`stop_all`].
-static THREADS: Mutex<Vec<(std::sync::Weak<Sender<Job>>, std::thread::JoinHandle<()>)>> = Mutex::new(Vec::new());
+static THREADS: Mutex<Vec<ModelThread>> = Mutex::new(Vec::new());
+type ModelThread = (std::sync::Weak<Sender<Job>>, std::thread::JoinHandle<()>);
 
 /// Stop every model thread and wait for them (at most `timeout` in all), so that each has freed its
 /// context and model before the process exits: a GPU backend's own destructors run at exit, and with a
