@@ -122,8 +122,10 @@ fn position(text: &str, byte: usize) -> (u32, u32) {
 fn language(file: &str) -> &'static str {
     match Path::new(file).extension().and_then(|e| e.to_str()) {
         Some("py") => "python",
-        Some("ts" | "tsx") => "typescript",
-        Some("js" | "jsx") => "javascript",
+        Some("ts" | "mts" | "cts") => "typescript",
+        Some("tsx") => "typescriptreact",
+        Some("js" | "mjs" | "cjs") => "javascript",
+        Some("jsx") => "javascriptreact",
         Some("go") => "go",
         _ => "rust",
     }
