@@ -184,7 +184,8 @@ const BODY_PARENTS: &[&str] = &[
     "while_statement",
 ];
 
-/// Where a name is declared rather than used: a definition's or binding's own name, a parameter, an import.
+/// Where a name is declared rather than used: a definition's or binding's own name, a parameter, a
+/// destructuring pattern (`let (a, b)`, `Some(x) =>`, `const {a} =`), an import.
 fn declares(n: Node) -> bool {
     let Some(parent) = n.parent() else { return true };
     for field in ["name", "pattern", "alias"] {
@@ -208,7 +209,12 @@ fn declares(n: Node) -> bool {
     for _ in 0..4 {
         let Some(p) = a else { break };
         let k = p.kind();
-        if k.contains("parameter") || k.contains("import") || k.contains("use_declaration") || k == "package_clause" {
+        if k.contains("parameter")
+            || k.contains("pattern")
+            || k.contains("import")
+            || k.contains("use_declaration")
+            || k == "package_clause"
+        {
             return true;
         }
         a = p.parent();
@@ -445,6 +451,7 @@ pub fn generate(root: &Path, opts: &Options) -> Result<Vec<Case>, String> {
     let mut chosen: Vec<(usize, Cut)> = Vec::new();
     let mut next_file = vec![0usize; CLASSES.len()];
     let mut taken: BTreeSet<(usize, usize)> = BTreeSet::new();
+    let mut used: BTreeSet<usize> = BTreeSet::new();
     while chosen.len() < opts.cases && per_class.iter().any(|files| !files.is_empty()) {
         for k in 0..CLASSES.len() {
             if chosen.len() == opts.cases {
@@ -454,17 +461,25 @@ pub fn generate(root: &Path, opts: &Options) -> Result<Vec<Case>, String> {
             if files.is_empty() {
                 continue;
             }
-            let slot = next_file[k] % files.len();
+            // The next file in turn that no case came from yet, else the next in turn: classes and files both
+            // spread, rather than each file giving one case of every class.
+            let start = next_file[k] % files.len();
+            let slot = (0..files.len())
+                .map(|d| (start + d) % files.len())
+                .find(|&i| !used.contains(&files[i].0))
+                .unwrap_or(start);
             let (f, cuts) = &mut files[slot];
             let c = cuts.swap_remove(rng.below(cuts.len()));
             let f = *f;
             if cuts.is_empty() {
                 files.remove(slot);
+                next_file[k] = slot;
             } else {
                 next_file[k] = slot + 1;
             }
             // Two classes may cut at the same place (a name at the start of a line's rest): one case of it.
             if taken.insert((f, c.offset)) {
+                used.insert(f);
                 chosen.push((f, c));
             }
         }
@@ -610,6 +625,8 @@ mod tests {
         let b = generate(&root, &Options { cases: 8, seed: 3 }).unwrap();
         assert_eq!(a, b);
         assert_eq!(a.len(), 8);
+        let files: BTreeSet<&str> = a.iter().map(|c| c.file.as_str()).collect();
+        assert!(files.len() >= 6, "8 cases from only {files:?}");
         // Spread: two of each class when every class has enough places.
         for class in CLASSES {
             assert_eq!(a.iter().filter(|c| c.class == class).count(), 2, "{class}: {a:#?}");
@@ -622,5 +639,44 @@ mod tests {
         let (back_root, back) = crate::eval::load_case_file(&file).unwrap();
         assert_eq!((back_root, back), (root.clone(), a));
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// Name cuts are uses: never a definition's name, a parameter, a loop or `let` binding, a pattern.
+    #[test]
+    fn names_are_cut_where_used_not_where_bound() {
+        let check = |rel: &str, text: &str, uses: &[&str], bindings: &[&str]| {
+            let lang = Lang::from_id_or_path("", rel).unwrap();
+            let srcs = vec![Source { rel: rel.into(), text: text.into(), lang }];
+            let starts: BTreeSet<usize> = cuts(&srcs, 0, &BTreeMap::new(), &mut Rng(9))
+                .into_iter()
+                .filter(|c| c.class == 0)
+                .map(|c| {
+                    text[..c.offset].rfind(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_')).map_or(0, |i| i + 1)
+                })
+                .collect();
+            // Each marker is `name@n`: the n-th occurrence of the name in the text.
+            let at = |m: &str| {
+                let (name, n) = m.split_once('@').unwrap();
+                text.match_indices(name).nth(n.parse().unwrap()).unwrap().0
+            };
+            for u in uses {
+                assert!(starts.contains(&at(u)), "{rel}: use {u} not cut");
+            }
+            for b in bindings {
+                assert!(!starts.contains(&at(b)), "{rel}: binding {b} cut");
+            }
+        };
+        check(
+            "a.py",
+            "def total_of(items):\n    for item in items:\n        count = item\n    pairs = [left for left, right in items]\n    return count\n",
+            &["items@1", "item@3", "items@2", "count@1"],
+            &["total_of@0", "items@0", "item@1", "count@0", "pairs@0", "left@1", "right@0"],
+        );
+        check(
+            "a.rs",
+            "fn total_of(items: &[i64]) -> i64 {\n    let (first, rest) = split(items);\n    match first {\n        Some(value) => value + rest.len() as i64,\n        None => 0,\n    }\n}\n",
+            &["split@0", "items@1", "first@1", "value@1", "rest@1"],
+            &["total_of@0", "items@0", "first@0", "rest@0", "value@0"],
+        );
     }
 }
