@@ -38,6 +38,81 @@ const LINE_REST: std::ops::RangeInclusive<usize> = 4..=60;
 /// visited file would be a guess.
 const MAX_DEFINING_FILES: usize = 1;
 
+/// Names every standard library has (Rust, Python, JavaScript, Go): a definition of one of them elsewhere
+/// in the repository says nothing about the call at hand (`s.as_str()` is rarely the repository's own).
+const COMMON_NAMES: &[&str] = &[
+    "as_str",
+    "as_ref",
+    "as_mut",
+    "to_string",
+    "to_owned",
+    "is_empty",
+    "is_some",
+    "is_none",
+    "unwrap",
+    "expect",
+    "clone",
+    "into",
+    "from",
+    "default",
+    "iter",
+    "iter_mut",
+    "collect",
+    "filter",
+    "find",
+    "fold",
+    "count",
+    "first",
+    "last",
+    "push",
+    "insert",
+    "remove",
+    "contains",
+    "extend",
+    "append",
+    "split",
+    "join",
+    "trim",
+    "parse",
+    "format",
+    "write",
+    "read",
+    "flush",
+    "close",
+    "open",
+    "start",
+    "stop",
+    "send",
+    "recv",
+    "lock",
+    "next",
+    "keys",
+    "values",
+    "items",
+    "update",
+    "sort",
+    "reverse",
+    "index",
+    "length",
+    "toString",
+    "forEach",
+    "indexOf",
+    "then",
+    "catch",
+    "String",
+    "Error",
+    "Result",
+    "Option",
+    "Some",
+    "None",
+    "self",
+    "this",
+    "super",
+    "main",
+    "test",
+    "setUp",
+];
+
 const VENDORED: &[&str] = &[
     "vendor",
     "vendored",
@@ -309,6 +384,7 @@ fn name_cut(
     let cut = Cut { class: 0, offset: n.start_byte() + typed, len: name.len() - typed, visited: None };
     let elsewhere = defs.get(name).filter(|files| {
         !files.contains(&me)
+            && !COMMON_NAMES.contains(&name)
             && files.len() <= MAX_DEFINING_FILES
             && name.len() >= 5
             && files.iter().all(|&f| family(srcs[f].lang) == family(srcs[me].lang))
@@ -378,7 +454,12 @@ fn line_cuts(text: &str, leaves: &[Leaf], rng: &mut Rng) -> Vec<Cut> {
         {
             continue;
         }
-        let points: Vec<usize> = on_line[..on_line.len() - 1]
+        if on_line.len() < 3 {
+            continue;
+        }
+        // After the second token at the earliest: the rest of a line after `pub` or `return` is a whole
+        // statement, not the rest of one.
+        let points: Vec<usize> = on_line[1..on_line.len() - 1]
             .iter()
             .map(|l| l.end)
             .filter(|&p| {
