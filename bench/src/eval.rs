@@ -428,4 +428,27 @@ mod tests {
             assert!(!text[..at].contains(&name), "{name} already in the prefix");
         }
     }
+
+    #[test]
+    fn an_offset_places_the_cursor_where_at_also_occurs_earlier() {
+        let full = "let a = total(x);\nlet b = total(y);\n";
+        let case = |at: &str, expected: &str, offset| Case {
+            class: "identifier".into(),
+            file: "f.rs".into(),
+            visited: vec![],
+            at: at.into(),
+            expected: expected.into(),
+            offset,
+        };
+        // `at` alone finds the first line; the offset names the second.
+        assert_eq!(cursor(&case("= to", "tal(x", None), full), Ok(10));
+        assert_eq!(cursor(&case("= to", "tal(y", Some(28)), full), Ok(28));
+        assert!(cursor(&case("= to", "tal(x", Some(28)), full).is_err());
+        assert!(cursor(&case("= xx", "tal(y", Some(28)), full).is_err());
+        assert!(cursor(&case("= to", "tal(y", Some(400)), full).is_err());
+        // Case files without offsets (fixtures/eval) still read.
+        let c: Case =
+            serde_json::from_str(r#"{"class": "line", "file": "f.rs", "at": "= to", "expected": "tal"}"#).unwrap();
+        assert_eq!(c.offset, None);
+    }
 }

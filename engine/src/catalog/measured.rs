@@ -139,4 +139,61 @@ mod tests {
         assert_eq!(date(951_782_400), "2000-02-29");
         assert_eq!(date(1_795_996_800), "2026-11-30");
     }
+
+    #[test]
+    fn saved_summaries_load_back_and_match_their_file_only() {
+        let dir = std::env::temp_dir().join(format!("lokal-measured-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let model = dir.join("models").join("Tiny-Coder-Q4_K_M.gguf");
+        std::fs::create_dir_all(model.parent().unwrap()).unwrap();
+        std::fs::write(&model, b"GGUF and some weights").unwrap();
+        let (model_file, model_bytes, model_mtime) = identify(&model).unwrap();
+        let score = ClassScore {
+            class: "block".into(),
+            cases: 4,
+            exact: 1,
+            similarity: 0.5,
+            ttft_p50_ms: 10.0,
+            latency_p50_ms: 20.0,
+        };
+        let m = Measured {
+            model_file,
+            model_bytes,
+            model_mtime,
+            repo: "/src/app".into(),
+            date: "2026-11-30".into(),
+            seed: 1,
+            with_context: vec![
+                score.clone(),
+                ClassScore { class: "line".into(), exact: 3, similarity: 1.0, ..score.clone() },
+            ],
+            without_context: vec![score],
+        };
+        let results = dir.join("eval");
+        save(&results, &m).unwrap();
+        std::fs::write(results.join("broken.json"), "{").unwrap();
+        assert_eq!(load_all(&results), vec![m.clone()]);
+        assert_eq!(m.score(), (0.5, 0.75));
+        assert_eq!(
+            m.describe(),
+            "4/8 exact with context (1/4 without), similarity 0.75, lokal eval on /src/app 2026-11-30"
+        );
+
+        let mut entry =
+            crate::catalog::entry_from_gguf(&model).unwrap_or_else(|_| crate::catalog::curated()[0].clone());
+        entry.path = Some(model.clone());
+        entry.file_name = None;
+        assert!(m.is_for(&entry));
+        // Another file under the same name (a new download, another quantization): not this measurement.
+        std::fs::write(&model, b"GGUF and other, longer weights").unwrap();
+        assert!(!m.is_for(&entry));
+        // A catalog entry not on disk matches by its usual file name, whatever the case.
+        let mut listed = entry.clone();
+        listed.path = None;
+        listed.file_name = Some("tiny-coder-q4_k_m.gguf".into());
+        assert!(m.is_for(&listed));
+        listed.file_name = Some("tiny-coder-q8_0.gguf".into());
+        assert!(!m.is_for(&listed));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
