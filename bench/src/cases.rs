@@ -357,6 +357,18 @@ fn cuts(srcs: &[Source], me: usize, defs: &BTreeMap<String, BTreeSet<usize>>, rn
     out
 }
 
+/// `get_config_var`, `CodecInfo`, `fetchOrders`: names of more than one word. Definitions are matched by
+/// name only, and a one-word name defined somewhere in the repository (`header`, `lstrip`) is at least as
+/// often a standard library's or a field of the same name.
+fn compound(name: &str) -> bool {
+    // Python's `__dunder__` protocol names are everybody's.
+    if name.starts_with("__") {
+        return false;
+    }
+    let b = name.trim_start_matches('_').as_bytes();
+    b.iter().skip(1).any(|&c| c == b'_') || b.windows(2).any(|w| w[0].is_ascii_lowercase() && w[1].is_ascii_uppercase())
+}
+
 /// TypeScript and JavaScript call each other; other languages only themselves.
 fn family(l: Lang) -> Lang {
     match l {
@@ -385,6 +397,7 @@ fn name_cut(
     let elsewhere = defs.get(name).filter(|files| {
         !files.contains(&me)
             && !COMMON_NAMES.contains(&name)
+            && compound(name)
             && files.len() <= MAX_DEFINING_FILES
             && name.len() >= 5
             && files.iter().all(|&f| family(srcs[f].lang) == family(srcs[me].lang))
@@ -404,8 +417,10 @@ fn block_cut(src: &Source, body: Node) -> Option<Cut> {
     let (offset, end) = if src.lang == Lang::Python {
         // The body starts on the line after the colon.
         let start = line_start(text, body.start_byte());
+        // ... right after the colon's line (a comment in between would put the cursor inside the body).
         if body.start_position().row == body.parent()?.start_position().row
             || !text[start..body.start_byte()].trim().is_empty()
+            || !text[..start].trim_end().ends_with(':')
         {
             return None;
         }
