@@ -737,6 +737,16 @@ mod tests {
         std::fs::remove_dir_all(&root).unwrap();
     }
 
+    #[test]
+    fn only_names_of_several_words_point_at_a_definition() {
+        for yes in ["get_config_var", "CodecInfo", "fetchOrders", "_load_table"] {
+            assert!(compound(yes), "{yes}");
+        }
+        for no in ["header", "Ledger", "lstrip", "__init__", "__isabstractmethod__", "_private"] {
+            assert!(!compound(no), "{no}");
+        }
+    }
+
     /// Name cuts are uses: never a definition's name, a parameter, a loop or `let` binding, a pattern.
     #[test]
     fn names_are_cut_where_used_not_where_bound() {
