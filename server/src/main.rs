@@ -85,15 +85,33 @@ enum Cmd {
         #[arg(long, default_value_t = 0)]
         sched_keys: usize,
     },
-    /// Completion quality on cut cases (DIR/cases.json; default fixtures/eval) over LSP, with and without
-    /// workspace context: exact match, edit similarity, time to first token, latency.
+    /// Completion quality over LSP, with and without workspace context: exact match, edit similarity, time
+    /// to first token, latency, per case class and model. DIR: a repository to cut cases from with
+    /// tree-sitter (default: the current directory), a folder with cases.json (fixtures/eval), or a case
+    /// file written by --write-cases. Each model's summary is kept for `lokal models`.
     Eval {
         dir: Option<PathBuf>,
+        /// A model file to evaluate; repeat to compare models on the same cases (default: the test model).
         #[arg(long)]
-        model: Option<PathBuf>,
+        model: Vec<PathBuf>,
         /// Print the runs as JSON instead of the table.
         #[arg(long)]
         json: bool,
+        /// At most this many cases cut from a repository (spread over classes and files).
+        #[arg(long, default_value_t = 30)]
+        cases: usize,
+        /// The same repository and seed cut the same cases.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Save the cases to FILE; `lokal eval FILE` runs them again.
+        #[arg(long, value_name = "FILE")]
+        write_cases: Option<PathBuf>,
+        /// Threads the model uses (default: the server's).
+        #[arg(long)]
+        threads: Option<u32>,
+        /// Do not keep the summary under ~/.cache/lokal/eval (what `lokal models` reads).
+        #[arg(long)]
+        no_save: bool,
     },
     /// The model catalog scored against this machine (memory, GPU layers, tokens/s, fit).
     Models {
@@ -190,12 +208,28 @@ fn main() {
             EngineConfig { model_path: model, sequences, ..Default::default() },
             lokal_server::daemon::Options { group, socket },
         )),
-        Some(Cmd::Eval { dir, model, json }) => report(
-            std::env::current_exe()
-                .map_err(|e| e.to_string())
-                .and_then(|exe| lokal_bench::eval::main(&exe, dir, model, json))
-                .map(|t| print!("{t}")),
-        ),
+        Some(Cmd::Eval { dir, model, json, cases, seed, write_cases, threads, no_save }) => {
+            let args = lokal_bench::eval::EvalArgs {
+                dir,
+                models: model,
+                json,
+                cut: lokal_bench::cases::Options { cases, seed },
+                write_cases,
+                threads,
+                results: (!no_save).then(lokal_engine::catalog::measured::dir),
+            };
+            report(
+                std::env::current_exe()
+                    .map_err(|e| e.to_string())
+                    .and_then(|exe| lokal_bench::eval::main(&exe, args))
+                    .map(|(text, notes)| {
+                        for n in notes {
+                            eprintln!("{n}");
+                        }
+                        print!("{text}");
+                    }),
+            )
+        }
         Some(Cmd::Complete { location, model, max_tokens }) => {
             report(lokal_bench::complete::run(&location, model, max_tokens))
         }

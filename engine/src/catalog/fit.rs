@@ -32,6 +32,7 @@
 //! reaches a smaller share of peak bandwidth, so read those figures as upper bounds.
 use super::entries::Entry;
 use super::hardware::Hardware;
+use super::measured::Measured;
 use serde::{Deserialize, Serialize};
 
 /// The context lokal would create: the settings `ctxPerSequence` and `sequences`.
@@ -110,6 +111,9 @@ pub struct Fit {
     /// Estimated generation speed; `None` when it won't fit.
     pub tokens_per_s: Option<f64>,
     pub recommended: bool,
+    /// The latest `lokal eval` of this model's file, where there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured: Option<Measured>,
 }
 
 pub const N_UBATCH: u64 = 512;
@@ -182,6 +186,7 @@ pub fn fit(e: &Entry, hw: &Hardware, cfg: &FitConfig) -> Fit {
         slow: false,
         tokens_per_s: None,
         recommended: false,
+        measured: None,
     };
     let speed = |class: Class, t: f64| (class != Class::WontFit).then_some(1.0 / t);
     let cpu_bw = hw.ram_bandwidth_gbs.max(1.0) * 1e9 * CPU_EFFICIENCY;
@@ -261,23 +266,50 @@ pub fn fit(e: &Entry, hw: &Hardware, cfg: &FitConfig) -> Fit {
     }
 }
 
-/// Mark the recommendation: among great fits that run entirely where they are fast and generate at least
-/// [`MIN_TOKENS_PER_S`], code models first (inline completion wants FIM-trained code models), then the
-/// highest [`Entry::quality`]. Returns the index marked.
+/// The models that may be recommended, the catalog's preferred first: great fits that run entirely where
+/// they are fast and generate at least [`MIN_TOKENS_PER_S`]; code models first (inline completion wants
+/// FIM-trained code models), then the highest [`Entry::quality`].
+pub fn ranked(fits: &[Fit]) -> Vec<usize> {
+    let mut v: Vec<usize> = (0..fits.len())
+        .filter(|&i| {
+            let f = &fits[i];
+            f.class == Class::Great && !f.slow && f.tokens_per_s.unwrap_or(0.0) >= MIN_TOKENS_PER_S
+        })
+        .collect();
+    let key = |f: &Fit| (f.entry.is_code(), f.entry.quality());
+    // Among equals the later entry first (what `max_by` picked before measurements existed).
+    v.sort_by(|&a, &b| {
+        let (ka, kb) = (key(&fits[a]), key(&fits[b]));
+        kb.0.cmp(&ka.0).then(kb.1.total_cmp(&ka.1)).then(b.cmp(&a))
+    });
+    v
+}
+
+/// Mark the recommendation and return its index: the first of [`ranked`], unless measurements say otherwise. Measurements reorder
+/// only the models that have them: when the catalog's pick was measured, the best measured model that
+/// may be recommended takes its place ([`Measured::score`]; equal scores keep the catalog's order). A
+/// model nobody measured keeps its rank, so measuring a small model alone never displaces a larger one.
 pub fn recommend(fits: &mut [Fit]) -> Option<usize> {
     for f in fits.iter_mut() {
         f.recommended = false;
     }
-    let best = fits
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| f.class == Class::Great && !f.slow && f.tokens_per_s.unwrap_or(0.0) >= MIN_TOKENS_PER_S)
-        .max_by(|(_, a), (_, b)| {
-            let key = |f: &Fit| (f.entry.is_code(), f.entry.quality());
-            let (ka, kb) = (key(a), key(b));
-            ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1))
-        })
-        .map(|(i, _)| i)?;
+    let ranked = ranked(fits);
+    let first = *ranked.first()?;
+    let best = match fits[first].measured {
+        None => first,
+        Some(_) => {
+            let score = |i: usize| fits[i].measured.as_ref().map(Measured::score);
+            let mut best = first;
+            for &i in &ranked {
+                if let (Some(s), Some(b)) = (score(i), score(best)) {
+                    if s.0 > b.0 || (s.0 == b.0 && s.1 > b.1) {
+                        best = i;
+                    }
+                }
+            }
+            best
+        }
+    };
     fits[best].recommended = true;
     Some(best)
 }
@@ -421,5 +453,60 @@ mod tests {
         let hw = Hardware::cpu_only(1, 2.0, 2.0);
         let v = all(&hw);
         assert!(v.iter().all(|f| !f.recommended));
+    }
+
+    fn measured(exact: usize, cases: usize, similarity: f64) -> Measured {
+        let score = |exact| super::super::measured::ClassScore {
+            class: "identifier".into(),
+            cases,
+            exact,
+            similarity,
+            ttft_p50_ms: 20.0,
+            latency_p50_ms: 40.0,
+        };
+        Measured {
+            model_file: "m.gguf".into(),
+            model_bytes: 1,
+            model_mtime: 0,
+            repo: "/src/app".into(),
+            date: "2026-11-30".into(),
+            seed: 1,
+            with_context: vec![score(exact)],
+            without_context: vec![score(0)],
+        }
+    }
+
+    fn recommended_with(hw: &Hardware, results: &[(&str, Measured)]) -> String {
+        let mut v: Vec<Fit> = curated().iter().map(|e| fit(e, hw, &CFG)).collect();
+        for (id, m) in results {
+            find(&v, id);
+            v.iter_mut().find(|f| f.entry.id == *id).unwrap().measured = Some(m.clone());
+        }
+        let i = recommend(&mut v).expect("a recommendation");
+        assert_eq!(v.iter().filter(|f| f.recommended).count(), 1);
+        v[i].entry.id.clone()
+    }
+
+    #[test]
+    fn measurements_reorder_only_the_measured_models_that_may_be_recommended() {
+        let hw = cpu_box();
+        let plain = recommended_with(&hw, &[]);
+        let v = all(&hw);
+        let ranked: Vec<String> = ranked(&v).into_iter().map(|i| v[i].entry.id.clone()).collect();
+        assert_eq!(ranked[0], plain);
+        let (second, third) = (ranked[1].as_str(), ranked[2].as_str());
+        let too_big = v.iter().find(|f| f.class != Class::Great).unwrap().entry.id.clone();
+
+        // A model nobody measured keeps its rank: a good result of a lesser model does not displace it.
+        assert_eq!(recommended_with(&hw, &[(second, measured(9, 10, 0.9))]), plain);
+        // The catalog's pick measured worse than another model that fits: the better measured one.
+        assert_eq!(recommended_with(&hw, &[(&plain, measured(2, 10, 0.5)), (third, measured(6, 10, 0.7))]), third);
+        // Shares, not counts: 3 of 4 beats 5 of 10.
+        assert_eq!(recommended_with(&hw, &[(&plain, measured(5, 10, 0.9)), (second, measured(3, 4, 0.6))]), second);
+        // Measured better but cannot be recommended here (it does not fit with room to spare).
+        assert_eq!(recommended_with(&hw, &[(&plain, measured(1, 10, 0.2)), (&too_big, measured(10, 10, 1.0))]), plain);
+        // Equal exact shares: similarity decides; equal scores keep the catalog's order.
+        assert_eq!(recommended_with(&hw, &[(&plain, measured(4, 10, 0.6)), (second, measured(4, 10, 0.8))]), second);
+        assert_eq!(recommended_with(&hw, &[(&plain, measured(4, 10, 0.6)), (second, measured(4, 10, 0.6))]), plain);
     }
 }

@@ -15,6 +15,8 @@
 //! * [`doctor::run`]`(&DoctorInput) -> Vec<Finding>` and [`doctor::render`]: model file, backend compiled in,
 //!   GPU seen, memory headroom, tier files, each with what to fix.
 //!
+//! * [`measured`]: `lokal eval`'s summaries per model file; `lokal models` shows them and lets them
+//!   decide the recommendation between models that both fit ([`fit::recommend`]).
 //! * [`pull::pull`]: download a catalog model (pinned in [`hub`]) or an `hf://` file, sha256-checked;
 //!   [`choice`]: `lokal models use` (`config.toml`) and the order that picks the model file.
 //!
@@ -28,6 +30,7 @@ pub mod fit;
 pub mod gguf_meta;
 pub mod hardware;
 pub mod hub;
+pub mod measured;
 pub mod pull;
 pub mod registry;
 pub mod render;
@@ -52,16 +55,43 @@ pub struct ModelsReport {
     pub notes: Vec<String>,
 }
 
-/// Score the catalog and the user's registered files against `hw` (see the module docs).
+/// Score the catalog and the user's registered files against `hw` (see the module docs), with the
+/// measurements `lokal eval` stored ([`measured::dir`]).
 pub fn models_report(hw: &Hardware, cfg: &FitConfig) -> ModelsReport {
-    models_report_for(hw, cfg, Registry::default_location().list())
+    models_report_measured(hw, cfg, Registry::default_location().list(), &measured::load_all(&measured::dir()))
 }
 
-/// Score the given entries against `hw`.
+/// Score the given entries against `hw`, without measurements.
 pub fn models_report_for(hw: &Hardware, cfg: &FitConfig, entries: Vec<Entry>) -> ModelsReport {
+    models_report_measured(hw, cfg, entries, &[])
+}
+
+/// Score the given entries against `hw`; each entry gets the latest of `results` about its file.
+pub fn models_report_measured(
+    hw: &Hardware,
+    cfg: &FitConfig,
+    entries: Vec<Entry>,
+    results: &[measured::Measured],
+) -> ModelsReport {
     let mut models: Vec<Fit> = entries.iter().map(|e| fit::fit(e, hw, cfg)).collect();
-    let recommended = fit::recommend(&mut models).map(|i| models[i].entry.id.clone());
+    for f in &mut models {
+        f.measured = results.iter().filter(|m| m.is_for(&f.entry)).max_by(|a, b| a.date.cmp(&b.date)).cloned();
+    }
+    let catalog_pick = fit::ranked(&models).first().copied();
+    let rec = fit::recommend(&mut models);
+    let recommended = rec.map(|i| models[i].entry.id.clone());
     let mut notes = Vec::new();
+    if let Some(m) = rec.and_then(|i| models[i].measured.as_ref()) {
+        let mut why = format!("recommended by measurement: {}", m.describe());
+        if let Some(c) = catalog_pick.filter(|&c| Some(c) != rec) {
+            why.push_str(&format!(" (ahead of {}, which the catalog ranks first", models[c].entry.name));
+            match &models[c].measured {
+                Some(o) => why.push_str(&format!(": {})", o.describe())),
+                None => why.push(')'),
+            }
+        }
+        notes.push(why + ".");
+    }
     if models.iter().any(|f| f.entry.approx) {
         notes.push(
             "~ marks figures of 2026 releases not verified against their files (sizes within a few percent).".into(),
@@ -130,6 +160,49 @@ mod tests {
 
         let r = models_report_for(&Hardware::cpu_only(1, 2.0, 2.0), &cfg, curated());
         assert!(r.recommended.is_none() && r.render_text().contains("no recommendation"));
+    }
+
+    #[test]
+    fn measured_results_show_on_their_entry_and_explain_the_recommendation() {
+        let cfg = FitConfig::default();
+        let hw = Hardware::cpu_only(8, 24.0, 80.0);
+        let plain = models_report_for(&hw, &cfg, curated());
+        let pick = plain.models.iter().find(|f| f.recommended).unwrap().entry.clone();
+        let other = fit::ranked(&plain.models).into_iter().map(|i| &plain.models[i].entry).nth(1).unwrap().clone();
+        let score = |exact| measured::ClassScore {
+            class: "line".into(),
+            cases: 10,
+            exact,
+            similarity: exact as f64 / 10.0,
+            ttft_p50_ms: 30.0,
+            latency_p50_ms: 60.0,
+        };
+        let result = |e: &Entry, exact| measured::Measured {
+            // Matched by file name whatever its case on disk.
+            model_file: e.file_name.clone().unwrap().to_uppercase(),
+            model_bytes: e.file_bytes,
+            model_mtime: 0,
+            repo: "/src/app".into(),
+            date: "2026-11-30".into(),
+            seed: 7,
+            with_context: vec![score(exact)],
+            without_context: vec![score(1)],
+        };
+        let r = models_report_measured(&hw, &cfg, curated(), &[result(&pick, 2), result(&other, 6)]);
+        assert_eq!(r.recommended.as_deref(), Some(other.id.as_str()));
+        let text = r.render_text();
+        assert!(
+            text.contains(
+                "measured: 6/10 exact with context (1/10 without), similarity 0.60, lokal eval on /src/app 2026-11-30"
+            ),
+            "{text}"
+        );
+        assert!(text.contains(&format!("ahead of {}", pick.name)), "{text}");
+        assert_eq!(r.models.iter().filter(|f| f.measured.is_some()).count(), 2);
+        let json = r.to_json();
+        assert_eq!(json["models"].as_array().unwrap().iter().filter(|m| m["measured"].is_object()).count(), 2);
+        // Without results the report is what it was.
+        assert_eq!(models_report_measured(&hw, &cfg, curated(), &[]).recommended, plain.recommended);
     }
 
     #[test]

@@ -90,6 +90,9 @@ impl ModelsReport {
                 toks,
                 fit
             ));
+            if let Some(m) = &f.measured {
+                out.push_str(&format!("    measured: {}\n", m.describe()));
+            }
         }
         out.push('\n');
         for n in &self.notes {

@@ -99,6 +99,14 @@ pub(crate) fn parser(lang: Lang) -> Parser {
     p
 }
 
+/// One parse of `text`, for tools outside the engine (`lokal eval` picks its cut positions from the tree);
+/// the tree-sitter crate is re-exported so they walk it with the same version.
+pub fn parse(lang: Lang, text: &str) -> Option<Tree> {
+    parser(lang).parse(text, None)
+}
+
+pub use tree_sitter;
+
 /// A document's tree, re-parsed incrementally after each edit.
 pub struct SyntaxTree {
     pub lang: Lang,
