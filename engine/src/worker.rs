@@ -14,7 +14,7 @@ use crate::loader::{backend, load, model_info, prompt_format};
 use crate::model_info::{ModelInfo, Token};
 use crate::prefix_cache::{CacheConfig, PrefixCache};
 use crate::sched::{Limits, Meta, Priority, Sched};
-use crate::stats::{DocStats, EngineStats};
+use crate::stats::{DocStats, EngineStats, Part, StepClock};
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::session::SeqState;
 use llama_cpp_2::context::LlamaContext;
@@ -146,6 +146,7 @@ fn serve_model(rx: &Receiver<Job>, cfg: &EngineConfig, model: &LlamaModel, info:
     let mut stopping: Option<Option<EngineConfig>> = None;
     let mut closed = false;
     loop {
+        let mut turn = Instant::now();
         if stopping.is_none() && !closed {
             // Block only when nothing runs; otherwise take what arrived and go on with the next step.
             let mut first = None;
@@ -154,6 +155,7 @@ fn serve_model(rx: &Receiver<Job>, cfg: &EngineConfig, model: &LlamaModel, info:
                     Ok(j) => first = Some(j),
                     Err(_) => return None,
                 }
+                turn = Instant::now();
             }
             loop {
                 let job = match first.take().map(Ok).unwrap_or_else(|| rx.try_recv()) {
@@ -195,7 +197,10 @@ fn serve_model(rx: &Receiver<Job>, cfg: &EngineConfig, model: &LlamaModel, info:
         // A new job's plan may park cells in the one scratch sequence: one at a time until spliced back.
         while !s.scratch_busy() {
             let Some((id, meta, job)) = sched.admit(|m| s.cache.can_bind(&m.doc.to_string())) else { break };
-            if !s.start(id, meta, job) {
+            let t = Instant::now();
+            let started = s.start(id, meta, job);
+            s.clock.add(Part::Start, t.elapsed().as_secs_f64() * 1e3);
+            if !started {
                 sched.finish(id);
             }
         }
@@ -205,6 +210,7 @@ fn serve_model(rx: &Receiver<Job>, cfg: &EngineConfig, model: &LlamaModel, info:
             }
         }
         s.close_pending(|d| sched.holds(d));
+        s.clock.end_turn(turn.elapsed().as_secs_f64() * 1e3);
         if sched.is_idle() {
             if let Some(next) = stopping.take() {
                 return next;
@@ -239,6 +245,7 @@ struct Session<'m, 's> {
     suggested: HashMap<String, Vec<Token>>,
     /// What drafting pays on this machine, learnt across generations.
     tuning: crate::speculate::Tuning,
+    clock: StepClock,
 }
 
 impl<'m, 's> Session<'m, 's> {
@@ -277,6 +284,7 @@ impl<'m, 's> Session<'m, 's> {
             closing: Vec::new(),
             suggested: HashMap::new(),
             tuning: crate::speculate::Tuning::new(cfg.speculative == crate::speculate::Speculative::Auto),
+            clock: StepClock::default(),
         }
     }
 
@@ -319,6 +327,7 @@ impl<'m, 's> Session<'m, 's> {
             running_jobs: sched.running(),
             queued_jobs: sched.queued(),
             batching: self.cfg.batching,
+            steps: self.clock.stats(),
         }
     }
 }

@@ -11,7 +11,12 @@ use crate::prefix_cache::KvOps;
 use crate::sched::Meta;
 use crate::speculate::{Speculative, Speculator};
 use llama_cpp_2::DecodeError;
-use std::time::Instant;
+use crate::stats::Part;
+use std::time::{Duration, Instant};
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
 
 enum Answer {
     Complete { after: String, reply: Reply<Completion> },
@@ -134,6 +139,7 @@ impl Session<'_, '_> {
     /// One decode for the jobs in `ids` (most urgent first): each adds its next token, or a chunk of its
     /// prompt where the batch has room. Returns the jobs that are done.
     pub(super) fn step(&mut self, ids: &[u64]) -> Vec<u64> {
+        let t_step = Instant::now();
         let mut done = Vec::new();
         let mut part: Vec<u64> = Vec::new();
         // A job with cells parked in the scratch sequence must go on until they are spliced back.
@@ -218,7 +224,12 @@ impl Session<'_, '_> {
         let cancel = self.gens[&lead].gen.spec.cancel.clone();
         self.abort.arm(&cancel);
         let t = Instant::now();
+        self.clock.add(Part::Batch, ms(t - t_step));
         let decoded = self.decode();
+        let t_sample = Instant::now();
+        self.clock.add(Part::Decode, ms(t_sample - t));
+        self.clock.decoded(self.batch.n_tokens() as usize, added.len());
+        let finish_before = self.clock.part(Part::Finish);
         self.abort.disarm();
         match decoded {
             Ok(()) => {
@@ -262,6 +273,8 @@ impl Session<'_, '_> {
                 }
             }
         }
+        let finishing = self.clock.part(Part::Finish) - finish_before;
+        self.clock.add(Part::Sample, (ms(t_sample.elapsed()) - finishing).max(0.0));
         done
     }
 
@@ -297,6 +310,12 @@ impl Session<'_, '_> {
 
     /// Answer the job and give its sequence back to the cache with exactly the tokens it holds.
     fn finish(&mut self, id: u64, result: Result<(), EngineError>) {
+        let t = Instant::now();
+        self.answer(id, result);
+        self.clock.add(Part::Finish, ms(t.elapsed()));
+    }
+
+    fn answer(&mut self, id: u64, result: Result<(), EngineError>) {
         let Some(r) = self.gens.remove(&id) else { return };
         let mut kv = Kv::new(&mut self.ctx, self.pp_tokens_per_s, self.cfg.sequences);
         if r.gen.has_parked() {
@@ -328,7 +347,6 @@ impl Session<'_, '_> {
         if r.restored {
             st.restores += 1;
         }
-        let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
         st.last_prompt_tokens = r.prompt_len;
         st.last_reused_tokens = r.reused;
         st.last_redecoded_tokens = r.prompt_len - r.reused;
