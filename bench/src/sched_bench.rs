@@ -302,13 +302,13 @@ fn print_table(alone: &KeyFigures, busy: &[(&str, &KeyFigures)], tp: &[Throughpu
     }
     println!(
         "\nsessions typing at once    batched   keystrokes   wall      keystrokes/s   steps  decode ms p50/mean  \
-         host ms p50/mean  (start batch sample finish other)  tokens/gens per step"
+         host ms p50/mean  (start [prompt plan] batch sample finish other)  wait ms  tokens/gens per step"
     );
     for t in tp {
         let s = &t.steps;
         println!(
             "  {:<24} {:<9} {:>10} {:>7.1}s {:>12.2} {:>7} {:>8.2} {:>8.2} {:>8.2} {:>8.2}  \
-             ({:.2} {:.2} {:.2} {:.2} {:.2})  {:.1}/{:.2}",
+             ({:.2} [{:.2} {:.2}] {:.2} {:.2} {:.2} {:.2})  {:.2}  {:.1}/{:.2}",
             t.sessions,
             t.batched,
             t.keystrokes,
@@ -320,10 +320,13 @@ fn print_table(alone: &KeyFigures, busy: &[(&str, &KeyFigures)], tp: &[Throughpu
             s.host_ms_p50,
             s.host_ms_mean,
             s.start_ms_mean,
+            s.prompt_ms_mean,
+            s.plan_ms_mean,
             s.batch_ms_mean,
             s.sample_ms_mean,
             s.finish_ms_mean,
             s.other_ms_mean,
+            s.wait_ms_mean,
             s.tokens_per_step,
             s.gens_per_step
         );

@@ -117,6 +117,12 @@ pub struct StepStats {
     pub sample_ms_mean: f64,
     pub finish_ms_mean: f64,
     pub other_ms_mean: f64,
+    /// Of `start_ms_mean`: building the prompt (windows, tokenization), and the prefix cache's plan.
+    pub prompt_ms_mean: f64,
+    pub plan_ms_mean: f64,
+    /// Not host work: the thread waited for a session it had just answered to ask again, so that its next
+    /// keystroke joins this step instead of the one after (worker.rs, `Rejoin`).
+    pub wait_ms_mean: f64,
     /// Batch occupancy: tokens and generations per decode.
     pub tokens_per_step: f64,
     pub gens_per_step: f64,
@@ -131,9 +137,9 @@ const STEP_SAMPLES: usize = 1 << 14;
 pub(crate) struct StepClock {
     samples: std::collections::VecDeque<(f32, f32)>,
     steps: u64,
-    sums: [f64; 7],
-    /// This step so far: decode, start, batch, sample, finish (ms), and tokens and generations decoded.
-    now: [f64; 5],
+    sums: [f64; 10],
+    /// This step so far: decode, start, batch, sample, finish, of start prompt and plan, and wait (ms).
+    now: [f64; 8],
     batch: (usize, usize),
     decoded: bool,
     tokens_gens: (u64, u64),
@@ -146,6 +152,9 @@ pub(crate) enum Part {
     Batch,
     Sample,
     Finish,
+    Prompt,
+    Plan,
+    Wait,
 }
 
 impl StepClock {
@@ -169,13 +178,14 @@ impl StepClock {
         if !self.decoded {
             return;
         }
-        let [decode, start, batch, sample, finish] = std::mem::take(&mut self.now);
-        let host = (total_ms - decode).max(0.0);
+        let [decode, start, batch, sample, finish, prompt, plan, wait] = std::mem::take(&mut self.now);
+        let host = (total_ms - decode - wait).max(0.0);
         let other = (host - start - batch - sample - finish).max(0.0);
         let (tokens, gens) = std::mem::take(&mut self.batch);
         self.decoded = false;
         self.steps += 1;
-        for (s, v) in self.sums.iter_mut().zip([decode, start, batch, sample, finish, other, host]) {
+        for (s, v) in self.sums.iter_mut().zip([decode, start, batch, sample, finish, other, host, prompt, plan, wait])
+        {
             *s += v;
         }
         if self.samples.len() == STEP_SAMPLES {
@@ -193,7 +203,7 @@ impl StepClock {
             v.sort_by(f32::total_cmp);
             v.get(v.len() / 2).copied().unwrap_or(0.0) as f64
         };
-        let [decode, start, batch, sample, finish, other, host] = self.sums.map(|s| s / n);
+        let [decode, start, batch, sample, finish, other, host, prompt, plan, wait] = self.sums.map(|s| s / n);
         StepStats {
             steps: self.steps,
             decode_ms_p50: median(|s| s.1),
@@ -205,6 +215,9 @@ impl StepClock {
             sample_ms_mean: sample,
             finish_ms_mean: finish,
             other_ms_mean: other,
+            prompt_ms_mean: prompt,
+            plan_ms_mean: plan,
+            wait_ms_mean: wait,
             tokens_per_step: self.tokens_gens.0 as f64 / n,
             gens_per_step: self.tokens_gens.1 as f64 / n,
         }

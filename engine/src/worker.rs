@@ -22,9 +22,9 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
 
 #[path = "worker_prompt.rs"]
@@ -145,6 +145,7 @@ fn serve_model(rx: &Receiver<Job>, cfg: &EngineConfig, model: &LlamaModel, info:
     // Set by Reload or Shutdown: what was asked before it is served first, what comes after waits for it.
     let mut stopping: Option<Option<EngineConfig>> = None;
     let mut closed = false;
+    let mut rejoin = Rejoin::default();
     loop {
         let mut turn = Instant::now();
         if stopping.is_none() && !closed {
@@ -156,6 +157,17 @@ fn serve_model(rx: &Receiver<Job>, cfg: &EngineConfig, model: &LlamaModel, info:
                     Err(_) => return None,
                 }
                 turn = Instant::now();
+            } else if let Some(wait) = rejoin.wait(&sched) {
+                let t = Instant::now();
+                match rx.recv_timeout(wait) {
+                    Ok(j) => {
+                        first = Some(j);
+                        rejoin.came(true);
+                    }
+                    Err(RecvTimeoutError::Timeout) => rejoin.came(false),
+                    Err(RecvTimeoutError::Disconnected) => closed = true,
+                }
+                s.clock.add(Part::Wait, t.elapsed().as_secs_f64() * 1e3);
             }
             loop {
                 let job = match first.take().map(Ok).unwrap_or_else(|| rx.try_recv()) {
@@ -204,10 +216,13 @@ fn serve_model(rx: &Receiver<Job>, cfg: &EngineConfig, model: &LlamaModel, info:
                 sched.finish(id);
             }
         }
+        rejoin.answered = false;
         if sched.running() > 0 {
             for id in s.step(&sched.step()) {
                 sched.finish(id);
+                rejoin.answered = true;
             }
+            rejoin.decode = s.last_decode;
         }
         s.close_pending(|d| sched.holds(d));
         s.clock.end_turn(turn.elapsed().as_secs_f64() * 1e3);
@@ -215,6 +230,45 @@ fn serve_model(rx: &Receiver<Job>, cfg: &EngineConfig, model: &LlamaModel, info:
             if let Some(next) = stopping.take() {
                 return next;
             }
+        }
+    }
+}
+
+/// Whether to wait a moment for a job before the next step. A session answered in a step usually asks again
+/// at once (the next keystroke of a typing trace, a client's next request): arriving during the next decode,
+/// its prompt would wait that whole step while the batch runs one generation short. So after a step that
+/// answered a job, with nothing queued and room in the batch, the thread waits up to half a decode (at most
+/// [`REJOIN_MAX`]) for it. A wait that saw nothing (a person typing, not a client in a loop) turns waiting
+/// off for the next [`REJOIN_SKIP`] answers, so the jobs still running lose little to it.
+#[derive(Default)]
+struct Rejoin {
+    /// The last step answered a job.
+    answered: bool,
+    /// The last step's llama_decode.
+    decode: Duration,
+    /// Answers to let pass without waiting.
+    skip: u32,
+}
+
+const REJOIN_MAX: Duration = Duration::from_millis(2);
+const REJOIN_SKIP: u32 = 8;
+
+impl Rejoin {
+    fn wait(&mut self, sched: &Sched<Job>) -> Option<Duration> {
+        if !self.answered || sched.queued() > 0 || sched.running() == 0 || sched.running() >= sched.limits().batch {
+            return None;
+        }
+        self.answered = false;
+        if self.skip > 0 {
+            self.skip -= 1;
+            return None;
+        }
+        Some((self.decode / 2).min(REJOIN_MAX))
+    }
+
+    fn came(&mut self, yes: bool) {
+        if !yes {
+            self.skip = REJOIN_SKIP;
         }
     }
 }
@@ -246,6 +300,10 @@ struct Session<'m, 's> {
     /// What drafting pays on this machine, learnt across generations.
     tuning: crate::speculate::Tuning,
     clock: StepClock,
+    /// How long the last step's llama_decode took.
+    last_decode: Duration,
+    /// Each document's last context block and its tokens (text, parsed as special, tokens).
+    blocks: HashMap<String, (String, bool, Vec<Token>)>,
 }
 
 impl<'m, 's> Session<'m, 's> {
@@ -285,6 +343,8 @@ impl<'m, 's> Session<'m, 's> {
             suggested: HashMap::new(),
             tuning: crate::speculate::Tuning::new(cfg.speculative == crate::speculate::Speculative::Auto),
             clock: StepClock::default(),
+            last_decode: Duration::ZERO,
+            blocks: HashMap::new(),
         }
     }
 
@@ -305,6 +365,7 @@ impl<'m, 's> Session<'m, 's> {
             self.docs.remove(&doc);
             self.anchors.remove(&doc);
             self.suggested.remove(&doc);
+            self.blocks.remove(&doc);
         }
     }
 

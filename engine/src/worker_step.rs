@@ -10,8 +10,8 @@ use crate::postprocess::{self, StopRules};
 use crate::prefix_cache::KvOps;
 use crate::sched::Meta;
 use crate::speculate::{Speculative, Speculator};
-use llama_cpp_2::DecodeError;
 use crate::stats::Part;
+use llama_cpp_2::DecodeError;
 use std::time::{Duration, Instant};
 
 fn ms(d: Duration) -> f64 {
@@ -51,7 +51,9 @@ impl Session<'_, '_> {
                     let _ = reply.send(Err(EngineError::Cancelled));
                     return false;
                 }
+                let t = Instant::now();
                 let (prompt, block_len) = self.completion_prompt(&req);
+                self.clock.add(Part::Prompt, ms(t.elapsed()));
                 context_tokens = block_len;
                 let rules = StopRules::new(
                     &req.after,
@@ -108,8 +110,10 @@ impl Session<'_, '_> {
             }
             _ => unreachable!("only completions and generations are scheduled"),
         };
+        let t = Instant::now();
         let mut kv = Kv::new(&mut self.ctx, self.pp_tokens_per_s, self.cfg.sequences);
         let plan = self.cache.prepare(&meta.doc, &prompt, &mut kv);
+        self.clock.add(Part::Plan, ms(t.elapsed()));
         let kv_moved = kv.moved;
         self.cache.pin(plan.seq);
         let reused = plan.keep + plan.tail.map(|(a, b)| b - a).unwrap_or(0);
@@ -227,7 +231,8 @@ impl Session<'_, '_> {
         self.clock.add(Part::Batch, ms(t - t_step));
         let decoded = self.decode();
         let t_sample = Instant::now();
-        self.clock.add(Part::Decode, ms(t_sample - t));
+        self.last_decode = t_sample - t;
+        self.clock.add(Part::Decode, ms(self.last_decode));
         self.clock.decoded(self.batch.n_tokens() as usize, added.len());
         let finish_before = self.clock.part(Part::Finish);
         self.abort.disarm();

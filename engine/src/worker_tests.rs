@@ -14,3 +14,22 @@ fn argmax_takes_the_first_maximum_and_skips_nan() {
     assert_eq!(argmax(&v), 999);
     assert_eq!(argmax(&[f32::NAN, -1.0, -0.5, -0.5]), 2);
 }
+
+#[test]
+fn argmax_over_a_whole_vocabulary_is_the_first_maximum() {
+    let n = 262_147;
+    let mut v: Vec<f32> = (0..n).map(|i| ((i as u64 * 2_654_435_761) % 100_000) as f32 / 1000.0).collect();
+    let first = |v: &[f32]| v.iter().enumerate().fold(0, |b, (i, &x)| if x > v[b] { i } else { b });
+    assert_eq!(argmax(&v), first(&v));
+    // Ties in later blocks and the tail lose to the earliest maximum, wherever it sits.
+    for at in [0, 511, 512, 100_000, n - 2] {
+        v[at] = 500.0;
+        v[n - 1] = 500.0;
+        assert_eq!(argmax(&v), at, "maximum at {at}");
+        v[at] = 0.0;
+    }
+    assert_eq!(argmax(&v), n - 1);
+    assert_eq!(argmax(&[f32::NEG_INFINITY, f32::NAN, f32::NEG_INFINITY]), 0);
+    assert_eq!(argmax(&[f32::NAN, f32::NAN]), 0);
+    assert_eq!(argmax(&[]), 0);
+}
