@@ -33,3 +33,41 @@ fn argmax_over_a_whole_vocabulary_is_the_first_maximum() {
     assert_eq!(argmax(&[f32::NAN, f32::NAN]), 0);
     assert_eq!(argmax(&[]), 0);
 }
+
+#[test]
+fn rejoin_waits_after_an_answer_only_with_room_and_stops_after_a_miss() {
+    use super::{Job, Rejoin, REJOIN_MAX, REJOIN_SKIP};
+    use crate::sched::{Limits, Meta, Priority, Sched};
+    use std::time::Duration;
+    let limits = |batch| Limits { batch, running: 8, long_per_session: 2, long_yields: true };
+    let close = || Job::Close { doc: "d".into() };
+    let mut sched: Sched<Job> = Sched::new(limits(4));
+    sched.push(Meta::new(Priority::Inline, "s0:a"), close());
+    assert!(sched.admit(|_| true).is_some());
+    let mut r = Rejoin { answered: false, decode: Duration::from_millis(2), skip: 0 };
+    assert_eq!(r.wait(&sched), None, "no job answered in the last step");
+    r.answered = true;
+    assert_eq!(r.wait(&sched), Some(Duration::from_millis(1)), "half a decode");
+    assert_eq!(r.wait(&sched), None, "once per answering step");
+    r.answered = true;
+    r.decode = Duration::from_secs(1);
+    assert_eq!(r.wait(&sched), Some(REJOIN_MAX));
+    // A wait that saw nothing lets the next answers pass.
+    r.came(false);
+    for _ in 0..REJOIN_SKIP {
+        r.answered = true;
+        assert_eq!(r.wait(&sched), None);
+    }
+    r.answered = true;
+    assert!(r.wait(&sched).is_some());
+    // Work already queued, or no room in the batch: go on at once.
+    sched.push(Meta::new(Priority::Inline, "s1:b"), close());
+    r.answered = true;
+    assert_eq!(r.wait(&sched), None, "a job is queued");
+    let mut full: Sched<Job> = Sched::new(limits(1));
+    full.push(Meta::new(Priority::Inline, "s0:a"), close());
+    assert!(full.admit(|_| true).is_some());
+    r.answered = true;
+    assert_eq!(full.running(), 1);
+    assert_eq!(r.wait(&full), None, "batching off: the batch is full");
+}
