@@ -10,6 +10,7 @@
 //! engine: the LSP layer adds the same small cost in every mode, so it is left out of the comparison.
 use crate::bench::percentile;
 use crate::trace::{self, Step};
+use lokal_engine::stats::StepStats;
 use lokal_engine::{CancelToken, CompletionRequest, Engine, EngineConfig, GenerateRequest, Priority};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -97,6 +98,8 @@ pub struct Throughput {
     pub keystrokes: usize,
     pub wall_s: f64,
     pub keystrokes_per_s: f64,
+    /// The model thread's steps in this run: llama_decode vs the host work around it, per step.
+    pub steps: StepStats,
 }
 
 /// An engine with `base`'s settings, batching as given, and long jobs riding along in keystrokes' batches
@@ -221,6 +224,7 @@ async fn sessions_typing(
         count += r.await.map_err(|e| e.to_string())??.len();
     }
     let wall = t.elapsed().as_secs_f64();
+    let steps = e.stats().await.steps;
     e.shutdown();
     Ok(Throughput {
         sessions: n,
@@ -228,6 +232,7 @@ async fn sessions_typing(
         keystrokes: count,
         wall_s: wall,
         keystrokes_per_s: count as f64 / wall,
+        steps,
     })
 }
 
@@ -295,11 +300,35 @@ fn print_table(alone: &KeyFigures, busy: &[(&str, &KeyFigures)], tp: &[Throughpu
             f.ttft_p50_ms, f.ttft_p90_ms, f.latency_p50_ms, f.latency_p90_ms, f.long_tokens_per_s
         );
     }
-    println!("\nsessions typing at once    batched   keystrokes   wall      keystrokes/s");
+    println!(
+        "\nsessions typing at once    batched   keystrokes   wall      keystrokes/s   steps  decode ms p50/mean  \
+         host ms p50/mean  (start [prompt plan] batch sample finish other)  wait ms  tokens/gens per step"
+    );
     for t in tp {
+        let s = &t.steps;
         println!(
-            "  {:<24} {:<9} {:>10} {:>7.1}s {:>12.2}",
-            t.sessions, t.batched, t.keystrokes, t.wall_s, t.keystrokes_per_s
+            "  {:<24} {:<9} {:>10} {:>7.1}s {:>12.2} {:>7} {:>8.2} {:>8.2} {:>8.2} {:>8.2}  \
+             ({:.2} [{:.2} {:.2}] {:.2} {:.2} {:.2} {:.2})  {:.2}  {:.1}/{:.2}",
+            t.sessions,
+            t.batched,
+            t.keystrokes,
+            t.wall_s,
+            t.keystrokes_per_s,
+            s.steps,
+            s.decode_ms_p50,
+            s.decode_ms_mean,
+            s.host_ms_p50,
+            s.host_ms_mean,
+            s.start_ms_mean,
+            s.prompt_ms_mean,
+            s.plan_ms_mean,
+            s.batch_ms_mean,
+            s.sample_ms_mean,
+            s.finish_ms_mean,
+            s.other_ms_mean,
+            s.wait_ms_mean,
+            s.tokens_per_step,
+            s.gens_per_step
         );
     }
 }

@@ -14,7 +14,7 @@ use crate::loader::{backend, load, model_info, prompt_format};
 use crate::model_info::{ModelInfo, Token};
 use crate::prefix_cache::{CacheConfig, PrefixCache};
 use crate::sched::{Limits, Meta, Priority, Sched};
-use crate::stats::{DocStats, EngineStats};
+use crate::stats::{DocStats, EngineStats, Part, StepClock};
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::session::SeqState;
 use llama_cpp_2::context::LlamaContext;
@@ -22,9 +22,9 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
 
 #[path = "worker_prompt.rs"]
@@ -145,7 +145,9 @@ fn serve_model(rx: &Receiver<Job>, cfg: &EngineConfig, model: &LlamaModel, info:
     // Set by Reload or Shutdown: what was asked before it is served first, what comes after waits for it.
     let mut stopping: Option<Option<EngineConfig>> = None;
     let mut closed = false;
+    let mut rejoin = Rejoin::default();
     loop {
+        let mut turn = Instant::now();
         if stopping.is_none() && !closed {
             // Block only when nothing runs; otherwise take what arrived and go on with the next step.
             let mut first = None;
@@ -154,6 +156,18 @@ fn serve_model(rx: &Receiver<Job>, cfg: &EngineConfig, model: &LlamaModel, info:
                     Ok(j) => first = Some(j),
                     Err(_) => return None,
                 }
+                turn = Instant::now();
+            } else if let Some(wait) = rejoin.wait(&sched) {
+                let t = Instant::now();
+                match rx.recv_timeout(wait) {
+                    Ok(j) => {
+                        first = Some(j);
+                        rejoin.came(true);
+                    }
+                    Err(RecvTimeoutError::Timeout) => rejoin.came(false),
+                    Err(RecvTimeoutError::Disconnected) => closed = true,
+                }
+                s.clock.add(Part::Wait, t.elapsed().as_secs_f64() * 1e3);
             }
             loop {
                 let job = match first.take().map(Ok).unwrap_or_else(|| rx.try_recv()) {
@@ -195,20 +209,66 @@ fn serve_model(rx: &Receiver<Job>, cfg: &EngineConfig, model: &LlamaModel, info:
         // A new job's plan may park cells in the one scratch sequence: one at a time until spliced back.
         while !s.scratch_busy() {
             let Some((id, meta, job)) = sched.admit(|m| s.cache.can_bind(&m.doc.to_string())) else { break };
-            if !s.start(id, meta, job) {
+            let t = Instant::now();
+            let started = s.start(id, meta, job);
+            s.clock.add(Part::Start, t.elapsed().as_secs_f64() * 1e3);
+            if !started {
                 sched.finish(id);
             }
         }
+        rejoin.answered = false;
         if sched.running() > 0 {
             for id in s.step(&sched.step()) {
                 sched.finish(id);
+                rejoin.answered = true;
             }
+            rejoin.decode = s.last_decode;
         }
         s.close_pending(|d| sched.holds(d));
+        s.clock.end_turn(turn.elapsed().as_secs_f64() * 1e3);
         if sched.is_idle() {
             if let Some(next) = stopping.take() {
                 return next;
             }
+        }
+    }
+}
+
+/// Whether to wait a moment for a job before the next step. A session answered in a step usually asks again
+/// at once (the next keystroke of a typing trace, a client's next request): arriving during the next decode,
+/// its prompt would wait that whole step while the batch runs one generation short. So after a step that
+/// answered a job, with nothing queued and room in the batch, the thread waits up to half a decode (at most
+/// [`REJOIN_MAX`]) for it. A wait that saw nothing (a person typing, not a client in a loop) turns waiting
+/// off for the next [`REJOIN_SKIP`] answers, so the jobs still running lose little to it.
+#[derive(Default)]
+struct Rejoin {
+    /// The last step answered a job.
+    answered: bool,
+    /// The last step's llama_decode.
+    decode: Duration,
+    /// Answers to let pass without waiting.
+    skip: u32,
+}
+
+const REJOIN_MAX: Duration = Duration::from_millis(2);
+const REJOIN_SKIP: u32 = 8;
+
+impl Rejoin {
+    fn wait(&mut self, sched: &Sched<Job>) -> Option<Duration> {
+        if !self.answered || sched.queued() > 0 || sched.running() == 0 || sched.running() >= sched.limits().batch {
+            return None;
+        }
+        self.answered = false;
+        if self.skip > 0 {
+            self.skip -= 1;
+            return None;
+        }
+        Some((self.decode / 2).min(REJOIN_MAX))
+    }
+
+    fn came(&mut self, yes: bool) {
+        if !yes {
+            self.skip = REJOIN_SKIP;
         }
     }
 }
@@ -241,6 +301,11 @@ struct Session<'m, 's> {
     tuning: crate::speculate::Tuning,
     /// llama.cpp's serialised size of the empty KV cache: what `kv_bytes` counts from.
     empty_kv_bytes: usize,
+    clock: StepClock,
+    /// How long the last step's llama_decode took.
+    last_decode: Duration,
+    /// Each document's last context block and its tokens (text, parsed as special, tokens).
+    blocks: HashMap<String, (String, bool, Vec<Token>)>,
 }
 
 impl<'m, 's> Session<'m, 's> {
@@ -281,6 +346,9 @@ impl<'m, 's> Session<'m, 's> {
             suggested: HashMap::new(),
             tuning: crate::speculate::Tuning::new(cfg.speculative == crate::speculate::Speculative::Auto),
             empty_kv_bytes,
+            clock: StepClock::default(),
+            last_decode: Duration::ZERO,
+            blocks: HashMap::new(),
         }
     }
 
@@ -301,6 +369,7 @@ impl<'m, 's> Session<'m, 's> {
             self.docs.remove(&doc);
             self.anchors.remove(&doc);
             self.suggested.remove(&doc);
+            self.blocks.remove(&doc);
         }
     }
 
@@ -324,6 +393,7 @@ impl<'m, 's> Session<'m, 's> {
             queued_jobs: sched.queued(),
             batching: self.cfg.batching,
             kv_bytes: all_cells_bytes(&self.ctx).saturating_sub(self.empty_kv_bytes),
+            steps: self.clock.stats(),
         }
     }
 }

@@ -6,6 +6,7 @@ use crate::fim::FimLayout;
 use crate::model_info::Token;
 use crate::window;
 use llama_cpp_2::model::LlamaChatMessage;
+use std::cell::RefCell;
 
 impl Session<'_, '_> {
     pub(super) fn tokenize(&self, text: &str) -> Vec<Token> {
@@ -23,13 +24,22 @@ impl Session<'_, '_> {
 
     /// The context block's tokens: repository-level tokens parsed as special only in a block that says it
     /// carries them (the server renders those from the index, never from document text as-is).
-    pub(super) fn context_tokens(&self, c: Option<&crate::api::ContextBlock>) -> Vec<Token> {
-        match c {
-            Some(c) if !c.text.is_empty() => {
-                self.model.vocab().tokenize(c.text.as_bytes(), false, c.special).into_iter().map(|t| t.0).collect()
+    /// The block is held per document and stays the same while the user types, so its tokens are kept with
+    /// the document and only a changed block is tokenized.
+    pub(super) fn context_tokens(&mut self, doc: &str, c: Option<&crate::api::ContextBlock>) -> Vec<Token> {
+        let Some(c) = c.filter(|c| !c.text.is_empty()) else {
+            self.blocks.remove(doc);
+            return Vec::new();
+        };
+        if let Some((text, special, tokens)) = self.blocks.get(doc) {
+            if *text == c.text && *special == c.special {
+                return tokens.clone();
             }
-            _ => Vec::new(),
         }
+        let tokens: Vec<Token> =
+            self.model.vocab().tokenize(c.text.as_bytes(), false, c.special).into_iter().map(|t| t.0).collect();
+        self.blocks.insert(doc.to_string(), (c.text.clone(), c.special, tokens.clone()));
+        tokens
     }
 
     pub(super) fn bos(&self) -> Option<Token> {
@@ -44,13 +54,27 @@ impl Session<'_, '_> {
     pub(super) fn completion_prompt(&mut self, req: &CompletionRequest) -> (Vec<Token>, usize) {
         // The block goes in front of the prefix, where it changes only when its snippets do, so a keystroke
         // still re-decodes only the typed tokens; its tokens come out of the prefix budget.
-        let block = self.context_tokens(req.context.as_ref());
+        let block = self.context_tokens(&req.doc, req.context.as_ref());
         let block_len = block.len();
         let budget = self.cfg.prefix_tokens.saturating_sub(block.len()).max(self.cfg.prefix_tokens / 4).max(1);
-        let count = |t: &str| self.count(t);
+        // While the anchor stays put (every keystroke but a few) the window's first count tokenizes exactly
+        // the text that becomes the prefix: that tokenization is kept rather than done a second time.
+        let counted: RefCell<Option<(*const u8, usize, Vec<Token>)>> = RefCell::new(None);
+        let keep_count = |t: &str| {
+            if t.is_empty() {
+                return 0;
+            }
+            let tokens = self.tokenize(t);
+            let n = tokens.len();
+            *counted.borrow_mut() = Some((t.as_ptr(), t.len(), tokens));
+            n
+        };
         let prev = self.anchors.get(&req.doc).copied();
-        let w = window::choose_prefix(&req.before, req.first_line, prev, budget, &count);
+        let w = window::choose_prefix(&req.before, req.first_line, prev, budget, &keep_count);
         let text = &req.before[w.start_byte..];
+        let text_tokens =
+            counted.take().and_then(|(at, len, t)| (at == text.as_ptr() && len == text.len()).then_some(t));
+        let count = |t: &str| self.count(t);
         let suffix = if self.format.uses_suffix() {
             let end = window::choose_suffix(&req.after, self.cfg.suffix_tokens, &count);
             let mut s = self.tokenize(&req.after[..end]);
@@ -76,7 +100,7 @@ impl Session<'_, '_> {
             })
             .flatten();
         let body = infill.unwrap_or_else(|| {
-            let mut prefix = self.tokenize(text);
+            let mut prefix = text_tokens.unwrap_or_else(|| self.tokenize(text));
             prefix.drain(..prefix.len().saturating_sub(budget));
             let prefix: Vec<Token> = inner.iter().copied().chain(prefix).collect();
             self.format.assemble(bos, &prefix, &suffix)

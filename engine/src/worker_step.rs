@@ -10,8 +10,13 @@ use crate::postprocess::{self, StopRules};
 use crate::prefix_cache::KvOps;
 use crate::sched::Meta;
 use crate::speculate::{Speculative, Speculator};
+use crate::stats::Part;
 use llama_cpp_2::DecodeError;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
 
 enum Answer {
     Complete { after: String, reply: Reply<Completion> },
@@ -47,7 +52,9 @@ impl Session<'_, '_> {
                     let _ = reply.send(Err(EngineError::Cancelled));
                     return false;
                 }
+                let t = Instant::now();
                 let (prompt, block_len) = self.completion_prompt(&req);
+                self.clock.add(Part::Prompt, ms(t.elapsed()));
                 context_tokens = block_len;
                 let rules = StopRules::new(
                     &req.after,
@@ -104,8 +111,10 @@ impl Session<'_, '_> {
             }
             _ => unreachable!("only completions and generations are scheduled"),
         };
+        let t = Instant::now();
         let mut kv = Kv::new(&mut self.ctx, self.pp_tokens_per_s, self.cfg.sequences);
         let plan = self.cache.prepare(&meta.doc, &prompt, &mut kv);
+        self.clock.add(Part::Plan, ms(t.elapsed()));
         let kv_moved = kv.moved;
         self.cache.pin(plan.seq);
         let reused = plan.keep + plan.tail.map(|(a, b)| b - a).unwrap_or(0);
@@ -136,6 +145,7 @@ impl Session<'_, '_> {
     /// One decode for the jobs in `ids` (most urgent first): each adds its next token, or a chunk of its
     /// prompt where the batch has room. Returns the jobs that are done.
     pub(super) fn step(&mut self, ids: &[u64]) -> Vec<u64> {
+        let t_step = Instant::now();
         let mut done = Vec::new();
         let mut part: Vec<u64> = Vec::new();
         // A job with cells parked in the scratch sequence must go on until they are spliced back.
@@ -220,7 +230,13 @@ impl Session<'_, '_> {
         let cancel = self.gens[&lead].gen.spec.cancel.clone();
         self.abort.arm(&cancel);
         let t = Instant::now();
+        self.clock.add(Part::Batch, ms(t - t_step));
         let decoded = self.decode();
+        let t_sample = Instant::now();
+        self.last_decode = t_sample - t;
+        self.clock.add(Part::Decode, ms(self.last_decode));
+        self.clock.decoded(self.batch.n_tokens() as usize, added.len());
+        let finish_before = self.clock.part(Part::Finish);
         self.abort.disarm();
         match decoded {
             Ok(()) => {
@@ -264,6 +280,8 @@ impl Session<'_, '_> {
                 }
             }
         }
+        let finishing = self.clock.part(Part::Finish) - finish_before;
+        self.clock.add(Part::Sample, (ms(t_sample.elapsed()) - finishing).max(0.0));
         done
     }
 
@@ -299,6 +317,12 @@ impl Session<'_, '_> {
 
     /// Answer the job and give its sequence back to the cache with exactly the tokens it holds.
     fn finish(&mut self, id: u64, result: Result<(), EngineError>) {
+        let t = Instant::now();
+        self.answer(id, result);
+        self.clock.add(Part::Finish, ms(t.elapsed()));
+    }
+
+    fn answer(&mut self, id: u64, result: Result<(), EngineError>) {
         let Some(r) = self.gens.remove(&id) else { return };
         let mut kv = Kv::new(&mut self.ctx, self.pp_tokens_per_s, self.cfg.sequences);
         if r.gen.has_parked() {
@@ -330,7 +354,6 @@ impl Session<'_, '_> {
         if r.restored {
             st.restores += 1;
         }
-        let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
         st.last_prompt_tokens = r.prompt_len;
         st.last_reused_tokens = r.reused;
         st.last_redecoded_tokens = r.prompt_len - r.reused;
