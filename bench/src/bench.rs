@@ -122,8 +122,13 @@ pub fn run_trace_with(
     read_ms: u64,
 ) -> Result<(RunFigures, Vec<Vec<Sample>>), String> {
     let (tr, root) = trace::load(trace_path)?;
-    let client =
-        LspClient::spawn(exe, &["--stdio"], &[("LOKAL_NO_DAEMON", "1")], Stdio::null()).map_err(|e| e.to_string())?;
+    // LOKAL_BENCH_LOG: where the server under test writes its log (its stderr is not kept).
+    let log = std::env::var("LOKAL_BENCH_LOG").ok();
+    let mut args = vec!["--stdio"];
+    if let Some(l) = &log {
+        args.extend(["--log-file", l.as_str()]);
+    }
+    let client = LspClient::spawn(exe, &args, &[("LOKAL_NO_DAEMON", "1")], Stdio::null()).map_err(|e| e.to_string())?;
     let mut r = Replayer::new(client, root.clone());
     r.peers = peers;
     r.read_ms = read_ms;

@@ -104,8 +104,20 @@ impl Session<'_, '_> {
             _ => unreachable!("only completions and generations are scheduled"),
         };
         let mut kv = Kv::new(&mut self.ctx, self.pp_tokens_per_s, self.cfg.sequences);
-        let plan = self.cache.prepare(&meta.doc, &prompt, &mut kv);
-        let kv_moved = kv.moved;
+        let mut plan = self.cache.prepare(&meta.doc, &prompt, &mut kv);
+        let mut kv_moved = kv.moved;
+        // Even with swa_full, llama.cpp hands a sliding-window layer's cells that lie outside a sequence's
+        // window to other sequences when it looks for free cells ("purging positions" in its log): the
+        // sequence then no longer holds what the cache recorded, and decoding after `keep` would fail (or
+        // attend to a hole). Seen as a sequence that ends before `keep`: it is decoded afresh.
+        if plan.tail.is_none() && plan.keep > 0 && self.kv_len(plan.seq) != plan.keep {
+            tracing::warn!(doc = %meta.doc, keep = plan.keep, held = self.kv_len(plan.seq), "KV cells lost; decoding the prompt afresh");
+            let mut kv = Kv::new(&mut self.ctx, self.pp_tokens_per_s, self.cfg.sequences);
+            kv.clear(plan.seq);
+            self.cache.commit(plan.seq, Vec::new());
+            plan = self.cache.prepare(&meta.doc, &prompt, &mut kv);
+            kv_moved |= kv.moved;
+        }
         self.cache.pin(plan.seq);
         let reused = plan.keep + plan.tail.map(|(a, b)| b - a).unwrap_or(0);
         let prompt_len = prompt.len();
