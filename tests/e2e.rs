@@ -88,6 +88,14 @@ impl Session {
         Ok(r.as_array().and_then(|a| a.first()).and_then(|i| i["insertText"].as_str()).map(str::to_string))
     }
 
+    /// Wait until the model thread has no job: work queued ahead (a prefetch) has finished or stopped.
+    fn settle(&mut self) {
+        let idle = |st: &Value| st["runningJobs"] == 0 && st["queuedJobs"] == 0;
+        while !idle(&self.stats()) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn insert(&mut self, file: &str, version: i32, (line, col): (u32, u32), text: &str) {
         self.c.notify(
             "textDocument/didChange",
@@ -203,6 +211,8 @@ fn typing_the_start_of_a_suggestion_is_served_without_model_work() {
     if first.chars().count() < 2 || ch == "\n" {
         return; // nothing to type ahead into
     }
+    // The suggestion's sequel, prefetched in the background, may still be decoding.
+    s.settle();
     let calls = s.stats()["decodeCalls"].as_u64().unwrap();
     s.insert("src/lib.rs", 2, at, &ch);
     let rest = s.inline("src/lib.rs", (at.0, at.1 + ch.encode_utf16().count() as u32)).unwrap().unwrap();
@@ -210,6 +220,63 @@ fn typing_the_start_of_a_suggestion_is_served_without_model_work() {
     let st = s.stats();
     assert_eq!(st["decodeCalls"].as_u64().unwrap(), calls, "no model pass for a typed-ahead suggestion");
     assert_eq!(st["documents"][uri("src/lib.rs")]["servedFromSuggestion"].as_u64().unwrap(), 1);
+    s.c.shutdown();
+}
+
+/// (line, utf-16 column) where the cursor ends after inserting `inserted` at `at`.
+fn pos_after_insert((line, col): (u32, u32), inserted: &str) -> (u32, u32) {
+    match inserted.rfind('\n') {
+        Some(i) => (line + inserted.matches('\n').count() as u32, inserted[i + 1..].encode_utf16().count() as u32),
+        None => (line, col + inserted.encode_utf16().count() as u32),
+    }
+}
+
+/// Accepting a suggestion and asking at the new cursor: with `prefetch` on, that answer was computed in the
+/// background and is served from there. Returns both suggestions and the document's statistics.
+fn accept_and_ask_again(prefetch: bool) -> (String, Option<String>, Value) {
+    let mut s = Session::start(json!({"maxTokens": 8, "prefetch": prefetch}));
+    let text = s.open("src/lib.rs");
+    let at = pos_after(&text, BODY);
+    let first = s.inline("src/lib.rs", at).unwrap().expect("a suggestion");
+    s.settle();
+    s.insert("src/lib.rs", 2, at, &first);
+    let next = s.inline("src/lib.rs", pos_after_insert(at, &first)).unwrap();
+    let st = s.doc_stats("src/lib.rs");
+    s.c.shutdown();
+    (first, next, st)
+}
+
+#[test]
+fn the_completion_after_an_accept_is_served_from_the_prefetch_with_the_same_text() {
+    let (first, next, st) = accept_and_ask_again(true);
+    assert_eq!(st["prefetchStarted"], 2, "one after each answer: {st}");
+    assert_eq!(st["prefetchUsed"], 1, "{st}");
+    assert!(st["prefetchDone"].as_u64().unwrap() >= 1, "{st}");
+    // The model answered once; the second answer came from the prefetch.
+    assert_eq!(st["hits"].as_u64().unwrap() + st["misses"].as_u64().unwrap(), 1, "{st}");
+    let (first_off, next_off, st_off) = accept_and_ask_again(false);
+    assert_eq!(st_off["prefetchStarted"], 0, "{st_off}");
+    assert_eq!(first, first_off);
+    assert_eq!(next, next_off, "a prefetched answer is the answer the model gives when asked");
+}
+
+#[test]
+fn an_edit_other_than_the_accept_drops_the_prefetch() {
+    let mut s = Session::start(json!({"maxTokens": 8}));
+    let text = s.open("src/lib.rs");
+    let at = pos_after(&text, BODY);
+    let first = s.inline("src/lib.rs", at).unwrap().expect("a suggestion");
+    s.settle();
+    assert_eq!(s.doc_stats("src/lib.rs")["prefetchDone"], 1);
+    // The same text as the accept, typed elsewhere first: the document is not the one the prefetch was for.
+    s.insert("src/lib.rs", 2, (0, 0), " ");
+    s.insert("src/lib.rs", 3, (at.0, at.1), &first);
+    let next = pos_after_insert(at, &first);
+    s.inline("src/lib.rs", next).unwrap();
+    let st = s.doc_stats("src/lib.rs");
+    assert_eq!(st["prefetchCancelled"], 1, "{st}");
+    assert_eq!(st["prefetchUsed"], 0, "{st}");
+    assert_eq!(st["hits"].as_u64().unwrap() + st["misses"].as_u64().unwrap(), 2, "the model answered: {st}");
     s.c.shutdown();
 }
 

@@ -28,6 +28,8 @@ pub struct BenchArgs {
     pub sched: bool,
     /// Keystrokes of the trace the scheduler measurement types (0: all).
     pub sched_keys: usize,
+    /// The user's pause before each accept (ms), in which lokal may compute the next suggestion ahead.
+    pub read_ms: u64,
 }
 
 #[derive(Debug, Serialize, Clone, Default)]
@@ -41,6 +43,8 @@ pub struct KindFigures {
     pub redecoded_mean: f64,
     pub redecoded_p50: f64,
     pub from_suggestion: usize,
+    /// Answered from a completion computed ahead (after an accept).
+    pub from_prefetch: usize,
 }
 
 #[derive(Debug, Serialize, Clone)]
@@ -105,7 +109,7 @@ pub fn run_trace(
     options: serde_json::Value,
     verbose: bool,
 ) -> Result<RunFigures, String> {
-    run_trace_with(exe, trace_path, options, verbose, Vec::new()).map(|(f, _)| f)
+    run_trace_with(exe, trace_path, options, verbose, Vec::new(), 0).map(|(f, _)| f)
 }
 
 /// Replay the trace against lokal and, request by request right after it, against each peer.
@@ -115,12 +119,19 @@ pub fn run_trace_with(
     options: serde_json::Value,
     verbose: bool,
     peers: Vec<Box<dyn crate::trace::Peer>>,
+    read_ms: u64,
 ) -> Result<(RunFigures, Vec<Vec<Sample>>), String> {
     let (tr, root) = trace::load(trace_path)?;
-    let client =
-        LspClient::spawn(exe, &["--stdio"], &[("LOKAL_NO_DAEMON", "1")], Stdio::null()).map_err(|e| e.to_string())?;
+    // LOKAL_BENCH_LOG: where the server under test writes its log (its stderr is not kept).
+    let log = std::env::var("LOKAL_BENCH_LOG").ok();
+    let mut args = vec!["--stdio"];
+    if let Some(l) = &log {
+        args.extend(["--log-file", l.as_str()]);
+    }
+    let client = LspClient::spawn(exe, &args, &[("LOKAL_NO_DAEMON", "1")], Stdio::null()).map_err(|e| e.to_string())?;
     let mut r = Replayer::new(client, root.clone());
     r.peers = peers;
+    r.read_ms = read_ms;
     let cache = options["cacheEnabled"].as_bool().unwrap_or(true);
     let t0 = std::time::Instant::now();
     r.client.initialize(Some(&trace::uri_of(&root, "")), options, false).map_err(|e| e.to_string())?;
@@ -136,7 +147,13 @@ pub fn run_trace_with(
                     s.ttft_ms,
                     s.latency_ms,
                     s.redecoded_tokens,
-                    if s.from_suggestion { "  (typed ahead: no model work)" } else { "" }
+                    if s.from_suggestion {
+                        "  (typed ahead: no model work)"
+                    } else if s.from_prefetch {
+                        "  (computed ahead)"
+                    } else {
+                        ""
+                    }
                 );
             }
         })?;
@@ -169,7 +186,7 @@ pub fn figures(samples: &[Sample]) -> BTreeMap<Kind, KindFigures> {
         if of.is_empty() {
             continue;
         }
-        let model: Vec<&&Sample> = of.iter().filter(|s| !s.from_suggestion).collect();
+        let model: Vec<&&Sample> = of.iter().filter(|s| !s.from_suggestion && !s.from_prefetch).collect();
         let ttft: Vec<f64> = of.iter().map(|s| s.ttft_ms).collect();
         let lat: Vec<f64> = of.iter().map(|s| s.latency_ms).collect();
         let red: Vec<f64> = model.iter().map(|s| s.redecoded_tokens as f64).collect();
@@ -183,7 +200,8 @@ pub fn figures(samples: &[Sample]) -> BTreeMap<Kind, KindFigures> {
                 latency_p90_ms: percentile(&lat, 0.9),
                 redecoded_mean: if red.is_empty() { 0.0 } else { red.iter().sum::<f64>() / red.len() as f64 },
                 redecoded_p50: percentile(&red, 0.5),
-                from_suggestion: of.len() - model.len(),
+                from_suggestion: of.iter().filter(|s| s.from_suggestion).count(),
+                from_prefetch: of.iter().filter(|s| s.from_prefetch).count(),
             },
         );
     }
@@ -219,7 +237,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
             args.trace.display(),
             if cache { "ON" } else { "OFF" }
         );
-        runs.push(run_trace(&exe, &args.trace, o, true)?);
+        runs.push(run_trace_with(&exe, &args.trace, o, true, Vec::new(), args.read_ms)?.0);
     }
     print_table(&runs);
     if let Some(on) = runs.iter().find(|r| r.cache) {
@@ -279,6 +297,12 @@ fn print_table(runs: &[RunFigures]) {
             100.0 * r.spec.acceptance,
             r.spec.tokens_per_decode
         );
+        if let Some(a) = r.kinds.get(&Kind::Accept) {
+            println!(
+                "           after an accept: {} of {} answered from the prefetch, {} typed ahead",
+                a.from_prefetch, a.count, a.from_suggestion
+            );
+        }
     }
     if let [on, off] = runs {
         for k in [Kind::Keystroke, Kind::Switch, Kind::Jump, Kind::Accept, Kind::Cold] {
@@ -402,13 +426,20 @@ fn loaded_llama_libs() -> Vec<String> {
 }
 
 fn model_figures(samples: &[Sample], kind: Kind) -> (usize, f64) {
-    let v: Vec<f64> = samples.iter().filter(|s| s.kind == kind && !s.from_suggestion).map(|s| s.ttft_ms).collect();
+    let v: Vec<f64> = samples
+        .iter()
+        .filter(|s| s.kind == kind && !s.from_suggestion && !s.from_prefetch)
+        .map(|s| s.ttft_ms)
+        .collect();
     (v.len(), percentile(&v, 0.5))
 }
 
 fn mean_generated(samples: &[Sample], kind: Kind) -> f64 {
-    let v: Vec<f64> =
-        samples.iter().filter(|s| s.kind == kind && !s.from_suggestion).map(|s| s.generated_tokens as f64).collect();
+    let v: Vec<f64> = samples
+        .iter()
+        .filter(|s| s.kind == kind && !s.from_suggestion && !s.from_prefetch)
+        .map(|s| s.generated_tokens as f64)
+        .collect();
     if v.is_empty() {
         0.0
     } else {
@@ -466,7 +497,7 @@ fn run_peer(args: &BenchArgs, exe: &Path, mut options: serde_json::Value, peer: 
         if fim { "/infill" } else { "/completion (its /infill refuses this model: no FIM tokens)" },
         if standin { "; random-weight stand-in: generation capped by length" } else { "" }
     );
-    let (ours, mut theirs) = run_trace_with(exe, &args.trace, options, false, vec![Box::new(server)])?;
+    let (ours, mut theirs) = run_trace_with(exe, &args.trace, options, false, vec![Box::new(server)], args.read_ms)?;
     let theirs = theirs.pop().unwrap_or_default();
     // The depth lokal generates at: its median prompt over model requests.
     let depths: Vec<f64> = ours
@@ -479,7 +510,7 @@ fn run_peer(args: &BenchArgs, exe: &Path, mut options: serde_json::Value, peer: 
     let ks: Vec<f64> = ours
         .samples
         .iter()
-        .filter(|s| s.kind == Kind::Keystroke && !s.from_suggestion)
+        .filter(|s| s.kind == Kind::Keystroke && !s.from_suggestion && !s.from_prefetch)
         .map(|s| s.redecoded_tokens as f64)
         .collect();
     let ks_tokens = percentile(&ks, 0.5).round() as usize;
@@ -750,6 +781,7 @@ mod tests {
             generated_tokens: 0,
             gen_tokens_per_s: 0.0,
             from_suggestion: phases.is_none(),
+            from_prefetch: false,
             restored: false,
             phases,
             spec: None,

@@ -554,6 +554,7 @@ impl Peer for LlamaServer {
                 generated_tokens: 0,
                 gen_tokens_per_s: 0.0,
                 from_suggestion: true,
+                from_prefetch: false,
                 restored: false,
                 phases: None,
                 spec: None,
@@ -603,6 +604,7 @@ impl Peer for LlamaServer {
             // the first token is sampled at the start of predicted_ms, like lokal's rate (n - 1) / time
             gen_tokens_per_s: if predicted > 1.0 && pred_ms > 0.0 { (predicted - 1.0) / pred_ms * 1e3 } else { 0.0 },
             from_suggestion: false,
+            from_prefetch: false,
             restored: false,
             phases: None,
             spec: None,

@@ -83,6 +83,9 @@ pub struct Sample {
     pub generated_tokens: usize,
     pub gen_tokens_per_s: f64,
     pub from_suggestion: bool,
+    /// Answered from the completion lokal computed ahead for the text after an accept (no model work then).
+    #[serde(default)]
+    pub from_prefetch: bool,
     pub restored: bool,
     /// lokal's own account of where the time to first token went (model requests only).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -122,6 +125,9 @@ pub struct Replayer {
     cursors: HashMap<String, usize>,
     last_suggestion: Option<String>,
     pub samples: Vec<Sample>,
+    /// How long the user looks at a suggestion before accepting it (ms): the pause in which lokal may work
+    /// ahead. 0: the accept follows the answer at once.
+    pub read_ms: u64,
 }
 
 pub fn load(path: &Path) -> Result<(Trace, PathBuf), String> {
@@ -166,6 +172,7 @@ impl Replayer {
             cursors: HashMap::new(),
             last_suggestion: None,
             samples: Vec::new(),
+            read_ms: 0,
         }
     }
 
@@ -231,21 +238,30 @@ impl Replayer {
         let d = &stats["documents"][&uri];
         let seen = self.samples.iter().filter(|s| s.file == file && s.from_suggestion).count() as u64;
         let from_suggestion = d["servedFromSuggestion"].as_u64().unwrap_or(0) > seen;
+        let seen = self.samples.iter().filter(|s| s.file == file && s.from_prefetch).count() as u64;
+        let from_prefetch = d["prefetchUsed"].as_u64().unwrap_or(0) > seen;
+        // The document's "last request" figures are those of the last request the model answered.
+        let from_suggestion_or_prefetch = from_suggestion || from_prefetch;
         let f = |k: &str| d[k].as_f64().unwrap_or(0.0);
         let sample = Sample {
             kind,
             file: file.clone(),
             suggestion: suggestion.clone(),
             latency_ms,
-            ttft_ms: if from_suggestion { latency_ms } else { f("lastTtftMs") },
-            prompt_tokens: if from_suggestion { 0 } else { f("lastPromptTokens") as usize },
-            redecoded_tokens: if from_suggestion { 0 } else { f("lastRedecodedTokens") as usize },
-            generated_tokens: if from_suggestion { 0 } else { f("lastGeneratedTokens") as usize },
-            gen_tokens_per_s: if from_suggestion { 0.0 } else { f("lastGenTokensPerS") },
+            ttft_ms: if from_suggestion_or_prefetch { latency_ms } else { f("lastTtftMs") },
+            prompt_tokens: if from_suggestion_or_prefetch { 0 } else { f("lastPromptTokens") as usize },
+            redecoded_tokens: if from_suggestion_or_prefetch { 0 } else { f("lastRedecodedTokens") as usize },
+            generated_tokens: if from_suggestion_or_prefetch { 0 } else { f("lastGeneratedTokens") as usize },
+            gen_tokens_per_s: if from_suggestion_or_prefetch { 0.0 } else { f("lastGenTokensPerS") },
             from_suggestion,
-            restored: !from_suggestion && d["lastRestored"].as_bool().unwrap_or(false),
-            phases: if from_suggestion { None } else { serde_json::from_value(d["lastPhases"].clone()).ok() },
-            spec: (!from_suggestion).then(|| SpecSample {
+            from_prefetch,
+            restored: !from_suggestion_or_prefetch && d["lastRestored"].as_bool().unwrap_or(false),
+            phases: if from_suggestion_or_prefetch {
+                None
+            } else {
+                serde_json::from_value(d["lastPhases"].clone()).ok()
+            },
+            spec: (!from_suggestion_or_prefetch).then(|| SpecSample {
                 drafted: f("lastDrafted") as usize,
                 accepted: f("lastAccepted") as usize,
                 decodes: f("lastGenDecodes") as usize,
@@ -327,6 +343,9 @@ impl Replayer {
                     Some(rest) => format!("\n{}", rest.split('\n').next().unwrap_or("")),
                     None => s.split('\n').next().unwrap_or("").to_string(),
                 });
+                if self.read_ms > 0 && !pace {
+                    std::thread::sleep(Duration::from_millis(self.read_ms));
+                }
                 // The editor applies an accepted suggestion as one change, not as typing.
                 if let Some(a) = accepted.filter(|a| !a.is_empty()) {
                     self.insert(&a);

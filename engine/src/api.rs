@@ -46,6 +46,8 @@ pub struct Timings {
     pub gen_tokens_per_s: f64,
     pub restored: bool,
     pub from_suggestion: bool,
+    /// Answered from a completion computed ahead while the user looked at the previous suggestion.
+    pub from_prefetch: bool,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]

@@ -43,6 +43,9 @@ pub struct EngineConfig {
     /// While a keystroke's completion runs, long jobs (actions, design documents) skip the steps and resume
     /// after it; off, they ride along in its batch (cheap on a GPU, a cost per step on a CPU).
     pub long_jobs_yield: bool,
+    /// After answering a completion, compute at background priority the next one, for the document as it
+    /// will be once the suggestion is accepted (`prefetch`); any keystroke stops it.
+    pub prefetch: bool,
     /// Code actions and design documents one session (editor window) may run at once; the rest queue.
     pub long_jobs_per_session: usize,
     /// Speculative decoding under greedy sampling (`speculative`: "off", "auto" or "lookup").
@@ -75,6 +78,7 @@ impl Default for EngineConfig {
             batching: true,
             long_jobs_yield: true,
             long_jobs_per_session: 2,
+            prefetch: true,
             // Off until a quiet run shows it pays on CPU: there a verified position costs about half a decode
             // (Gemma 3's 262k-token output layer), and the trace's drafts are accepted 28-36% of the time
             // (docs/performance.md). On a GPU a position costs next to nothing: "auto" or "lookup".

@@ -22,6 +22,45 @@ struct LastSuggestion {
     text: String,
 }
 
+/// Everything in a completion request that decides its prompt and its answer: a prefetched answer serves a
+/// later request only when all of it is equal (the document text around the cursor, not a version number,
+/// since the editor's accept and a retyped identical text must both match, and nothing else may).
+#[derive(Debug, Clone, PartialEq)]
+struct PromptKey {
+    before: String,
+    first_line: u32,
+    after: String,
+    context: Option<crate::api::ContextBlock>,
+    max_tokens: Option<usize>,
+    max_lines: Option<usize>,
+}
+
+impl PromptKey {
+    fn of(req: &CompletionRequest) -> Self {
+        PromptKey {
+            before: req.before.clone(),
+            first_line: req.first_line,
+            after: req.after.clone(),
+            context: req.context.clone(),
+            max_tokens: req.max_tokens,
+            max_lines: req.max_lines,
+        }
+    }
+}
+
+enum PrefetchState {
+    Running(oneshot::Receiver<Result<Completion>>),
+    Done(Completion),
+}
+
+/// A completion computed ahead, at background priority, for the document as it will be once the user
+/// accepts the suggestion just shown.
+struct Prefetch {
+    key: PromptKey,
+    cancel: CancelToken,
+    state: PrefetchState,
+}
+
 #[derive(Clone)]
 pub struct Engine {
     /// One sender for every clone: when the last clone goes, the model thread sees the channel close and ends.
@@ -31,6 +70,10 @@ pub struct Engine {
     inflight: Arc<Mutex<HashMap<String, CancelToken>>>,
     last: Arc<Mutex<HashMap<String, LastSuggestion>>>,
     from_suggestion: Arc<Mutex<HashMap<String, u64>>>,
+    /// At most one prefetched completion per document.
+    prefetched: Arc<Mutex<HashMap<String, Prefetch>>>,
+    /// Per document: prefetches started, used, dropped unused.
+    prefetch_counts: Arc<Mutex<HashMap<String, [u64; 3]>>>,
     /// On-premises engines that serve instead of the local model, per session (the daemon shares this engine
     /// between editor windows, each with its own workspace policy): session prefix of the document keys →
     /// backend with that session's policy gate.
@@ -72,6 +115,11 @@ pub fn stop_all(timeout: std::time::Duration) -> bool {
     all
 }
 
+/// Indices into a document's prefetch counters.
+const STARTED: usize = 0;
+const USED: usize = 1;
+const CANCELLED: usize = 2;
+
 fn after_head(after: &str) -> String {
     let mut end = after.len().min(AFTER_HEAD);
     while !after.is_char_boundary(end) {
@@ -105,6 +153,8 @@ impl Engine {
             inflight: Default::default(),
             last: Default::default(),
             from_suggestion: Default::default(),
+            prefetched: Default::default(),
+            prefetch_counts: Default::default(),
             remote: Default::default(),
             budgets,
             reuse: Arc::new(std::sync::atomic::AtomicBool::new(cache_enabled)),
@@ -128,6 +178,7 @@ impl Engine {
         }
         drop(remote);
         self.last.lock().unwrap().clear();
+        self.drop_prefetches();
     }
 
     pub fn remote(&self, session: &str) -> Option<RemoteConfig> {
@@ -160,7 +211,21 @@ impl Engine {
             if let Some(c) = self.answer_from_last_suggestion(&req, queued) {
                 return Ok(c);
             }
+            if let Some(c) = self.answer_from_prefetch(&req, queued) {
+                return Ok(c);
+            }
         }
+        // A prefetch still running would delay this request (it holds the document's sequence, or the
+        // model's steps): stopped at once, whatever document it is for. Finished ones stay until their
+        // document changes.
+        self.prefetched.lock().unwrap().retain(|d, p| {
+            let keep = matches!(p.state, PrefetchState::Done(_)) && *d != req.doc;
+            if !keep {
+                p.cancel.cancel();
+                self.count_prefetch(d, CANCELLED);
+            }
+            keep
+        });
         let remote = self.remote_for(&req.doc);
         if remote.is_none() {
             if let EngineState::Failed(why) = self.state() {
@@ -179,7 +244,7 @@ impl Engine {
             }
             None => {
                 let (reply, rx) = oneshot::channel();
-                self.send(Job::Complete { req, cancel: cancel.clone(), queued, reply })?;
+                self.send(Job::Complete { req, cancel: cancel.clone(), queued, reply, prefetch: false })?;
                 rx.await.map_err(|_| EngineError::ShutDown)?
             }
         };
@@ -251,6 +316,107 @@ impl Engine {
         })
     }
 
+    /// The answer computed ahead for exactly this request, if it is done. A prefetch that is not done yet
+    /// is left to the caller, which cancels it (waiting behind background work could cost more than the
+    /// prompt it already put in the cache saves).
+    fn answer_from_prefetch(&self, req: &CompletionRequest, queued: Instant) -> Option<Completion> {
+        let mut all = self.prefetched.lock().unwrap();
+        let p = all.get_mut(&req.doc)?;
+        if p.key != PromptKey::of(req) {
+            return None;
+        }
+        if let PrefetchState::Running(rx) = &mut p.state {
+            match rx.try_recv() {
+                Ok(Ok(c)) => p.state = PrefetchState::Done(c),
+                Err(oneshot::error::TryRecvError::Empty) => return None,
+                Ok(Err(_)) | Err(oneshot::error::TryRecvError::Closed) => {
+                    all.remove(&req.doc);
+                    self.count_prefetch(&req.doc, CANCELLED);
+                    return None;
+                }
+            }
+        }
+        let Some(Prefetch { state: PrefetchState::Done(mut c), .. }) = all.remove(&req.doc) else {
+            unreachable!("a prefetch that is done was just matched")
+        };
+        drop(all);
+        self.count_prefetch(&req.doc, USED);
+        let ms = queued.elapsed().as_secs_f64() * 1e3;
+        c.timings = Timings { ttft_ms: ms, total_ms: ms, from_prefetch: true, ..c.timings };
+        let mut last = self.last.lock().unwrap();
+        match &c.text {
+            // The user may accept it word by word: typed-ahead reuse serves the rest.
+            Some(t) => {
+                last.insert(
+                    req.doc.clone(),
+                    LastSuggestion {
+                        before: req.before.clone(),
+                        first_line: req.first_line,
+                        after_head: after_head(&req.after),
+                        text: t.clone(),
+                    },
+                );
+            }
+            None => {
+                last.remove(&req.doc);
+            }
+        }
+        Some(c)
+    }
+
+    /// Compute `req` ahead, at background priority: the request the editor will send once the user accepts
+    /// the suggestion just shown. Any other completion cancels it while it runs (so it never delays a
+    /// keystroke); [`Engine::cancel_prefetch`] drops it when the document changes in another way. The same
+    /// request again keeps the one already under way (a partial accept asks for the same end state).
+    pub fn prefetch(&self, req: CompletionRequest) {
+        if !self.reuse.load(std::sync::atomic::Ordering::Relaxed)
+            || self.remote_for(&req.doc).is_some()
+            || !matches!(self.state(), EngineState::Ready(_))
+        {
+            return;
+        }
+        let key = PromptKey::of(&req);
+        let mut all = self.prefetched.lock().unwrap();
+        if let Some(p) = all.remove(&req.doc) {
+            if p.key == key {
+                all.insert(req.doc.clone(), p);
+                return;
+            }
+            p.cancel.cancel();
+            self.count_prefetch(&req.doc, CANCELLED);
+        }
+        let cancel = CancelToken::new();
+        let (reply, rx) = oneshot::channel();
+        let doc = req.doc.clone();
+        // Sent under the lock: a completion that cancels every running prefetch sees this one.
+        if self
+            .send(Job::Complete { req, cancel: cancel.clone(), queued: Instant::now(), reply, prefetch: true })
+            .is_ok()
+        {
+            self.count_prefetch(&doc, STARTED);
+            all.insert(doc, Prefetch { key, cancel, state: PrefetchState::Running(rx) });
+        }
+    }
+
+    /// The document changed in a way other than the accept the prefetch was for.
+    pub fn cancel_prefetch(&self, doc: &str) {
+        if let Some(p) = self.prefetched.lock().unwrap().remove(doc) {
+            p.cancel.cancel();
+            self.count_prefetch(doc, CANCELLED);
+        }
+    }
+
+    fn drop_prefetches(&self) {
+        for (doc, p) in self.prefetched.lock().unwrap().drain() {
+            p.cancel.cancel();
+            self.count_prefetch(&doc, CANCELLED);
+        }
+    }
+
+    fn count_prefetch(&self, doc: &str, what: usize) {
+        self.prefetch_counts.lock().unwrap().entry(doc.to_string()).or_default()[what] += 1;
+    }
+
     pub async fn generate(&self, req: GenerateRequest, cancel: CancelToken) -> Result<Generation> {
         let remote = self.remote_for(&req.key);
         if let Some(rb) = remote {
@@ -267,6 +433,7 @@ impl Engine {
     /// The document was closed: free its sequence, snapshot and remembered suggestion.
     pub fn close(&self, doc: &str) {
         self.last.lock().unwrap().remove(doc);
+        self.cancel_prefetch(doc);
         if let Some(c) = self.inflight.lock().unwrap().remove(doc) {
             c.cancel();
         }
@@ -288,6 +455,11 @@ impl Engine {
             d.served_from_suggestion = *n;
             d.requests += *n;
         }
+        for (doc, n) in self.prefetch_counts.lock().unwrap().iter() {
+            let d = s.documents.entry(doc.clone()).or_default();
+            (d.prefetch_started, d.prefetch_used, d.prefetch_cancelled) = (n[STARTED], n[USED], n[CANCELLED]);
+            d.requests += n[USED];
+        }
         s
     }
 
@@ -296,6 +468,7 @@ impl Engine {
         self.state.send_replace(EngineState::Loading);
         self.reuse.store(cfg.cache_enabled, std::sync::atomic::Ordering::Relaxed);
         self.last.lock().unwrap().clear();
+        self.drop_prefetches();
         let _ = self.send(Job::Reload(Box::new(cfg)));
     }
 

@@ -263,6 +263,7 @@ pub fn parse(value: &Value, base: &EngineConfig) -> Settings {
             "contextEnabled" => c.flag(key, val, &mut e.context_enabled),
             "batching" => c.flag(key, val, &mut e.batching),
             "longJobsYield" => c.flag(key, val, &mut e.long_jobs_yield),
+            "prefetch" => c.flag(key, val, &mut e.prefetch),
             "longJobsPerSession" => c.count(key, val, &mut e.long_jobs_per_session, 1, 64),
             "speculative" => match serde_json::from_value(val.clone()) {
                 Ok(m) => e.speculative = m,

@@ -216,3 +216,14 @@ fn action_settings_are_checked_key_by_key() {
     let s = parse(&json!({"actionCandidate": 2}), &EngineConfig::default());
     assert!(problem(&s, "actionCandidate").message.contains("actionCandidates"), "{:?}", s.problems);
 }
+
+#[test]
+fn prefetch_is_on_by_default_and_a_flag() {
+    assert!(EngineConfig::default().prefetch);
+    let s = parse(&json!({"prefetch": false}), &EngineConfig::default());
+    assert!(!s.engine.prefetch);
+    assert!(s.problems.is_empty(), "{:?}", s.problems);
+    let s = parse(&json!({"prefetch": "no"}), &EngineConfig { prefetch: false, ..Default::default() });
+    assert!(!s.engine.prefetch, "a bad value keeps the value in force");
+    problem(&s, "prefetch");
+}

@@ -9,6 +9,13 @@ pub struct DocStats {
     pub requests: u64,
     /// Served from the previous suggestion because the user typed its beginning (no model work).
     pub served_from_suggestion: u64,
+    /// Completions computed ahead for the document as it would be after accepting the suggestion shown:
+    /// started, computed to the end, dropped unused (stopped by a keystroke anywhere, or the document
+    /// changed otherwise), and the requests they answered.
+    pub prefetch_started: u64,
+    pub prefetch_done: u64,
+    pub prefetch_cancelled: u64,
+    pub prefetch_used: u64,
     /// Requests that kept part of the KV cache / that had to start from nothing.
     pub hits: u64,
     pub misses: u64,

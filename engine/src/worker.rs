@@ -35,10 +35,27 @@ mod step;
 pub(crate) type Reply<T> = oneshot::Sender<Result<T>>;
 
 pub(crate) enum Job {
-    Complete { req: CompletionRequest, cancel: CancelToken, queued: Instant, reply: Reply<Completion> },
-    Generate { req: GenerateRequest, cancel: CancelToken, queued: Instant, reply: Reply<Generation> },
-    Close { doc: String },
-    Stats { reply: oneshot::Sender<EngineStats> },
+    /// `prefetch`: computed ahead at background priority (engine.rs `Engine::prefetch`), stopped by any
+    /// other completion.
+    Complete {
+        req: CompletionRequest,
+        cancel: CancelToken,
+        queued: Instant,
+        reply: Reply<Completion>,
+        prefetch: bool,
+    },
+    Generate {
+        req: GenerateRequest,
+        cancel: CancelToken,
+        queued: Instant,
+        reply: Reply<Generation>,
+    },
+    Close {
+        doc: String,
+    },
+    Stats {
+        reply: oneshot::Sender<EngineStats>,
+    },
     Reload(Box<EngineConfig>),
     Shutdown,
 }
@@ -146,6 +163,8 @@ fn serve_model(rx: &Receiver<Job>, cfg: &EngineConfig, model: &LlamaModel, info:
     let mut stopping: Option<Option<EngineConfig>> = None;
     let mut closed = false;
     let mut rejoin = Rejoin::default();
+    // The prefetches received since the last keystroke's completion.
+    let mut prefetches: Vec<CancelToken> = Vec::new();
     loop {
         let mut turn = Instant::now();
         if stopping.is_none() && !closed {
@@ -179,7 +198,17 @@ fn serve_model(rx: &Receiver<Job>, cfg: &EngineConfig, model: &LlamaModel, info:
                     }
                 };
                 match job {
+                    Job::Complete { ref req, prefetch: true, ref cancel, .. } => {
+                        prefetches.push(cancel.clone());
+                        let m = Meta::new(Priority::Background, &req.doc);
+                        sched.push(m, job);
+                    }
                     Job::Complete { ref req, .. } => {
+                        // Someone is typing: work done ahead must not take a step from them (the engine
+                        // cancels its prefetches before it sends a completion; this holds whatever sent them).
+                        for c in prefetches.drain(..) {
+                            c.cancel();
+                        }
                         let m = Meta::new(Priority::Inline, &req.doc);
                         sched.push(m, job);
                     }
@@ -203,8 +232,12 @@ fn serve_model(rx: &Receiver<Job>, cfg: &EngineConfig, model: &LlamaModel, info:
         if closed && sched.is_idle() {
             return None;
         }
+        prefetches.retain(|c| !c.is_cancelled());
         for job in sched.remove_queued(Job::cancelled) {
             job.fail(EngineError::Cancelled);
+        }
+        for id in s.drop_cancelled() {
+            sched.finish(id);
         }
         // A new job's plan may park cells in the one scratch sequence: one at a time until spliced back.
         while !s.scratch_busy() {

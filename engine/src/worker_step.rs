@@ -19,7 +19,7 @@ fn ms(d: Duration) -> f64 {
 }
 
 enum Answer {
-    Complete { after: String, reply: Reply<Completion> },
+    Complete { after: String, reply: Reply<Completion>, prefetch: bool },
     Generate { reply: Reply<Generation> },
 }
 
@@ -47,7 +47,7 @@ impl Session<'_, '_> {
         let start = Instant::now();
         let mut context_tokens = 0;
         let (prompt, spec, answer, queued) = match job {
-            Job::Complete { req, cancel, queued, reply } => {
+            Job::Complete { req, cancel, queued, reply, prefetch } => {
                 if cancel.is_cancelled() {
                     let _ = reply.send(Err(EngineError::Cancelled));
                     return false;
@@ -73,7 +73,7 @@ impl Session<'_, '_> {
                     names,
                     cancel,
                 };
-                (prompt, spec, Answer::Complete { after: req.after, reply }, queued)
+                (prompt, spec, Answer::Complete { after: req.after, reply, prefetch }, queued)
             }
             Job::Generate { req, cancel, queued, reply } => {
                 if cancel.is_cancelled() {
@@ -113,9 +113,21 @@ impl Session<'_, '_> {
         };
         let t = Instant::now();
         let mut kv = Kv::new(&mut self.ctx, self.pp_tokens_per_s, self.cfg.sequences);
-        let plan = self.cache.prepare(&meta.doc, &prompt, &mut kv);
+        let mut plan = self.cache.prepare(&meta.doc, &prompt, &mut kv);
         self.clock.add(Part::Plan, ms(t.elapsed()));
-        let kv_moved = kv.moved;
+        let mut kv_moved = kv.moved;
+        // Even with swa_full, llama.cpp hands a sliding-window layer's cells that lie outside a sequence's
+        // window to other sequences when it looks for free cells ("purging positions" in its log): the
+        // sequence then no longer holds what the cache recorded, and decoding after `keep` would fail (or
+        // attend to a hole). Seen as a sequence that ends before `keep`: it is decoded afresh.
+        if plan.tail.is_none() && plan.keep > 0 && self.kv_len(plan.seq) != plan.keep {
+            tracing::warn!(doc = %meta.doc, keep = plan.keep, held = self.kv_len(plan.seq), "KV cells lost; decoding the prompt afresh");
+            let mut kv = Kv::new(&mut self.ctx, self.pp_tokens_per_s, self.cfg.sequences);
+            kv.clear(plan.seq);
+            self.cache.commit(plan.seq, Vec::new());
+            plan = self.cache.prepare(&meta.doc, &prompt, &mut kv);
+            kv_moved |= kv.moved;
+        }
         self.cache.pin(plan.seq);
         let reused = plan.keep + plan.tail.map(|(a, b)| b - a).unwrap_or(0);
         let prompt_len = prompt.len();
@@ -140,6 +152,18 @@ impl Session<'_, '_> {
         };
         self.gens.insert(id, r);
         true
+    }
+
+    /// Answer the running jobs that were cancelled, whether or not they would take part in the next step: one
+    /// that sits out a keystroke's steps (a long job yielding) would otherwise keep its sequence, and the
+    /// document's next request would wait for it.
+    pub(super) fn drop_cancelled(&mut self) -> Vec<u64> {
+        let ids: Vec<u64> =
+            self.gens.iter().filter(|(_, r)| r.gen.spec.cancel.is_cancelled()).map(|(&id, _)| id).collect();
+        for &id in &ids {
+            self.finish(id, Err(EngineError::Cancelled));
+        }
+        ids
     }
 
     /// One decode for the jobs in `ids` (most urgent first): each adds its next token, or a chunk of its
@@ -333,8 +357,25 @@ impl Session<'_, '_> {
         self.cache.commit(seq, held.clone());
         self.cache.unpin(seq);
         let st = self.docs.entry(r.meta.doc.clone()).or_default();
-        st.requests += 1;
         st.tokens_held = held.len();
+        // Work done ahead is counted apart: the request it may answer is counted when it does, and the
+        // last request's figures stay those of a request someone waited for.
+        if let Answer::Complete { prefetch: true, .. } = &r.answer {
+            if result.is_ok() {
+                st.prefetch_done += 1;
+            }
+            if let (Answer::Complete { after, reply, .. }, Stop::Completion(rules)) = (r.answer, &r.gen.spec.stop) {
+                let _ = reply.send(match result {
+                    Ok(()) => Ok(Completion {
+                        text: postprocess::finalize(&r.gen.text(), &after, rules),
+                        timings: Timings::default(),
+                    }),
+                    Err(e) => Err(e),
+                });
+            }
+            return;
+        }
+        st.requests += 1;
         if let Err(e) = result {
             match r.answer {
                 Answer::Complete { reply, .. } => drop(reply.send(Err(e))),
@@ -391,10 +432,11 @@ impl Session<'_, '_> {
             gen_tokens_per_s: g.tokens_per_s(),
             restored: r.restored,
             from_suggestion: false,
+            from_prefetch: false,
         };
         let raw = g.text();
         match (r.answer, &g.spec.stop) {
-            (Answer::Complete { after, reply }, Stop::Completion(rules)) => {
+            (Answer::Complete { after, reply, .. }, Stop::Completion(rules)) => {
                 let text = postprocess::finalize(&raw, &after, rules);
                 let _ = reply.send(Ok(Completion { text, timings }));
             }

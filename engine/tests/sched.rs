@@ -164,3 +164,76 @@ async fn keystrokes_overtake_a_long_job_and_change_nothing_in_it() {
     assert!(d.drafted > 0 && d.accepted <= d.drafted, "the long job drafted: {} / {}", d.accepted, d.drafted);
     e.shutdown();
 }
+
+/// A completion that goes on for hundreds of tokens (a long table), so it is still running when the
+/// keystroke arrives.
+fn endless(doc: &str) -> CompletionRequest {
+    CompletionRequest {
+        doc: doc.into(),
+        before: "const SQUARES: [u32; 400] = [\n    0, 1, 4, 9, 16, 25, 36, 49, 64, 81,\n    ".into(),
+        first_line: 0,
+        after: String::new(),
+        max_tokens: Some(400),
+        max_lines: Some(400),
+        context: None,
+    }
+}
+
+/// A prefetch is work done ahead at background priority: a keystroke on its document (whose sequence it
+/// holds) or on any other stops it, is served before it would have ended, and writes what it writes alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keystroke_stops_a_running_prefetch_and_writes_what_it_writes_alone() {
+    let e = engine(true, false);
+    e.wait_ready().await.expect("model loads");
+    let solo = e.complete(keystroke("solo.rs", 1), CancelToken::new()).await.unwrap().text;
+    for (ahead, typed) in [("same.rs", "same.rs"), ("ahead.rs", "typed.rs")] {
+        e.prefetch(endless(ahead));
+        until_running(&e, 1).await;
+        let got = e.complete(keystroke(typed, 1), CancelToken::new()).await.expect("the keystroke is served");
+        assert_eq!(got.text, solo, "{typed}: the keystroke writes what it writes alone");
+        assert!(!got.timings.from_prefetch);
+        let s = e.stats().await;
+        let d = &s.documents[ahead];
+        assert_eq!(
+            (d.prefetch_started, d.prefetch_done, d.prefetch_cancelled, d.prefetch_used),
+            (1, 0, 1, 0),
+            "{ahead}: stopped before its end, never used: {d:?}"
+        );
+        assert_eq!((s.running_jobs, s.queued_jobs), (0, 0), "nothing left holding a sequence");
+    }
+    e.shutdown();
+}
+
+/// The request a prefetch was for is answered from it without the model, with the text the model gives
+/// when asked directly; any other request is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_prefetch_answers_exactly_its_request() {
+    let e = engine(true, false);
+    e.wait_ready().await.expect("model loads");
+    let direct = e.complete(keystroke("direct.rs", 3), CancelToken::new()).await.unwrap().text;
+    e.prefetch(keystroke("ahead.rs", 3));
+    while e.stats().await.documents.get("ahead.rs").is_none_or(|d| d.prefetch_done == 0) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Another cursor in the same document: not the prefetched request, so the model answers it...
+    let other = e.complete(keystroke("ahead.rs", 4), CancelToken::new()).await.unwrap();
+    assert!(!other.timings.from_prefetch);
+    // ...and that request dropped the prefetch, which no longer answers its own.
+    let late = e.complete(keystroke("ahead.rs", 3), CancelToken::new()).await.unwrap();
+    assert!(!late.timings.from_prefetch);
+    assert_eq!(late.text, direct);
+    e.prefetch(keystroke("ahead2.rs", 3));
+    while e.stats().await.documents.get("ahead2.rs").is_none_or(|d| d.prefetch_done == 0) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let calls = e.stats().await.decode_calls;
+    let served = e.complete(keystroke("ahead2.rs", 3), CancelToken::new()).await.unwrap();
+    assert!(served.timings.from_prefetch);
+    assert_eq!(served.text, direct, "the prefetched answer is the model's answer");
+    let s = e.stats().await;
+    assert_eq!(s.decode_calls, calls, "served without a model pass");
+    let d = &s.documents["ahead2.rs"];
+    assert_eq!((d.prefetch_started, d.prefetch_used, d.prefetch_cancelled), (1, 1, 0), "{d:?}");
+    assert_eq!(s.documents["ahead.rs"].prefetch_cancelled, 1);
+    e.shutdown();
+}

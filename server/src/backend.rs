@@ -106,6 +106,16 @@ pub struct Backend {
     pub(crate) engine_kind: Arc<OnceLock<EngineKind>>,
     /// The workspace as context for completions.
     pub(crate) context: crate::context_hooks::SessionContext,
+    /// Per document, the suggestion a prefetch assumes will be accepted: where it goes and what is still to
+    /// come of it. A change that is not (a beginning of) that insertion drops the prefetch.
+    pub(crate) accepts: DashMap<Uri, PendingAccept>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct PendingAccept {
+    /// UTF-8 byte offset in the document where the rest of the suggestion would be inserted.
+    pub at: usize,
+    pub rest: String,
 }
 
 /// What outlives a session's service: enough to free its documents when the connection ends.
@@ -170,6 +180,7 @@ impl Backend {
             settings_state: Default::default(),
             engine_kind: kind,
             context: Default::default(),
+            accepts: DashMap::new(),
         };
         (b, handle)
     }

@@ -55,6 +55,11 @@ impl Backend {
     /// Build the engine request for a cursor; all reads of the document happen here, before any await.
     fn completion_request(&self, uri: &Uri, pos: Position) -> Result<(CompletionRequest, String)> {
         let doc = self.docs.get(uri).ok_or_else(|| invalid_params(format!("document not open: {}", uri.as_str())))?;
+        self.completion_request_in(uri, &doc, pos)
+    }
+
+    /// The engine request for a cursor in `doc`: the open document, or one as it would be after an edit.
+    fn completion_request_in(&self, uri: &Uri, doc: &Document, pos: Position) -> Result<(CompletionRequest, String)> {
         if let Some(why) = &doc.unusable {
             return Err(request_failed(format!("lokal: cannot complete in {}: {why}", uri.as_str())));
         }
@@ -97,6 +102,7 @@ impl Backend {
     }
 
     async fn suggest(&self, uri: &Uri, pos: Position) -> Result<Option<(String, String)>> {
+        let version = self.docs.get(uri).map(|d| d.version);
         let (req, word) = self.completion_request(uri, pos)?;
         let engine = self.engine()?.clone();
         let cancel = CancelToken::new();
@@ -105,7 +111,55 @@ impl Backend {
         let _guard = CancelOnDrop(cancel.clone());
         let c = engine.complete(req, cancel).await.map_err(to_proto::engine_error)?;
         tracing::debug!(?c.timings, "completion");
+        if let (Some(t), Some(v)) = (&c.text, version) {
+            self.prefetch_accept(uri, pos, v, t, &engine);
+        }
         Ok(c.text.map(|t| (t, word)))
+    }
+
+    /// The likely next request is the one after the user accepts `text` at `pos`: have the engine compute it
+    /// now, while they read the suggestion. Built exactly as that request will be (same windows, same
+    /// context block), so the engine can tell it apart from anything else by its text.
+    fn prefetch_accept(&self, uri: &Uri, pos: Position, version: i32, text: &str, engine: &Engine) {
+        if !self.config.lock().unwrap().prefetch {
+            return;
+        }
+        let Some(doc) = self.docs.get(uri) else { return };
+        // Changed while the model worked: the suggestion is already stale, and so would be its sequel.
+        if doc.version != version || doc.unusable.is_some() {
+            return;
+        }
+        let Ok(cursor) = doc.char_at(pos, self.enc()) else { return };
+        let mut next = Document::new("", version, doc.language_id.clone());
+        next.rope = doc.rope.clone();
+        let at = doc.rope.char_to_byte(cursor);
+        drop(doc);
+        next.rope.insert(cursor, text);
+        let after = next.position_of(cursor + text.chars().count(), self.enc());
+        let Ok((req, _)) = self.completion_request_in(uri, &next, after) else { return };
+        self.accepts.insert(uri.clone(), crate::backend::PendingAccept { at, rest: text.to_string() });
+        engine.prefetch(req);
+    }
+
+    /// A change to `uri` arrived: keep the prefetch only if the change inserts the beginning (or all) of the
+    /// suggestion it assumes, at its place. Called before the change is applied.
+    fn check_accept(&self, uri: &Uri, doc: &Document, changes: &[TextDocumentContentChangeEvent]) {
+        let Some((_, exp)) = self.accepts.remove(uri) else { return };
+        let keep = match changes {
+            [ch] if !ch.text.is_empty() && exp.rest.starts_with(&ch.text) => {
+                doc.change_span(ch, self.enc()).is_some_and(|(s, e, _, _)| s == e && s == exp.at)
+            }
+            _ => false,
+        };
+        if keep {
+            let rest = exp.rest[changes[0].text.len()..].to_string();
+            if !rest.is_empty() {
+                let at = exp.at + changes[0].text.len();
+                self.accepts.insert(uri.clone(), crate::backend::PendingAccept { at, rest });
+            }
+        } else if let Some(e) = self.engine.get() {
+            e.cancel_prefetch(&self.key(uri));
+        }
     }
 
     async fn inline_completion(&self, params: InlineCompletionParams) -> Result<Option<InlineCompletionResponse>> {
@@ -197,6 +251,7 @@ impl Backend {
             max_lines: old.max_lines,
             context_enabled: old.context_enabled,
             context_tokens: old.context_tokens,
+            prefetch: old.prefetch,
             ..new.clone()
         } != old;
         if !model_level {
@@ -443,6 +498,7 @@ impl LanguageServer for Backend {
             let last = if ch.range.is_none() { usize::MAX } else { first + ch.text.matches('\n').count() + 1 };
             lines = Some(lines.map_or(first..last, |l| l.start.min(first)..l.end.max(last)));
         }
+        self.check_accept(&uri, &doc, &params.content_changes);
         doc.apply_changes(&params.content_changes, enc, tree.as_deref_mut());
         doc.version = params.text_document.version;
         drop(tree);
@@ -456,6 +512,7 @@ impl LanguageServer for Backend {
         let uri = params.text_document.uri;
         self.docs.remove(&uri);
         self.trees.remove(&uri);
+        self.accepts.remove(&uri);
         if let Some(path) = from_proto::path(&uri) {
             self.context.close(&uri, &path);
         }

@@ -84,6 +84,10 @@ enum Cmd {
         /// Keystrokes of the trace the scheduler measurement types (0: all of them).
         #[arg(long, default_value_t = 0)]
         sched_keys: usize,
+        /// The user's pause before each accept of the trace (ms): the time lokal has to compute the
+        /// suggestion after it ahead (`prefetch`). 0: the accept follows the answer at once.
+        #[arg(long, default_value_t = 0)]
+        read_ms: u64,
     },
     /// Completion quality over LSP, with and without workspace context: exact match, edit similarity, time
     /// to first token, latency, per case class and model. DIR: a repository to cut cases from with
@@ -246,6 +250,7 @@ fn main() {
             set,
             sched,
             sched_keys,
+            read_ms,
         }) => report(lokal_bench::bench::run(lokal_bench::bench::BenchArgs {
             trace,
             json,
@@ -259,6 +264,7 @@ fn main() {
             set,
             sched,
             sched_keys,
+            read_ms,
         })),
         Some(Cmd::Models { action: Some(ModelsCmd::Pull { what, sha256, progress_json }), .. }) => {
             report(models_cli::pull(&what, sha256, progress_json))

@@ -30,6 +30,7 @@ export async function activate(ctx: vscode.ExtensionContext): Promise<void> {
       maxTokens: cfg.get<number>('maxTokens'),
       maxLines: cfg.get<number>('maxLines'),
       sequences: cfg.get<number>('sequences'),
+      prefetch: cfg.get<boolean>('prefetch'),
       defaultTier: cfg.get<number>('defaultTier'),
     },
     synchronize: { configurationSection: 'lokal' },
