@@ -38,6 +38,8 @@ pub(crate) struct GenSpec {
 
 pub(crate) struct Gen {
     pub seq: u32,
+    /// The sequence's guard (worker.rs `swa_guards`): every cell this generation decodes carries it too.
+    pub guard: Option<u32>,
     pub spec: GenSpec,
     /// What the sequence must hold: the prompt, then each sampled token (decoded in the next step).
     want: Vec<Token>,
@@ -81,6 +83,7 @@ impl Gen {
         let prompt_len = prompt.len();
         Gen {
             seq,
+            guard: None,
             spec,
             want: prompt,
             held: keep,
@@ -154,17 +157,18 @@ impl Gen {
             let greedy = self.spec.sampler.is_none() && self.spec.names.as_ref().is_none_or(|n| !n.active());
             self.drafts = self.speculator.propose(&self.want, (room - 1).min(budget), greedy, tuning);
         }
-        let seq_ids = [self.seq as i32];
+        let pair = [self.seq as i32, self.guard.map_or(-1, |g| g as i32)];
+        let seq_ids = if self.guard.is_some() { &pair[..] } else { &pair[..1] };
         for i in 0..n {
             let p = self.held + i;
             let last = p + 1 == self.want.len();
-            batch.add(LlamaToken(self.want[p]), p as i32, &seq_ids, last)?;
+            batch.add(LlamaToken(self.want[p]), p as i32, seq_ids, last)?;
             if last {
                 self.logits_row = Some(batch.n_tokens() - 1);
             }
         }
         for (i, &d) in self.drafts.iter().enumerate() {
-            if let Err(e) = batch.add(LlamaToken(d), (self.held + n + i) as i32, &seq_ids, true) {
+            if let Err(e) = batch.add(LlamaToken(d), (self.held + n + i) as i32, seq_ids, true) {
                 // The caller leaves this generation out of the step: its rows must not be read.
                 self.logits_row = None;
                 self.drafts.clear();

@@ -127,6 +127,17 @@ fn serve_failed(rx: &Receiver<Job>, why: &str) -> Option<EngineConfig> {
 /// Changed tokens a spliced FIM suffix may not have seen before it is decoded fresh: a line or two of typing.
 const TAIL_MAX_STALE: usize = 48;
 
+/// For a model with sliding-window layers, the first of the guard sequences (one per sequence and one for
+/// the scratch sequence: guard of `s` is this plus `s`). When llama.cpp looks for free cells it takes a
+/// sliding-window layer's cell that lies outside its only sequence's window, even with `swa_full`; the
+/// prefix cache cuts sequences back and splices cells, after which those cells are inside the window again
+/// and must be there. A cell that carries a second sequence is never taken: every cell of a sequence also
+/// carries its guard (llama_kv.rs keeps them in step).
+fn swa_guards(model: &LlamaModel, info: &ModelInfo, sequences: u32) -> Option<u32> {
+    let window = model.meta_val_str(&format!("{}.attention.sliding_window", info.architecture)).ok()?;
+    (window.trim().parse::<u64>().ok()? > 0).then_some(sequences + 1)
+}
+
 fn serve_model(rx: &Receiver<Job>, cfg: &EngineConfig, model: &LlamaModel, info: ModelInfo) -> Option<EngineConfig> {
     let slot = Box::new(AbortSlot::new());
     let threads =
@@ -138,7 +149,7 @@ fn serve_model(rx: &Receiver<Job>, cfg: &EngineConfig, model: &LlamaModel, info:
         .with_n_ubatch(BATCH as u32)
         // One more than the documents' sequences: the scratch sequence that holds a FIM suffix while the
         // tokens typed before it are decoded (prefix_cache.rs).
-        .with_n_seq_max(cfg.sequences + 1)
+        .with_n_seq_max(cfg.sequences + 1 + swa_guards(model, &info, cfg.sequences).map_or(0, |_| cfg.sequences + 1))
         // One pool of cells for all sequences: a document uses what its prompt needs, not n_ctx/sequences.
         .with_kv_unified(true)
         // Sliding-window models otherwise drop cells older than the window, and removing cells past an
@@ -334,6 +345,8 @@ struct Session<'m, 's> {
     tuning: crate::speculate::Tuning,
     /// llama.cpp's serialised size of the empty KV cache: what `kv_bytes` counts from.
     empty_kv_bytes: usize,
+    /// See [`swa_guards`].
+    guards: Option<u32>,
     clock: StepClock,
     /// How long the last step's llama_decode took.
     last_decode: Duration,
@@ -361,6 +374,7 @@ impl<'m, 's> Session<'m, 's> {
             tail_max_stale: if cfg.reuse_min_chunk > 0 { TAIL_MAX_STALE } else { 0 },
         });
         let empty_kv_bytes = all_cells_bytes(&ctx);
+        let guards = swa_guards(model, &info, cfg.sequences);
         Self {
             model,
             ctx,
@@ -379,6 +393,7 @@ impl<'m, 's> Session<'m, 's> {
             suggested: HashMap::new(),
             tuning: crate::speculate::Tuning::new(cfg.speculative == crate::speculate::Speculative::Auto),
             empty_kv_bytes,
+            guards,
             clock: StepClock::default(),
             last_decode: Duration::ZERO,
             blocks: HashMap::new(),
@@ -397,7 +412,7 @@ impl<'m, 's> Session<'m, 's> {
                 self.closing.push(doc);
                 continue;
             }
-            let mut kv = Kv::new(&mut self.ctx, self.pp_tokens_per_s, self.cfg.sequences);
+            let mut kv = Kv::new(&mut self.ctx, self.pp_tokens_per_s, self.cfg.sequences, self.guards);
             self.cache.release(&doc, &mut kv);
             self.docs.remove(&doc);
             self.anchors.remove(&doc);

@@ -112,7 +112,7 @@ impl Session<'_, '_> {
             _ => unreachable!("only completions and generations are scheduled"),
         };
         let t = Instant::now();
-        let mut kv = Kv::new(&mut self.ctx, self.pp_tokens_per_s, self.cfg.sequences);
+        let mut kv = Kv::new(&mut self.ctx, self.pp_tokens_per_s, self.cfg.sequences, self.guards);
         let mut plan = self.cache.prepare(&meta.doc, &prompt, &mut kv);
         self.clock.add(Part::Plan, ms(t.elapsed()));
         let mut kv_moved = kv.moved;
@@ -122,7 +122,7 @@ impl Session<'_, '_> {
         // attend to a hole). Seen as a sequence that ends before `keep`: it is decoded afresh.
         if plan.tail.is_none() && plan.keep > 0 && self.kv_len(plan.seq) != plan.keep {
             tracing::warn!(doc = %meta.doc, keep = plan.keep, held = self.kv_len(plan.seq), "KV cells lost; decoding the prompt afresh");
-            let mut kv = Kv::new(&mut self.ctx, self.pp_tokens_per_s, self.cfg.sequences);
+            let mut kv = Kv::new(&mut self.ctx, self.pp_tokens_per_s, self.cfg.sequences, self.guards);
             kv.clear(plan.seq);
             self.cache.commit(plan.seq, Vec::new());
             plan = self.cache.prepare(&meta.doc, &prompt, &mut kv);
@@ -134,7 +134,8 @@ impl Session<'_, '_> {
         let draft_max = if self.cfg.speculative == Speculative::Off { 0 } else { self.cfg.draft_max };
         let previous = self.suggested.get(&meta.doc).cloned().unwrap_or_default();
         let speculator = Speculator::new(previous, draft_max);
-        let gen = Gen::new(plan.seq, prompt, plan.keep, plan.tail, spec, speculator, start);
+        let mut gen = Gen::new(plan.seq, prompt, plan.keep, plan.tail, spec, speculator, start);
+        gen.guard = self.guards.map(|g| g + plan.seq);
         let r = Running {
             gen,
             meta,
@@ -187,7 +188,7 @@ impl Session<'_, '_> {
             }
             if let Some((t0, t1)) = r.gen.due_splice() {
                 let seq = r.gen.seq;
-                let mut kv = Kv::new(&mut self.ctx, self.pp_tokens_per_s, self.cfg.sequences);
+                let mut kv = Kv::new(&mut self.ctx, self.pp_tokens_per_s, self.cfg.sequences, self.guards);
                 if !kv.unpark(seq, t0, t1) {
                     self.finish(id, Err(EngineError::Llama("could not splice the cached suffix back".into())));
                     done.push(id);
@@ -278,6 +279,9 @@ impl Session<'_, '_> {
                             if !self.ctx.clear_kv_cache_seq(Some(seq), Some(from as u32), None).unwrap_or(false) {
                                 tracing::warn!(seq, from, "could not remove rejected draft cells");
                             }
+                            if let Some(g) = r.gen.guard {
+                                let _ = self.ctx.clear_kv_cache_seq(Some(g), Some(from as u32), None);
+                            }
                         }
                     }
                     if r.gen.finished {
@@ -316,7 +320,7 @@ impl Session<'_, '_> {
             Err(DecodeError::NoKvCacheSlot) => {
                 // The shared cell pool is full: drop every document no job holds and try once more.
                 tracing::warn!("KV cache full; evicting idle documents");
-                let mut kv = Kv::new(&mut self.ctx, self.pp_tokens_per_s, self.cfg.sequences);
+                let mut kv = Kv::new(&mut self.ctx, self.pp_tokens_per_s, self.cfg.sequences, self.guards);
                 for d in self.docs.keys() {
                     if self.cache.seq_of(d).is_some_and(|s| !self.cache.is_pinned(s)) {
                         self.cache.release(d, &mut kv);
@@ -348,7 +352,7 @@ impl Session<'_, '_> {
 
     fn answer(&mut self, id: u64, result: Result<(), EngineError>) {
         let Some(r) = self.gens.remove(&id) else { return };
-        let mut kv = Kv::new(&mut self.ctx, self.pp_tokens_per_s, self.cfg.sequences);
+        let mut kv = Kv::new(&mut self.ctx, self.pp_tokens_per_s, self.cfg.sequences, self.guards);
         if r.gen.has_parked() {
             kv.drop_parked();
         }
