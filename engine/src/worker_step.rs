@@ -315,7 +315,11 @@ impl Session<'_, '_> {
 
     fn decode(&mut self) -> Result<(), EngineError> {
         self.decode_calls += 1;
-        match self.ctx.decode(&mut self.batch) {
+        let r = self.ctx.decode(&mut self.batch);
+        if r.is_err() {
+            self.sync_guards();
+        }
+        match r {
             Ok(()) => Ok(()),
             Err(DecodeError::NoKvCacheSlot) => {
                 // The shared cell pool is full: drop every document no job holds and try once more.
@@ -327,9 +331,25 @@ impl Session<'_, '_> {
                     }
                 }
                 self.decode_calls += 1;
-                self.ctx.decode(&mut self.batch).map_err(|e| EngineError::Llama(e.to_string()))
+                let r = self.ctx.decode(&mut self.batch).map_err(|e| EngineError::Llama(e.to_string()));
+                if r.is_err() {
+                    self.sync_guards();
+                }
+                r
             }
             Err(e) => Err(EngineError::Llama(e.to_string())),
+        }
+    }
+
+    /// After a failed or aborted decode llama.cpp removes that batch's cells for one sequence of each
+    /// token only (seen: the guard, not the sequence): both are cut back to the shorter, or the cells of the
+    /// batch that never finished would stay in one of them and the next tokens be refused as out of order.
+    fn sync_guards(&mut self) {
+        let Some(base) = self.guards else { return };
+        for seq in 0..=self.cfg.sequences {
+            let n = self.kv_len(seq).min(self.kv_len(base + seq));
+            let _ = self.ctx.clear_kv_cache_seq(Some(seq), Some(n as u32), None);
+            let _ = self.ctx.clear_kv_cache_seq(Some(base + seq), Some(n as u32), None);
         }
     }
 
