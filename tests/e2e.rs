@@ -177,7 +177,9 @@ fn a_one_character_edit_redecodes_only_a_small_tail() {
 
 #[test]
 fn switching_to_another_file_and_back_redecodes_only_the_edit() {
-    // One sequence: the switch evicts the first file, whose KV cells must come back from host memory.
+    // One sequence: the switch evicts the first file. The embedded model has sliding-window layers, and
+    // llama.cpp saves a sequence without its cells outside the window, so a restored one would attend to
+    // holes once cut back: such a model's evicted document is decoded again, not restored (llama_kv.rs).
     // With workspace context, the visit to the other file must not change this file's block either.
     for (sequences, context) in [(4, false), (1, false), (4, true), (1, true)] {
         let mut s = Session::start(json!({"maxTokens": 8, "sequences": sequences, "contextEnabled": context}));
@@ -192,8 +194,13 @@ fn switching_to_another_file_and_back_redecodes_only_the_edit() {
         let st = s.doc_stats("src/lib.rs");
         let redecoded = st["lastRedecodedTokens"].as_u64().unwrap();
         let case = format!("sequences={sequences} context={context}");
-        assert!(redecoded <= 4, "{case}: switching back re-decoded {redecoded} tokens: {st}");
-        assert_eq!(st["lastRestored"].as_bool().unwrap(), sequences == 1, "{case}: {st}");
+        assert_eq!(st["lastRestored"].as_bool(), Some(false), "{case}: {st}");
+        if sequences > 1 {
+            assert!(redecoded <= 4, "{case}: switching back re-decoded {redecoded} tokens: {st}");
+        } else {
+            let prompt = st["lastPromptTokens"].as_u64().unwrap();
+            assert_eq!(redecoded, prompt, "{case}: an evicted document is decoded afresh: {st}");
+        }
         // With context on the prompt carries a block (shapes.rs, visited), which the edit in lib.rs, now a
         // recent edit, must not have changed.
         assert_eq!(st["lastContextTokens"].as_u64().unwrap() > 0, context, "{case}: {st}");

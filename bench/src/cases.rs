@@ -156,20 +156,15 @@ impl Default for Options {
     }
 }
 
-/// SplitMix64: a few lines, the same sequence on every platform and release (a library's generator may
-/// change its stream between versions, and the same seed must give the same cases).
-struct Rng(u64);
+/// The engine's SplitMix64 (the same seed must give the same cases on every platform and release).
+struct Rng(lokal_engine::rng::SplitMix64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+    fn new(seed: u64) -> Self {
+        Rng(lokal_engine::rng::SplitMix64(seed))
     }
     fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+        self.0.below(n as u64) as usize
     }
     fn shuffle<T>(&mut self, v: &mut [T]) {
         for i in (1..v.len()).rev() {
@@ -527,7 +522,7 @@ pub fn generate(root: &Path, opts: &Options) -> Result<Vec<Case>, String> {
             defs.entry(t.name).or_default().insert(i);
         }
     }
-    let mut rng = Rng(opts.seed);
+    let mut rng = Rng::new(opts.seed);
     let mut order: Vec<usize> = (0..srcs.len()).collect();
     rng.shuffle(&mut order);
     order.truncate(MAX_CUT_FILES);
@@ -753,7 +748,7 @@ mod tests {
         let check = |rel: &str, text: &str, uses: &[&str], bindings: &[&str]| {
             let lang = Lang::from_id_or_path("", rel).unwrap();
             let srcs = vec![Source { rel: rel.into(), text: text.into(), lang }];
-            let starts: BTreeSet<usize> = cuts(&srcs, 0, &BTreeMap::new(), &mut Rng(9))
+            let starts: BTreeSet<usize> = cuts(&srcs, 0, &BTreeMap::new(), &mut Rng::new(9))
                 .into_iter()
                 .filter(|c| c.class == 0)
                 .map(|c| {

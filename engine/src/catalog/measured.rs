@@ -114,19 +114,9 @@ pub fn identify(path: &Path) -> Result<(String, u64, u64), String> {
     Ok((name, meta.len(), mtime))
 }
 
-/// `YYYY-MM-DD` of a Unix time (UTC), without a date library.
+/// `YYYY-MM-DD` of a Unix time (UTC).
 pub fn date(unix_secs: u64) -> String {
-    // Howard Hinnant's days-to-civil.
-    let z = (unix_secs / 86_400) as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    crate::policy::audit::rfc3339(unix_secs as i64)[..10].to_string()
 }
 
 #[cfg(test)]

@@ -11,21 +11,17 @@ use std::sync::LazyLock;
 pub const REDACTED: &str = "<redacted>";
 
 /// splitmix64: small, fast, and good enough to make stand-ins look varied.
-struct Rng(u64);
+struct Rng(crate::rng::SplitMix64);
 
 impl Rng {
     fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x6C6F_6B61_6C21)
+        Rng(crate::rng::SplitMix64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x6C6F_6B61_6C21))
     }
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.0.below(n)
     }
     fn digit(&mut self, nonzero: bool) -> char {
         let d = if nonzero { 1 + self.below(9) } else { self.below(10) };
