@@ -122,6 +122,9 @@ pub struct PrefixCache<K: Hash + Eq + Clone, S> {
     bound: LruCache<K, u32>,
     saved: LruCache<K, Saved<S>>,
     saved_bytes: usize,
+    /// Whether two documents may share cells: only a session's own (one user's window never finds out,
+    /// by a faster answer, what another's documents hold).
+    may_share: fn(&K, &K) -> bool,
 }
 
 pub fn common_prefix(a: &[Token], b: &[Token]) -> usize {
@@ -142,7 +145,14 @@ impl<K: Hash + Eq + Clone, S> PrefixCache<K, S> {
             bound: LruCache::unbounded(),
             saved: LruCache::unbounded(),
             saved_bytes: 0,
+            may_share: |_, _| true,
         }
+    }
+
+    /// Documents share cells only where `f` says they may (see [`Self::prepare`]).
+    pub fn with_sharing(mut self, f: fn(&K, &K) -> bool) -> Self {
+        self.may_share = f;
+        self
     }
 
     pub fn config(&self) -> CacheConfig {
@@ -304,8 +314,9 @@ impl<K: Hash + Eq + Clone, S> PrefixCache<K, S> {
         if !self.cfg.enabled || end <= keep {
             return 0;
         }
+        let me = self.owner[si].as_ref().expect("a bound sequence has its document");
         let Some((j, n)) = (0..self.slots.len())
-            .filter(|&j| j != si && self.owner[j].is_some())
+            .filter(|&j| j != si && self.owner[j].as_ref().is_some_and(|o| (self.may_share)(me, o)))
             .map(|j| (j, common_prefix(&self.slots[j], prompt).min(end)))
             .max_by_key(|&(j, n)| (n, std::cmp::Reverse(j)))
         else {

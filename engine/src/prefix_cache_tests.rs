@@ -537,3 +537,15 @@ fn shared_cells_never_move_whatever_the_documents_do() {
     }
     assert!(shared > 0 && spliced > 0, "both paths ran: shared {shared} tokens, {spliced} splices");
 }
+
+#[test]
+fn documents_of_different_sessions_never_share_cells() {
+    // A faster answer would tell one window (one user, on the team daemon) what another's documents hold.
+    let block: Vec<Token> = (1000..1200).collect();
+    let mut kv = CellKv::new(8);
+    let mut c = PrefixCache::new(cell_cfg(8)).with_sharing(|a: &&str, b: &&str| a.as_bytes()[0] == b.as_bytes()[0]);
+    let file = |i: Token| -> Vec<Token> { (0..40).map(|k| i * 100 + k).collect() };
+    assert_eq!(cell_run(&mut c, &mut kv, "a1", &with_block(&block, &file(1))).shared, 0);
+    assert_eq!(cell_run(&mut c, &mut kv, "b1", &with_block(&block, &file(2))).shared, 0, "another session");
+    assert_eq!(cell_run(&mut c, &mut kv, "a2", &with_block(&block, &file(3))).shared, block.len() + 1);
+}

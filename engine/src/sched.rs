@@ -31,16 +31,19 @@ impl Priority {
     }
 }
 
-/// The session a document key belongs to: the daemon prefixes every key with `s<N>:` (server conv::doc_key);
-/// an in-process engine has one session, "".
+/// The session a document key belongs to: the daemon prefixes every key with `s<N>:`, the team daemon with
+/// `u<uid>:s<N>:` (server conv::doc_key); an in-process engine has one session, "".
 pub fn session_of(key: &str) -> &str {
-    if let Some(rest) = key.strip_prefix('s') {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits > 0 && rest.as_bytes().get(digits) == Some(&b':') {
-            return &key[..digits + 2];
-        }
+    let number = |s: &str, tag: u8| {
+        let b = s.as_bytes();
+        let digits = b.iter().skip(1).take_while(|c| c.is_ascii_digit()).count();
+        (b.first() == Some(&tag) && digits > 0 && b.get(digits + 1) == Some(&b':')).then_some(digits + 2)
+    };
+    let user = number(key, b'u').unwrap_or(0);
+    match number(&key[user..], b's') {
+        Some(n) => &key[..user + n],
+        None => "",
     }
-    ""
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

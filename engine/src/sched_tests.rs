@@ -15,6 +15,10 @@ fn session_is_the_daemon_prefix_of_a_key() {
     assert_eq!(session_of("file:///a.rs"), "");
     assert_eq!(session_of("s:x"), "");
     assert_eq!(session_of("sx1:y"), "");
+    // The team daemon's keys carry the user first: each window is still its own session.
+    assert_eq!(session_of("u1000:s3:file:///a.rs"), "u1000:s3:");
+    assert_eq!(session_of("u1000:file:///a.rs"), "");
+    assert_eq!(session_of("u:s3:x"), "");
     assert_eq!(session_of("s1"), "");
 }
 

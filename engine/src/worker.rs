@@ -372,7 +372,8 @@ impl<'m, 's> Session<'m, 's> {
             reuse_min_chunk: cfg.reuse_min_chunk,
             // Approximate reuse is one switch: `reuseMinChunk: 0` turns off chunk shifting and tail splicing.
             tail_max_stale: if cfg.reuse_min_chunk > 0 { TAIL_MAX_STALE } else { 0 },
-        });
+        })
+        .with_sharing(|a: &String, b: &String| crate::sched::session_of(a) == crate::sched::session_of(b));
         let empty_kv_bytes = all_cells_bytes(&ctx);
         let guards = swa_guards(model, &info, cfg.sequences);
         Self {
