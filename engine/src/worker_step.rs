@@ -116,12 +116,12 @@ impl Session<'_, '_> {
         let mut plan = self.cache.prepare(&meta.doc, &prompt, &mut kv);
         self.clock.add(Part::Plan, ms(t.elapsed()));
         let mut kv_moved = kv.moved;
-        // Even with swa_full, llama.cpp hands a sliding-window layer's cells that lie outside a sequence's
-        // window to other sequences when it looks for free cells ("purging positions" in its log): the
-        // sequence then no longer holds what the cache recorded, and decoding after `keep` would fail (or
-        // attend to a hole). Seen as a sequence that ends before `keep`: it is decoded afresh.
-        if plan.tail.is_none() && plan.keep > 0 && self.kv_len(plan.seq) != plan.keep {
-            tracing::warn!(doc = %meta.doc, keep = plan.keep, held = self.kv_len(plan.seq), "KV cells lost; decoding the prompt afresh");
+        // A safety net: a sequence that does not end where the cache says (cells llama.cpp took for another
+        // sequence, which the guards of worker.rs `swa_guards` now prevent) would refuse the next tokens or
+        // attend to a hole, so it is decoded afresh.
+        let held = self.kv_len(plan.seq);
+        if plan.tail.is_none() && plan.keep > 0 && held != plan.keep {
+            tracing::warn!(doc = %meta.doc, keep = plan.keep, held, "KV cells lost; decoding the prompt afresh");
             let mut kv = Kv::new(&mut self.ctx, self.pp_tokens_per_s, self.cfg.sequences, self.guards);
             kv.clear(plan.seq);
             self.cache.commit(plan.seq, Vec::new());
@@ -276,11 +276,9 @@ impl Session<'_, '_> {
                             // Removing cells at a sequence's end cannot fail for llama.cpp's KV cache; a
                             // refusal would leave cells the prefix cache does not know of, so it is logged.
                             let seq = r.gen.seq;
-                            if !self.ctx.clear_kv_cache_seq(Some(seq), Some(from as u32), None).unwrap_or(false) {
+                            let mut kv = Kv::new(&mut self.ctx, self.pp_tokens_per_s, self.cfg.sequences, self.guards);
+                            if !kv.truncate(seq, from) {
                                 tracing::warn!(seq, from, "could not remove rejected draft cells");
-                            }
-                            if let Some(g) = r.gen.guard {
-                                let _ = self.ctx.clear_kv_cache_seq(Some(g), Some(from as u32), None);
                             }
                         }
                     }
