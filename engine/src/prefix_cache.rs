@@ -395,7 +395,10 @@ fn splice_tail<O: KvOps>(
     seq: u32,
     kv: &mut O,
 ) -> Option<Splice> {
-    let old_end = old_prompt_len.min(slot.len()).checked_sub(1)?;
+    // The old prompt's last token (the FIM middle marker) is not part of the tail. A job stopped before it
+    // decoded that token (a superseded request, a prefetch stopped by a keystroke) leaves the sequence
+    // holding the whole tail but not the marker: the tail then ends at the sequence's end.
+    let old_end = old_prompt_len.checked_sub(1)?.min(slot.len());
     let new_end = prompt.len() - 1;
     if keep >= old_end || keep > new_end {
         return None;

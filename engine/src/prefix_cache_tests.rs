@@ -212,6 +212,23 @@ fn typing_before_the_suffix_splices_it_instead_of_decoding_it_again() {
 }
 
 #[test]
+fn a_job_stopped_before_the_middle_marker_still_leaves_a_tail_to_splice() {
+    // The request after a superseded one (or after a prefetch that a keystroke stopped) finds the sequence
+    // holding the whole suffix but not the old marker: that tail is spliced, not decoded again.
+    let mut kv = FakeKv { can_truncate: true, ..Default::default() };
+    let mut c = PrefixCache::new(tail_cfg(8));
+    let suffix: Vec<Token> = (50..70).collect();
+    let first = fim(&[1, 2, 3], &suffix);
+    let p = run(&mut c, &mut kv, "a", &first);
+    kv.cells.insert(p.seq, first.len() - 1);
+    c.commit(p.seq, first[..first.len() - 1].to_vec());
+    let second = fim(&[1, 2, 3, 4], &suffix);
+    let p = c.prepare(&"a", &second, &mut kv);
+    assert_eq!(p.tail, Some((second.len() - 1 - 21, second.len() - 1)), "the suffix and its marker, spliced");
+    assert_eq!(kv.parked, vec![(p.seq, first.len() - 1 - 21, first.len() - 1, 1)]);
+}
+
+#[test]
 fn no_splice_for_short_tails_or_when_turned_off() {
     let mut kv = FakeKv { can_truncate: true, ..Default::default() };
     let mut c = PrefixCache::new(tail_cfg(64));
