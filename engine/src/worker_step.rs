@@ -257,6 +257,11 @@ impl Session<'_, '_> {
         let t = Instant::now();
         self.clock.add(Part::Batch, ms(t - t_step));
         let decoded = self.decode();
+        if self.cfg.profile_sync && decoded.is_ok() {
+            // `profileSync`: llama_decode returns before a GPU is done; waiting here makes each pass's time
+            // the device's (the phases of `lokal bench --profile`) at the cost of the next step's overlap.
+            self.ctx.synchronize();
+        }
         let t_sample = Instant::now();
         self.last_decode = t_sample - t;
         self.clock.add(Part::Decode, ms(self.last_decode));
