@@ -242,11 +242,14 @@ sched() {
     if (( left < 90 )); then echo "skip $m: ${left} s left before the deadline"; continue; fi
     local f; f=$(model_file "$m")
     local t0=$SECONDS
+    # SCHED_SET="batchPad=false" SCHED_TAG=nopad: the same with an engine setting changed
+    local name=$m.sched${SCHED_TAG:+.$SCHED_TAG} set=()
+    [[ -z "${SCHED_SET:-}" ]] || set=(--set "$SCHED_SET")
     timeout $(( left - 20 < 400 ? left - 20 : 400 )) $G/lokal bench --only-on --sched --sched-keys "${SCHED_KEYS:-24}" \
-      --model "$f" --max-tokens 32 --json "$out/$m.sched.json" > "$out/$m.sched.txt" 2> "$out/$m.sched.err" \
-      || echo "sched $m failed: $(tail -3 "$out/$m.sched.err")"
-    echo "== $m.sched ($((SECONDS - t0)) s)"
-    sed -n '/^keystrokes (/,$p' "$out/$m.sched.txt"
+      "${set[@]}" --model "$f" --max-tokens 32 --json "$out/$name.json" > "$out/$name.txt" 2> "$out/$name.err" \
+      || echo "sched $m failed: $(tail -3 "$out/$name.err")"
+    echo "== $name ($((SECONDS - t0)) s)"
+    sed -n '/^keystrokes (/,$p' "$out/$name.txt"
   done
 }
 

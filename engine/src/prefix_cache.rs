@@ -112,6 +112,10 @@ pub struct PrefixCache<K: Hash + Eq + Clone, S> {
     /// changed tokens its spliced tail has not seen.
     prompt_len: Vec<usize>,
     stale: Vec<usize>,
+    /// Per sequence: the prompt its FIM tail was last decoded fresh with. Staleness is measured against it,
+    /// so an edit that is undone (a prefetch that appended a suggestion, then the keystroke that came
+    /// instead) costs nothing, where a running sum would count it twice and spend the budget.
+    basis: Vec<Option<Vec<Token>>>,
     owner: Vec<Option<K>>,
     /// Sequences a running (or suspended) generation holds: never evicted nor handed to another document.
     pinned: Vec<bool>,
@@ -139,6 +143,7 @@ impl<K: Hash + Eq + Clone, S> PrefixCache<K, S> {
             slots: vec![Vec::new(); n],
             prompt_len: vec![0; n],
             stale: vec![0; n],
+            basis: vec![None; n],
             owner: vec![None; n],
             pinned: vec![false; n],
             shared: vec![0; n],
@@ -227,6 +232,7 @@ impl<K: Hash + Eq + Clone, S> PrefixCache<K, S> {
                 self.slots[s as usize].clear();
                 self.prompt_len[s as usize] = 0;
                 self.stale[s as usize] = 0;
+                self.basis[s as usize] = None;
                 self.shared[s as usize] = 0;
                 self.owner[s as usize] = Some(doc.clone());
                 self.bound.put(doc.clone(), s);
@@ -255,22 +261,11 @@ impl<K: Hash + Eq + Clone, S> PrefixCache<K, S> {
         let mut tail = None;
         if self.cfg.enabled && self.cfg.tail_max_stale > 0 {
             let max_run_stale = self.cfg.tail_max_stale * RUN_STALE_FACTOR;
-            let splice = splice_tail(
-                slot,
-                old_prompt_len,
-                prompt,
-                keep,
-                self.stale[si],
-                self.cfg.tail_max_stale,
-                min_pos,
-                seq,
-                kv,
-            )
-            .or_else(|| {
-                splice_run(slot, old_prompt_len, prompt, keep, self.stale[si], max_run_stale, min_pos, seq, kv)
-            });
+            let edit = Edit { slot, old_prompt_len, prompt, keep, stale: self.stale[si], min_pos, seq };
+            let splice = splice_tail(&edit, self.basis[si].as_deref(), self.cfg.tail_max_stale, kv)
+                .or_else(|| splice_run(&edit, max_run_stale, kv));
             if let Some(t) = splice {
-                self.stale[si] += t.changed;
+                self.stale[si] = t.stale;
                 slot.truncate(keep);
                 tail = Some((t.t0, t.t1));
             }
@@ -279,6 +274,7 @@ impl<K: Hash + Eq + Clone, S> PrefixCache<K, S> {
         if tail.is_none() {
             // Everything after `keep` is decoded fresh below.
             self.stale[si] = 0;
+            self.basis[si] = Some(prompt.to_vec());
             if self.cfg.enabled && self.cfg.reuse_min_chunk > 0 {
                 (keep, shifted) = reuse_chunks(slot, prompt, keep, self.cfg.reuse_min_chunk, min_pos, seq, kv);
             }
@@ -328,6 +324,7 @@ impl<K: Hash + Eq + Clone, S> PrefixCache<K, S> {
         self.slots[si].extend_from_slice(&prompt[keep..n]);
         // The cells were computed by the other sequence; whatever it spliced in counts here too.
         self.stale[si] = self.stale[si].max(self.stale[j]);
+        self.basis[si] = None;
         self.shared[si] = n;
         self.shared[j] = self.shared[j].max(n);
         n - keep
@@ -344,6 +341,7 @@ impl<K: Hash + Eq + Clone, S> PrefixCache<K, S> {
             kv.clear(s);
             self.slots[s as usize].clear();
             self.prompt_len[s as usize] = 0;
+            self.basis[s as usize] = None;
             self.shared[s as usize] = 0;
             self.owner[s as usize] = None;
         }
@@ -377,28 +375,32 @@ impl<K: Hash + Eq + Clone, S> PrefixCache<K, S> {
 struct Splice {
     t0: usize,
     t1: usize,
-    changed: usize,
+    /// The spliced cells' staleness afterwards.
+    stale: usize,
+}
+
+/// What a plan knows about the edit: the sequence's tokens and the new prompt, `keep` of them in common.
+struct Edit<'a> {
+    slot: &'a [Token],
+    old_prompt_len: usize,
+    prompt: &'a [Token],
+    keep: usize,
+    /// Changed tokens the sequence's spliced cells have not seen.
+    stale: usize,
+    /// Cells below this may be shared with another sequence: never moved.
+    min_pos: usize,
+    seq: u32,
 }
 
 /// The edit sits at `keep`; if the old and new prompts (last token aside, it is decoded for logits anyway)
 /// end in the same run of at least [`MIN_TAIL`] tokens, drop the old edited span and everything after the
-/// old prompt, and park that run at its new positions. `None` leaves the cells as they were.
-#[allow(clippy::too_many_arguments)]
-fn splice_tail<O: KvOps>(
-    slot: &[Token],
-    old_prompt_len: usize,
-    prompt: &[Token],
-    keep: usize,
-    stale: usize,
-    max_stale: usize,
-    min_pos: usize,
-    seq: u32,
-    kv: &mut O,
-) -> Option<Splice> {
+/// old prompt, and park that run at its new places. `None` leaves the cells as they were.
+fn splice_tail<O: KvOps>(e: &Edit, basis: Option<&[Token]>, max_stale: usize, kv: &mut O) -> Option<Splice> {
+    let (slot, prompt, keep) = (e.slot, e.prompt, e.keep);
     // The old prompt's last token (the FIM middle marker) is not part of the tail. A job stopped before it
     // decoded that token (a superseded request, a prefetch stopped by a keystroke) leaves the sequence
     // holding the whole tail but not the marker: the tail then ends at the sequence's end.
-    let old_end = old_prompt_len.checked_sub(1)?.min(slot.len());
+    let old_end = e.old_prompt_len.checked_sub(1)?.min(slot.len());
     let new_end = prompt.len() - 1;
     if keep >= old_end || keep > new_end {
         return None;
@@ -407,10 +409,28 @@ fn splice_tail<O: KvOps>(
     let m = old.iter().rev().zip(new.iter().rev()).take_while(|(a, b)| a == b).count();
     let changed = (old.len() - m) + (new.len() - m);
     let (o0, n0) = (old_end - m, new_end - m);
-    if m < MIN_TAIL || changed == 0 || stale + changed > max_stale || o0 < min_pos {
+    if m < MIN_TAIL || changed == 0 || o0 < e.min_pos {
         return None;
     }
-    park_run(kv, seq, keep, o0..old_end, n0).then_some(Splice { t0: n0, t1: new_end, changed })
+    let stale = basis.and_then(|b| drift_from(b, prompt, n0, new_end)).unwrap_or(e.stale + changed);
+    if stale > max_stale {
+        return None;
+    }
+    park_run(kv, e.seq, keep, o0..old_end, n0).then_some(Splice { t0: n0, t1: new_end, stale })
+}
+
+/// How many tokens before the tail `prompt[n0..end]` differ from what they were when the tail was decoded
+/// fresh with `basis` (tokens that left plus tokens that came, after their common start); `None` when the
+/// basis does not end in that tail (the suffix changed since).
+fn drift_from(basis: &[Token], prompt: &[Token], n0: usize, end: usize) -> Option<usize> {
+    let tail = &prompt[n0..end];
+    let b_end = basis.len().checked_sub(1)?;
+    let b0 = b_end.checked_sub(tail.len())?;
+    if &basis[b0..b_end] != tail {
+        return None;
+    }
+    let d = common_prefix(&basis[..b0], &prompt[..n0]);
+    Some((b0 - d) + (n0 - d))
 }
 
 /// Drop the sequence's cells past `run` and between `keep` and it, and park the run `n0 - run.start` positions
@@ -433,18 +453,8 @@ fn park_run<O: KvOps>(kv: &mut O, seq: u32, keep: usize, run: std::ops::Range<us
 /// position, drop what came before it, and park it at its new place: the block's new tokens and what follows
 /// the run are decoded, the run is spliced back (the same staleness bound as the FIM tail, scaled). Moves in
 /// both directions, which llama-server's chunk reuse does not.
-#[allow(clippy::too_many_arguments)]
-fn splice_run<O: KvOps>(
-    slot: &[Token],
-    old_prompt_len: usize,
-    prompt: &[Token],
-    keep: usize,
-    stale: usize,
-    max_stale: usize,
-    min_pos: usize,
-    seq: u32,
-    kv: &mut O,
-) -> Option<Splice> {
+fn splice_run<O: KvOps>(e: &Edit, max_stale: usize, kv: &mut O) -> Option<Splice> {
+    let (slot, prompt, keep) = (e.slot, e.prompt, e.keep);
     // The last prompt token is decoded for its logits anyway.
     let new_end = prompt.len().checked_sub(1)?;
     if keep + MIN_RUN > new_end || keep + MIN_RUN > slot.len() {
@@ -469,11 +479,11 @@ fn splice_run<O: KvOps>(
     let (n0, o0, m) = best;
     let changed = (o0 - keep) + (n0 - keep);
     // A run that ends both prompts is the FIM tail, whose own (tighter) budget just said no.
-    let tail = n0 + m == new_end && o0 + m + 1 == old_prompt_len;
-    if m < MIN_RUN || tail || stale + changed > max_stale || o0 < min_pos {
+    let tail = n0 + m == new_end && o0 + m + 1 == e.old_prompt_len;
+    if m < MIN_RUN || tail || e.stale + changed > max_stale || o0 < e.min_pos {
         return None;
     }
-    park_run(kv, seq, keep, o0..o0 + m, n0).then_some(Splice { t0: n0, t1: n0 + m, changed })
+    park_run(kv, e.seq, keep, o0..o0 + m, n0).then_some(Splice { t0: n0, t1: n0 + m, stale: e.stale + changed })
 }
 
 /// After the common prefix, find runs of the prompt that the sequence holds further on (the window's start

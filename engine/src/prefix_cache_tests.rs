@@ -229,6 +229,24 @@ fn a_job_stopped_before_the_middle_marker_still_leaves_a_tail_to_splice() {
 }
 
 #[test]
+fn an_edit_that_is_undone_does_not_spend_the_stale_budget() {
+    // A prefetch appends the shown suggestion (6 tokens) and the keystroke that comes instead takes it out
+    // again and adds one: the suffix's cells have seen one changed token, not 13.
+    let mut kv = FakeKv { can_truncate: true, ..Default::default() };
+    let mut c = PrefixCache::new(tail_cfg(8));
+    let suffix: Vec<Token> = (50..70).collect();
+    run(&mut c, &mut kv, "a", &fim(&[1, 2, 3], &suffix));
+    let prefetched = fim(&[1, 2, 3, 9, 9, 9, 9, 9, 9], &suffix);
+    assert!(run(&mut c, &mut kv, "a", &prefetched).tail.is_some());
+    let typed = fim(&[1, 2, 3, 4], &suffix);
+    let p = run(&mut c, &mut kv, "a", &typed);
+    assert_eq!(p.tail, Some((typed.len() - 1 - 21, typed.len() - 1)), "spliced, one token from its basis");
+    // Typing on from there still counts against the basis: 1 + 8 more is over the budget.
+    let far = fim(&[1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13], &suffix);
+    assert_eq!(run(&mut c, &mut kv, "a", &far).tail, None);
+}
+
+#[test]
 fn no_splice_for_short_tails_or_when_turned_off() {
     let mut kv = FakeKv { can_truncate: true, ..Default::default() };
     let mut c = PrefixCache::new(tail_cfg(64));
