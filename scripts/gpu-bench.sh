@@ -242,7 +242,7 @@ sched() {
     if (( left < 90 )); then echo "skip $m: ${left} s left before the deadline"; continue; fi
     local f; f=$(model_file "$m")
     local t0=$SECONDS
-    # SCHED_SET="batchPad=false" SCHED_TAG=nopad: the same with an engine setting changed
+    # SCHED_SET="batching=false" SCHED_TAG=serial: the same with an engine setting changed
     local name=$m.sched${SCHED_TAG:+.$SCHED_TAG} set=()
     [[ -z "${SCHED_SET:-}" ]] || set=(--set "$SCHED_SET")
     timeout $(( left - 20 < 400 ? left - 20 : 400 )) $G/lokal bench --only-on --sched --sched-keys "${SCHED_KEYS:-24}" \

@@ -52,9 +52,6 @@ pub struct EngineConfig {
     pub speculative: crate::speculate::Speculative,
     /// Most draft tokens verified with each generated token (`draftMax`).
     pub draft_max: usize,
-    /// Pad a batch of generating rows to a power of two so CUDA keeps replaying its captured graph
-    /// (`batchPad`: true, false, or "auto"/unset: on when layers run on a GPU).
-    pub batch_pad: Option<bool>,
 }
 
 impl Default for EngineConfig {
@@ -87,7 +84,6 @@ impl Default for EngineConfig {
             // (docs/performance.md). On a GPU a position costs next to nothing: "auto" or "lookup".
             speculative: crate::speculate::Speculative::Off,
             draft_max: 8,
-            batch_pad: None,
         }
     }
 }

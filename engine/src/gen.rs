@@ -129,33 +129,18 @@ impl Gen {
         self.held < self.prompt_len
     }
 
-    /// Prompt tokens the next step may take (up to the parked tail, which is spliced, not decoded).
-    pub fn pending_prompt(&self) -> usize {
-        let end = match self.tail {
-            Some((t0, _)) if self.held < t0 => t0,
-            _ => self.want.len(),
-        };
-        if self.prefilling() {
-            end.saturating_sub(self.held)
-        } else {
-            0
-        }
-    }
-
     /// The tokens the sequence holds, for the prefix cache's bookkeeping.
     pub fn held_tokens(&self) -> Vec<Token> {
         self.want[..self.held].to_vec()
     }
 
-    /// Add up to `room` of this generation's next tokens to `batch`, logits only for the last token wanted
-    /// (for every token with `all_logits`: a padded batch's rows all have them, see worker_step.rs
-    /// `pad_batch`); a generating step may add drafts after its token in the room left (logits on each).
-    /// Returns how many were added.
+    /// Add up to `room` of this generation's next tokens to `batch`, logits only for the last token wanted;
+    /// a generating step may add drafts after its token in the room left (logits on each). Returns how many
+    /// were added.
     pub fn add_to_batch(
         &mut self,
         batch: &mut LlamaBatch,
         room: usize,
-        all_logits: bool,
         tuning: &mut Tuning,
     ) -> Result<usize, BatchAddError> {
         let end = match self.tail {
@@ -177,7 +162,7 @@ impl Gen {
         for i in 0..n {
             let p = self.held + i;
             let last = p + 1 == self.want.len();
-            batch.add(LlamaToken(self.want[p]), p as i32, seq_ids, last || all_logits)?;
+            batch.add(LlamaToken(self.want[p]), p as i32, seq_ids, last)?;
             if last {
                 self.logits_row = Some(batch.n_tokens() - 1);
             }

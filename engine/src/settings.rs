@@ -273,14 +273,6 @@ pub fn parse(value: &Value, base: &EngineConfig) -> Settings {
                 }
             },
             "draftMax" => c.count(key, val, &mut e.draft_max, 1, 64),
-            "batchPad" => match (val.as_bool(), val.as_str()) {
-                (Some(b), _) => e.batch_pad = Some(b),
-                (_, Some("auto")) => e.batch_pad = None,
-                _ => {
-                    let keep = e.batch_pad.map_or("\"auto\"".to_string(), |b| b.to_string());
-                    c.bad(key, val, "true, false or \"auto\"", format!("using {keep}"))
-                }
-            },
             "contextTokens" => c.count(key, val, &mut e.context_tokens, 0, usize::MAX as u64),
             "defaultTier" => out.tiers.default_tier = c.tier(key, val, "folders without a .lokal.toml are Tier 3"),
             "minimumTier" => {

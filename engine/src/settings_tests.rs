@@ -227,15 +227,3 @@ fn prefetch_is_on_by_default_and_a_flag() {
     assert!(!s.engine.prefetch, "a bad value keeps the value in force");
     problem(&s, "prefetch");
 }
-
-#[test]
-fn batch_padding_is_automatic_unless_set() {
-    assert_eq!(EngineConfig::default().batch_pad, None);
-    let s = parse(&json!({"batchPad": false}), &EngineConfig::default());
-    assert_eq!(s.engine.batch_pad, Some(false));
-    let s = parse(&json!({"batchPad": "auto"}), &s.engine);
-    assert_eq!(s.engine.batch_pad, None);
-    let s = parse(&json!({"batchPad": 3}), &EngineConfig { batch_pad: Some(true), ..Default::default() });
-    assert_eq!(s.engine.batch_pad, Some(true), "a bad value keeps the value in force");
-    assert!(problem(&s, "batchPad").message.contains("\"auto\""));
-}

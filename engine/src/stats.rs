@@ -140,8 +140,6 @@ pub struct StepStats {
     /// Batch occupancy: tokens and generations per decode.
     pub tokens_per_step: f64,
     pub gens_per_step: f64,
-    /// Padding rows per decode (worker_step.rs `pad_batch`), not in `tokens_per_step`.
-    pub padded_per_step: f64,
 }
 
 /// Steps kept for the medians: the latest ones.
@@ -159,7 +157,6 @@ pub(crate) struct StepClock {
     batch: (usize, usize),
     decoded: bool,
     tokens_gens: (u64, u64),
-    padded: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -184,9 +181,8 @@ impl StepClock {
         self.now[part as usize]
     }
 
-    pub fn decoded(&mut self, tokens: usize, gens: usize, padded: usize) {
+    pub fn decoded(&mut self, tokens: usize, gens: usize) {
         self.decoded = true;
-        self.padded += padded as u64;
         self.batch.0 += tokens;
         self.batch.1 += gens;
     }
@@ -238,7 +234,6 @@ impl StepClock {
             wait_ms_mean: wait,
             tokens_per_step: self.tokens_gens.0 as f64 / n,
             gens_per_step: self.tokens_gens.1 as f64 / n,
-            padded_per_step: self.padded as f64 / n,
         }
     }
 }

@@ -138,12 +138,6 @@ fn swa_guards(model: &LlamaModel, info: &ModelInfo, sequences: u32) -> Option<u3
     (window.trim().parse::<u64>().ok()? > 0).then_some(sequences + 1)
 }
 
-/// Every sequence id the context has: the documents', the scratch sequence, the guards (sliding-window models)
-/// and the padding sequence, the last.
-fn n_seq_max(cfg: &EngineConfig, model: &LlamaModel, info: &ModelInfo) -> u32 {
-    cfg.sequences + 1 + swa_guards(model, info, cfg.sequences).map_or(0, |_| cfg.sequences + 1) + 1
-}
-
 fn serve_model(rx: &Receiver<Job>, cfg: &EngineConfig, model: &LlamaModel, info: ModelInfo) -> Option<EngineConfig> {
     let slot = Box::new(AbortSlot::new());
     let threads =
@@ -155,8 +149,7 @@ fn serve_model(rx: &Receiver<Job>, cfg: &EngineConfig, model: &LlamaModel, info:
         .with_n_ubatch(BATCH as u32)
         // One more than the documents' sequences: the scratch sequence that holds a FIM suffix while the
         // tokens typed before it are decoded (prefix_cache.rs).
-        // And the padding sequence (worker_step.rs `pad_batch`), the last.
-        .with_n_seq_max(n_seq_max(cfg, model, &info))
+        .with_n_seq_max(cfg.sequences + 1 + swa_guards(model, &info, cfg.sequences).map_or(0, |_| cfg.sequences + 1))
         // One pool of cells for all sequences: a document uses what its prompt needs, not n_ctx/sequences.
         .with_kv_unified(true)
         // Sliding-window models otherwise drop cells older than the window, and removing cells past an
@@ -359,11 +352,6 @@ struct Session<'m, 's> {
     last_decode: Duration,
     /// Each document's last context block and its tokens (text, parsed as special, tokens).
     blocks: HashMap<String, (String, bool, Vec<Token>)>,
-    /// The sequence whose rows pad a batch (worker_step.rs `pad_batch`), whether batches are padded, and to
-    /// what size.
-    pad_seq: u32,
-    pad_rows: bool,
-    pad: step::PadFloor,
 }
 
 impl<'m, 's> Session<'m, 's> {
@@ -388,9 +376,6 @@ impl<'m, 's> Session<'m, 's> {
         .with_sharing(|a: &String, b: &String| crate::sched::session_of(a) == crate::sched::session_of(b));
         let empty_kv_bytes = all_cells_bytes(&ctx);
         let guards = swa_guards(model, &info, cfg.sequences);
-        let pad_seq = n_seq_max(cfg, model, &info) - 1;
-        // Padding pays where a decode of a few more rows costs nothing and launches dominate: a GPU.
-        let pad_rows = cfg.batch_pad.unwrap_or(info.gpu_layers > 0);
         Self {
             model,
             ctx,
@@ -415,9 +400,6 @@ impl<'m, 's> Session<'m, 's> {
             clock: StepClock::default(),
             last_decode: Duration::ZERO,
             blocks: HashMap::new(),
-            pad_seq,
-            pad_rows,
-            pad: step::PadFloor::default(),
         }
     }
 

@@ -14,40 +14,6 @@ use crate::stats::Part;
 use llama_cpp_2::DecodeError;
 use std::time::{Duration, Instant};
 
-/// Batches of at most this many rows are padded (worker_step.rs `pad_batch`); a prompt chunk above it is not
-/// (its rows would all need logits).
-const PAD_MAX: usize = 16;
-
-/// The padded size a multi-job batch needs: raised at once, lowered by halves after [`PadFloor::HOLD`] steps
-/// that did not need it (so a typist alone is soon unpadded again).
-#[derive(Debug)]
-pub(super) struct PadFloor {
-    pub floor: usize,
-    hold: u32,
-}
-
-impl Default for PadFloor {
-    fn default() -> Self {
-        Self { floor: 1, hold: 0 }
-    }
-}
-
-impl PadFloor {
-    pub(super) const HOLD: u32 = 64;
-
-    pub(super) fn saw(&mut self, need: usize, jobs: usize) {
-        if jobs >= 2 && need >= self.floor {
-            self.floor = need;
-            self.hold = Self::HOLD;
-        } else if self.hold > 0 {
-            self.hold -= 1;
-        } else if self.floor > 1 {
-            self.floor /= 2;
-            self.hold = Self::HOLD;
-        }
-    }
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -244,9 +210,6 @@ impl Session<'_, '_> {
         // prompt placed first fills the hole it left itself.
         self.batch.clear();
         let generating = part.iter().filter(|id| !self.gens[id].gen.prefilling()).count();
-        let pending: usize = part.iter().map(|id| self.gens[id].gen.pending_prompt()).sum();
-        // A batch that will be padded asks for logits on every row (the output rows are part of its shape).
-        let all_logits = self.pad.floor > 1 && generating + pending <= PAD_MAX;
         let mut room = BATCH - generating.min(BATCH - 1);
         let mut added = Vec::new();
         for pass_prompts in [true, false] {
@@ -266,7 +229,7 @@ impl Session<'_, '_> {
                     waiting -= 1;
                     room.saturating_sub(waiting).max(1)
                 };
-                match g.add_to_batch(&mut self.batch, own, all_logits, &mut self.tuning) {
+                match g.add_to_batch(&mut self.batch, own, &mut self.tuning) {
                     Ok(n) if n > 0 => {
                         room -= n;
                         added.push(id);
@@ -291,14 +254,9 @@ impl Session<'_, '_> {
         let lead = lead.expect("a non-empty batch");
         let cancel = self.gens[&lead].gen.spec.cancel.clone();
         self.abort.arm(&cancel);
-        let rows = self.batch.n_tokens() as usize;
-        let padded = if self.pad_rows { self.pad_batch(rows, added.len(), all_logits || all_rows) } else { 0 };
         let t = Instant::now();
         self.clock.add(Part::Batch, ms(t - t_step));
         let decoded = self.decode();
-        if padded > 0 {
-            let _ = self.ctx.clear_kv_cache_seq(Some(self.pad_seq), None, None);
-        }
         if self.cfg.profile_sync && decoded.is_ok() {
             // `profileSync`: llama_decode returns before a GPU is done; waiting here makes each pass's time
             // the device's (the phases of `lokal bench --profile`) at the cost of the next step's overlap.
@@ -307,7 +265,7 @@ impl Session<'_, '_> {
         let t_sample = Instant::now();
         self.last_decode = t_sample - t;
         self.clock.add(Part::Decode, ms(self.last_decode));
-        self.clock.decoded(rows, added.len(), padded);
+        self.clock.decoded(self.batch.n_tokens() as usize, added.len());
         let finish_before = self.clock.part(Part::Finish);
         self.abort.disarm();
         match decoded {
@@ -356,33 +314,6 @@ impl Session<'_, '_> {
         let finishing = self.clock.part(Part::Finish) - finish_before;
         self.clock.add(Part::Sample, (ms(t_sample.elapsed()) - finishing).max(0.0));
         done
-    }
-
-    /// Pad a small batch with rows of the padding sequence (cut again right after the decode) to a size that
-    /// holds while sessions come and go. On CUDA, llama.cpp replays a captured graph only while consecutive
-    /// decodes have the same shape, and after any change runs two decodes kernel by kernel (several ms of
-    /// launches for a small model): with several sessions typing, the rows of a step (generations, a
-    /// keystroke's typed tokens, its middle marker) change nearly every step. The size is a power of two at
-    /// least the largest a step with two or more jobs needed lately ([`PadFloor`]), so one typist alone is
-    /// never padded; every row of a padded batch has logits, as the output rows are part of the shape (vLLM
-    /// pads to its captured sizes for the same reason). The padding rows come after every real row, so
-    /// llama.cpp gives the real rows the same cells as without them. Returns the rows added.
-    fn pad_batch(&mut self, rows: usize, jobs: usize, every_row_has_logits: bool) -> usize {
-        if rows > PAD_MAX {
-            return 0;
-        }
-        let need = rows.next_power_of_two();
-        self.pad.saw(need, jobs);
-        let target = need.max(self.pad.floor);
-        if target == rows || !every_row_has_logits {
-            return 0;
-        }
-        for i in 0..target - rows {
-            if self.batch.add(llama_cpp_2::token::LlamaToken(0), i as i32, &[self.pad_seq as i32], true).is_err() {
-                return i;
-            }
-        }
-        target - rows
     }
 
     fn decode(&mut self) -> Result<(), EngineError> {

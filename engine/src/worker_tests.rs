@@ -71,27 +71,3 @@ fn rejoin_waits_after_an_answer_only_with_room_and_stops_after_a_miss() {
     assert_eq!(full.running(), 1);
     assert_eq!(r.wait(&full), None, "batching off: the batch is full");
 }
-
-#[test]
-fn the_padded_size_follows_the_steps_with_several_jobs_and_falls_back_for_one() {
-    let mut p = super::step::PadFloor::default();
-    // One job alone never raises it.
-    for _ in 0..10 {
-        p.saw(4, 1);
-    }
-    assert_eq!(p.floor, 1);
-    // Four sessions: a keystroke's typed tokens beside three generations need 8.
-    p.saw(4, 4);
-    p.saw(8, 4);
-    assert_eq!(p.floor, 8);
-    // Steps that need less (generations only, a session between keystrokes) keep it for a while...
-    for _ in 0..super::step::PadFloor::HOLD {
-        p.saw(4, 3);
-    }
-    assert_eq!(p.floor, 8);
-    // ...then it halves, step by step, down to unpadded once one typist is left.
-    for _ in 0..(super::step::PadFloor::HOLD + 1) * 3 {
-        p.saw(1, 1);
-    }
-    assert_eq!(p.floor, 1);
-}

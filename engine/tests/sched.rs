@@ -163,22 +163,6 @@ async fn keystrokes_overtake_a_long_job_and_change_nothing_in_it() {
     let d = &s.documents["spec"];
     assert!(d.drafted > 0 && d.accepted <= d.drafted, "the long job drafted: {} / {}", d.accepted, d.drafted);
     e.shutdown();
-
-    // Batches of generating rows padded to a power of two (the default on a GPU, forced here): the drafts
-    // make odd row counts, the padding rows take cells of their own sequence for one decode, and still
-    // every job writes what it writes alone.
-    let e = engine_with(EngineConfig {
-        long_jobs_yield: false,
-        speculative: lokal_engine::speculate::Speculative::Lookup,
-        batch_pad: Some(true),
-        ..EngineConfig::default()
-    });
-    e.wait_ready().await.expect("model loads");
-    keystrokes_while_a_long_job_runs(&e, "padded", &want, &solo).await;
-    a_cancelled_keystroke_does_not_disturb_a_long_job(&e, &want).await;
-    let s = e.stats().await;
-    assert!(s.steps.padded_per_step > 0.0, "some batches were padded: {:?}", s.steps);
-    e.shutdown();
 }
 
 /// A completion that goes on for hundreds of tokens (a long table), so it is still running when the
