@@ -9,7 +9,13 @@
 # Built outside the repository, in ~/.cache/lokal/peer (LOKAL_PEER_DIR); nothing of llama.cpp is committed.
 # Only the two targets are built, with CMake directly from the unpacked sdist (about 10 minutes on 2 cores).
 # Idempotent: a second run only prints the paths. Prints the paths of llama-server and llama-bench.
+#
+# `--fixed` also builds the peer at its best (../shared/NOTES.md): llama-server with /infill's `prompt` after
+# the middle marker, as llama.cpp documents it (upstream PR #22761), into $CACHE/fixed beside a link to
+# llama-bench, for `lokal bench --peer llama-server --peer-bin $CACHE/fixed` (a few minutes more).
 set -euo pipefail
+FIXED=0
+[[ "${1:-}" == --fixed ]] && FIXED=1
 VERSION=11434.0.0
 CACHE="${LOKAL_PEER_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lokal/peer}"
 BIN="$CACHE/bin"
@@ -41,6 +47,29 @@ if [[ ! -x "$BIN/llama-server" || ! -x "$BIN/llama-bench" ]]; then
       echo "fetch-peer: WARNING: this llama.cpp differs from llama-cpp-sys-2 0.1.161's" >&2
     fi
   fi
+fi
+if (( FIXED )) && [[ ! -x "$CACHE/fixed/llama-server" ]]; then
+  f=$(find "$CACHE/src" -path '*tools/server/server-common.cpp' | head -1)
+  cp "$f" "$f.orig"
+  python3 - "$f" <<'PY'
+import sys
+p = sys.argv[1]
+s = open(p).read()
+drop = "    tokens_prefix.insert(tokens_prefix.end(),   tokens_prompt.begin(), tokens_prompt.end());\n"
+mid = "    embd_inp.push_back(llama_vocab_fim_mid(vocab));\n"
+assert s.count(drop) == 1 and s.count(mid) == 1, "format_prompt_infill changed: patch it by hand"
+s = s.replace(drop, "").replace(mid, mid + "    embd_inp.insert(embd_inp.end(), tokens_prompt.begin(), tokens_prompt.end());\n")
+open(p, "w").write(s)
+PY
+  rc=0
+  cmake --build "$CACHE/build" --config Release -j"$(nproc)" --target llama-server >&2 || rc=$?
+  mv "$f.orig" "$f"
+  (( rc == 0 )) || exit $rc
+  mkdir -p "$CACHE/fixed"
+  cp "$CACHE/build/bin/llama-server" "$CACHE/fixed/llama-server"
+  ln -sf ../bin/llama-bench "$CACHE/fixed/llama-bench"
+  # the build tree holds the stock server again for whoever builds next
+  touch "$f" && cmake --build "$CACHE/build" --config Release -j"$(nproc)" --target llama-server >/dev/null 2>&1 || true
 fi
 # fails here, not in the middle of a benchmark, if the CPU lacks an instruction it was built for
 "$BIN/llama-server" --version >/dev/null 2>&1 || { echo "fetch-peer: $BIN/llama-server does not run" >&2; exit 1; }
