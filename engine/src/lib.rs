@@ -19,6 +19,7 @@ pub mod postprocess;
 pub mod prefix_cache;
 pub mod remote;
 pub mod remote_llama;
+pub mod retok;
 pub mod rng;
 mod sampling;
 pub mod sched;

@@ -352,6 +352,13 @@ struct Session<'m, 's> {
     last_decode: Duration,
     /// Each document's last context block and its tokens (text, parsed as special, tokens).
     blocks: HashMap<String, (String, bool, Vec<Token>)>,
+    /// Each document's last prefix window with its tokens: the next one is tokenized from a cut before
+    /// what changed (retok.rs).
+    prefixes: HashMap<String, crate::retok::Tokenized>,
+    /// Each document's last suffix window, kept while the text that decided it stays the same.
+    suffixes: HashMap<String, crate::retok::Suffix>,
+    /// Where this vocabulary may be cut for incremental tokenization (probed once).
+    cuts: crate::retok::Cuts,
 }
 
 impl<'m, 's> Session<'m, 's> {
@@ -376,6 +383,8 @@ impl<'m, 's> Session<'m, 's> {
         .with_sharing(|a: &String, b: &String| crate::sched::session_of(a) == crate::sched::session_of(b));
         let empty_kv_bytes = all_cells_bytes(&ctx);
         let guards = swa_guards(model, &info, cfg.sequences);
+        let cuts = crate::retok::Cuts::probe(&crate::retok::Vocab(model.vocab()));
+        tracing::debug!(?cuts, "incremental tokenization");
         Self {
             model,
             ctx,
@@ -400,6 +409,9 @@ impl<'m, 's> Session<'m, 's> {
             clock: StepClock::default(),
             last_decode: Duration::ZERO,
             blocks: HashMap::new(),
+            prefixes: HashMap::new(),
+            suffixes: HashMap::new(),
+            cuts,
         }
     }
 
@@ -421,6 +433,8 @@ impl<'m, 's> Session<'m, 's> {
             self.anchors.remove(&doc);
             self.suggested.remove(&doc);
             self.blocks.remove(&doc);
+            self.prefixes.remove(&doc);
+            self.suffixes.remove(&doc);
         }
     }
 

@@ -4,7 +4,7 @@ use super::Session;
 use crate::api::CompletionRequest;
 use crate::fim::FimLayout;
 use crate::model_info::Token;
-use crate::window;
+use crate::{retok, window};
 use llama_cpp_2::model::LlamaChatMessage;
 use std::cell::RefCell;
 
@@ -57,33 +57,9 @@ impl Session<'_, '_> {
         let block = self.context_tokens(&req.doc, req.context.as_ref());
         let block_len = block.len();
         let budget = self.cfg.prefix_tokens.saturating_sub(block.len()).max(self.cfg.prefix_tokens / 4).max(1);
-        // While the anchor stays put (every keystroke but a few) the window's first count tokenizes exactly
-        // the text that becomes the prefix: that tokenization is kept rather than done a second time.
-        let counted: RefCell<Option<(*const u8, usize, Vec<Token>)>> = RefCell::new(None);
-        let keep_count = |t: &str| {
-            if t.is_empty() {
-                return 0;
-            }
-            let tokens = self.tokenize(t);
-            let n = tokens.len();
-            *counted.borrow_mut() = Some((t.as_ptr(), t.len(), tokens));
-            n
-        };
-        let prev = self.anchors.get(&req.doc).copied();
-        let w = window::choose_prefix(&req.before, req.first_line, prev, budget, &keep_count);
+        let (w, prefix) = self.prefix_window(req, budget);
         let text = &req.before[w.start_byte..];
-        let text_tokens =
-            counted.take().and_then(|(at, len, t)| (at == text.as_ptr() && len == text.len()).then_some(t));
-        let count = |t: &str| self.count(t);
-        let suffix = if self.format.uses_suffix() {
-            let end = window::choose_suffix(&req.after, self.cfg.suffix_tokens, &count);
-            let mut s = self.tokenize(&req.after[..end]);
-            s.truncate(self.cfg.suffix_tokens);
-            s
-        } else {
-            Vec::new()
-        };
-        self.anchors.insert(req.doc.clone(), w.anchor_line);
+        let suffix = if self.format.uses_suffix() { self.suffix_window(&req.doc, &req.after) } else { Vec::new() };
         // The repository-token style (Qwen) puts the block after BOS, outside the FIM markers; the comment
         // style puts it at the start of the prefix text. Either way it sits before everything that changes.
         let special = req.context.as_ref().is_some_and(|c| c.special) && !block.is_empty();
@@ -100,7 +76,7 @@ impl Session<'_, '_> {
             })
             .flatten();
         let body = infill.unwrap_or_else(|| {
-            let mut prefix = text_tokens.unwrap_or_else(|| self.tokenize(text));
+            let mut prefix = prefix;
             prefix.drain(..prefix.len().saturating_sub(budget));
             let prefix: Vec<Token> = inner.iter().copied().chain(prefix).collect();
             self.format.assemble(bos, &prefix, &suffix)
@@ -112,6 +88,50 @@ impl Session<'_, '_> {
             prompt = self.tokenize("\n");
         }
         (prompt, block_len)
+    }
+
+    /// The prefix window and its tokens, tokenized in proportion to what changed since this document's last
+    /// window (retok.rs), which it replaces.
+    fn prefix_window(&mut self, req: &CompletionRequest, budget: usize) -> (window::PrefixWindow, Vec<Token>) {
+        let prev = self.prefixes.remove(&req.doc);
+        let vocab = retok::Vocab(self.model.vocab());
+        // While the anchor stays put (every keystroke but a few) the window's first count is of exactly the
+        // text that becomes the prefix: that one goes through the incremental tokenizer and is kept. The
+        // others (per-line counts after the anchor moved) are plain counts.
+        let counted: RefCell<Option<(*const u8, retok::Tokenized)>> = RefCell::new(None);
+        let count = |t: &str| {
+            if t.is_empty() {
+                return 0;
+            }
+            if counted.borrow().is_some() {
+                return self.count(t);
+            }
+            let (tokens, _) = retok::tokenize(prev.as_ref(), t, &vocab, self.cuts);
+            let n = tokens.tokens().len();
+            *counted.borrow_mut() = Some((t.as_ptr(), tokens));
+            n
+        };
+        let anchor = self.anchors.get(&req.doc).copied();
+        let w = window::choose_prefix(&req.before, req.first_line, anchor, budget, &count);
+        let text = &req.before[w.start_byte..];
+        let tokens = match counted.take() {
+            Some((at, t)) if at == text.as_ptr() && t.text().len() == text.len() => t,
+            _ => retok::tokenize(prev.as_ref(), text, &vocab, self.cuts).0,
+        };
+        self.anchors.insert(req.doc.clone(), w.anchor_line);
+        let out = tokens.tokens().to_vec();
+        self.prefixes.insert(req.doc.clone(), tokens);
+        (w, out)
+    }
+
+    /// The suffix window's tokens: the same as last time for this document when the text that decided them
+    /// did not change (the text after the cursor rarely does while the user types).
+    fn suffix_window(&mut self, doc: &str, after: &str) -> Vec<Token> {
+        let vocab = retok::Vocab(self.model.vocab());
+        let (s, _) = retok::suffix(self.suffixes.get(doc), after, self.cfg.suffix_tokens, &vocab);
+        let tokens = s.tokens.clone();
+        self.suffixes.insert(doc.to_string(), s);
+        tokens
     }
 
     /// The model's own chat template where it has one; a plain instruction layout otherwise (base models).
