@@ -1,5 +1,5 @@
-//! Incremental tokenization (retok.rs) with the real embedded model's vocabulary (LOKAL_MODEL; skipped
-//! without it): random edits replayed over real source files of several languages, and after every edit the
+//! Incremental tokenization (retok.rs) with the real embedded model's vocabulary (LOKAL_MODEL, else the
+//! model cache, as the other model tests): random edits replayed over real source files of several languages, and after every edit the
 //! prefix window's incremental tokens must be a full tokenization's, and the remembered suffix window the
 //! one chosen afresh. Most typing edits must take the incremental path.
 //!
@@ -275,10 +275,10 @@ fn replay(vocab: &Vocab<'_>, cuts: Cuts, name: &str, text: String, seed: u64, ed
 
 #[test]
 fn incremental_tokens_are_a_full_tokenization_after_random_edits() {
-    let Some(path) = std::env::var_os("LOKAL_RETOK_MODEL").or_else(|| std::env::var_os("LOKAL_MODEL")) else {
-        eprintln!("skipped: LOKAL_MODEL is not set");
-        return;
-    };
+    let path = std::env::var_os("LOKAL_RETOK_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| lokal_engine::EngineConfig::default().resolved_model_path());
+    assert!(path.exists(), "test model missing at {}: run scripts/fetch-model.sh (or set LOKAL_MODEL)", path.display());
     let backend = LlamaBackend::init().unwrap();
     let model =
         LlamaModel::load_from_file(&backend, &path, &LlamaModelParams::default().with_vocab_only(true)).unwrap();
