@@ -270,6 +270,9 @@ impl Replayer {
         self.last_suggestion = suggestion;
         self.samples.push(sample.clone());
         let text = self.texts[&file].clone();
+        if !self.peers.is_empty() {
+            self.wait_idle()?;
+        }
         for (i, p) in self.peers.iter_mut().enumerate() {
             let s = p
                 .complete(kind, &file, &text, self.cursor)
@@ -280,6 +283,21 @@ impl Replayer {
             self.peer_samples[i].push(s);
         }
         Ok(sample)
+    }
+
+    /// Wait until lokal's model has nothing running or queued (at most 10 s): work it does ahead after an
+    /// answer (the prefetch after a suggestion) must not share the device with the peer's timed request.
+    fn wait_idle(&mut self) -> Result<(), RpcError> {
+        let until = Instant::now() + std::time::Duration::from_secs(10);
+        while Instant::now() < until {
+            let s = self.client.request("lokal/stats", json!({}))?;
+            let busy = s["runningJobs"].as_u64().unwrap_or(0) + s["queuedJobs"].as_u64().unwrap_or(0);
+            if busy == 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        Ok(())
     }
 
     fn leave(&mut self) {
