@@ -357,6 +357,9 @@ struct Session<'m, 's> {
     prefixes: HashMap<String, crate::retok::Tokenized>,
     /// Each document's last suffix window, kept while the text that decided it stays the same.
     suffixes: HashMap<String, crate::retok::Suffix>,
+    /// Per document, the infill layout's head (the window up to the cursor's line) and its tokens: it stays
+    /// the same while the user types on one line.
+    infill_heads: HashMap<String, (String, Vec<Token>)>,
     /// Where this vocabulary may be cut for incremental tokenization (probed once).
     cuts: crate::retok::Cuts,
 }
@@ -411,6 +414,7 @@ impl<'m, 's> Session<'m, 's> {
             blocks: HashMap::new(),
             prefixes: HashMap::new(),
             suffixes: HashMap::new(),
+            infill_heads: HashMap::new(),
             cuts,
         }
     }
@@ -435,6 +439,7 @@ impl<'m, 's> Session<'m, 's> {
             self.blocks.remove(&doc);
             self.prefixes.remove(&doc);
             self.suffixes.remove(&doc);
+            self.infill_heads.remove(&doc);
         }
     }
 

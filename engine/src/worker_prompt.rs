@@ -68,7 +68,8 @@ impl Session<'_, '_> {
         let infill = (self.cfg.fim_layout == FimLayout::Infill && self.format.uses_suffix())
             .then(|| {
                 let cut = window::cursor_line_start(text);
-                let (mut head, line) = (self.tokenize(&text[..cut]), self.tokenize(&text[cut..]));
+                let mut head = self.infill_head(&req.doc, &text[..cut]);
+                let line = self.tokenize(&text[cut..]);
                 let keep = budget.saturating_sub(line.len());
                 head.drain(..head.len().saturating_sub(keep));
                 let head: Vec<Token> = inner.iter().copied().chain(head).collect();
@@ -131,6 +132,18 @@ impl Session<'_, '_> {
         let (s, _) = retok::suffix(self.suffixes.get(doc), after, self.cfg.suffix_tokens, &vocab);
         let tokens = s.tokens.clone();
         self.suffixes.insert(doc.to_string(), s);
+        tokens
+    }
+
+    /// The infill layout's head tokens, tokenized only when the text up to the cursor's line changed.
+    fn infill_head(&mut self, doc: &str, head: &str) -> Vec<Token> {
+        if let Some((text, tokens)) = self.infill_heads.get(doc) {
+            if text == head {
+                return tokens.clone();
+            }
+        }
+        let tokens = self.tokenize(head);
+        self.infill_heads.insert(doc.to_string(), (head.to_string(), tokens.clone()));
         tokens
     }
 
