@@ -14,6 +14,7 @@
 # the middle marker, as llama.cpp documents it (upstream PR #22761), into $CACHE/fixed beside a link to
 # llama-bench, for `lokal bench --peer llama-server --peer-bin $CACHE/fixed` (a few minutes more).
 set -euo pipefail
+SCRIPTS=$(cd "$(dirname "$0")" && pwd)
 FIXED=0
 [[ "${1:-}" == --fixed ]] && FIXED=1
 VERSION=11434.0.0
@@ -51,16 +52,7 @@ fi
 if (( FIXED )) && [[ ! -x "$CACHE/fixed/llama-server" ]]; then
   f=$(find "$CACHE/src" -path '*tools/server/server-common.cpp' | head -1)
   cp "$f" "$f.orig"
-  python3 - "$f" <<'PY'
-import sys
-p = sys.argv[1]
-s = open(p).read()
-drop = "    tokens_prefix.insert(tokens_prefix.end(),   tokens_prompt.begin(), tokens_prompt.end());\n"
-mid = "    embd_inp.push_back(llama_vocab_fim_mid(vocab));\n"
-assert s.count(drop) == 1 and s.count(mid) == 1, "format_prompt_infill changed: patch it by hand"
-s = s.replace(drop, "").replace(mid, mid + "    embd_inp.insert(embd_inp.end(), tokens_prompt.begin(), tokens_prompt.end());\n")
-open(p, "w").write(s)
-PY
+  python3 "$SCRIPTS/peer-infill-fix.py" "$f"
   rc=0
   cmake --build "$CACHE/build" --config Release -j"$(nproc)" --target llama-server >&2 || rc=$?
   mv "$f.orig" "$f"

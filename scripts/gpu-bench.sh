@@ -26,6 +26,7 @@
 # device tool's output folder, at most 8 files come back) when it is set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+SCRIPTS=$PWD/scripts
 G=.gpu
 SYS_TREE=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/llama-cpp-sys-2-0.1.161/llama.cpp 2>/dev/null | head -1 || true)
 # The same directory fetch-peer.sh fills (XDG_CACHE_HOME first).
@@ -116,16 +117,7 @@ build() {
 build_fixed() {
   local f=$B/src/llama.cpp/tools/server/server-common.cpp t0=$SECONDS
   [[ -f $f.orig ]] || cp $f $f.orig
-  python3 - "$f" <<'PY'
-import sys
-p = sys.argv[1]
-s = open(p).read()
-drop = "    tokens_prefix.insert(tokens_prefix.end(),   tokens_prompt.begin(), tokens_prompt.end());\n"
-mid = "    embd_inp.push_back(llama_vocab_fim_mid(vocab));\n"
-assert s.count(drop) == 1 and s.count(mid) == 1, "format_prompt_infill changed: patch it by hand"
-s = s.replace(drop, "").replace(mid, mid + "    embd_inp.insert(embd_inp.end(), tokens_prompt.begin(), tokens_prompt.end());\n")
-open(p, "w").write(s)
-PY
+  python3 "$SCRIPTS/peer-infill-fix.py" "$f"
   cp $B/bin/llama-server $B/llama-server.stock
   ninja -C $B llama-server > $B/ninja-fixed.log 2>&1 || { tail -30 $B/ninja-fixed.log; exit 1; }
   mv $B/bin/llama-server $B/bin/llama-server-fixed && mv $B/llama-server.stock $B/bin/llama-server
