@@ -321,6 +321,22 @@ impl Rejoin {
 /// several steps, with the running generations' next tokens riding along in each.
 pub(crate) const BATCH: usize = 512;
 
+/// What a document's last completion prompt was built from: the next keystroke's is built from it in
+/// proportion to what changed.
+#[derive(Default)]
+struct DocPrompt {
+    /// The prefix window's anchor line (window.rs: stable while typing).
+    anchor: Option<u32>,
+    /// The context block: text, parsed as special, tokens.
+    block: Option<(String, bool, Vec<Token>)>,
+    /// The prefix window with its tokens: the next is tokenized from a cut before what changed (retok.rs).
+    prefix: Option<crate::retok::Tokenized>,
+    /// The suffix window, kept while the text that decided it stays the same.
+    suffix: Option<crate::retok::Suffix>,
+    /// The infill layout's head (the window up to the cursor's line) and its tokens.
+    infill_head: Option<(String, Vec<Token>)>,
+}
+
 struct Session<'m, 's> {
     model: &'m LlamaModel,
     ctx: LlamaContext<'m>,
@@ -331,7 +347,9 @@ struct Session<'m, 's> {
     batch: LlamaBatch<'static>,
     abort: &'s AbortSlot,
     docs: HashMap<String, DocStats>,
-    anchors: HashMap<String, u32>,
+    /// Per document, what its last prompt was built from (worker_prompt.rs): kept so the next is built in
+    /// proportion to what changed.
+    prompts: HashMap<String, DocPrompt>,
     /// Measured prompt processing rate, for deciding whether restoring a snapshot beats recomputing.
     pp_tokens_per_s: f64,
     decode_calls: u64,
@@ -350,16 +368,6 @@ struct Session<'m, 's> {
     clock: StepClock,
     /// How long the last step's llama_decode took.
     last_decode: Duration,
-    /// Each document's last context block and its tokens (text, parsed as special, tokens).
-    blocks: HashMap<String, (String, bool, Vec<Token>)>,
-    /// Each document's last prefix window with its tokens: the next one is tokenized from a cut before
-    /// what changed (retok.rs).
-    prefixes: HashMap<String, crate::retok::Tokenized>,
-    /// Each document's last suffix window, kept while the text that decided it stays the same.
-    suffixes: HashMap<String, crate::retok::Suffix>,
-    /// Per document, the infill layout's head (the window up to the cursor's line) and its tokens: it stays
-    /// the same while the user types on one line.
-    infill_heads: HashMap<String, (String, Vec<Token>)>,
     /// Where this vocabulary may be cut for incremental tokenization (probed once).
     cuts: crate::retok::Cuts,
 }
@@ -400,7 +408,7 @@ impl<'m, 's> Session<'m, 's> {
             batch: LlamaBatch::new(BATCH, 2),
             abort,
             docs: HashMap::new(),
-            anchors: HashMap::new(),
+            prompts: HashMap::new(),
             pp_tokens_per_s: 300.0,
             decode_calls: 0,
             gens: HashMap::new(),
@@ -411,10 +419,6 @@ impl<'m, 's> Session<'m, 's> {
             guards,
             clock: StepClock::default(),
             last_decode: Duration::ZERO,
-            blocks: HashMap::new(),
-            prefixes: HashMap::new(),
-            suffixes: HashMap::new(),
-            infill_heads: HashMap::new(),
             cuts,
         }
     }
@@ -434,12 +438,8 @@ impl<'m, 's> Session<'m, 's> {
             let mut kv = Kv::new(&mut self.ctx, self.pp_tokens_per_s, self.cfg.sequences, self.guards);
             self.cache.release(&doc, &mut kv);
             self.docs.remove(&doc);
-            self.anchors.remove(&doc);
+            self.prompts.remove(&doc);
             self.suggested.remove(&doc);
-            self.blocks.remove(&doc);
-            self.prefixes.remove(&doc);
-            self.suffixes.remove(&doc);
-            self.infill_heads.remove(&doc);
         }
     }
 

@@ -27,18 +27,19 @@ impl Session<'_, '_> {
     /// The block is held per document and stays the same while the user types, so its tokens are kept with
     /// the document and only a changed block is tokenized.
     pub(super) fn context_tokens(&mut self, doc: &str, c: Option<&crate::api::ContextBlock>) -> Vec<Token> {
+        let vocab = self.model.vocab();
+        let kept = &mut self.prompts.entry(doc.to_string()).or_default().block;
         let Some(c) = c.filter(|c| !c.text.is_empty()) else {
-            self.blocks.remove(doc);
+            *kept = None;
             return Vec::new();
         };
-        if let Some((text, special, tokens)) = self.blocks.get(doc) {
+        if let Some((text, special, tokens)) = kept {
             if *text == c.text && *special == c.special {
                 return tokens.clone();
             }
         }
-        let tokens: Vec<Token> =
-            self.model.vocab().tokenize(c.text.as_bytes(), false, c.special).into_iter().map(|t| t.0).collect();
-        self.blocks.insert(doc.to_string(), (c.text.clone(), c.special, tokens.clone()));
+        let tokens: Vec<Token> = vocab.tokenize(c.text.as_bytes(), false, c.special).into_iter().map(|t| t.0).collect();
+        *kept = Some((c.text.clone(), c.special, tokens.clone()));
         tokens
     }
 
@@ -94,7 +95,8 @@ impl Session<'_, '_> {
     /// The prefix window and its tokens, tokenized in proportion to what changed since this document's last
     /// window (retok.rs), which it replaces.
     fn prefix_window(&mut self, req: &CompletionRequest, budget: usize) -> (window::PrefixWindow, Vec<Token>) {
-        let prev = self.prefixes.remove(&req.doc);
+        let kept = self.prompts.entry(req.doc.clone()).or_default();
+        let (prev, anchor) = (kept.prefix.take(), kept.anchor);
         let vocab = retok::Vocab(self.model.vocab());
         // While the anchor stays put (every keystroke but a few) the window's first count is of exactly the
         // text that becomes the prefix: that one goes through the incremental tokenizer and is kept. The
@@ -112,16 +114,16 @@ impl Session<'_, '_> {
             *counted.borrow_mut() = Some((t.as_ptr(), tokens));
             n
         };
-        let anchor = self.anchors.get(&req.doc).copied();
         let w = window::choose_prefix(&req.before, req.first_line, anchor, budget, &count);
         let text = &req.before[w.start_byte..];
         let tokens = match counted.take() {
             Some((at, t)) if at == text.as_ptr() && t.text().len() == text.len() => t,
             _ => retok::tokenize(prev.as_ref(), text, &vocab, self.cuts).0,
         };
-        self.anchors.insert(req.doc.clone(), w.anchor_line);
         let out = tokens.tokens().to_vec();
-        self.prefixes.insert(req.doc.clone(), tokens);
+        let kept = self.prompts.entry(req.doc.clone()).or_default();
+        kept.anchor = Some(w.anchor_line);
+        kept.prefix = Some(tokens);
         (w, out)
     }
 
@@ -129,21 +131,22 @@ impl Session<'_, '_> {
     /// did not change (the text after the cursor rarely does while the user types).
     fn suffix_window(&mut self, doc: &str, after: &str) -> Vec<Token> {
         let vocab = retok::Vocab(self.model.vocab());
-        let (s, _) = retok::suffix(self.suffixes.get(doc), after, self.cfg.suffix_tokens, &vocab);
+        let kept = &mut self.prompts.entry(doc.to_string()).or_default().suffix;
+        let (s, _) = retok::suffix(kept.as_ref(), after, self.cfg.suffix_tokens, &vocab);
         let tokens = s.tokens.clone();
-        self.suffixes.insert(doc.to_string(), s);
+        *kept = Some(s);
         tokens
     }
 
     /// The infill layout's head tokens, tokenized only when the text up to the cursor's line changed.
     fn infill_head(&mut self, doc: &str, head: &str) -> Vec<Token> {
-        if let Some((text, tokens)) = self.infill_heads.get(doc) {
+        if let Some((text, tokens)) = self.prompts.get(doc).and_then(|p| p.infill_head.as_ref()) {
             if text == head {
                 return tokens.clone();
             }
         }
         let tokens = self.tokenize(head);
-        self.infill_heads.insert(doc.to_string(), (head.to_string(), tokens.clone()));
+        self.prompts.entry(doc.to_string()).or_default().infill_head = Some((head.to_string(), tokens.clone()));
         tokens
     }
 
