@@ -4,22 +4,19 @@ use super::Session;
 use crate::api::CompletionRequest;
 use crate::fim::FimLayout;
 use crate::model_info::Token;
-use crate::{retok, window};
+use crate::retok::{self, Tokenizer};
+use crate::window;
 use llama_cpp_2::model::LlamaChatMessage;
 use std::cell::RefCell;
 
 impl Session<'_, '_> {
+    /// Document text as plain tokens, as every window is tokenized (retok.rs `Vocab`).
     pub(super) fn tokenize(&self, text: &str) -> Vec<Token> {
-        // parse_special = false: code that contains "<|fim_prefix|>" must stay text, not become a control token.
-        self.model.vocab().tokenize(text.as_bytes(), false, false).into_iter().map(|t| t.0).collect()
+        retok::Vocab(self.model.vocab()).tokenize(text)
     }
 
     pub(super) fn count(&self, text: &str) -> usize {
-        if text.is_empty() {
-            0
-        } else {
-            self.model.vocab().tokenize(text.as_bytes(), false, false).len()
-        }
+        self.tokenize(text).len()
     }
 
     /// The context block's tokens: repository-level tokens parsed as special only in a block that says it
