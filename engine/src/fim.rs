@@ -99,7 +99,8 @@ pub enum FimLayout {
     Native,
     /// llama.cpp's /infill layout, `<PRE>{lines before the cursor's}<SUF>{rest of the line, suffix}<MID>{the
     /// cursor's line up to the cursor}`: typing only appends tokens, so a keystroke is one pass over what was
-    /// typed. Families whose layout already ends with the prefix (SPM) keep theirs.
+    /// typed. The middle keeps its start over the next few lines (window.rs `infill_cut`), so Enter and the
+    /// lines typed after it append too. Families whose layout already ends with the prefix (SPM) keep theirs.
     Infill,
 }
 

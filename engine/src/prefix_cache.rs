@@ -270,6 +270,10 @@ impl<K: Hash + Eq + Clone, S> PrefixCache<K, S> {
                 tail = Some((t.t0, t.t1));
             }
         }
+        // Where a prompt parts from the cells (LOKAL_LOG=lokal_engine::prefix_cache=debug): a block or window
+        // that changed while the user typed shows up as a small `keep`.
+        let at = |t: &[Token]| t[keep.min(t.len())..(keep + 4).min(t.len())].to_vec();
+        tracing::debug!(seq, keep, old = slot.len(), new = prompt.len(), ?tail, old_at = ?at(slot), new_at = ?at(prompt), "plan");
         let mut shifted = 0;
         if tail.is_none() {
             // Everything after `keep` is decoded fresh below.

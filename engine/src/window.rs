@@ -83,6 +83,28 @@ pub fn cursor_line_start(before: &str) -> usize {
     before.rfind('\n').map_or(0, |i| i + 1)
 }
 
+/// Lines the infill layout's middle may span (counting the cursor's) before it starts again at the cursor's
+/// line.
+pub const INFILL_MIDDLE_LINES: usize = 8;
+/// Bytes the infill layout's middle may hold before it starts again at the cursor's line.
+pub const INFILL_MIDDLE_BYTES: usize = 1024;
+
+/// Where the infill layout's middle starts in `text` (the prefix window up to the cursor). `head`: the text
+/// before the middle last time. The middle keeps its start while that text is unchanged and the cursor is
+/// at most a few lines past it, so pressing Enter and typing on the next lines only appends after the middle
+/// token, as typing on one line does (a middle that starts a few lines back is what FIM training cuts at
+/// random anyway). Otherwise it starts at the cursor's line.
+pub fn infill_cut(text: &str, head: Option<&str>) -> usize {
+    let line = cursor_line_start(text);
+    let Some(head) = head.filter(|h| h.len() <= line && text.starts_with(h)) else { return line };
+    let middle = &text[head.len()..];
+    if middle.len() <= INFILL_MIDDLE_BYTES && middle.matches('\n').count() < INFILL_MIDDLE_LINES {
+        head.len()
+    } else {
+        line
+    }
+}
+
 fn line_starts(s: &str) -> Vec<usize> {
     std::iter::once(0).chain(s.match_indices('\n').map(|(i, _)| i + 1)).collect()
 }
@@ -141,6 +163,28 @@ mod tests {
         let w = choose_prefix(&text, 50, Some(3), 1000, &words);
         assert_eq!(w.anchor_line, 50);
         assert_eq!(w.start_byte, 0);
+    }
+
+    #[test]
+    fn infill_middle_keeps_its_start_over_a_few_new_lines() {
+        let head = "fn main() {\n";
+        // no earlier head, or one that no longer matches: the cursor's line
+        assert_eq!(infill_cut("fn main() {\n    let x = 1;\n    ", None), 27);
+        assert_eq!(infill_cut("fn mian() {\n    let x = 1;\n    ", Some(head)), 27);
+        // Enter and the next lines typed: the middle still starts after the head
+        assert_eq!(infill_cut("fn main() {\n    let x = 1;\n    ", Some(head)), head.len());
+        assert_eq!(infill_cut("fn main() {\n    le", Some(head)), head.len());
+        // the cursor moved back into the head (backspace over the line break): the cursor's line
+        assert_eq!(infill_cut("fn main() {", Some(head)), 0);
+        // an empty head (the window's first line) is a head too
+        assert_eq!(infill_cut("a\nb", Some("")), 0);
+        // too many lines or bytes past the head: the cursor's line again
+        let lines = format!("{head}{}x", "y\n".repeat(INFILL_MIDDLE_LINES - 1));
+        assert_eq!(infill_cut(&lines, Some(head)), head.len());
+        let more = format!("{head}{}x", "y\n".repeat(INFILL_MIDDLE_LINES));
+        assert_eq!(infill_cut(&more, Some(head)), cursor_line_start(&more));
+        let long = format!("{head}{}\nx", "y".repeat(INFILL_MIDDLE_BYTES));
+        assert_eq!(infill_cut(&long, Some(head)), cursor_line_start(&long));
     }
 
     #[test]

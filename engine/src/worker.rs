@@ -333,7 +333,7 @@ struct DocPrompt {
     prefix: Option<crate::retok::Tokenized>,
     /// The suffix window, kept while the text that decided it stays the same.
     suffix: Option<crate::retok::Suffix>,
-    /// The infill layout's head (the window up to the cursor's line) and its tokens.
+    /// The infill layout's head (the window up to where the middle starts) and its tokens.
     infill_head: Option<(String, Vec<Token>)>,
 }
 

@@ -65,7 +65,8 @@ impl Session<'_, '_> {
         let bos = if special { None } else { self.bos() };
         let infill = (self.cfg.fim_layout == FimLayout::Infill && self.format.uses_suffix())
             .then(|| {
-                let cut = window::cursor_line_start(text);
+                let kept = self.prompts.get(&req.doc).and_then(|p| p.infill_head.as_ref()).map(|(h, _)| h.as_str());
+                let cut = window::infill_cut(text, kept);
                 let mut head = self.infill_head(&req.doc, &text[..cut]);
                 let line = self.tokenize(&text[cut..]);
                 let keep = budget.saturating_sub(line.len());
@@ -135,7 +136,7 @@ impl Session<'_, '_> {
         tokens
     }
 
-    /// The infill layout's head tokens, tokenized only when the text up to the cursor's line changed.
+    /// The infill layout's head tokens, tokenized only when the text before the middle changed.
     fn infill_head(&mut self, doc: &str, head: &str) -> Vec<Token> {
         if let Some((text, tokens)) = self.prompts.get(doc).and_then(|p| p.infill_head.as_ref()) {
             if text == head {

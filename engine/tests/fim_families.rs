@@ -446,13 +446,18 @@ fn the_infill_layout_keeps_the_whole_previous_prompt_on_a_keystroke() {
         };
         let first = engine.complete_blocking(req("fn main() {\n    let x = ")).expect("completion");
         let second = engine.complete_blocking(req("fn main() {\n    let x = 1")).expect("completion");
+        // Enter, then the next line: the middle keeps its start, so this appends too.
+        let third = engine.complete_blocking(req("fn main() {\n    let x = 1;\n    let y")).expect("completion");
         engine.shutdown();
-        (first.timings, second.timings)
+        (first.timings, second.timings, third.timings)
     };
-    let (n1, n2) = keystroke(FimLayout::Native);
-    let (i1, i2) = keystroke(FimLayout::Infill);
+    let (n1, n2, n3) = keystroke(FimLayout::Native);
+    let (i1, i2, i3) = keystroke(FimLayout::Infill);
     assert!(i2.reused_tokens >= i1.prompt_tokens, "infill keeps the previous prompt: {i1:?} then {i2:?}");
     assert_eq!(i2.reused_tokens + i2.redecoded_tokens, i2.prompt_tokens, "{i2:?}");
     assert!(n2.reused_tokens < n1.prompt_tokens, "native PSM cuts the cache before the suffix: {n2:?}");
     assert!(i2.redecoded_tokens < n2.redecoded_tokens, "infill {i2:?} against native {n2:?}");
+    // the "1" may merge with what follows it; everything before it stays
+    assert!(i3.reused_tokens + 1 >= i2.prompt_tokens, "a new line appends: {i2:?} then {i3:?}");
+    assert!(i3.redecoded_tokens < n3.redecoded_tokens, "infill {i3:?} against native {n3:?}");
 }
