@@ -57,6 +57,8 @@ pub struct RunFigures {
     pub model_load_ms: f64,
     /// Speculative decoding over the model requests.
     pub spec: SpecFigures,
+    /// Context blocks that changed while the user typed, held and decoded in a pause (`contextHoldMs`).
+    pub context_warms: u64,
     pub samples: Vec<Sample>,
 }
 
@@ -160,6 +162,7 @@ pub fn run_trace_with(
     }
     let pid = r.client.pid();
     let rss = peak_rss_mb(pid);
+    let context_warms = r.client.request("lokal/stats", json!({})).ok().and_then(|s| s["contextWarms"].as_u64());
     let samples = r.samples.clone();
     let Replayer { client, peer_samples, .. } = r;
     client.shutdown();
@@ -173,6 +176,7 @@ pub fn run_trace_with(
             peak_rss_mb: rss,
             model_load_ms,
             spec: spec_figures(&samples),
+            context_warms: context_warms.unwrap_or(0),
             samples,
         },
         peer_samples,
@@ -595,6 +599,7 @@ fn run_peer(args: &BenchArgs, exe: &Path, mut options: serde_json::Value, peer: 
         100.0 * ours.spec.acceptance,
         ours.spec.tokens_per_decode
     );
+    println!("lokal context blocks held while typing and decoded in a pause: {}", ours.context_warms);
     print_phases(&ours.samples);
     let mut goals = Vec::new();
     if let (Some(a), Some(b)) = (ours.kinds.get(&Kind::Keystroke), peer_kinds.get(&Kind::Keystroke)) {

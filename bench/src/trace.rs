@@ -285,13 +285,16 @@ impl Replayer {
         Ok(sample)
     }
 
-    /// Wait until lokal's model has nothing running or queued (at most 10 s): work it does ahead after an
-    /// answer (the prefetch after a suggestion) must not share the device with the peer's timed request.
+    /// Wait until lokal's model has nothing running, queued or held for a pause (at most 10 s): work it does
+    /// ahead after an answer (the prefetch after a suggestion, a context block held while typing) must not
+    /// share the device with the peer's timed request, as the peer's ring updates are sent while it pauses.
     fn wait_idle(&mut self) -> Result<(), RpcError> {
         let until = Instant::now() + std::time::Duration::from_secs(10);
         while Instant::now() < until {
             let s = self.client.request("lokal/stats", json!({}))?;
-            let busy = s["runningJobs"].as_u64().unwrap_or(0) + s["queuedJobs"].as_u64().unwrap_or(0);
+            let busy = s["runningJobs"].as_u64().unwrap_or(0)
+                + s["queuedJobs"].as_u64().unwrap_or(0)
+                + s["pendingWarms"].as_u64().unwrap_or(0);
             if busy == 0 {
                 break;
             }

@@ -48,6 +48,10 @@ pub struct EngineConfig {
     pub prefetch: bool,
     /// Code actions and design documents one session (editor window) may run at once; the rest queue.
     pub long_jobs_per_session: usize,
+    /// While a document's completions come closer together than this (ms: the user is typing on), a changed
+    /// context block waits and the one its cells hold is used; once the model thread has been idle this
+    /// long the new block is decoded ahead (`contextHoldMs`, 0: every change is taken at once).
+    pub context_hold_ms: u64,
     /// Speculative decoding under greedy sampling (`speculative`: "off", "auto" or "lookup").
     pub speculative: crate::speculate::Speculative,
     /// Most draft tokens verified with each generated token (`draftMax`).
@@ -78,6 +82,8 @@ impl Default for EngineConfig {
             batching: true,
             long_jobs_yield: true,
             long_jobs_per_session: 2,
+            // A typing pace is a key every 100-300 ms; a pause to read or think is longer.
+            context_hold_ms: 1000,
             prefetch: true,
             // Off until a quiet run shows it pays on CPU: there a verified position costs about half a decode
             // (Gemma 3's 262k-token output layer), and the trace's drafts are accepted 28-36% of the time

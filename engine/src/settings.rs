@@ -226,6 +226,7 @@ pub fn parse(value: &Value, base: &EngineConfig) -> Settings {
             "maxLines" => c.count(key, val, &mut e.max_lines, 1, usize::MAX as u64),
             "hostCacheMb" => c.count(key, val, &mut e.host_cache_mb, 0, usize::MAX as u64),
             "reuseMinChunk" => c.count(key, val, &mut e.reuse_min_chunk, 0, usize::MAX as u64),
+            "contextHoldMs" => c.count(key, val, &mut e.context_hold_ms, 0, 60_000),
             "threads" => {
                 let mut n = e.threads.unwrap_or(0);
                 let before = c.problems.len();

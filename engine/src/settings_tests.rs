@@ -227,3 +227,14 @@ fn prefetch_is_on_by_default_and_a_flag() {
     assert!(!s.engine.prefetch, "a bad value keeps the value in force");
     problem(&s, "prefetch");
 }
+
+#[test]
+fn context_hold_ms_is_read_and_checked() {
+    let d = EngineConfig::default();
+    assert_eq!(d.context_hold_ms, 1000);
+    let s = parse(&json!({"contextHoldMs": 0}), &d);
+    assert_eq!((s.engine.context_hold_ms, s.problems.len()), (0, 0));
+    let s2 = parse(&json!({"contextHoldMs": 600_000, "maxLines": 3}), &s.engine);
+    assert_eq!((s2.engine.context_hold_ms, s2.engine.max_lines), (0, 3));
+    assert!(problem(&s2, "contextHoldMs").message.contains("from 0 to 60000"), "{:?}", s2.problems);
+}

@@ -177,7 +177,7 @@ impl Tuning {
         k
     }
 
-    /// A decode of `n` tokens, every one with logits, took `ms`.
+    /// A decode of `n` tokens, every one with logits, took `ms` until the last logits were read.
     pub(crate) fn observe_time(&mut self, n: usize, ms: f64) {
         let avg = |old: Option<f64>, new: f64| Some(old.map_or(new, |o| 0.8 * o + 0.2 * new));
         if n == 1 {

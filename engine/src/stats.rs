@@ -109,6 +109,10 @@ pub struct EngineStats {
     pub kv_bytes: usize,
     /// Where the model thread's time goes, step by step: llama_decode vs the host work around it.
     pub steps: StepStats,
+    /// Context blocks held back while the user typed and decoded ahead once they paused (`contextHoldMs`),
+    /// and documents with one still waiting for a pause.
+    pub context_warms: u64,
+    pub pending_warms: usize,
 }
 
 /// The model thread's steps (one llama_decode each) since the engine started: what the decode took and what

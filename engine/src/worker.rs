@@ -182,9 +182,16 @@ fn serve_model(rx: &Receiver<Job>, cfg: &EngineConfig, model: &LlamaModel, info:
             // Block only when nothing runs; otherwise take what arrived and go on with the next step.
             let mut first = None;
             if sched.is_idle() {
-                match rx.recv() {
+                // A held context block is decoded once the user pauses: nothing arrived for a while.
+                let got = match s.warm_due() {
+                    None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                    Some(due) => rx.recv_timeout(due.saturating_duration_since(Instant::now())),
+                };
+                match got {
                     Ok(j) => first = Some(j),
-                    Err(_) => return None,
+                    // At background priority, and stopped by any keystroke like a prefetch (below).
+                    Err(RecvTimeoutError::Timeout) => first = s.take_warm(),
+                    Err(RecvTimeoutError::Disconnected) => return None,
                 }
                 turn = Instant::now();
             } else if let Some(wait) = rejoin.wait(&sched) {
@@ -335,6 +342,11 @@ struct DocPrompt {
     suffix: Option<crate::retok::Suffix>,
     /// The infill layout's head (the window up to where the middle starts) and its tokens.
     infill_head: Option<(String, Vec<Token>)>,
+    /// When the last completion for this document came, and the cursor's line then: the context block is
+    /// held while the user types (worker_prompt.rs `context_tokens`).
+    last: Option<(Instant, usize)>,
+    /// The last request whose new context block was held back: decoded ahead once the thread is idle.
+    warm: Option<CompletionRequest>,
 }
 
 struct Session<'m, 's> {
@@ -370,6 +382,8 @@ struct Session<'m, 's> {
     last_decode: Duration,
     /// Where this vocabulary may be cut for incremental tokenization (probed once).
     cuts: crate::retok::Cuts,
+    /// Held context blocks decoded ahead while the user paused (worker_prompt.rs `take_warm`).
+    warms: u64,
 }
 
 impl<'m, 's> Session<'m, 's> {
@@ -420,6 +434,7 @@ impl<'m, 's> Session<'m, 's> {
             clock: StepClock::default(),
             last_decode: Duration::ZERO,
             cuts,
+            warms: 0,
         }
     }
 
@@ -464,6 +479,8 @@ impl<'m, 's> Session<'m, 's> {
             batching: self.cfg.batching,
             kv_bytes: all_cells_bytes(&self.ctx).saturating_sub(self.empty_kv_bytes),
             steps: self.clock.stats(),
+            context_warms: self.warms,
+            pending_warms: self.prompts.values().filter(|p| p.warm.is_some()).count(),
         }
     }
 }

@@ -2,12 +2,14 @@
 //! instruction in the model's chat template (or a plain layout for base models).
 use super::Session;
 use crate::api::CompletionRequest;
+use crate::cancel::CancelToken;
 use crate::fim::FimLayout;
 use crate::model_info::Token;
 use crate::retok::{self, Tokenizer};
 use crate::window;
 use llama_cpp_2::model::LlamaChatMessage;
 use std::cell::RefCell;
+use std::time::{Duration, Instant};
 
 impl Session<'_, '_> {
     /// Document text as plain tokens, as every window is tokenized (retok.rs `Vocab`).
@@ -21,23 +23,65 @@ impl Session<'_, '_> {
 
     /// The context block's tokens: repository-level tokens parsed as special only in a block that says it
     /// carries them (the server renders those from the index, never from document text as-is).
-    /// The block is held per document and stays the same while the user types, so its tokens are kept with
-    /// the document and only a changed block is tokenized.
-    pub(super) fn context_tokens(&mut self, doc: &str, c: Option<&crate::api::ContextBlock>) -> Vec<Token> {
+    /// The block is kept per document, so only a changed block is tokenized. Any change re-decodes the
+    /// whole prompt after it, so while the user types on at the same place (the cursor on the same or the
+    /// next line as at the document's last completion) a changed block waits: the one the cells hold is
+    /// used, and the new one is decoded ahead once the model thread has been idle for `contextHoldMs`
+    /// ([`Self::take_warm`]), as llama.vscode refreshes its context chunks while the typist is idle.
+    pub(super) fn context_tokens(&mut self, req: &CompletionRequest) -> Vec<Token> {
         let vocab = self.model.vocab();
-        let kept = &mut self.prompts.entry(doc.to_string()).or_default().block;
-        let Some(c) = c.filter(|c| !c.text.is_empty()) else {
-            *kept = None;
+        let line = req.first_line as usize + req.before.bytes().filter(|&b| b == b'\n').count();
+        let kept = self.prompts.entry(req.doc.clone()).or_default();
+        let typing = self.cfg.context_hold_ms > 0 && kept.last.is_some_and(|(_, l)| line.abs_diff(l) <= 1);
+        kept.last = Some((Instant::now(), line));
+        let Some(c) = req.context.as_ref().filter(|c| !c.text.is_empty()) else {
+            kept.block = None;
+            kept.warm = None;
             return Vec::new();
         };
-        if let Some((text, special, tokens)) = kept {
+        if let Some((text, special, tokens)) = &kept.block {
             if *text == c.text && *special == c.special {
+                kept.warm = None;
+                return tokens.clone();
+            }
+            if typing {
+                kept.warm = Some(req.clone());
                 return tokens.clone();
             }
         }
+        kept.warm = None;
         let tokens: Vec<Token> = vocab.tokenize(c.text.as_bytes(), false, c.special).into_iter().map(|t| t.0).collect();
-        *kept = Some((c.text.clone(), c.special, tokens.clone()));
+        kept.block = Some((c.text.clone(), c.special, tokens.clone()));
         tokens
+    }
+
+    /// When the first held context block is due to be decoded ahead: `contextHoldMs` after its document's
+    /// last completion came (the thread is idle when this is asked).
+    pub(super) fn warm_due(&self) -> Option<Instant> {
+        let hold = Duration::from_millis(self.cfg.context_hold_ms);
+        self.prompts.values().filter(|p| p.warm.is_some()).filter_map(|p| p.last.map(|(at, _)| at + hold)).min()
+    }
+
+    /// The completion that decodes a held context block ahead (its prompt, one token), for the document
+    /// that waited longest; a keystroke stops it like a prefetch. Its answer goes nowhere: what it leaves is
+    /// the cells.
+    pub(super) fn take_warm(&mut self) -> Option<super::Job> {
+        let now = Instant::now();
+        let hold = Duration::from_millis(self.cfg.context_hold_ms);
+        let doc = self
+            .prompts
+            .iter()
+            .filter(|(_, p)| p.warm.is_some() && p.last.is_some_and(|(at, _)| at + hold <= now))
+            .min_by_key(|(_, p)| p.last.map(|(at, _)| at))
+            .map(|(d, _)| d.clone())?;
+        let kept = self.prompts.get_mut(&doc)?;
+        let mut req = kept.warm.take()?;
+        // Not typing on: this one takes the new block.
+        kept.last = None;
+        req.max_tokens = Some(1);
+        let (reply, _) = tokio::sync::oneshot::channel();
+        self.warms += 1;
+        Some(super::Job::Complete { req, cancel: CancelToken::new(), queued: now, reply, prefetch: true })
     }
 
     pub(super) fn bos(&self) -> Option<Token> {
@@ -52,7 +96,7 @@ impl Session<'_, '_> {
     pub(super) fn completion_prompt(&mut self, req: &CompletionRequest) -> (Vec<Token>, usize) {
         // The block goes in front of the prefix, where it changes only when its snippets do, so a keystroke
         // still re-decodes only the typed tokens; its tokens come out of the prefix budget.
-        let block = self.context_tokens(&req.doc, req.context.as_ref());
+        let block = self.context_tokens(req);
         let block_len = block.len();
         let budget = self.cfg.prefix_tokens.saturating_sub(block.len()).max(self.cfg.prefix_tokens / 4).max(1);
         let (w, prefix) = self.prefix_window(req, budget);

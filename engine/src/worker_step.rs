@@ -270,14 +270,16 @@ impl Session<'_, '_> {
         self.abort.disarm();
         match decoded {
             Ok(()) => {
-                if all_rows {
-                    self.tuning.observe_time(self.batch.n_tokens() as usize, t.elapsed().as_secs_f64() * 1e3);
-                }
+                // Until the last row's logits are read: on a GPU llama_decode returns before the device is
+                // done, and the cost of a verified position (the copy of its logits, the pick) comes after.
+                let mut read = t_sample;
                 for &id in &added {
                     let r = self.gens.get_mut(&id).expect("running");
                     r.gen.decoded();
                     if let Some(row) = r.gen.wants_logits() {
-                        if let Some(from) = r.gen.take_logits(&self.ctx, row, self.model, &mut self.tuning) {
+                        let from = r.gen.take_logits(&self.ctx, row, self.model, &mut self.tuning);
+                        read = Instant::now();
+                        if let Some(from) = from {
                             // Removing cells at a sequence's end cannot fail for llama.cpp's KV cache; a
                             // refusal would leave cells the prefix cache does not know of, so it is logged.
                             let seq = r.gen.seq;
@@ -291,6 +293,9 @@ impl Session<'_, '_> {
                         self.finish(id, Ok(()));
                         done.push(id);
                     }
+                }
+                if all_rows {
+                    self.tuning.observe_time(self.batch.n_tokens() as usize, ms(read - t));
                 }
             }
             Err(e) => {

@@ -164,7 +164,7 @@ proptest! {
     #![proptest_config(cases(256))]
 
     #[test]
-    fn the_settings_parser_takes_any_json(keys in prop::collection::vec((prop::sample::select(vec!["modelPath", "sequences", "ctxPerSequence", "maxTokens", "maxLines", "threads", "gpuLayers", "cacheEnabled", "hostCacheMb", "reuseMinChunk", "prefixTokens", "suffixTokens", "speculative", "draftMax", "remote", "defaultTier", "minimumTier", "overrides", "modelpath"]), setting_value()), 0..8), nest in any::<bool>()) {
+    fn the_settings_parser_takes_any_json(keys in prop::collection::vec((prop::sample::select(vec!["modelPath", "sequences", "ctxPerSequence", "maxTokens", "maxLines", "threads", "gpuLayers", "cacheEnabled", "hostCacheMb", "reuseMinChunk", "contextHoldMs", "prefixTokens", "suffixTokens", "speculative", "draftMax", "remote", "defaultTier", "minimumTier", "overrides", "modelpath"]), setting_value()), 0..8), nest in any::<bool>()) {
         let obj: serde_json::Map<String, Value> = keys.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         let v = if nest { json!({"lokal": obj}) } else { Value::Object(obj) };
         let base = lokal_engine::EngineConfig::default();
