@@ -108,16 +108,17 @@ fn draft(history: &[Token], previous: &[Token], max: usize) -> Vec<Token> {
 }
 
 /// What drafting pays on this machine, learnt while generating. A verified position costs the model's
-/// pass over it, output layer included: on a 2-core CPU with Gemma 3's 262k-token vocabulary about half a
-/// lone decode, on a GPU next to nothing. The i-th draft of a match is worth verifying while the chance
-/// that it and all before it are accepted (p^i, p learnt per kind of match) beats that cost.
+/// pass over it, output layer and the read of its logits included: on a 2-core CPU with Gemma 3's
+/// 262k-token vocabulary about half a lone decode each; on a GPU the first one costs most (llama.cpp's CUDA
+/// backend replays a captured graph only for one-token decodes) and the rest next to nothing. So the time of
+/// a decode is learnt per number of rows, and a match verifies the number of drafts that gives the most
+/// expected tokens per millisecond (the i-th draft is kept with chance p^i, p learnt per kind of match).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Tuning {
     /// Learn from this session's decodes; off: draft up to the maximum whenever there is a match.
     pub adaptive: bool,
-    /// Moving averages (ms): a lone token's decode, and each further token in a batch.
-    single_ms: Option<f64>,
-    extra_ms: Option<f64>,
+    /// Moving averages (ms) of a decode of `n` rows, every one with logits, at index `n` (0 unused).
+    times: [Option<f64>; ROWS_MAX + 1],
     /// Per kind of match, decayed: drafted tokens accepted, and drafts cut short by a rejection.
     hits: [f64; CLASSES],
     misses: [f64; CLASSES],
@@ -125,9 +126,17 @@ pub(crate) struct Tuning {
     idle: u32,
 }
 
+/// Rows a decode's time is learnt for: a token and up to 64 drafts (`draftMax` is at most 64).
+const ROWS_MAX: usize = 65;
+/// Matches not drafted before a full draft is tried anyway: rare, since where drafting does not pay each
+/// try costs a long decode (on a GPU about three lone ones).
+const EXPLORE_EVERY: u32 = 64;
+/// What each further row is guessed to cost, as a share of a lone decode, before it is measured.
+const GUESS_EXTRA: f64 = 0.3;
+
 impl Default for Tuning {
     fn default() -> Self {
-        Self { adaptive: true, single_ms: None, extra_ms: None, hits: [2.0; CLASSES], misses: [1.0; CLASSES], idle: 0 }
+        Self { adaptive: true, times: [None; ROWS_MAX + 1], hits: [2.0; CLASSES], misses: [1.0; CLASSES], idle: 0 }
     }
 }
 
@@ -140,14 +149,34 @@ impl Tuning {
     /// A machine where each further batch position costs `cost` of a lone decode (tests).
     #[cfg(test)]
     pub(crate) fn with_cost(cost: f64) -> Self {
-        Self { single_ms: Some(1.0), extra_ms: Some(cost), ..Default::default() }
+        let mut t = Self::default();
+        for n in 1..=ROWS_MAX {
+            t.times[n] = Some(1.0 + cost * (n - 1) as f64);
+        }
+        t
     }
 
-    /// One more batch position as a fraction of a lone decode; a middling guess until both are measured.
-    fn cost(&self) -> f64 {
-        match (self.single_ms, self.extra_ms) {
-            (Some(s), Some(e)) if s > 0.0 => (e / s).clamp(0.0, 4.0),
-            _ => 0.3,
+    /// The time of a decode of `n` rows: measured, else between the nearest measured sizes, else further
+    /// rows at the slope of the last measured span (a guessed share of a lone decode beyond the first).
+    pub(crate) fn time(&self, n: usize) -> f64 {
+        let n = n.clamp(1, ROWS_MAX);
+        if let Some(t) = self.times[n] {
+            return t;
+        }
+        let below = (1..n).rev().find_map(|i| self.times[i].map(|t| (i, t)));
+        let above = (n + 1..=ROWS_MAX).find_map(|i| self.times[i].map(|t| (i, t)));
+        let one = self.times[1].unwrap_or(1.0);
+        match (below, above) {
+            (Some((a, ta)), Some((b, tb))) => ta + (tb - ta) * (n - a) as f64 / (b - a) as f64,
+            (Some((a, ta)), None) => {
+                let slope = (1..a)
+                    .rev()
+                    .find_map(|i| self.times[i].map(|t| (ta - t) / (a - i) as f64))
+                    .unwrap_or(GUESS_EXTRA * one);
+                ta + slope.max(0.0) * (n - a) as f64
+            }
+            (None, Some((b, tb))) => one + (tb - one) * (n - 1) as f64 / (b - 1).max(1) as f64,
+            (None, None) => one + GUESS_EXTRA * one * (n - 1) as f64,
         }
     }
 
@@ -155,35 +184,39 @@ impl Tuning {
         self.hits[class] / (self.hits[class] + self.misses[class])
     }
 
-    /// How many of a `class` match's drafts to verify, at most `max`.
+    /// How many of a `class` match's drafts to verify, at most `max`: the most expected tokens (the token,
+    /// then each draft while all before it held) per unit of decode time.
     fn worth(&mut self, class: usize, max: usize) -> usize {
         if !self.adaptive {
             return max;
         }
-        let (p, c) = (self.chance(class), self.cost());
-        let (mut k, mut all) = (0, p);
-        while k < max && all > c {
-            k += 1;
+        let p = self.chance(class);
+        let (mut best, mut best_rate) = (0, 1.0 / self.time(1));
+        let (mut expected, mut all) = (1.0, 1.0);
+        for k in 1..=max.min(ROWS_MAX - 1) {
             all *= p;
-        }
-        if k == 0 {
-            // Try one draft now and then, or a kind of match judged bad once would never be tried again.
-            self.idle += 1;
-            if self.idle >= 16 {
-                self.idle = 0;
-                k = max.min(1);
+            expected += all;
+            let rate = expected / self.time(k + 1);
+            if rate > best_rate * (1.0 + 1e-9) {
+                (best, best_rate) = (k, rate);
             }
         }
-        k
+        if best == 0 && max > 0 {
+            // Try a full draft now and then: a kind of match judged bad once would never be tried again,
+            // and the time of a long batch is learnt only by decoding one.
+            self.idle += 1;
+            if self.idle >= EXPLORE_EVERY {
+                self.idle = 0;
+                best = max;
+            }
+        }
+        best
     }
 
-    /// A decode of `n` tokens, every one with logits, took `ms` until the last logits were read.
+    /// A decode of `n` rows, every one with logits, took `ms` until the last logits were read.
     pub(crate) fn observe_time(&mut self, n: usize, ms: f64) {
-        let avg = |old: Option<f64>, new: f64| Some(old.map_or(new, |o| 0.8 * o + 0.2 * new));
-        if n == 1 {
-            self.single_ms = avg(self.single_ms, ms);
-        } else if let Some(s) = self.single_ms {
-            self.extra_ms = avg(self.extra_ms, ((ms - s) / (n - 1) as f64).max(0.0));
+        if (1..=ROWS_MAX).contains(&n) {
+            self.times[n] = Some(self.times[n].map_or(ms, |o| 0.8 * o + 0.2 * ms));
         }
     }
 

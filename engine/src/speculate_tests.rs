@@ -197,21 +197,39 @@ fn drafts_are_verified_only_while_they_pay() {
     }
     assert!(t.worth(4, 8) >= 6, "{t:?}");
     assert_eq!(t.worth(5, 8), 0);
-    // Too dear for anything: one draft every 16 matches all the same, so the estimate can recover.
+    // Too dear for anything: a full draft every 64 matches all the same, so the estimates can recover.
     let mut t = Tuning::with_cost(0.95);
-    let tried: usize = (0..32).map(|_| t.worth(0, 8)).sum();
-    assert_eq!(tried, 2);
+    let tried: Vec<usize> = (0..128).map(|_| t.worth(0, 8)).filter(|&k| k > 0).collect();
+    assert_eq!(tried, [8, 8]);
     // Without adaptation every match drafts up to the maximum.
     assert_eq!(Tuning { adaptive: false, ..Tuning::with_cost(0.95) }.worth(2, 5), 5);
 }
 
 #[test]
-fn the_cost_of_a_position_is_learnt_from_decode_times() {
+fn the_time_of_a_batch_is_learnt_per_size() {
     let mut t = Tuning::default();
-    assert_eq!(t.cost(), 0.3, "a guess before anything is measured");
-    t.observe_time(5, 30.0);
-    assert_eq!(t.cost(), 0.3, "a batch alone says nothing without a lone decode to compare");
+    assert!((t.time(5) - 2.2).abs() < 1e-9, "a guess before anything is measured: {}", t.time(5));
     t.observe_time(1, 10.0);
     t.observe_time(5, 30.0);
-    assert!((t.cost() - 0.5).abs() < 1e-9, "{t:?}");
+    // between measured sizes: on the line; past the last: at the slope of the last span
+    assert_eq!((t.time(1), t.time(3), t.time(5), t.time(7)), (10.0, 20.0, 30.0, 40.0));
+    // A GPU: the second row costs what llama.cpp's graph replay saves, the others next to nothing. A match
+    // that holds 2 times in 3 drafts nothing; one that always holds drafts all it has, since the ninth row
+    // costs little more than the second.
+    let mut gpu = Tuning::default();
+    gpu.observe_time(1, 1.0);
+    gpu.observe_time(2, 3.0);
+    assert_eq!(gpu.worth(0, 8), 0, "{gpu:?}");
+    gpu.observe_time(9, 3.2);
+    assert_eq!(gpu.worth(0, 8), 0, "{gpu:?}");
+    for _ in 0..30 {
+        gpu.observe(0, 8, 8);
+    }
+    assert_eq!(gpu.worth(0, 8), 8, "{gpu:?}");
+    // Where every row costs a whole decode, even that match drafts nothing.
+    let mut cpu = Tuning::with_cost(1.0);
+    for _ in 0..30 {
+        cpu.observe(0, 8, 8);
+    }
+    assert_eq!(cpu.worth(0, 8), 0, "{cpu:?}");
 }
