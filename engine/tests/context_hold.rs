@@ -9,22 +9,14 @@ use support::families::{self, Keys};
 
 fn engine(path: &std::path::Path, hold_ms: u64) -> Engine {
     let cfg = EngineConfig {
-        model_path: Some(path.to_path_buf()),
         sequences: 2,
         ctx_per_sequence: 512,
         prefix_tokens: 256,
-        suffix_tokens: 64,
         max_tokens: 4,
-        threads: Some(1),
-        gpu_layers: Some(0),
         context_hold_ms: hold_ms,
-        ..Default::default()
+        ..support::engine::tiny(path)
     };
-    let engine = Engine::start(cfg, |_| {});
-    rt().block_on(async { tokio::time::timeout(Duration::from_secs(120), engine.wait_ready()).await })
-        .expect("model load hangs")
-        .expect("model loads");
-    engine
+    support::engine::start(cfg).expect("model loads").0
 }
 
 fn rt() -> tokio::runtime::Runtime {

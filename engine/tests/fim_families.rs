@@ -10,7 +10,6 @@ use lokal_engine::fim::{FimFamily, Order, PromptFormat};
 use lokal_engine::model_info::{ModelInfo, SpecialToken};
 use lokal_engine::{Completion, CompletionRequest, Engine, EngineConfig};
 use std::path::Path;
-use std::time::Duration;
 use support::families::{self, Keys, Model};
 use support::gguf::{Gguf, TempFile};
 use support::model::{N_CTX_TRAIN, N_LAYER};
@@ -253,31 +252,12 @@ fn ggml_reads_back_what_the_writer_wrote() {
 const MAX_TOKENS: usize = 8;
 
 fn start_engine(path: &Path) -> std::result::Result<(Engine, Box<ModelInfo>), String> {
-    let cfg = EngineConfig {
-        model_path: Some(path.to_path_buf()),
-        sequences: 1,
-        ctx_per_sequence: 256,
-        prefix_tokens: 128,
-        suffix_tokens: 64,
+    support::engine::start(EngineConfig {
         max_tokens: MAX_TOKENS,
         max_lines: 4,
-        threads: Some(1),
-        gpu_layers: Some(0),
         host_cache_mb: 1,
-        ..Default::default()
-    };
-    let engine = Engine::start(cfg, |_| {});
-    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
-    match rt
-        .block_on(async { tokio::time::timeout(Duration::from_secs(120), engine.wait_ready()).await })
-        .expect("model load hangs")
-    {
-        Ok(info) => Ok((engine, info)),
-        Err(e) => {
-            engine.shutdown();
-            Err(e.to_string())
-        }
-    }
+        ..support::engine::tiny(path)
+    })
 }
 
 fn complete(engine: &Engine) -> Completion {
@@ -417,23 +397,8 @@ fn the_infill_layout_keeps_the_whole_previous_prompt_on_a_keystroke() {
     use lokal_engine::fim::FimLayout;
     let f = families::qwen_coder(Keys::None).emitting("x").write_temp("qwen-infill.gguf");
     let keystroke = |layout: FimLayout| {
-        let cfg = EngineConfig {
-            model_path: Some(f.path().to_path_buf()),
-            sequences: 1,
-            ctx_per_sequence: 256,
-            prefix_tokens: 128,
-            suffix_tokens: 64,
-            max_tokens: MAX_TOKENS,
-            threads: Some(1),
-            gpu_layers: Some(0),
-            fim_layout: layout,
-            ..Default::default()
-        };
-        let engine = Engine::start(cfg, |_| {});
-        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
-        rt.block_on(async { tokio::time::timeout(Duration::from_secs(120), engine.wait_ready()).await })
-            .expect("model load hangs")
-            .expect("model loads");
+        let cfg = EngineConfig { max_tokens: MAX_TOKENS, fim_layout: layout, ..support::engine::tiny(f.path()) };
+        let (engine, _) = support::engine::start(cfg).expect("model loads");
         // "1" is not what the model suggested ("x…"), so the engine must ask the model again.
         let req = |before: &str| CompletionRequest {
             doc: "file:///tmp/main.rs".into(),

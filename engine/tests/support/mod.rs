@@ -3,6 +3,7 @@
 //! the code-model families.
 #![allow(dead_code)]
 
+pub mod engine;
 pub mod families;
 pub mod gguf;
 pub mod model;
