@@ -55,25 +55,29 @@ impl Session<'_, '_> {
         tokens
     }
 
-    /// When the first held context block is due to be decoded ahead: `contextHoldMs` after its document's
-    /// last completion came (the thread is idle when this is asked).
+    /// When a document's held context block is due to be decoded ahead: `contextHoldMs` after its last
+    /// completion came.
+    fn warm_at(&self, p: &super::DocPrompt) -> Option<Instant> {
+        p.warm.as_ref()?;
+        Some(p.last?.0 + Duration::from_millis(self.cfg.context_hold_ms))
+    }
+
+    /// When the first held context block is due (the thread is idle when this is asked).
     pub(super) fn warm_due(&self) -> Option<Instant> {
-        let hold = Duration::from_millis(self.cfg.context_hold_ms);
-        self.prompts.values().filter(|p| p.warm.is_some()).filter_map(|p| p.last.map(|(at, _)| at + hold)).min()
+        self.prompts.values().filter_map(|p| self.warm_at(p)).min()
     }
 
     /// The completion that decodes a held context block ahead (its prompt, one token), for the document
-    /// that waited longest; a keystroke stops it like a prefetch. Its answer goes nowhere: what it leaves is
-    /// the cells.
+    /// that waited longest, once it is due; a keystroke stops it like a prefetch. Its answer goes nowhere:
+    /// what it leaves is the cells.
     pub(super) fn take_warm(&mut self) -> Option<super::Job> {
         let now = Instant::now();
-        let hold = Duration::from_millis(self.cfg.context_hold_ms);
         let doc = self
             .prompts
             .iter()
-            .filter(|(_, p)| p.warm.is_some() && p.last.is_some_and(|(at, _)| at + hold <= now))
-            .min_by_key(|(_, p)| p.last.map(|(at, _)| at))
-            .map(|(d, _)| d.clone())?;
+            .filter_map(|(d, p)| self.warm_at(p).filter(|&at| at <= now).map(|at| (at, d)))
+            .min()
+            .map(|(_, d)| d.clone())?;
         let kept = self.prompts.get_mut(&doc)?;
         let mut req = kept.warm.take()?;
         // Not typing on: this one takes the new block.
